@@ -1,0 +1,31 @@
+"""Shared fixtures. The real VOC slice is found through one setting: WSSS_VOC_ROOT."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+import torch
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+DEFAULT_VOC_ROOT = REPO_ROOT.parent / "shared" / "data" / "voc2012"
+
+
+def voc_root_path() -> Path:
+    return Path(os.environ.get("WSSS_VOC_ROOT", DEFAULT_VOC_ROOT))
+
+
+@pytest.fixture(scope="session")
+def voc_root() -> Path:
+    root = voc_root_path()
+    if not (root / "JPEGImages").is_dir():
+        pytest.skip(f"real VOC slice not found at {root} (set WSSS_VOC_ROOT to a VOC2012-layout folder)")
+    return root
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _few_threads():
+    # Two cores on CI: keep intra-op threads modest so parallel work does not thrash.
+    torch.set_num_threads(min(2, torch.get_num_threads()))
+    yield
