@@ -4,7 +4,9 @@ Frames
 ------
 1. **VOC XML** boxes: ``xmin ymin xmax ymax``, 1-based, inclusive (a box of one pixel at the top-left
    corner is ``1 1 1 1``). Converted on reading by :func:`voc_box_to_pixel`, written back by
-   :func:`pixel_box_to_voc`.
+   :func:`pixel_box_to_voc`. **COCO** boxes ``[x, y, w, h]`` are already in pixel edges
+   (:func:`coco_box_to_pixel`). **LabelMe** rectangles are two corner pixels, both inside the box, as
+   LabelMe's own rasteriser draws them (:func:`labelme_rectangle_to_pixel`).
 2. **Pixel frame** (in memory, see :mod:`stage1_pseudolabel.weak_labels.annotation`): ``H x W`` image,
    0-based ``(x, y)``; boxes ``(x0, y0, x1, y1)`` half-open in pixel edges; points are pixel indices.
 3. **SAM 1024 frame**: the image resized so that its longest side is ``encoder_size`` (1024 for SAM),
@@ -22,12 +24,13 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Tuple
+from typing import TYPE_CHECKING, Tuple
 
 import cv2
 import numpy as np
-import torch
-import torch.nn.functional as F
+
+if TYPE_CHECKING:  # torch is imported where used, so that the readers and CLIs start without it
+    import torch
 
 
 def voc_box_to_pixel(xmin: float, ymin: float, xmax: float, ymax: float) -> Tuple[float, float, float, float]:
@@ -38,6 +41,16 @@ def voc_box_to_pixel(xmin: float, ymin: float, xmax: float, ymax: float) -> Tupl
 def pixel_box_to_voc(x0: float, y0: float, x1: float, y1: float) -> Tuple[int, int, int, int]:
     """Inverse of :func:`voc_box_to_pixel` (rounded to whole pixels)."""
     return int(round(x0)) + 1, int(round(y0)) + 1, int(round(x1)), int(round(y1))
+
+
+def coco_box_to_pixel(x: float, y: float, w: float, h: float) -> Tuple[float, float, float, float]:
+    """COCO ``[x, y, width, height]`` (top-left pixel edge and extent) to ``(x0, y0, x1, y1)`` pixel edges."""
+    return float(x), float(y), float(x) + float(w), float(y) + float(h)
+
+
+def labelme_rectangle_to_pixel(xa: float, ya: float, xb: float, yb: float) -> Tuple[float, float, float, float]:
+    """LabelMe rectangle corners (0-based pixel indices, any order, both inside) to pixel edges."""
+    return min(xa, xb), min(ya, yb), max(xa, xb) + 1.0, max(ya, yb) + 1.0
 
 
 def clip_box(box: np.ndarray, height: int, width: int) -> np.ndarray:
@@ -93,6 +106,8 @@ class SamFrame:
 
     def valid_lowres(self, device=None) -> torch.Tensor:
         """``bool [lowres, lowres]``: True on cells that show image, False on padding."""
+        import torch
+
         vh, vw = self.valid_lowres_hw
         valid = torch.zeros(self.lowres, self.lowres, dtype=torch.bool, device=device)
         valid[:vh, :vw] = True
@@ -171,6 +186,8 @@ class SamFrame:
     # -- predictions: low-res frame -> pixel ---------------------------------------------------------
     def lowres_to_pixels(self, maps: torch.Tensor) -> torch.Tensor:
         """``[..., lowres, lowres]`` maps (logits) back to ``[..., H, W]``, as SAM's ``postprocess_masks``."""
+        import torch.nn.functional as F
+
         lead = maps.shape[:-2]
         x = maps.reshape(-1, 1, self.lowres, self.lowres).float()
         x = F.interpolate(x, (self.encoder_size, self.encoder_size), mode="bilinear", align_corners=False)

@@ -1,0 +1,47 @@
+"""``evaluate --pred DIR --gt DIR [--list FILE] [--json FILE]``: per-class IoU table, mIoU, pixel accuracy.
+
+Exit status 0 on success, 2 on bad input (missing predictions, size mismatch, invalid values), with
+the error on stderr.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Optional, Sequence
+
+from stage1_pseudolabel.evaluation.folders import evaluate_folders
+from stage1_pseudolabel.weak_labels.errors import WeakLabelError
+from stage1_pseudolabel.weak_labels.voc import read_id_list
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="evaluate", description=__doc__.splitlines()[0])
+    parser.add_argument("--pred", required=True, type=Path, help="folder of predicted <id>.png label maps")
+    parser.add_argument("--gt", required=True, type=Path, help="folder of ground-truth <id>.png (e.g. SegmentationClass)")
+    parser.add_argument("--list", type=Path, default=None,
+                        help="id list (ImageSets/Segmentation/<split>.txt); default: every PNG in --pred")
+    parser.add_argument("--json", type=Path, default=None, help="also write the metrics as JSON here")
+    return parser
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        ids = read_id_list(args.list) if args.list is not None else None
+        metrics = evaluate_folders(pred_dir=args.pred, gt_dir=args.gt, ids=ids)
+    except WeakLabelError as exc:
+        print(f"evaluate: error: {exc}", file=sys.stderr)
+        return 2
+    print(metrics.format_table())
+    if args.json is not None:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(json.dumps(metrics.to_dict(), indent=2) + "\n")
+        print(f"wrote {args.json}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
