@@ -20,7 +20,14 @@ def voc_root_path() -> Path:
 def voc_root() -> Path:
     root = voc_root_path()
     if not (root / "JPEGImages").is_dir():
-        pytest.skip(f"real VOC slice not found at {root} (set WSSS_VOC_ROOT to a VOC2012-layout folder)")
+        message = (
+            f"real VOC slice not found at {root}: set WSSS_VOC_ROOT to a VOC2012-layout folder "
+            "(JPEGImages, Annotations, SegmentationClass, scribbles, points), "
+            "or WSSS_SKIP_REAL_DATA=1 to skip the tests that need it"
+        )
+        if os.environ.get("WSSS_SKIP_REAL_DATA") == "1":
+            pytest.skip(message)
+        pytest.fail(message)
     return root
 
 
