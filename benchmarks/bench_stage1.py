@@ -1,0 +1,241 @@
+"""Stage-1 speed benchmark with random-weight SAM models (not a test; prints a table).
+
+    .venv/bin/python benchmarks/bench_stage1.py [--images 2] [--models vit_b,vit_t] [--devices cpu,cuda]
+                                                [--data ../shared/data/voc2012] [--json out.json]
+
+For each model and device it measures, on the same images:
+
+* encoder s/img: the bare image-encoder forward on a preprocessed 1024x1024 input (mean of a pass
+  before and a pass after the embed step, so that load drift on a shared machine cancels);
+* embed s/img: the embed step (read, resize, normalise, encode, fp16 atomic write) and its ratio to
+  the bare encoder (target <= 1.10);
+* train s/img: one decoder training step per image on cached embeddings (median of the second
+  epoch), and the share of it spent in the logic loss: the class distribution + constraints forward
+  and backward down to the logits, against the decoder forward + backward on the same prompts;
+* generate s/img: the generate step from cached embeddings (annotation, prompts, decoder, class
+  distribution in pixel space, PNG) and its ratio to the bare prompt-encoder + decoder forward for
+  the same prompts (target <= 1.5);
+* cache bytes/img and peak memory (process RSS high-water mark; CUDA max allocated).
+
+``vit_t`` here is a plain ViT of MobileSAM's size (width 192, 12 blocks, 3 heads), not TinyViT:
+``mobile_sam`` is not installable from PyPI. Images: synthetic scenes of VOC-like size (300-500 px),
+or the first ``--images`` ids of a VOC-layout ``--data`` folder. CPU time is scarce on small machines:
+the defaults are 2 images; the vit_b encoder alone takes tens of seconds per image on 2 cores.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Dict, List
+
+import torch
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from stage1_pseudolabel.pipeline.cache import EmbeddingCache  # noqa: E402
+from stage1_pseudolabel.pipeline.config import build_config  # noqa: E402
+from stage1_pseudolabel.pipeline.embed import encode, resize_for_encoder, run_embed  # noqa: E402
+from stage1_pseudolabel.pipeline.generate import run_generate  # noqa: E402
+from stage1_pseudolabel.pipeline.model import freeze_for_decoder_training, load_model  # noqa: E402
+from stage1_pseudolabel.pipeline.predict import DecoderRunner, lowres_log_distribution  # noqa: E402
+from stage1_pseudolabel.pipeline.prepare import compile_constraints, open_dataset, prepare_image  # noqa: E402
+from stage1_pseudolabel.pipeline.train import loss_and_truths, run_train  # noqa: E402
+from stage1_pseudolabel.sam.registry import VIT_T_SIZED  # noqa: E402
+from stage1_pseudolabel.weak_labels.images import read_image  # noqa: E402
+
+MODELS = {
+    "vit_b": {},
+    "vit_t": {"encoder_embed_dim": VIT_T_SIZED.encoder_embed_dim, "encoder_depth": VIT_T_SIZED.encoder_depth,
+              "encoder_num_heads": VIT_T_SIZED.encoder_num_heads},
+}
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def _rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+
+
+def _gpu_mb(device: torch.device) -> float:
+    return torch.cuda.max_memory_allocated(device) / 2**20 if device.type == "cuda" else float("nan")
+
+
+def _reset_gpu(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(device)
+
+
+def bench_one(model_name: str, device_name: str, *, data: Path, images: int, repeats: int, work: Path) -> Dict[str, float]:
+    device = torch.device(device_name)
+    cfg = build_config(
+        overrides={"data": str(data), "work_dir": str(work), "model_type": "vit_b", "checkpoint": "none",
+                   "device": device_name, "split": "train"},
+        sets=[f"model_kwargs={json.dumps(MODELS[model_name])}", f"max_images={images}", "epochs=2", "batch_size=1",
+              "checkpoint_every=1000", "lr=1e-4", "warmup_steps=0"],
+    )
+    out: Dict[str, float] = {}
+    model, key = load_model(cfg, device=device)
+    dataset = open_dataset(cfg)
+    ids = dataset.ids[:images]
+    resized = [resize_for_encoder(read_image(dataset.load(i).image_path), encoder_size=key.encoder_size) for i in ids]
+
+    # -- encoder: warm-up, bare forwards, the embed step, bare forwards again (drift on shared machines) --
+    def bare_pass() -> List[float]:
+        times = []
+        for img in resized:
+            _sync(device)
+            t = time.perf_counter()
+            encode(model, [img], device=device)
+            _sync(device)
+            times.append(time.perf_counter() - t)
+        return times
+
+    encode(model, resized[:1], device=device)
+    times = bare_pass()
+    _reset_gpu(device)
+    embed = run_embed(cfg, progress=False)
+    out["embed_s_per_img"] = embed["seconds"] / max(embed["embedded"], 1)
+    times += bare_pass()
+    out["encoder_s_per_img"] = statistics.mean(times)
+    out["embed_ratio"] = out["embed_s_per_img"] / out["encoder_s_per_img"]
+    cache = EmbeddingCache(cfg.cache_dir, key=key)
+    out["cache_bytes_per_img"] = statistics.mean(cache.nbytes(i) for i in ids)
+    out["peak_gpu_mb_embed"] = _gpu_mb(device)
+    out["peak_rss_mb_after_embed"] = _rss_mb()
+    del model
+    if device.type == "cuda":
+        torch.cuda.empty_cache()
+
+    # -- train: the real loop, then the logic share from a paired measurement -------------------------
+    _reset_gpu(device)
+    summary = run_train(cfg, progress=False)
+    second_epoch = summary["step_seconds"][len(ids):] or summary["step_seconds"]
+    out["train_s_per_img"] = statistics.median(second_epoch) / summary["batch_size"]
+    out["peak_gpu_mb_train"] = _gpu_mb(device)
+
+    model, key = load_model(cfg, device=device)
+    model.image_encoder = None
+    params = freeze_for_decoder_training(model)
+    runner = DecoderRunner(model, device=device)
+    lowres = 4 * key.embedding_shape[1]
+    logic, plain, decoder_fwd, objects = [], [], [], []
+    for image_id in ids:
+        ann = dataset.load(image_id)
+        prepared = prepare_image(ann, cfg, encoder_size=key.encoder_size, lowres=lowres)
+        constraints = compile_constraints(ann, prepared, cfg).to(device)
+        emb = cache.load(image_id, device=device)
+        objects.append(prepared.objects.num_objects)
+        for r in range(repeats + 1):  # the first round is a warm-up
+            # Decoder forward + backward with a trivial loss: the step without the logic.
+            for p in params:
+                p.grad = None
+            _sync(device)
+            t = time.perf_counter()
+            logits = runner.object_logits(prepared, emb)
+            logits.float().mean().backward()
+            _sync(device)
+            if r:
+                plain.append(time.perf_counter() - t)
+            # The logic alone, forward + backward down to the logits (a leaf here).
+            leaf = logits.detach().requires_grad_(True)
+            _sync(device)
+            t = time.perf_counter()
+            loss, _ = loss_and_truths(constraints, lowres_log_distribution(prepared, leaf))
+            loss.backward()
+            _sync(device)
+            if r:
+                logic.append(time.perf_counter() - t)
+            with torch.inference_mode():
+                _sync(device)
+                t = time.perf_counter()
+                runner.object_logits(prepared, emb)
+                _sync(device)
+                if r:
+                    decoder_fwd.append(time.perf_counter() - t)
+    out["objects_per_img"] = statistics.mean(objects)
+    t_logic, t_plain = statistics.median(logic), statistics.median(plain)
+    out["logic_s_per_img"] = t_logic
+    out["logic_share_of_train_step"] = t_logic / (t_logic + t_plain)
+    out["decoder_fwd_bwd_s_per_img"] = t_plain
+    out["decoder_fwd_s_per_img"] = statistics.median(decoder_fwd)
+
+    # -- generate from the cache -----------------------------------------------------------------------
+    _reset_gpu(device)
+    gen = run_generate(cfg, zero_shot=False, progress=False)
+    out["generate_s_per_img"] = gen["seconds"] / max(gen["written"], 1)
+    out["generate_ratio"] = out["generate_s_per_img"] / out["decoder_fwd_s_per_img"]
+    out["peak_gpu_mb_generate"] = _gpu_mb(device)
+    out["peak_rss_mb"] = _rss_mb()
+    return out
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--images", type=int, default=2, help="images per measurement (default 2)")
+    parser.add_argument("--repeats", type=int, default=3, help="timed repeats of the decoder measurements")
+    parser.add_argument("--models", default="vit_b,vit_t")
+    parser.add_argument("--devices", default="cpu,cuda", help="cuda is skipped where unavailable")
+    parser.add_argument("--data", type=Path, help="VOC-layout folder (default: synthetic scenes of VOC-like size)")
+    parser.add_argument("--json", type=Path, help="also write the numbers here")
+    args = parser.parse_args(argv)
+    import logging
+
+    logging.basicConfig(level=logging.ERROR)
+    results: List[Dict[str, object]] = []
+    with tempfile.TemporaryDirectory(prefix="bench_stage1_") as tmp:
+        data = args.data
+        if data is None:
+            from stage1_pseudolabel.synthetic import write_dataset
+
+            data = write_dataset(Path(tmp) / "data", domain="target", num_train=args.images, num_val=1, seed=0,
+                                 size_range=(300, 500))
+        for device in args.devices.split(","):
+            if device.startswith("cuda") and not torch.cuda.is_available():
+                print(f"[{device}] not available: skipped")
+                continue
+            for name in args.models.split(","):
+                print(f"[{name} on {device}] running ({args.images} image(s), torch threads {torch.get_num_threads()})...",
+                      flush=True)
+                r = bench_one(name, device, data=data, images=args.images, repeats=args.repeats,
+                              work=Path(tmp) / f"{name}_{device}")
+                results.append({"model": name, "device": device, **r})
+    keys = [
+        ("encoder_s_per_img", "encoder s/img", "{:.3f}"),
+        ("embed_s_per_img", "embed s/img", "{:.3f}"),
+        ("embed_ratio", "embed / encoder (<=1.10)", "{:.3f}"),
+        ("train_s_per_img", "train step s/img", "{:.3f}"),
+        ("logic_s_per_img", "logic fwd+bwd s/img", "{:.4f}"),
+        ("decoder_fwd_bwd_s_per_img", "decoder fwd+bwd s/img", "{:.4f}"),
+        ("logic_share_of_train_step", "logic share of train step", "{:.1%}"),
+        ("decoder_fwd_s_per_img", "bare decoder fwd s/img", "{:.4f}"),
+        ("generate_s_per_img", "generate s/img", "{:.4f}"),
+        ("generate_ratio", "generate / decoder fwd (<=1.5)", "{:.3f}"),
+        ("objects_per_img", "objects per image", "{:.1f}"),
+        ("cache_bytes_per_img", "cache bytes/img", "{:.0f}"),
+        ("peak_rss_mb", "peak RSS MB (process)", "{:.0f}"),
+        ("peak_gpu_mb_embed", "peak GPU MB embed", "{:.0f}"),
+        ("peak_gpu_mb_train", "peak GPU MB train", "{:.0f}"),
+        ("peak_gpu_mb_generate", "peak GPU MB generate", "{:.0f}"),
+    ]
+    header = f"{'':34s}" + "".join(f"{r['model'] + '/' + r['device']:>16s}" for r in results)
+    print("\n" + header)
+    for k, label, fmt in keys:
+        print(f"{label:34s}" + "".join(f"{fmt.format(r[k]):>16s}" for r in results))
+    if args.json:
+        args.json.write_text(json.dumps(results, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

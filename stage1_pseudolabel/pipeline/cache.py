@@ -1,0 +1,155 @@
+"""On-disk cache of SAM image embeddings: fp16, one file per image, tagged with what made it.
+
+Layout under ``root`` (``<work_dir>/embeddings``)::
+
+    cache_meta.json     {"model_type", "encoder_fingerprint", "encoder_size", "embedding_shape", "version"}
+    <image_id>.pt       {"embedding": float16 [256, h, w], "meta": {... the same keys ..., "image_hw": [H, W]}}
+
+A cache made by another model variant, other weights or another encoder input size is refused with
+:class:`CacheMismatchError` (never silently reused); so is an entry whose image size differs from the
+image it is asked for (another dataset under the same id). Files are written to a temporary name and
+renamed, so an interrupted job leaves no partial entry; existing entries are what resuming skips.
+Each file is read with ``torch.load(weights_only=True)``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Dict, Optional, Tuple, Union
+
+import torch
+
+CACHE_VERSION = 1
+META_FILE = "cache_meta.json"
+
+
+class CacheMismatchError(RuntimeError):
+    """The cache on disk was made by another model, other weights, or for another image size."""
+
+
+@dataclass(frozen=True)
+class CacheKey:
+    """What determines an embedding besides the image.
+
+    Attributes:
+        model_type: ``vit_h`` ...
+        encoder_fingerprint: :func:`stage1_pseudolabel.sam.checkpoint.encoder_fingerprint`.
+        encoder_size: side of the encoder input (1024 for SAM).
+        embedding_shape: ``(C, h, w)`` of one embedding (``(256, 64, 64)`` for SAM).
+    """
+
+    model_type: str
+    encoder_fingerprint: str
+    encoder_size: int
+    embedding_shape: Tuple[int, int, int]
+
+    def as_dict(self) -> Dict[str, object]:
+        d = asdict(self)
+        d["embedding_shape"] = list(self.embedding_shape)
+        d["version"] = CACHE_VERSION
+        return d
+
+
+def _diff(found: Dict[str, object], expected: Dict[str, object]) -> str:
+    keys = sorted(set(found) | set(expected))
+    return "; ".join(f"{k}: cache has {found.get(k)!r}, this run has {expected.get(k)!r}" for k in keys if found.get(k) != expected.get(k))
+
+
+def atomic_torch_save(obj, path: Path) -> None:
+    """``torch.save`` to a temporary file in the same folder, fsync, then rename over ``path``."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            torch.save(obj, f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except FileNotFoundError:
+            pass
+        raise
+
+
+class EmbeddingCache:
+    """One folder of cached embeddings for one :class:`CacheKey`.
+
+    Args:
+        root: the cache folder (created if needed).
+        key: what this run's encoder is; compared with ``cache_meta.json`` when the folder has one.
+
+    Raises:
+        CacheMismatchError: the folder was made with another key.
+    """
+
+    def __init__(self, root: Union[str, Path], *, key: CacheKey) -> None:
+        self.root = Path(root)
+        self.key = key
+        self._expected = key.as_dict()
+        meta_path = self.root / META_FILE
+        if meta_path.is_file():
+            found = json.loads(meta_path.read_text())
+            if found != self._expected:
+                raise CacheMismatchError(
+                    f"embedding cache {self.root} was made by another model or input size ({_diff(found, self._expected)}). "
+                    "Refusing to reuse it: use another --work-dir, or delete the folder to recompute."
+                )
+        else:
+            self.root.mkdir(parents=True, exist_ok=True)
+            tmp = meta_path.with_name(f".{META_FILE}.{os.getpid()}.tmp")
+            tmp.write_text(json.dumps(self._expected, indent=2, sort_keys=True))
+            tmp.replace(meta_path)
+
+    def path(self, image_id: str) -> Path:
+        return self.root / f"{image_id}.pt"
+
+    def has(self, image_id: str) -> bool:
+        """True when a complete entry exists (entries are renamed into place only when complete)."""
+        return self.path(image_id).is_file()
+
+    def save(self, image_id: str, embedding: torch.Tensor, *, height: int, width: int) -> Path:
+        """Store ``[C, h, w]`` (or ``[1, C, h, w]``) as fp16, atomically."""
+        emb = embedding.detach().reshape(self.key.embedding_shape).to("cpu", torch.float16).contiguous()
+        meta = dict(self._expected, image_hw=[int(height), int(width)])
+        path = self.path(image_id)
+        atomic_torch_save({"embedding": emb, "meta": meta}, path)
+        return path
+
+    def load(
+        self,
+        image_id: str,
+        *,
+        height: Optional[int] = None,
+        width: Optional[int] = None,
+        device: Union[str, torch.device] = "cpu",
+        dtype: torch.dtype = torch.float32,
+    ) -> torch.Tensor:
+        """The embedding of ``image_id`` as ``dtype [1, C, h, w]`` on ``device``.
+
+        Raises:
+            FileNotFoundError: no entry (run the embed step).
+            CacheMismatchError: the entry was made by another key or for another image size.
+        """
+        path = self.path(image_id)
+        if not path.is_file():
+            raise FileNotFoundError(f"no cached embedding for {image_id} at {path}: run the embed step first")
+        obj = torch.load(path, map_location="cpu", weights_only=True)
+        meta = dict(obj.get("meta", {}))
+        image_hw = meta.pop("image_hw", None)
+        if meta != self._expected:
+            raise CacheMismatchError(f"{path} was made by another model or input size ({_diff(meta, self._expected)})")
+        if height is not None and width is not None and list(image_hw or []) != [int(height), int(width)]:
+            raise CacheMismatchError(
+                f"{path} was computed for a {image_hw[1]}x{image_hw[0]} image but {image_id} is {width}x{height} "
+                "(another dataset in the same work dir?)"
+            )
+        return obj["embedding"].to(device=device, dtype=dtype).unsqueeze(0)
+
+    def nbytes(self, image_id: str) -> int:
+        return self.path(image_id).stat().st_size

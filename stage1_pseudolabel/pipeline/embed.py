@@ -1,0 +1,205 @@
+"""Stage 1, step 1: run the frozen image encoder once per image and cache the embeddings.
+
+    python -m stage1_pseudolabel.pipeline.embed --config configs/stage1/voc_box_scribble.yaml \\
+        --data data/VOCdevkit/VOC2012 --split train --work-dir work_dirs/stage1 \\
+        --model-type vit_h --checkpoint data/checkpoints/sam_vit_h_4b8939.pth [--shard-index i --num-shards N]
+
+Resumable: images whose embedding is cached are skipped, entries are written atomically. Only images
+with at least one object are embedded (the others get an all-background mask or are skipped by
+``generate`` without a decoder call). Image decoding and resizing run in background threads, and
+writing in another (:mod:`stage1_pseudolabel.pipeline.io`), so the encoder is the only thing on the
+critical path; memory is bounded by a few batches whatever the dataset size.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+import time
+from typing import Dict, Iterable, List, Optional, Sequence, Tuple
+
+import numpy as np
+import torch
+from torch import nn
+from tqdm import tqdm
+
+from stage1_pseudolabel.frames import SamFrame
+from stage1_pseudolabel.pipeline.cache import EmbeddingCache
+from stage1_pseudolabel.pipeline.config import (
+    Stage1Config,
+    add_common_arguments,
+    add_shard_arguments,
+    config_from_args,
+    write_json_atomic,
+)
+from stage1_pseudolabel.pipeline.io import BackgroundWriter, prefetch
+from stage1_pseudolabel.pipeline.logs import run_cli, setup_logging
+from stage1_pseudolabel.pipeline.model import load_model, resolve_device
+from stage1_pseudolabel.pipeline.prepare import open_dataset, prepare_image
+from stage1_pseudolabel.pipeline.sharding import rank_shard_ids
+from stage1_pseudolabel.weak_labels.errors import WeakLabelError
+from stage1_pseudolabel.weak_labels.images import read_image
+
+log = logging.getLogger(__name__)
+
+
+def resize_for_encoder(image: np.ndarray, *, encoder_size: int) -> torch.Tensor:
+    """``uint8 [H, W, 3]`` to ``uint8 [3, h', w']`` with the longest side ``encoder_size``.
+
+    Same resampling as ``segment_anything.utils.transforms.ResizeLongestSide.apply_image`` (PIL
+    bilinear); the size is :attr:`SamFrame.resized_hw`.
+    """
+    from PIL import Image
+
+    frame = SamFrame(height=image.shape[0], width=image.shape[1], encoder_size=encoder_size, lowres=encoder_size // 4)
+    rh, rw = frame.resized_hw
+    resized = np.asarray(Image.fromarray(image).resize((rw, rh), Image.BILINEAR))
+    return torch.from_numpy(resized.copy()).permute(2, 0, 1).contiguous()
+
+
+def preprocess(model: nn.Module, images: Sequence[torch.Tensor], *, device: torch.device) -> torch.Tensor:
+    """Normalise and zero-pad resized images to the encoder's square input: ``float [B, 3, S, S]``."""
+    size = int(model.image_encoder.img_size)
+    mean = model.pixel_mean.to(device)
+    std = model.pixel_std.to(device)
+    batch = torch.zeros((len(images), 3, size, size), dtype=torch.float32, device=device)
+    for i, img in enumerate(images):
+        x = (img.to(device, non_blocking=True).float() - mean) / std
+        batch[i, :, : x.shape[1], : x.shape[2]] = x
+    return batch
+
+
+@torch.inference_mode()
+def encode(model: nn.Module, images: Sequence[torch.Tensor], *, device: torch.device) -> torch.Tensor:
+    """Image embeddings ``float [B, 256, h, w]`` of resized ``uint8 [3, h', w']`` images."""
+    return model.image_encoder(preprocess(model, images, device=device))
+
+
+def _load(ann_loader, image_id: str, encoder_size: int) -> Tuple[str, int, int, torch.Tensor]:
+    ann = ann_loader(image_id)
+    image = read_image(ann.image_path)
+    return image_id, ann.height, ann.width, resize_for_encoder(image, encoder_size=encoder_size)
+
+
+def images_to_embed(cfg: Stage1Config, ids: Iterable[str], dataset, *, encoder_size: int, lowres: int,
+                    problems: List[Dict[str, str]]) -> Tuple[List[str], int]:
+    """Ids (in order) that have at least one object; also the count of those without any."""
+    keep, empty = [], 0
+    for image_id in ids:
+        try:
+            ann = dataset.load(image_id)
+        except WeakLabelError as exc:
+            problems.append({"image_id": image_id, "error": str(exc)})
+            log.warning("skipping %s: %s", image_id, exc)
+            continue
+        if prepare_image(ann, cfg, encoder_size=encoder_size, lowres=lowres).objects.num_objects:
+            keep.append(image_id)
+        else:
+            empty += 1
+    return keep, empty
+
+
+def embed_ids(
+    model: nn.Module,
+    cache: EmbeddingCache,
+    ids: Sequence[str],
+    *,
+    load_annotation,
+    device: torch.device,
+    batch_size: int = 1,
+    progress: bool = True,
+    problems: Optional[List[Dict[str, str]]] = None,
+) -> int:
+    """Embed ``ids`` (already filtered for cached ones) and store them; returns how many were written.
+
+    Loading runs ahead in threads (two batches), writing behind in another; an image whose files
+    cannot be read is recorded in ``problems`` and the rest goes on; any other error (a full disk ...)
+    stops the run, and no partial cache entry remains.
+    """
+    encoder_size = int(model.image_encoder.img_size)
+    written = 0
+    bar = tqdm(total=len(ids), desc="embed", unit="img", disable=not progress, dynamic_ncols=True)
+    batch: List[Tuple[str, int, int, torch.Tensor]] = []
+
+    def flush(writer: BackgroundWriter) -> None:
+        emb = encode(model, [b[3] for b in batch], device=device).to("cpu", torch.float16)
+        for (image_id, h, w, _), e in zip(batch, emb):
+            writer.submit(cache.save, image_id, e, height=h, width=w)
+        bar.update(len(batch))
+        batch.clear()
+
+    with BackgroundWriter(max_pending=2 * batch_size) as writer:
+        loaded = prefetch(lambda i: _load(load_annotation, i, encoder_size), ids, ahead=2 * batch_size)
+        for image_id, item, error in loaded:
+            if error is not None:
+                if not isinstance(error, WeakLabelError):
+                    raise error
+                if problems is not None:
+                    problems.append({"image_id": image_id, "error": str(error)})
+                log.warning("skipping %s: %s", image_id, error)
+                bar.update(1)
+                continue
+            batch.append(item)
+            written += 1
+            if len(batch) == batch_size:
+                flush(writer)
+        if batch:
+            flush(writer)
+    bar.close()
+    return written
+
+
+def run_embed(cfg: Stage1Config, *, shard_index: int = 0, num_shards: int = 1, progress: bool = True) -> Dict[str, object]:
+    """Embed this shard's images; returns a summary (also written as JSON to the work dir)."""
+    start = time.time()
+    device = resolve_device(cfg.device)
+    model, key = load_model(cfg, device=device)
+    cache = EmbeddingCache(cfg.cache_dir, key=key)
+    dataset = open_dataset(cfg)
+    ids = rank_shard_ids(dataset.ids, shard_index=shard_index, num_shards=num_shards)
+    encoder_size = key.encoder_size
+    lowres = 4 * key.embedding_shape[1]
+    problems: List[Dict[str, str]] = []
+    todo = [i for i in ids if not cache.has(i)]
+    cached = len(ids) - len(todo)
+    todo, empty = images_to_embed(cfg, todo, dataset, encoder_size=encoder_size, lowres=lowres, problems=problems)
+    log.info("embed: %d image(s) in shard %d/%d, %d cached, %d without objects, %d to embed",
+             len(ids), shard_index, num_shards, cached, empty, len(todo))
+    t0 = time.time()
+    written = embed_ids(model, cache, todo, load_annotation=dataset.load, device=device,
+                        batch_size=cfg.embed_batch_size, progress=progress, problems=problems)
+    seconds = time.time() - t0
+    summary = {
+        "step": "embed", "shard_index": shard_index, "num_shards": num_shards, "images": len(ids),
+        "embedded": written, "already_cached": cached, "without_objects": empty, "problems": problems,
+        "seconds": round(seconds, 3), "seconds_per_image": round(seconds / max(written, 1), 4),
+        "total_seconds": round(time.time() - start, 3), "cache": str(cache.root),
+    }
+    write_json_atomic(cfg.work_path / "logs" / f"embed_shard{shard_index}of{num_shards}.json", summary)
+    return summary
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    parser = argparse.ArgumentParser(prog="stage1-embed", description=__doc__.split("\n\n")[0])
+    add_common_arguments(parser)
+    add_shard_arguments(parser)
+    parser.add_argument("--batch-size", type=int, dest="embed_batch_size", help="images per encoder call")
+    parser.add_argument("--no-progress", action="store_true")
+    args = parser.parse_args(argv)
+    setup_logging()
+
+    def body() -> int:
+        cfg = config_from_args(args, {"embed_batch_size": args.embed_batch_size})
+        s = run_embed(cfg, shard_index=args.shard_index, num_shards=args.num_shards, progress=not args.no_progress)
+        print(f"embedded {s['embedded']} image(s) ({s['seconds_per_image']} s/img), {s['already_cached']} already "
+              f"cached, {s['without_objects']} without objects, {len(s['problems'])} problem(s) -> {s['cache']}")
+        for p in s["problems"]:
+            print(f"  skipped {p['image_id']}: {p['error']}")
+        return 0
+
+    return run_cli(body)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

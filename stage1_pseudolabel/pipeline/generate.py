@@ -1,0 +1,185 @@
+"""Stage 1, step 3: write one pseudo-mask PNG per image (VOC palette), from cached embeddings.
+
+    python -m stage1_pseudolabel.pipeline.generate --config ... --data ... --work-dir work_dirs/stage1 \\
+        --model-type vit_h --checkpoint ... [--zero-shot] [--shard-index i --num-shards N]
+
+* Fine-tuned (default): loads ``<work_dir>/decoder/final.pth`` into the model's mask decoder; writes
+  ``<work_dir>/pseudo_masks/<id>.png``.
+* ``--zero-shot``: the same code path with SAM's own (untrained) decoder; writes
+  ``<work_dir>/zeroshot_<prompt_mode>/``, so zero-shot and fine-tuned masks cover the same images.
+
+Masks are the argmax of the per-pixel class distribution in pixel space; with
+``confidence_threshold > 0`` pixels whose top class probability is lower become 255. Images whose
+mask exists are skipped (a killed job is simply resubmitted), every PNG is written atomically, and
+``--shard-index/--num-shards`` split the image list deterministically (``ids[i::N]``), so a SLURM
+array covers a dataset. Images without any weak label get an all-background mask or are skipped
+(``no_label_policy``), and are counted in the summary. An image whose files cannot be read is
+reported and the rest goes on; any other error (e.g. a full disk) stops the run. Reading runs ahead
+and writing behind in threads (:mod:`stage1_pseudolabel.pipeline.io`), so the decoder sets the pace.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+import time
+from typing import Dict, List, Optional, Sequence, Tuple
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from stage1_pseudolabel.masks import write_mask
+from stage1_pseudolabel.pipeline.cache import EmbeddingCache
+from stage1_pseudolabel.pipeline.config import (
+    Stage1Config,
+    add_common_arguments,
+    add_shard_arguments,
+    config_from_args,
+    write_json_atomic,
+)
+from stage1_pseudolabel.pipeline.embed import encode, resize_for_encoder
+from stage1_pseudolabel.pipeline.io import BackgroundWriter, prefetch
+from stage1_pseudolabel.pipeline.logs import run_cli, setup_logging
+from stage1_pseudolabel.pipeline.model import load_decoder, load_model, resolve_device
+from stage1_pseudolabel.pipeline.predict import DecoderRunner, pseudo_mask
+from stage1_pseudolabel.pipeline.prepare import open_dataset, prepare_image
+from stage1_pseudolabel.pipeline.sharding import rank_shard_ids
+from stage1_pseudolabel.weak_labels.errors import WeakLabelError
+from stage1_pseudolabel.weak_labels.images import read_image
+
+log = logging.getLogger(__name__)
+
+
+def run_generate(
+    cfg: Stage1Config,
+    *,
+    zero_shot: bool = False,
+    shard_index: int = 0,
+    num_shards: int = 1,
+    progress: bool = True,
+) -> Dict[str, object]:
+    """Write this shard's pseudo-masks; returns a summary (also written as JSON under ``<work_dir>/logs``)."""
+    device = resolve_device(cfg.device)
+    model, key = load_model(cfg, device=device)
+    cache = EmbeddingCache(cfg.cache_dir, key=key)
+    if not zero_shot:
+        load_decoder(cfg.decoder_path(), model=model, key=key)
+    model.eval()
+    runner = DecoderRunner(model, device=device, multimask_output=cfg.multimask_output)
+    encoder_size, lowres = key.encoder_size, 4 * key.embedding_shape[1]
+    out_dir = cfg.output_path(zero_shot=zero_shot)
+    out_dir.mkdir(parents=True, exist_ok=True)
+
+    dataset = open_dataset(cfg)
+    ids = rank_shard_ids(dataset.ids, shard_index=shard_index, num_shards=num_shards)
+    counts = {"written": 0, "existing": 0, "no_labels_background": 0, "no_labels_skipped": 0, "embedded_now": 0}
+    problems: List[Dict[str, str]] = []
+    decode_seconds = 0.0
+    t_start = time.time()
+
+    def read(image_id: str) -> Tuple[str, object, object]:
+        """File work for one image, run ahead in a thread: what to do, and its inputs."""
+        if (out_dir / f"{image_id}.png").is_file():
+            return "existing", None, None
+        ann = dataset.load(image_id)
+        prepared = prepare_image(ann, cfg, encoder_size=encoder_size, lowres=lowres)
+        if prepared.objects.num_objects == 0:
+            return "no_objects", ann, None
+        if cache.has(image_id):
+            return "decode", prepared, cache.load(image_id, height=ann.height, width=ann.width)
+        return "embed", prepared, ann
+
+    bar = tqdm(total=len(ids), desc="generate" + (" (zero-shot)" if zero_shot else ""), unit="img",
+               disable=not progress, dynamic_ncols=True)
+    with BackgroundWriter(max_pending=4) as writer:
+        for image_id, item, error in prefetch(read, ids, ahead=4):
+            bar.update(1)
+            out_path = out_dir / f"{image_id}.png"
+            if error is not None:
+                if not isinstance(error, WeakLabelError):
+                    raise error
+                problems.append({"image_id": image_id, "error": str(error)})
+                log.warning("no mask for %s: %s", image_id, error)
+                continue
+            what, a, b = item
+            if what == "existing":
+                counts["existing"] += 1
+                continue
+            if what == "no_objects":
+                if cfg.no_label_policy == "skip":
+                    counts["no_labels_skipped"] += 1
+                    log.info("%s has no object label: skipped (no_label_policy=skip)", image_id)
+                    continue
+                writer.submit(write_mask, out_path, np.zeros((a.height, a.width), np.uint8), num_classes=cfg.num_classes)
+                counts["no_labels_background"] += 1
+                log.info("%s has no object label: all-background mask (no_label_policy=background)", image_id)
+                continue
+            prepared = a
+            if what == "embed":
+                if not cfg.embed_missing:
+                    raise FileNotFoundError(f"no cached embedding for {image_id} in {cache.root}: run stage1-embed "
+                                            "first (or set embed_missing: true)")
+                try:
+                    image = read_image(b.image_path)
+                except WeakLabelError as exc:
+                    problems.append({"image_id": image_id, "error": str(exc)})
+                    log.warning("no mask for %s: %s", image_id, exc)
+                    continue
+                emb = encode(model, [resize_for_encoder(image, encoder_size=encoder_size)], device=device)
+                cache.save(image_id, emb[0], height=b.height, width=b.width)
+                embedding = cache.load(image_id, height=b.height, width=b.width, device=device)
+                counts["embedded_now"] += 1
+            else:
+                embedding = b.to(device, non_blocking=True)
+            t0 = time.perf_counter()
+            with torch.inference_mode():
+                logits = runner.object_logits(prepared, embedding)
+                mask = pseudo_mask(prepared, logits, confidence_threshold=cfg.confidence_threshold)
+            decode_seconds += time.perf_counter() - t0
+            writer.submit(write_mask, out_path, mask, num_classes=cfg.num_classes)
+            counts["written"] += 1
+    bar.close()
+    decoded = counts["written"]
+    summary: Dict[str, object] = {
+        "step": "generate", "zero_shot": zero_shot, "output_dir": str(out_dir), "shard_index": shard_index,
+        "num_shards": num_shards, "images": len(ids), **counts, "problems": problems,
+        "decode_seconds_per_image": round(decode_seconds / max(decoded, 1), 5),
+        "seconds": round(time.time() - t_start, 3),
+    }
+    tag = "zeroshot_" + cfg.prompt_mode if zero_shot else "finetuned"
+    write_json_atomic(cfg.work_path / "logs" / f"generate_{tag}_shard{shard_index}of{num_shards}.json", summary)
+    return summary
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    parser = argparse.ArgumentParser(prog="stage1-generate", description=__doc__.split("\n\n")[0])
+    add_common_arguments(parser)
+    add_shard_arguments(parser)
+    parser.add_argument("--zero-shot", action="store_true", help="use SAM's own decoder (no fine-tuning)")
+    parser.add_argument("--out", dest="output_dir", help="output folder (default under the work dir)")
+    parser.add_argument("--decoder", dest="decoder_checkpoint", help="fine-tuned decoder (default <work_dir>/decoder/final.pth)")
+    parser.add_argument("--confidence-threshold", type=float, dest="confidence_threshold",
+                        help="pixels whose top class probability is below become 255 (0: off)")
+    parser.add_argument("--no-progress", action="store_true")
+    args = parser.parse_args(argv)
+    setup_logging()
+
+    def body() -> int:
+        extra = {k: getattr(args, k) for k in ("output_dir", "decoder_checkpoint", "confidence_threshold")}
+        cfg = config_from_args(args, extra)
+        s = run_generate(cfg, zero_shot=args.zero_shot, shard_index=args.shard_index, num_shards=args.num_shards,
+                         progress=not args.no_progress)
+        print(f"{s['written']} mask(s) written, {s['existing']} already there, "
+              f"{s['no_labels_background']} all-background (no weak label), {s['no_labels_skipped']} skipped (no "
+              f"weak label), {len(s['problems'])} problem(s) -> {s['output_dir']}")
+        for p in s["problems"]:
+            print(f"  no mask for {p['image_id']}: {p['error']}")
+        return 0
+
+    return run_cli(body)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,104 @@
+"""Overlapping file work with compute: an ordered prefetcher and a fail-fast background writer.
+
+Reading (JPEG/PNG decoding, ``torch.load``) and writing (PNG encoding, ``torch.save``, fsync) release
+the GIL for most of their time, so one or two threads hide them behind the encoder / decoder. Memory
+stays bounded: at most ``ahead`` items are read ahead and ``max_pending`` writes are queued.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import deque
+from concurrent.futures import Future, ThreadPoolExecutor
+from typing import Any, Callable, Deque, Iterable, Iterator, Optional, Tuple, TypeVar
+
+T = TypeVar("T")
+R = TypeVar("R")
+
+
+def prefetch(fn: Callable[[T], R], items: Iterable[T], *, ahead: int = 2, workers: int = 2) -> Iterator[Tuple[T, Optional[R], Optional[BaseException]]]:
+    """Yield ``(item, fn(item), None)`` or ``(item, None, error)`` in input order, computing ahead in threads."""
+    pending: Deque[Tuple[T, Future]] = deque()
+    it = iter(items)
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        def fill() -> None:
+            while len(pending) < max(ahead, 1):
+                nxt = next(it, _END)
+                if nxt is _END:
+                    return
+                pending.append((nxt, pool.submit(fn, nxt)))
+
+        fill()
+        try:
+            while pending:
+                item, fut = pending.popleft()
+                fill()
+                try:
+                    yield item, fut.result(), None
+                except Exception as exc:  # handed to the caller, who decides
+                    yield item, None, exc
+        finally:
+            for _, fut in pending:
+                fut.cancel()
+
+
+class BackgroundWriter:
+    """Runs write jobs one at a time, in submission order, in a background thread.
+
+    After the first failure (e.g. a full disk) every later job is skipped, and the error is raised in
+    the caller's thread by the next :meth:`submit`, :meth:`check` or :meth:`close`. Jobs must write
+    atomically (temporary file + rename), so a failed job leaves no partial file.
+    """
+
+    def __init__(self, *, max_pending: int = 8) -> None:
+        self._pool = ThreadPoolExecutor(max_workers=1)
+        self._futures: Deque[Future] = deque()
+        self._failed = threading.Event()
+        self._error: Optional[BaseException] = None
+        self.max_pending = max_pending
+
+    def _run(self, fn: Callable[..., Any], args, kwargs) -> Any:
+        if self._failed.is_set():
+            return None
+        try:
+            return fn(*args, **kwargs)
+        except BaseException as exc:
+            self._error = exc
+            self._failed.set()
+            raise
+
+    def check(self) -> None:
+        """Raise the first write error, if any; forget finished jobs."""
+        while self._futures and self._futures[0].done():
+            self._futures.popleft()
+        if self._error is not None:
+            raise self._error
+
+    def submit(self, fn: Callable[..., Any], *args, **kwargs) -> None:
+        self.check()
+        while len(self._futures) >= self.max_pending:
+            self._futures[0].exception()  # wait for the oldest
+            self.check()
+        self._futures.append(self._pool.submit(self._run, fn, args, kwargs))
+
+    def close(self) -> None:
+        """Wait for every job; raise the first error."""
+        try:
+            for fut in list(self._futures):
+                fut.exception()
+            self.check()
+        finally:
+            self._pool.shutdown(wait=True)
+
+    def __enter__(self) -> "BackgroundWriter":
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        if exc_type is None:
+            self.close()
+        else:
+            self._failed.set()  # an error in the caller: skip what is queued, keep its exception
+            self._pool.shutdown(wait=True)
+
+
+_END = object()

@@ -1,0 +1,183 @@
+"""Per-image preparation shared by train and generate: weak labels -> objects, prompts, constraints.
+
+Every conversion between frames goes through :class:`stage1_pseudolabel.frames.SamFrame`: prompts
+to the SAM input frame (:meth:`~SamFrame.boxes_to_sam`, :meth:`~SamFrame.points_to_sam`), and the
+loss's weak labels to the low-res frame once per image (:meth:`~SamFrame.boxes_to_lowres`,
+:meth:`~SamFrame.label_map_to_lowres` with ``keep_thin`` for scribbles,
+:meth:`~SamFrame.image_to_lowres` for the superpixels, :meth:`~SamFrame.valid_lowres`).
+
+Channels of the class distribution are ``[background, classes of the image's objects]``
+(:mod:`stage1_pseudolabel.sam.class_distribution`); scribble pixels and clicks are mapped to those
+channels (a click is a one-cell scribble). Scribbles of a class that has no object are left out of
+the loss (the image's boxes say there is no such object), with a debug message.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Dict, List, Optional
+
+import numpy as np
+import torch
+
+from logic.constraints import CompiledConstraints, ConstraintConfig
+from logic.superpixels import compute_superpixels
+from stage1_pseudolabel.frames import SamFrame
+from stage1_pseudolabel.pipeline.cache import atomic_torch_save
+from stage1_pseudolabel.pipeline.config import Stage1Config
+from stage1_pseudolabel.sam.class_distribution import image_classes, object_channels
+from stage1_pseudolabel.sam.prompts import ImageObjects, ObjectPrompts, build_prompts, image_objects
+from stage1_pseudolabel.weak_labels.annotation import ImageAnnotation
+from stage1_pseudolabel.weak_labels.classes import IGNORE_INDEX
+from stage1_pseudolabel.weak_labels.images import read_image
+from stage1_pseudolabel.weak_labels.voc import VocDataset
+
+log = logging.getLogger(__name__)
+
+
+def open_dataset(cfg: Stage1Config) -> VocDataset:
+    """The configured VOC-layout dataset (images are only header-read until needed)."""
+    dataset = VocDataset(
+        cfg.data,
+        split=cfg.split,
+        verify_images=False,
+        scribble_dir=cfg.scribble_dir,
+        points_dir=cfg.points_dir,
+    )
+    if cfg.max_images is not None:
+        dataset.ids = dataset.ids[: cfg.max_images]
+    return dataset
+
+
+def select_weak_labels(ann: ImageAnnotation, kinds: List[str]) -> ImageAnnotation:
+    """A copy of ``ann`` with only the weak-label kinds the experiment uses (boxes/scribbles/points)."""
+    changes: Dict[str, object] = {}
+    if "boxes" not in kinds:
+        changes.update(boxes=np.zeros((0, 4), np.float32), box_classes=np.zeros((0,), np.int64))
+    if "scribbles" not in kinds:
+        changes.update(scribbles=None)
+    if "points" not in kinds:
+        changes.update(points=np.zeros((0, 2), np.float32), point_classes=np.zeros((0,), np.int64))
+    return dataclasses.replace(ann, **changes) if changes else ann
+
+
+@dataclass
+class PreparedImage:
+    """One image ready for the decoder (and, for training, for the loss).
+
+    Attributes:
+        image_id: dataset id.
+        frame: the image's SAM frames.
+        objects: its objects in the pixel frame.
+        classes: ``int64 [K]`` distinct object classes; channel ``k + 1`` is ``classes[k]``.
+        channels: ``int64 [N]`` channel of each object.
+        prompts: decoder prompts in the SAM input frame.
+        constraints: compiled constraints in the low-res frame (training only), or None.
+    """
+
+    image_id: str
+    frame: SamFrame
+    objects: ImageObjects
+    classes: torch.Tensor
+    channels: torch.Tensor
+    prompts: ObjectPrompts
+    constraints: Optional[CompiledConstraints] = None
+
+    @property
+    def num_channels(self) -> int:
+        return 1 + len(self.classes)
+
+
+def prepare_image(ann: ImageAnnotation, cfg: Stage1Config, *, encoder_size: int, lowres: int) -> PreparedImage:
+    """Objects, class channels and prompts of one image (no constraints)."""
+    ann = select_weak_labels(ann, cfg.weak_labels)
+    frame = SamFrame(height=ann.height, width=ann.width, encoder_size=encoder_size, lowres=lowres)
+    objects = image_objects(ann, min_box_size=cfg.min_box_size)
+    classes_t = image_classes(torch.as_tensor(objects.classes))
+    prompts = build_prompts(
+        ann, objects, frame, mode=cfg.prompt_mode, num_positive=cfg.num_positive,
+        num_negative=cfg.num_negative, seed=cfg.seed,
+    )
+    return PreparedImage(
+        image_id=ann.image_id, frame=frame, objects=objects, classes=classes_t,
+        channels=object_channels(torch.as_tensor(objects.classes), classes_t), prompts=prompts,
+    )
+
+
+def _class_to_channel(classes: torch.Tensor, num_classes: int) -> np.ndarray:
+    """Lookup ``uint8 [256]``: label value -> channel (0 -> 0, object classes -> 1..K, else 255)."""
+    lut = np.full(256, IGNORE_INDEX, np.uint8)
+    lut[0] = 0
+    for ch, c in enumerate(classes.tolist(), start=1):
+        lut[c] = ch
+    return lut
+
+
+def lowres_scribbles(ann: ImageAnnotation, frame: SamFrame, classes: torch.Tensor) -> Optional[np.ndarray]:
+    """Scribbles and clicks in the low-res frame as channel labels (``uint8 [L, L]``, 255 none)."""
+    if ann.scribbles is None and len(ann.points) == 0:
+        return None
+    lut = _class_to_channel(classes, 255)
+    # Clicks are drawn into the pixel-frame label map as one-pixel scribbles, so that the one
+    # pixel -> low-res conversion (keep_thin keeps them) is SamFrame's.
+    merged = (ann.scribbles.copy() if ann.scribbles is not None
+              else np.full((ann.height, ann.width), IGNORE_INDEX, np.uint8))
+    if len(ann.points):
+        xy = np.floor(ann.points).astype(np.int64)
+        ok = (xy[:, 0] >= 0) & (xy[:, 0] < ann.width) & (xy[:, 1] >= 0) & (xy[:, 1] < ann.height)
+        merged[xy[ok, 1], xy[ok, 0]] = ann.point_classes[ok].astype(np.uint8)
+    out = frame.label_map_to_lowres(merged, keep_thin=True)
+    mapped = lut[out]
+    dropped = (out != IGNORE_INDEX) & (mapped == IGNORE_INDEX)
+    if dropped.any():
+        log.debug("%s: %d scribble cell(s) of classes %s without an object left out of the loss", ann.image_id,
+                  int(dropped.sum()), sorted(set(out[dropped].tolist())))
+    return mapped
+
+
+def superpixel_cache_path(cfg: Stage1Config, image_id: str) -> Path:
+    return cfg.lowres_dir / f"{image_id}.pt"
+
+
+def lowres_superpixels(ann: ImageAnnotation, frame: SamFrame, cfg: Stage1Config) -> np.ndarray:
+    """SLIC superpixels of the image in the low-res frame, cached on disk (``int32 [L, L]``, -1 none)."""
+    settings = json.dumps(dict(cfg.superpixels, lowres=frame.lowres, encoder_size=frame.encoder_size,
+                               hw=[frame.height, frame.width]), sort_keys=True)
+    path = superpixel_cache_path(cfg, ann.image_id)
+    if path.is_file():
+        obj = torch.load(path, map_location="cpu", weights_only=True)
+        if obj.get("settings") == settings:
+            return obj["superpixels"].numpy()
+    image = frame.image_to_lowres(read_image(ann.image_path))
+    valid = frame.valid_lowres().numpy()
+    sp = compute_superpixels(image, valid=valid, **cfg.superpixels).astype(np.int32)
+    atomic_torch_save({"superpixels": torch.from_numpy(sp), "settings": settings}, path)
+    return sp
+
+
+def compile_constraints(ann: ImageAnnotation, prepared: PreparedImage, cfg: Stage1Config) -> CompiledConstraints:
+    """The image's logic constraints over ``[1 + K, L, L]`` in the low-res frame."""
+    ann = select_weak_labels(ann, cfg.weak_labels)
+    frame = prepared.frame
+    config = ConstraintConfig.from_dict(dict(cfg.loss))
+    if prepared.objects.from_boxes and len(prepared.objects.classes):
+        boxes = frame.boxes_to_lowres(prepared.objects.boxes)
+        box_channels = prepared.channels.numpy()
+    else:
+        # No annotated boxes: "outside every box is background" and box tightness do not apply.
+        boxes, box_channels = np.zeros((0, 4), np.int64), np.zeros((0,), np.int64)
+        config = dataclasses.replace(config, background=0.0, box_tightness=0.0)
+    superpixels = lowres_superpixels(ann, frame, cfg) if config.border_precision > 0 else None
+    return CompiledConstraints.build(
+        num_classes=prepared.num_channels,
+        boxes=boxes,
+        box_classes=box_channels,
+        valid=frame.valid_lowres(),
+        scribbles=lowres_scribbles(ann, frame, prepared.classes),
+        superpixels=superpixels,
+        config=config,
+    )

@@ -1,0 +1,367 @@
+"""Stage 1, step 2: fine-tune SAM's mask decoder on cached embeddings with the logic loss.
+
+    python -m stage1_pseudolabel.pipeline.train --config configs/stage1/voc_box_scribble.yaml \\
+        --data ... --split train --work-dir work_dirs/stage1 --model-type vit_h --checkpoint ... [--resume]
+    torchrun --nproc-per-node 4 -m stage1_pseudolabel.pipeline.train <same flags>   # DDP
+
+Only mask-decoder parameters train (AdamW); the image and prompt encoders are frozen and never run
+here (their outputs are cached / cheap). For each image the decoder predicts all objects in one call,
+the object logits become a class distribution over ``[background, classes of the image]``
+(:mod:`stage1_pseudolabel.sam.class_distribution`), and the compiled constraints of the image (built
+once, in the 256x256 low-res frame) give the loss. A step averages the loss of ``batch_size`` images.
+
+Outputs in ``<work_dir>``: ``decoder/last.pth`` (full state for ``--resume``, every
+``checkpoint_every`` steps and at each epoch end), ``decoder/step_NNNNNN.pth`` (decoder weights),
+``decoder/final.pth`` (what ``generate`` loads), ``train_log.jsonl`` (one line per step: loss, lr and
+each constraint type's truth), ``config.yaml``.
+
+Determinism: the image order of epoch ``e`` is a permutation seeded by ``seed + e``, so a resumed run
+continues exactly where the checkpoint was taken and ends with the same weights as an uninterrupted
+one (on the same device and world size).
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import math
+import os
+import sys
+import time
+from collections import OrderedDict
+from contextlib import nullcontext
+from dataclasses import dataclass
+from typing import Dict, List, Optional, Sequence, Tuple
+
+import torch
+import torch.distributed as dist
+from tqdm import tqdm
+
+from logic.constraints import CONSTRAINT_NAMES, CompiledConstraints
+from stage1_pseudolabel.pipeline.cache import EmbeddingCache, atomic_torch_save
+from stage1_pseudolabel.pipeline.config import Stage1Config, add_common_arguments, config_from_args
+from stage1_pseudolabel.pipeline.logs import JsonLinesLog, run_cli, setup_logging
+from stage1_pseudolabel.pipeline.model import freeze_for_decoder_training, load_model, resolve_device, save_decoder
+from stage1_pseudolabel.pipeline.predict import DecoderRunner, lowres_log_distribution
+from stage1_pseudolabel.pipeline.prepare import PreparedImage, compile_constraints, open_dataset, prepare_image
+from stage1_pseudolabel.pipeline.sharding import world
+from stage1_pseudolabel.weak_labels.errors import WeakLabelError
+
+log = logging.getLogger(__name__)
+
+
+# -- loss ------------------------------------------------------------------------------------------
+def loss_and_truths(constraints: CompiledConstraints, log_probs: torch.Tensor) -> Tuple[torch.Tensor, Dict[str, torch.Tensor]]:
+    """The loss of :meth:`CompiledConstraints.loss` and the per-type truths, from one evaluation.
+
+    Same formula as ``CompiledConstraints.loss``: ``-sum_type weight * truth [/ num_groundings]``
+    (checked against it by the tests).
+    """
+    truths = constraints.truths(log_probs)
+    total = log_probs.new_zeros(())
+    for name, truth in truths.items():
+        scale = constraints.config.weights[name]
+        if constraints.config.normalisation == "mean":
+            scale /= constraints.constraints[name].num_groundings
+        total = total - scale * truth
+    return total, truths
+
+
+# -- data ------------------------------------------------------------------------------------------
+@dataclass
+class TrainItem:
+    prepared: PreparedImage
+    constraints: CompiledConstraints
+    embedding: torch.Tensor  # float32 [1, 256, h, w], on the training device
+
+
+class TrainImages:
+    """The training images: prepared objects, prompts and compiled constraints, built once per image.
+
+    Compiled constraints are kept in memory (an LRU of ``max_cached`` images) and superpixels on disk,
+    so later epochs only read the embedding.
+    """
+
+    def __init__(self, cfg: Stage1Config, ids: List[str], *, dataset, cache: EmbeddingCache, encoder_size: int,
+                 lowres: int, device: torch.device, max_cached: int = 4096) -> None:
+        self.cfg, self.ids, self.dataset, self.cache, self.device = cfg, ids, dataset, cache, device
+        self.encoder_size, self.lowres = encoder_size, lowres
+        self.max_cached = max_cached
+        self._memo: "OrderedDict[str, Tuple[PreparedImage, CompiledConstraints]]" = OrderedDict()
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    def prepared(self, image_id: str) -> Tuple[PreparedImage, CompiledConstraints]:
+        if image_id in self._memo:
+            self._memo.move_to_end(image_id)
+            return self._memo[image_id]
+        ann = self.dataset.load(image_id)
+        prepared = prepare_image(ann, self.cfg, encoder_size=self.encoder_size, lowres=self.lowres)
+        item = (prepared, compile_constraints(ann, prepared, self.cfg).to(self.device))
+        self._memo[image_id] = item
+        if len(self._memo) > self.max_cached:
+            self._memo.popitem(last=False)
+        return item
+
+    def __getitem__(self, index: int) -> TrainItem:
+        image_id = self.ids[index]
+        prepared, constraints = self.prepared(image_id)
+        embedding = self.cache.load(image_id, height=prepared.frame.height, width=prepared.frame.width,
+                                    device=self.device, dtype=torch.float32)
+        return TrainItem(prepared, constraints, embedding)
+
+
+def epoch_order(n: int, *, seed: int, epoch: int, rank: int, world_size: int) -> List[int]:
+    """This rank's image indices for ``epoch``: a seeded permutation, padded (wrapping) to a multiple of
+    ``world_size`` so every rank takes the same number of steps, then every ``world_size``-th index."""
+    g = torch.Generator().manual_seed(seed * 100_003 + epoch)
+    order = torch.randperm(n, generator=g).tolist()
+    total = math.ceil(n / world_size) * world_size
+    order = (order * math.ceil(total / max(n, 1)))[:total]
+    return order[rank::world_size]
+
+
+# -- checkpoints -----------------------------------------------------------------------------------
+def _train_state(*, decoder, optimizer, step: int, epoch: int, batch_in_epoch: int, key_meta: Dict,
+                 run: Dict[str, int]) -> Dict:
+    return {
+        "mask_decoder": {k: v.detach().cpu() for k, v in decoder.state_dict().items()},
+        "optimizer": optimizer.state_dict(),
+        "progress": {"step": step, "epoch": epoch, "batch_in_epoch": batch_in_epoch, "run": run},
+        "meta": key_meta,
+    }
+
+
+def _lr_at(step: int, cfg: Stage1Config) -> float:
+    if cfg.warmup_steps > 0 and step < cfg.warmup_steps:
+        return cfg.lr * (step + 1) / cfg.warmup_steps
+    return cfg.lr
+
+
+# -- distributed -----------------------------------------------------------------------------------
+def init_distributed(device: torch.device) -> Tuple[int, int]:
+    """Initialise the process group under torchrun (``WORLD_SIZE > 1``): nccl on GPU, gloo on CPU."""
+    rank, size = world()
+    if size > 1 and not dist.is_initialized():
+        backend = "nccl" if device.type == "cuda" else "gloo"
+        if device.type == "cuda":
+            torch.cuda.set_device(device)
+        dist.init_process_group(backend=backend)
+        log.info("DDP: rank %d of %d (%s)", rank, size, backend)
+    return rank, size
+
+
+# -- training --------------------------------------------------------------------------------------
+def run_train(cfg: Stage1Config, *, resume: bool = False, progress: bool = True) -> Dict[str, object]:
+    """Fine-tune the decoder as configured; returns a summary (losses, steps, paths)."""
+    device = resolve_device(cfg.device)
+    rank, world_size = init_distributed(device)
+    is_main = rank == 0
+    torch.manual_seed(cfg.seed)
+    model, key = load_model(cfg, device=torch.device("cpu"))
+    model.image_encoder = None  # never used here (train reads cached embeddings): never moved to the GPU
+    model.to(device)
+    cache = EmbeddingCache(cfg.cache_dir, key=key)
+    encoder_size, lowres = key.encoder_size, 4 * key.embedding_shape[1]
+    params = freeze_for_decoder_training(model, train_heads=cfg.train_heads)
+
+    dataset = open_dataset(cfg)
+    ids, skipped = [], {"no_objects": 0, "no_embedding": 0, "problems": 0}
+    for image_id in dataset.ids:
+        try:
+            ann = dataset.load(image_id)
+        except WeakLabelError as exc:
+            log.warning("skipping %s: %s", image_id, exc)
+            skipped["problems"] += 1
+            continue
+        if not prepare_image(ann, cfg, encoder_size=encoder_size, lowres=lowres).objects.num_objects:
+            skipped["no_objects"] += 1
+        elif not cache.has(image_id):
+            skipped["no_embedding"] += 1
+        else:
+            ids.append(image_id)
+    if skipped["no_embedding"]:
+        raise FileNotFoundError(
+            f"{skipped['no_embedding']} training image(s) have no cached embedding in {cache.root}: run the embed step "
+            "(stage1-embed) first, with the same --model-type / --checkpoint"
+        )
+    if not ids:
+        raise ValueError(f"no training image with weak labels in {cfg.data} (split {cfg.split})")
+    if is_main:
+        log.info("train: %d image(s) (%d without objects skipped, %d unreadable), %d trainable decoder parameters",
+                 len(ids), skipped["no_objects"], skipped["problems"], sum(p.numel() for p in params))
+    images = TrainImages(cfg, ids, dataset=dataset, cache=cache, encoder_size=encoder_size, lowres=lowres,
+                        device=device)
+
+    decoder = model.mask_decoder
+    if world_size > 1:
+        decoder_call = torch.nn.parallel.DistributedDataParallel(
+            decoder, device_ids=[device.index] if device.type == "cuda" else None,
+            find_unused_parameters=cfg.train_heads == "all",
+        )
+    else:
+        decoder_call = decoder
+    runner = DecoderRunner(model, device=device, multimask_output=cfg.multimask_output)
+    optimizer = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+
+    cfg.decoder_dir.mkdir(parents=True, exist_ok=True)
+    last_path = cfg.decoder_dir / "last.pth"
+    step, start_epoch, start_batch = 0, 0, 0
+    train_log = JsonLinesLog(cfg.train_log)
+    if resume and last_path.is_file():
+        state = torch.load(last_path, map_location="cpu", weights_only=True)
+        decoder.load_state_dict(state["mask_decoder"], strict=True)
+        optimizer.load_state_dict(state["optimizer"])
+        expected_run = {"batch_size": cfg.batch_size, "seed": cfg.seed, "world_size": world_size, "images": len(ids)}
+        saved_run = state["progress"].get("run", expected_run)
+        if saved_run != expected_run:
+            raise ValueError(f"cannot --resume from {last_path}: it was made with {saved_run}, this run has "
+                             f"{expected_run} (the image order would differ); use another --work-dir or drop --resume")
+        step = int(state["progress"]["step"])
+        start_epoch = int(state["progress"]["epoch"])
+        start_batch = int(state["progress"]["batch_in_epoch"])
+        if is_main:
+            train_log.truncate_after(step)
+            log.info("resumed from %s at step %d (epoch %d, batch %d)", last_path, step, start_epoch, start_batch)
+    elif resume:
+        log.warning("--resume: no checkpoint at %s, starting from the pretrained decoder", last_path)
+    elif is_main and cfg.train_log.exists():
+        cfg.train_log.unlink()  # a fresh run starts a fresh log
+    if is_main:
+        cfg.save(cfg.work_path / "config.yaml")
+
+    steps_per_epoch = math.ceil(len(epoch_order(len(ids), seed=cfg.seed, epoch=0, rank=rank, world_size=world_size)) / cfg.batch_size)
+    total_steps = steps_per_epoch * cfg.epochs
+    if cfg.max_steps is not None:
+        total_steps = min(total_steps, cfg.max_steps)
+    key_meta = key.as_dict()
+    run_id = {"batch_size": cfg.batch_size, "seed": cfg.seed, "world_size": world_size, "images": len(ids)}
+    bar = tqdm(total=total_steps, initial=min(step, total_steps), desc="train", unit="step",
+               disable=not (progress and is_main), dynamic_ncols=True)
+    losses: List[float] = []
+    step_times: List[float] = []
+    logic_times: List[float] = []
+
+    def checkpoint(epoch: int, batch_in_epoch: int, *, with_step_copy: bool) -> None:
+        if not is_main:
+            return
+        atomic_torch_save(_train_state(decoder=decoder, optimizer=optimizer, step=step, epoch=epoch,
+                                       batch_in_epoch=batch_in_epoch, key_meta=key_meta, run=run_id), last_path)
+        if with_step_copy:
+            save_decoder(cfg.decoder_dir / f"step_{step:06d}.pth", model=model, key=key, extra={"step": step})
+
+    done = step >= total_steps
+    for epoch in range(start_epoch, cfg.epochs):
+        if done:
+            break
+        order = epoch_order(len(ids), seed=cfg.seed, epoch=epoch, rank=rank, world_size=world_size)
+        batches = [order[i : i + cfg.batch_size] for i in range(0, len(order), cfg.batch_size)]
+        first = start_batch if epoch == start_epoch else 0
+        for b in range(first, len(batches)):
+            t_step = time.perf_counter()
+            logic_seconds = 0.0
+            for group in optimizer.param_groups:
+                group["lr"] = _lr_at(step, cfg)
+            optimizer.zero_grad(set_to_none=True)
+            batch = batches[b]
+            sums = torch.zeros(1 + 2 * len(CONSTRAINT_NAMES), dtype=torch.float64)
+            for j, index in enumerate(batch):
+                item = images[index]
+                sync = nullcontext() if (world_size == 1 or j == len(batch) - 1) else decoder_call.no_sync()
+                with sync:
+                    logits = runner.object_logits(item.prepared, item.embedding, mask_decoder=decoder_call)
+                    constraints = item.constraints
+                    t_logic = time.perf_counter()
+                    log_probs = lowres_log_distribution(item.prepared, logits)
+                    loss, truths = loss_and_truths(constraints, log_probs)
+                    if not truths:
+                        loss = logits.sum() * 0.0  # keeps every rank's backward in step
+                    logic_seconds += time.perf_counter() - t_logic  # forward only
+                    (loss / len(batch)).backward()
+                sums[0] += float(loss.detach())
+                groundings = constraints.num_groundings
+                for k, name in enumerate(CONSTRAINT_NAMES):
+                    if name in truths:
+                        sums[1 + 2 * k] += float(truths[name].detach()) / groundings[name]
+                        sums[2 + 2 * k] += 1
+            if cfg.grad_clip:
+                torch.nn.utils.clip_grad_norm_(params, cfg.grad_clip)
+            optimizer.step()
+            step += 1
+            step_times.append(time.perf_counter() - t_step)
+            logic_times.append(logic_seconds)
+            counts = torch.tensor([len(batch)], dtype=torch.float64)
+            if world_size > 1:
+                packed = torch.cat([sums, counts]).to(device)
+                dist.all_reduce(packed)
+                sums, counts = packed[:-1].cpu(), packed[-1:].cpu()
+            mean_loss = float(sums[0] / counts[0])
+            losses.append(mean_loss)
+            if is_main:
+                record = {"step": step, "epoch": epoch, "loss": mean_loss, "lr": _lr_at(step - 1, cfg),
+                          "images": int(counts[0]), "log_truth": {}, "truth": {}}
+                for k, name in enumerate(CONSTRAINT_NAMES):
+                    if sums[2 + 2 * k] > 0:
+                        mean_log = float(sums[1 + 2 * k] / sums[2 + 2 * k])
+                        record["log_truth"][name] = mean_log
+                        record["truth"][name] = math.exp(mean_log)
+                train_log.write(record)
+                bar.set_postfix(loss=f"{mean_loss:.4f}", epoch=epoch)
+            bar.update(1)
+            done = step >= total_steps
+            at_end_of_epoch = b == len(batches) - 1
+            if step % cfg.checkpoint_every == 0 or at_end_of_epoch or done:
+                next_epoch, next_batch = (epoch + 1, 0) if at_end_of_epoch else (epoch, b + 1)
+                checkpoint(next_epoch, next_batch, with_step_copy=step % cfg.checkpoint_every == 0)
+            if done:
+                break
+    bar.close()
+    final_path = cfg.decoder_path()
+    if is_main:
+        save_decoder(final_path, model=model, key=key, extra={"step": step, "epochs": cfg.epochs})
+        log.info("decoder after %d step(s) -> %s", step, final_path)
+    if world_size > 1:
+        dist.barrier()
+    return {
+        "step": "train", "steps": step, "images": len(ids), "losses": losses, "final": str(final_path),
+        "step_seconds": step_times, "logic_forward_seconds": logic_times, "batch_size": cfg.batch_size, "skipped": skipped,
+    }
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    parser = argparse.ArgumentParser(prog="stage1-train", description=__doc__.split("\n\n")[0])
+    add_common_arguments(parser)
+    parser.add_argument("--epochs", type=int)
+    parser.add_argument("--max-steps", type=int, dest="max_steps")
+    parser.add_argument("--batch-size", type=int, dest="batch_size", help="images per optimizer step (per process)")
+    parser.add_argument("--lr", type=float)
+    parser.add_argument("--seed", type=int)
+    parser.add_argument("--checkpoint-every", type=int, dest="checkpoint_every")
+    parser.add_argument("--resume", action="store_true", help="continue from <work_dir>/decoder/last.pth")
+    parser.add_argument("--no-progress", action="store_true")
+    args = parser.parse_args(argv)
+    setup_logging()
+
+    def body() -> int:
+        extra = {k: getattr(args, k) for k in ("epochs", "max_steps", "batch_size", "lr", "seed", "checkpoint_every")}
+        cfg = config_from_args(args, extra)
+        try:
+            summary = run_train(cfg, resume=args.resume, progress=not args.no_progress)
+        finally:
+            if dist.is_initialized():
+                dist.destroy_process_group()
+        if int(os.environ.get("RANK", 0)) == 0:
+            losses = summary["losses"]
+            if losses:
+                print(f"trained {summary['steps']} step(s) on {summary['images']} image(s): loss {losses[0]:.4f} -> "
+                      f"{losses[-1]:.4f}; decoder -> {summary['final']}")
+            else:
+                print(f"nothing to do: already at step {summary['steps']}; decoder -> {summary['final']}")
+        return 0
+
+    return run_cli(body)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

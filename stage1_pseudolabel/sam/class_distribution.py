@@ -1,0 +1,89 @@
+"""From SAM's per-object mask logits to a per-pixel class distribution.
+
+SAM predicts, for each prompted object ``i``, a mask logit ``l_i(x)`` at every pixel ``x``; on its own
+``sigmoid(l_i)`` is the probability that ``x`` belongs to object ``i`` (SAM thresholds at logit 0).
+The logic loss and the pseudo-mask argmax need one distribution over classes per pixel instead.
+
+Choice
+------
+Channels are ``[background, k_1, ..., k_K]``: background, then the distinct classes of the image's
+objects in increasing class index (:func:`image_classes`). At every pixel::
+
+    log p(object i)   = l_i - logsumexp(0, l_1, ..., l_N)          (softmax over a constant 0
+    log p(background) =   - logsumexp(0, l_1, ..., l_N)             background logit and the objects)
+    log p(class k)    = logsumexp_{i : class(i) = k} log p(object i)
+
+Reasons
+-------
+* **It reduces to SAM's own reading for one object**: with ``N = 1`` the softmax over ``(0, l)`` is
+  ``sigmoid(l)``, so the zero-shot pseudo-mask of a single object is exactly SAM's thresholded mask,
+  and the untrained decoder is a faithful zero-shot baseline through the same code path.
+* **Objects compete where they overlap**: two boxes covering the same pixel share its mass according
+  to their logits instead of both claiming it, and the argmax is well defined everywhere.
+* **A constant background logit needs no extra parameter** and keeps SAM's calibration: a pixel is
+  background exactly when all object logits are negative-ish, which is what SAM's threshold means.
+* **Instances of one class add up** (``logsumexp`` of probabilities in log space), so the class
+  probability is the probability that *some* object of that class covers the pixel, and the class
+  set per image stays small (only classes present), which keeps the loss cheap.
+* **Everything stays in log space** (``logsumexp``, no ``log(softmax)``), so log-probabilities are
+  finite and gradients well behaved for saturated logits, as the log-space logic needs.
+
+Alternatives considered: independent sigmoids per class (not a distribution; overlaps double-count),
+a learnt background logit (an extra parameter the frozen decoder never saw), a max over instances
+(non-smooth; gradient to one instance only).
+"""
+
+from __future__ import annotations
+
+import torch
+
+
+def image_classes(object_classes: torch.Tensor) -> torch.Tensor:
+    """Distinct classes of an image's objects, increasing: ``int64 [N] -> int64 [K]``."""
+    return torch.unique(object_classes.reshape(-1).long(), sorted=True)
+
+
+def object_channels(object_classes: torch.Tensor, classes: torch.Tensor) -> torch.Tensor:
+    """Channel of each object in ``[background, *classes]``: ``int64 [N]`` with values in ``1..K``."""
+    idx = torch.searchsorted(classes, object_classes.reshape(-1).long())
+    if len(object_classes) and not bool((classes[idx.clamp(max=len(classes) - 1)] == object_classes).all()):
+        raise ValueError("an object's class is not in the class list")
+    return idx + 1
+
+
+def log_class_distribution(
+    object_logits: torch.Tensor,
+    channels: torch.Tensor,
+    *,
+    num_channels: int,
+    background_logit: float = 0.0,
+) -> torch.Tensor:
+    """Per-pixel log class distribution from per-object mask logits (module docstring).
+
+    Args:
+        object_logits: ``float [N, h, w]`` SAM mask logits, one map per object (``N`` may be 0).
+        channels: ``int64 [N]`` channel of each object, in ``1..num_channels-1``.
+        num_channels: ``1 + K``, background plus the image's classes.
+        background_logit: the constant background logit (0: SAM's threshold).
+
+    Returns:
+        ``float [num_channels, h, w]`` log-probabilities; ``logsumexp`` over dim 0 is 0. A class with
+        no object gets ``-inf``.
+    """
+    n, h, w = object_logits.shape
+    logits = object_logits.float()
+    bg = torch.full((1, h, w), float(background_logit), dtype=logits.dtype, device=logits.device)
+    log_z = torch.logsumexp(torch.cat([bg, logits], dim=0), dim=0, keepdim=True)  # [1, h, w]
+    log_bg = bg - log_z
+    if n == 0 or num_channels == 1:
+        return torch.cat([log_bg, log_bg.new_full((num_channels - 1, h, w), float("-inf"))], dim=0)
+    log_obj = logits - log_z  # [N, h, w]
+    member = channels.to(logits.device).view(1, n) == torch.arange(1, num_channels, device=logits.device).view(-1, 1)
+    offset = torch.zeros(member.shape, dtype=logits.dtype, device=logits.device).masked_fill(~member, float("-inf"))
+    log_cls = torch.logsumexp(log_obj.unsqueeze(0) + offset[:, :, None, None], dim=1)  # [K, h, w]
+    return torch.cat([log_bg, log_cls], dim=0)
+
+
+def channel_labels(classes: torch.Tensor) -> torch.Tensor:
+    """Class index of each channel ``[background, *classes]``: ``int64 [1 + K]`` (0 first)."""
+    return torch.cat([classes.new_zeros(1), classes.long()])

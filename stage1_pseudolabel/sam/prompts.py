@@ -1,0 +1,227 @@
+"""SAM prompts for every annotated object of an image: a box, positive and negative points.
+
+Objects
+-------
+The objects of an image are its boxes (clipped to the image; boxes narrower or shorter than
+``min_box_size`` pixels after clipping are dropped with a warning). An image without boxes but with
+scribbles or clicks of some classes gets one object per such class, whose region is the bounding box
+of that class's scribble pixels and clicks (used for sampling and the loss, never as a box prompt).
+
+Prompts (mode ``box`` / ``points`` / ``both``)
+----------------------------------------------
+* box: the object's box in the SAM input frame.
+* positive points: the object's clicks of its class inside its box, then scribble pixels of its
+  class inside its box, subsampled by farthest-point sampling (spread along the strokes), up to
+  ``num_positive``.
+* negative points: scribble pixels and clicks of any *other* label (other classes and background)
+  inside the box, farthest-point subsampled, up to ``num_negative``.
+* An object left with no point in ``points`` mode (no scribble of its class inside its box) is
+  prompted by its box centre as one positive point.
+* Boxes are not used for box-less (scribble-derived) objects: such an image falls back to points.
+All objects of an image share one point count ``P`` (padding label ``-1``, SAM's "not a point"), so
+that they go through the decoder in one batched call. Sampling is deterministic: its random stream
+is seeded by ``(seed, image_id)``, so every run, shard and resume sees the same prompts.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from dataclasses import dataclass
+from typing import Optional, Tuple
+
+import numpy as np
+import torch
+
+from stage1_pseudolabel.frames import SamFrame, clip_box
+from stage1_pseudolabel.weak_labels.annotation import ImageAnnotation
+from stage1_pseudolabel.weak_labels.classes import IGNORE_INDEX
+
+log = logging.getLogger(__name__)
+
+PROMPT_MODES: Tuple[str, ...] = ("box", "points", "both")
+PAD_LABEL = -1
+
+
+@dataclass
+class ImageObjects:
+    """The objects of one image in the pixel frame.
+
+    Attributes:
+        boxes: ``float32 [N, 4]`` regions ``(x0, y0, x1, y1)``, half-open pixel edges, inside the image.
+        classes: ``int64 [N]`` class of each object, ``1..C``.
+        from_boxes: True when the regions are annotated boxes (False: derived from scribbles/clicks).
+    """
+
+    boxes: np.ndarray
+    classes: np.ndarray
+    from_boxes: bool
+
+    @property
+    def num_objects(self) -> int:
+        return len(self.classes)
+
+
+@dataclass
+class ObjectPrompts:
+    """Prompts of all objects of one image in the SAM input frame, for one batched decoder call.
+
+    Attributes:
+        boxes: ``float32 [N, 4]`` box prompts, or None.
+        point_coords: ``float32 [N, P, 2]`` ``(x, y)`` points, or None when ``P == 0``.
+        point_labels: ``float32 [N, P]`` 1 positive, 0 negative, -1 padding; or None.
+    """
+
+    boxes: Optional[np.ndarray]
+    point_coords: Optional[np.ndarray]
+    point_labels: Optional[np.ndarray]
+
+    def to_tensors(self, device=None):
+        """``(boxes, point_coords, point_labels)`` as float tensors (None kept)."""
+        def t(a):
+            return None if a is None else torch.as_tensor(a, dtype=torch.float32, device=device)
+        return t(self.boxes), t(self.point_coords), t(self.point_labels)
+
+
+def image_rng(seed: int, image_id: str) -> np.random.Generator:
+    """A random stream that depends only on ``seed`` and ``image_id``."""
+    digest = hashlib.sha256(f"{int(seed)}:{image_id}".encode()).digest()
+    return np.random.default_rng(int.from_bytes(digest[:8], "little"))
+
+
+def image_objects(ann: ImageAnnotation, *, min_box_size: float = 1.0) -> ImageObjects:
+    """The objects of an image (module docstring); drops degenerate boxes with a warning."""
+    if ann.num_objects:
+        boxes = clip_box(ann.boxes, ann.height, ann.width)
+        w, h = boxes[:, 2] - boxes[:, 0], boxes[:, 3] - boxes[:, 1]
+        keep = (w >= min_box_size) & (h >= min_box_size)
+        if not keep.all():
+            log.warning("%s: dropped %d degenerate box(es) (smaller than %.1f px after clipping): %s",
+                        ann.image_id, int((~keep).sum()), min_box_size, ann.boxes[~keep].tolist())
+        return ImageObjects(boxes[keep], ann.box_classes[keep].astype(np.int64), True)
+    regions, classes = [], []
+    labels = set()
+    if ann.scribbles is not None:
+        labels |= {int(v) for v in np.unique(ann.scribbles) if v not in (0, IGNORE_INDEX)}
+    labels |= {int(c) for c in ann.point_classes if c > 0}
+    for c in sorted(labels):
+        xs, ys = [], []
+        if ann.scribbles is not None:
+            yy, xx = np.nonzero(ann.scribbles == c)
+            xs.append(xx.astype(np.float32))
+            ys.append(yy.astype(np.float32))
+        sel = ann.point_classes == c
+        xs.append(np.floor(ann.points[sel, 0]))
+        ys.append(np.floor(ann.points[sel, 1]))
+        x, y = np.concatenate(xs), np.concatenate(ys)
+        regions.append([x.min(), y.min(), x.max() + 1, y.max() + 1])
+        classes.append(c)
+    boxes = clip_box(np.asarray(regions, np.float32).reshape(-1, 4), ann.height, ann.width)
+    return ImageObjects(boxes, np.asarray(classes, np.int64), False)
+
+
+def farthest_points(candidates: np.ndarray, k: int, rng: np.random.Generator, *, max_candidates: int = 4096) -> np.ndarray:
+    """Pick ``k`` of ``float32 [M, 2]`` candidates spread out by farthest-point sampling.
+
+    Starts from the candidate nearest to their centroid; candidates beyond ``max_candidates`` are
+    randomly subsampled first (bounded cost on long strokes).
+    """
+    if k <= 0:
+        return candidates[:0]
+    if len(candidates) <= k:
+        return candidates
+    if len(candidates) > max_candidates:
+        candidates = candidates[rng.choice(len(candidates), max_candidates, replace=False)]
+    first = int(np.argmin(((candidates - candidates.mean(0)) ** 2).sum(1)))
+    chosen = [first]
+    dist = ((candidates - candidates[first]) ** 2).sum(1)
+    for _ in range(k - 1):
+        nxt = int(np.argmax(dist))
+        chosen.append(nxt)
+        dist = np.minimum(dist, ((candidates - candidates[nxt]) ** 2).sum(1))
+    return candidates[chosen]
+
+
+def _in_box(xy: np.ndarray, box: np.ndarray) -> np.ndarray:
+    return (xy[:, 0] >= box[0]) & (xy[:, 0] < box[2]) & (xy[:, 1] >= box[1]) & (xy[:, 1] < box[3])
+
+
+def _labelled_pixels(ann: ImageAnnotation, box: np.ndarray) -> Tuple[np.ndarray, np.ndarray]:
+    """Scribble pixels inside ``box``: ``float32 [M, 2]`` ``(x, y)`` and ``int64 [M]`` labels."""
+    if ann.scribbles is None:
+        return np.zeros((0, 2), np.float32), np.zeros((0,), np.int64)
+    x0, y0 = int(np.floor(box[0])), int(np.floor(box[1]))
+    x1, y1 = int(np.ceil(box[2])), int(np.ceil(box[3]))
+    crop = ann.scribbles[y0:y1, x0:x1]
+    yy, xx = np.nonzero(crop != IGNORE_INDEX)
+    xy = np.stack([xx + x0, yy + y0], 1).astype(np.float32)
+    return xy, crop[yy, xx].astype(np.int64)
+
+
+def object_points(
+    ann: ImageAnnotation,
+    box: np.ndarray,
+    cls: int,
+    *,
+    num_positive: int,
+    num_negative: int,
+    rng: np.random.Generator,
+) -> Tuple[np.ndarray, np.ndarray]:
+    """Positive then negative points of one object in the pixel frame: ``[Q, 2]`` and labels ``[Q]``."""
+    xy, lab = _labelled_pixels(ann, box)
+    inside = _in_box(ann.points, box) if len(ann.points) else np.zeros(0, bool)
+    clicks, click_cls = ann.points[inside], ann.point_classes[inside]
+    pos_clicks = clicks[click_cls == cls][:num_positive]
+    pos = np.concatenate([pos_clicks, farthest_points(xy[lab == cls], num_positive - len(pos_clicks), rng)])
+    neg_clicks = clicks[click_cls != cls][:num_negative]
+    neg = np.concatenate([neg_clicks, farthest_points(xy[lab != cls], num_negative - len(neg_clicks), rng)])
+    coords = np.concatenate([pos, neg]).astype(np.float32).reshape(-1, 2)
+    labels = np.concatenate([np.ones(len(pos)), np.zeros(len(neg))]).astype(np.float32)
+    return coords, labels
+
+
+def build_prompts(
+    ann: ImageAnnotation,
+    objects: ImageObjects,
+    frame: SamFrame,
+    *,
+    mode: str = "both",
+    num_positive: int = 3,
+    num_negative: int = 2,
+    seed: int = 0,
+) -> ObjectPrompts:
+    """Prompts of all objects of ``ann`` in the SAM input frame (module docstring).
+
+    Args:
+        ann: the image's weak labels (pixel frame).
+        objects: its objects (:func:`image_objects`).
+        frame: the image's :class:`~stage1_pseudolabel.frames.SamFrame`.
+        mode: ``box``, ``points`` or ``both``.
+        num_positive, num_negative: maximum points of each kind per object.
+        seed: sampling seed (combined with the image id).
+    """
+    if mode not in PROMPT_MODES:
+        raise ValueError(f"prompt mode must be one of {PROMPT_MODES}, got {mode!r}")
+    n = objects.num_objects
+    use_box = mode in ("box", "both") and objects.from_boxes
+    use_points = mode in ("points", "both") or not objects.from_boxes
+    boxes = frame.boxes_to_sam(objects.boxes) if use_box else None
+    if not use_points or n == 0:
+        return ObjectPrompts(boxes, None, None)
+    rng = image_rng(seed, ann.image_id)
+    per_object = []
+    for box, cls in zip(objects.boxes, objects.classes):
+        coords, labels = object_points(ann, box, int(cls), num_positive=num_positive, num_negative=num_negative, rng=rng)
+        if not use_box and not (labels == 1).any():
+            centre = np.array([[(box[0] + box[2]) / 2 - 0.5, (box[1] + box[3]) / 2 - 0.5]], np.float32)
+            coords, labels = np.concatenate([centre, coords]), np.concatenate([[1.0], labels]).astype(np.float32)
+        per_object.append((coords, labels))
+    p = max(len(lab) for _, lab in per_object)
+    if p == 0:
+        return ObjectPrompts(boxes, None, None)
+    point_coords = np.zeros((n, p, 2), np.float32)
+    point_labels = np.full((n, p), PAD_LABEL, np.float32)
+    for i, (coords, labels) in enumerate(per_object):
+        point_coords[i, : len(labels)] = frame.points_to_sam(coords)
+        point_labels[i, : len(labels)] = labels
+    return ObjectPrompts(boxes, point_coords, point_labels)

@@ -1,0 +1,155 @@
+"""SAM building and checkpoint loading: strict round trip, truncated files, wrong variants, safety."""
+
+from __future__ import annotations
+
+import importlib.util
+import pickle
+
+import pytest
+import torch
+
+from stage1_pseudolabel.sam.checkpoint import (
+    CheckpointError,
+    checkpoint_fingerprint,
+    describe_state_dict,
+    read_state_dict,
+)
+from stage1_pseudolabel.sam.registry import (
+    OFFICIAL_CHECKPOINTS_URL,
+    SAM_VARIANTS,
+    build_sam,
+    default_global_attn_indexes,
+    encoder_input_size,
+    lowres_mask_size,
+    sam_architecture,
+)
+
+TINY = dict(image_size=256, encoder_depth=2, encoder_embed_dim=64, encoder_num_heads=2, window_size=8,
+            prompt_embed_dim=64, decoder_mlp_dim=128)
+
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _one_thread():
+    """Small tensors on a shared 2-core machine: one intra-op thread is faster and deterministic."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+@pytest.fixture(scope="module")
+def vit_b_file(tmp_path_factory):
+    """A full-size vit_b with seeded random weights, saved as a plain state dict (like the official file)."""
+    model = build_sam("vit_b", seed=0)
+    path = tmp_path_factory.mktemp("ckpt") / "sam_vit_b_random.pth"
+    torch.save(model.state_dict(), path)
+    return path, model
+
+
+def test_vit_b_strict_round_trip(vit_b_file):
+    path, model = vit_b_file
+    assert sum(p.numel() for p in model.parameters()) == pytest.approx(93.7e6, rel=0.01)  # SAM vit_b
+    loaded = build_sam("vit_b", checkpoint=path)
+    a, b = model.state_dict(), loaded.state_dict()
+    assert a.keys() == b.keys()
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    assert not loaded.training
+    assert encoder_input_size(loaded) == 1024 and lowres_mask_size(loaded) == 256
+    assert describe_state_dict(a) == "vit_b (ViT width 768, 12 blocks)"
+
+
+def test_truncated_checkpoint_is_a_clear_error(vit_b_file, tmp_path):
+    path, _ = vit_b_file
+    cut = tmp_path / "cut.pth"
+    with open(path, "rb") as src:
+        cut.write_bytes(src.read(path.stat().st_size // 3))
+    with pytest.raises(CheckpointError, match="truncated") as err:
+        build_sam("vit_b", checkpoint=cut)
+    assert OFFICIAL_CHECKPOINTS_URL in str(err.value)
+
+
+def test_wrong_variant_says_what_the_file_looks_like(vit_b_file):
+    path, _ = vit_b_file
+    # A model of another size: the file is refused and identified as vit_b, nothing half-loads.
+    with pytest.raises(CheckpointError, match=r"looks like vit_b \(ViT width 768, 12 blocks\)") as err:
+        build_sam("vit_b", checkpoint=path, **TINY)
+    assert OFFICIAL_CHECKPOINTS_URL in str(err.value)
+
+
+def test_describe_other_variants_from_shapes():
+    def fake(width, depth, prefix="image_encoder.blocks"):
+        sd = {"image_encoder.patch_embed.proj.weight": torch.empty(width, 3, 16, 16),
+              "image_encoder.pos_embed": torch.empty(1, 64, 64, width)}
+        sd.update({f"{prefix}.{i}.norm1.weight": torch.empty(1) for i in range(depth)})
+        return sd
+
+    assert describe_state_dict(fake(1280, 32)).startswith("vit_h")
+    assert describe_state_dict(fake(1024, 24)).startswith("vit_l")
+    assert describe_state_dict(fake(768, 12)).startswith("vit_b")
+    assert "custom-size" in describe_state_dict(fake(64, 2))
+    assert describe_state_dict({"image_encoder.layers.0.x": torch.empty(1)}).startswith("vit_t")
+    assert "decoder-only" in describe_state_dict({"mask_decoder.iou_token.weight": torch.empty(1)})
+
+
+def test_missing_checkpoint(tmp_path):
+    with pytest.raises(CheckpointError, match="does not exist") as err:
+        build_sam("vit_h", checkpoint=tmp_path / "nope.pth")
+    assert "sam_vit_h_4b8939.pth" in str(err.value) and OFFICIAL_CHECKPOINTS_URL in str(err.value)
+
+
+def test_reduced_model_round_trip_and_wrapped_state_dict(tmp_path):
+    model = build_sam("vit_b", seed=3, **TINY)
+    assert encoder_input_size(model) == 256 and lowres_mask_size(model) == 64
+    path = tmp_path / "tiny.pth"
+    torch.save({"model": model.state_dict()}, path)  # training checkpoints often wrap the weights
+    loaded = build_sam("vit_b", checkpoint=path, **TINY)
+    assert all(torch.equal(a, b) for a, b in zip(model.state_dict().values(), loaded.state_dict().values()))
+    # Seeded: same seed same weights, and the global RNG is left alone.
+    torch.manual_seed(123)
+    before = torch.rand(1)
+    torch.manual_seed(123)
+    again = build_sam("vit_b", seed=3, **TINY)
+    assert torch.equal(torch.rand(1), before)
+    assert all(torch.equal(a, b) for a, b in zip(model.state_dict().values(), again.state_dict().values()))
+    assert checkpoint_fingerprint(path) == checkpoint_fingerprint(path)
+
+
+def test_pickled_code_is_refused(tmp_path):
+    class Evil:
+        def __reduce__(self):
+            return (print, ("pwned",))
+
+    path = tmp_path / "evil.pth"
+    with open(path, "wb") as f:
+        pickle.dump({"a": Evil()}, f, protocol=2)
+    with pytest.raises(CheckpointError):
+        read_state_dict(path)
+
+
+def test_variant_table_matches_segment_anything():
+    from segment_anything import sam_model_registry
+
+    for name, variant in SAM_VARIANTS.items():
+        assert name in sam_model_registry
+        arch = variant.architecture
+        assert default_global_attn_indexes(arch.encoder_depth) == arch.encoder_global_attn_indexes
+    with pytest.raises(ValueError, match="unknown SAM model type"):
+        build_sam("vit_x")
+    with pytest.raises(ValueError):
+        sam_architecture("vit_b", image_size=250)
+
+
+def test_vit_t_needs_mobile_sam():
+    if importlib.util.find_spec("mobile_sam") is not None:
+        pytest.skip("mobile_sam is installed")
+    with pytest.raises(ImportError, match="mobile_sam"):
+        build_sam("vit_t")
+
+
+def test_proxy_resolves_lazily():
+    if importlib.util.find_spec("stage1_pseudolabel.proxy.model") is None:
+        pytest.skip("proxy model not present")
+    model = build_sam("proxy", seed=0)
+    for part in ("image_encoder", "prompt_encoder", "mask_decoder"):
+        assert hasattr(model, part)

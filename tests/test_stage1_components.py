@@ -1,0 +1,233 @@
+"""Stage-1 building blocks: class distribution, prompts, batched decoding, config, sharding, cache."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from stage1_pseudolabel.frames import SamFrame
+from stage1_pseudolabel.pipeline.cache import CacheKey, CacheMismatchError, EmbeddingCache
+from stage1_pseudolabel.pipeline.config import build_config
+from stage1_pseudolabel.pipeline.sharding import shard_ids
+from stage1_pseudolabel.sam.class_distribution import (
+    channel_labels,
+    image_classes,
+    log_class_distribution,
+    object_channels,
+)
+from stage1_pseudolabel.sam.decoder import decode_objects, dense_positional_encoding, encode_prompts
+from stage1_pseudolabel.sam.prompts import PAD_LABEL, build_prompts, image_objects
+from stage1_pseudolabel.sam.registry import build_sam
+from stage1_pseudolabel.weak_labels.annotation import ImageAnnotation
+
+TINY = dict(image_size=256, encoder_depth=2, encoder_embed_dim=64, encoder_num_heads=2, window_size=8,
+            prompt_embed_dim=64, decoder_mlp_dim=128)
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _one_thread():
+    """Small tensors on a shared 2-core machine: one intra-op thread is faster and deterministic."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+# -- class distribution ------------------------------------------------------------------------------
+def test_single_object_is_sams_sigmoid():
+    logits = torch.randn(1, 5, 7) * 4
+    logp = log_class_distribution(logits, torch.tensor([1]), num_channels=2)
+    assert torch.allclose(logp[1].exp(), torch.sigmoid(logits[0]), atol=1e-6)
+    assert torch.allclose(logp[0].exp(), 1 - torch.sigmoid(logits[0]), atol=1e-6)
+
+
+def test_distribution_sums_to_one_and_merges_instances():
+    logits = torch.randn(4, 6, 6) * 10
+    classes = image_classes(torch.tensor([15, 3, 15, 7]))
+    assert classes.tolist() == [3, 7, 15]
+    ch = object_channels(torch.tensor([15, 3, 15, 7]), classes)
+    assert ch.tolist() == [3, 1, 3, 2]
+    logp = log_class_distribution(logits, ch, num_channels=4)
+    assert torch.allclose(logp.exp().sum(0), torch.ones(6, 6), atol=1e-5)
+    p = torch.softmax(torch.cat([torch.zeros(1, 6, 6), logits]), 0)
+    assert torch.allclose(logp[3].exp(), p[1] + p[3], atol=1e-5)
+    assert channel_labels(classes).tolist() == [0, 3, 7, 15]
+
+
+def test_distribution_is_finite_for_saturated_logits_and_no_objects():
+    logits = torch.tensor([[[1e4, -1e4]], [[-1e4, 1e4]]], requires_grad=True)
+    logp = log_class_distribution(logits, torch.tensor([1, 2]), num_channels=3)
+    logp.sum().backward()
+    assert torch.isfinite(logits.grad).all()
+    empty = log_class_distribution(torch.zeros(0, 3, 3), torch.zeros(0, dtype=torch.long), num_channels=1)
+    assert empty.shape == (1, 3, 3) and torch.all(empty == 0)
+
+
+# -- prompts -------------------------------------------------------------------------------------------
+def _annotation(**kw) -> ImageAnnotation:
+    h, w = 60, 80
+    scribbles = np.full((h, w), 255, np.uint8)
+    scribbles[20, 10:30] = 3      # class-3 stroke inside box 0
+    scribbles[45, 50:70] = 8      # class-8 stroke inside box 1
+    scribbles[5, 0:80] = 0        # background stroke across the top
+    scribbles[25, 31:35] = 0      # background inside box 0
+    defaults = dict(
+        image_id="img", image_path=Path("none.jpg"), height=h, width=w,
+        boxes=np.array([[5, 10, 36, 40], [45, 35, 78, 58]], np.float32), box_classes=np.array([3, 8]),
+        scribbles=scribbles, points=np.array([[20, 30]], np.float32), point_classes=np.array([3]),
+    )
+    defaults.update(kw)
+    return ImageAnnotation(**defaults)
+
+
+def test_prompts_box_points_both():
+    ann = _annotation()
+    frame = SamFrame(height=60, width=80, encoder_size=256, lowres=64)
+    objects = image_objects(ann)
+    box_only = build_prompts(ann, objects, frame, mode="box")
+    assert box_only.point_coords is None and box_only.boxes.shape == (2, 4)
+    assert np.allclose(box_only.boxes[0], [5 * 3.2, 10 * 3.2, 36 * 3.2, 40 * 3.2])
+    both = build_prompts(ann, objects, frame, mode="both", num_positive=3, num_negative=2)
+    assert both.boxes.shape == (2, 4)
+    n, p, _ = both.point_coords.shape
+    assert n == 2 and p == 5
+    labels = both.point_labels
+    assert (labels[0] == [1, 1, 1, 0, 0]).all()  # click + 2 stroke points; 2 background negatives
+    # The click comes first, in the SAM frame.
+    assert np.allclose(both.point_coords[0, 0], [20 * 3.2, 30 * 3.2])
+    # Box 1 has no negative scribble inside it: padded with SAM's "not a point" label.
+    assert (labels[1] == [1, 1, 1, PAD_LABEL, PAD_LABEL]).all()
+    points = build_prompts(ann, objects, frame, mode="points")
+    assert points.boxes is None and points.point_coords.shape[:2] == (2, 5)
+    again = build_prompts(ann, objects, frame, mode="both", num_positive=3, num_negative=2)
+    assert np.array_equal(again.point_coords, both.point_coords)  # deterministic
+
+
+def test_degenerate_boxes_dropped_and_scribble_only_objects(caplog):
+    ann = _annotation(boxes=np.array([[5, 10, 36, 40], [50, 20, 50, 30], [90, 0, 120, 10]], np.float32),
+                      box_classes=np.array([3, 8, 8]))
+    with caplog.at_level(logging.WARNING):
+        objects = image_objects(ann)
+    assert objects.num_objects == 1 and "degenerate" in caplog.text
+    boxless = _annotation(boxes=np.zeros((0, 4)), box_classes=np.zeros(0))
+    objects = image_objects(boxless)
+    assert not objects.from_boxes and objects.classes.tolist() == [3, 8]
+    frame = SamFrame(height=60, width=80, encoder_size=256, lowres=64)
+    prompts = build_prompts(boxless, objects, frame, mode="both")
+    assert prompts.boxes is None and (prompts.point_labels[:, 0] == 1).all()
+    nothing = _annotation(boxes=np.zeros((0, 4)), box_classes=np.zeros(0), scribbles=None,
+                          points=np.zeros((0, 2)), point_classes=np.zeros(0))
+    assert image_objects(nothing).num_objects == 0 and not nothing.has_weak_labels
+
+
+def test_farthest_points_counts():
+    from stage1_pseudolabel.sam.prompts import farthest_points, image_rng
+
+    pts = np.stack([np.arange(10), np.zeros(10)], 1).astype(np.float32)
+    rng = image_rng(0, "x")
+    assert len(farthest_points(pts, 0, rng)) == 0
+    three = farthest_points(pts, 3, rng)
+    assert len(three) == 3 and {0.0, 9.0} <= set(three[:, 0].tolist())
+    assert len(farthest_points(pts[:2], 5, rng)) == 2
+
+
+def test_points_mode_without_scribbles_uses_box_centre():
+    ann = _annotation(scribbles=None, points=np.zeros((0, 2)), point_classes=np.zeros(0))
+    frame = SamFrame(height=60, width=80, encoder_size=256, lowres=64)
+    prompts = build_prompts(ann, image_objects(ann), frame, mode="points")
+    assert prompts.point_coords.shape == (2, 1, 2) and (prompts.point_labels == 1).all()
+
+
+def test_batched_decoder_call_equals_one_object_at_a_time():
+    model = build_sam("vit_b", seed=0, **TINY)
+    ann = _annotation()
+    frame = SamFrame(height=60, width=80, encoder_size=256, lowres=64)
+    prompts = build_prompts(ann, image_objects(ann), frame, mode="both")
+    boxes, coords, labels = prompts.to_tensors()
+    emb = torch.randn(1, 64, 16, 16)
+    pe = dense_positional_encoding(model.prompt_encoder)
+    with torch.no_grad():
+        sparse, dense = encode_prompts(model.prompt_encoder, boxes=boxes, point_coords=coords, point_labels=labels)
+        all_at_once, iou = decode_objects(mask_decoder=model.mask_decoder, image_embedding=emb, dense_pe=pe,
+                                          sparse_embeddings=sparse, dense_embeddings=dense)
+        assert all_at_once.shape == (2, 64, 64) and iou.shape == (2,)
+        for i in range(2):
+            # Object 1 alone, without the padding its batch-mate forced on it.
+            keep = labels[i] != PAD_LABEL
+            s, d = encode_prompts(model.prompt_encoder, boxes=boxes[i : i + 1], point_coords=coords[i : i + 1, keep],
+                                  point_labels=labels[i : i + 1, keep])
+            one, _ = decode_objects(mask_decoder=model.mask_decoder, image_embedding=emb, dense_pe=pe,
+                                    sparse_embeddings=s, dense_embeddings=d)
+            if keep.all():
+                assert torch.allclose(one[0], all_at_once[i], atol=1e-4)
+            else:
+                # "Not a point" tokens still take part in attention: close, not identical.
+                assert one.shape == (1, 64, 64)
+        multi, _ = decode_objects(mask_decoder=model.mask_decoder, image_embedding=emb, dense_pe=pe,
+                                  sparse_embeddings=sparse, dense_embeddings=dense, multimask_output=True)
+        assert multi.shape == (2, 64, 64)
+
+
+# -- config, sharding, cache ---------------------------------------------------------------------------
+def test_config_precedence_and_unknown_keys(tmp_path):
+    path = tmp_path / "c.yaml"
+    path.write_text("epochs: 7\nlr: 0.5\nloss: {scribbles: 2.0, neighbourhood: 0.5}\n")
+    cfg = build_config(config_file=str(path), overrides={"lr": 0.25, "data": None},
+                       sets=["loss.neighbourhood=0.1", "prompt_mode=box", "model_kwargs={image_size: 256}"])
+    assert cfg.epochs == 7 and cfg.lr == 0.25 and cfg.prompt_mode == "box"
+    assert cfg.loss == {"scribbles": 2.0, "neighbourhood": 0.1}
+    assert cfg.model_kwargs == {"image_size": 256}
+    assert cfg.data == "data/VOCdevkit/VOC2012"
+    with pytest.raises(ValueError, match="unknown stage-1 config key"):
+        build_config(sets=["epoch=3"])
+    with pytest.raises(ValueError, match="prompt_mode"):
+        build_config(sets=["prompt_mode=boxes"])
+    for name in ("voc_box_scribble", "voc_box", "voc_scribble_points", "synthetic", "tiny_random"):
+        build_config(config_file=str(Path(__file__).parents[1] / "configs" / "stage1" / f"{name}.yaml"))
+
+
+def test_shards_partition_the_list():
+    ids = [f"id{i}" for i in range(11)]
+    shards = [shard_ids(ids, shard_index=i, num_shards=3) for i in range(3)]
+    assert sorted(sum(shards, [])) == sorted(ids)
+    assert max(map(len, shards)) - min(map(len, shards)) <= 1
+    with pytest.raises(ValueError):
+        shard_ids(ids, shard_index=3, num_shards=3)
+
+
+def test_cache_refuses_other_model_or_size(tmp_path):
+    key = CacheKey(model_type="vit_b", encoder_fingerprint="weights:abc", encoder_size=256, embedding_shape=(8, 4, 4))
+    cache = EmbeddingCache(tmp_path / "emb", key=key)
+    emb = torch.randn(8, 4, 4)
+    cache.save("a", emb, height=10, width=20)
+    loaded = cache.load("a", height=10, width=20)
+    assert loaded.shape == (1, 8, 4, 4) and torch.allclose(loaded[0], emb.half().float())
+    assert torch.load(cache.path("a"), weights_only=True)["embedding"].dtype == torch.float16
+    with pytest.raises(CacheMismatchError, match="another dataset"):
+        cache.load("a", height=11, width=20)
+    for other in (dict(model_type="vit_h"), dict(encoder_fingerprint="weights:zzz"), dict(encoder_size=1024)):
+        with pytest.raises(CacheMismatchError, match="Refusing"):
+            EmbeddingCache(tmp_path / "emb", key=CacheKey(**{**key.__dict__, **other}))
+    assert not list((tmp_path / "emb").glob("*.tmp"))
+
+
+def test_pseudo_mask_argmax_and_confidence():
+    from stage1_pseudolabel.pipeline.config import build_config
+    from stage1_pseudolabel.pipeline.predict import pseudo_mask
+    from stage1_pseudolabel.pipeline.prepare import prepare_image
+
+    ann = _annotation()
+    prepared = prepare_image(ann, build_config(), encoder_size=256, lowres=64)
+    assert prepared.classes.tolist() == [3, 8] and prepared.channels.tolist() == [1, 2]
+    logits = torch.full((2, 64, 64), -20.0)
+    logits[0, :, :20] = 20.0   # object 0 (class 3) on the left
+    logits[1, :, 40:] = 0.0    # object 1 (class 8): p = 0.5 against background
+    mask = pseudo_mask(prepared, logits)
+    assert mask.shape == (60, 80) and set(np.unique(mask)) <= {0, 3, 8}
+    assert (mask[:, :10] == 3).all()
+    unsure = pseudo_mask(prepared, logits, confidence_threshold=0.9)
+    assert (unsure[:, 70:] == 255).all() and (unsure[:, :10] == 3).all()

@@ -1,0 +1,307 @@
+"""Stage 1 end to end with a small random-weight SAM: embed, train, generate, evaluate.
+
+The model is a SAM-architecture network with a 256 px encoder input, a 2-block ViT and a 64-channel
+decoder (configs/stage1/tiny_random.yaml): the code path is the one official checkpoints take, only
+the sizes are small, so a training step costs a fraction of a second on one CPU core.
+"""
+
+from __future__ import annotations
+
+import errno
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+from PIL import Image
+
+from stage1_pseudolabel.evaluation import evaluate_folders
+from stage1_pseudolabel.masks import read_mask
+from stage1_pseudolabel.pipeline import train as train_module
+from stage1_pseudolabel.pipeline.cache import CacheMismatchError, EmbeddingCache
+from stage1_pseudolabel.pipeline.config import build_config
+from stage1_pseudolabel.pipeline.embed import main as embed_main
+from stage1_pseudolabel.pipeline.embed import run_embed
+from stage1_pseudolabel.pipeline.generate import main as generate_main
+from stage1_pseudolabel.pipeline.generate import run_generate
+from stage1_pseudolabel.pipeline.model import load_model
+from stage1_pseudolabel.pipeline.predict import DecoderRunner, lowres_log_distribution
+from stage1_pseudolabel.pipeline.prepare import compile_constraints, open_dataset, prepare_image
+from stage1_pseudolabel.pipeline.train import loss_and_truths, run_train
+from stage1_pseudolabel.pipeline.train import main as train_main
+from stage1_pseudolabel.sam.checkpoint import CheckpointError
+from stage1_pseudolabel.synthetic import write_dataset
+
+REPO = Path(__file__).resolve().parents[1]
+TINY_CONFIG = REPO / "configs" / "stage1" / "tiny_random.yaml"
+NUM_TRAIN = 6
+
+
+def make_cfg(data: Path, work: Path, **overrides):
+    sets = [f"{k}={json.dumps(v)}" for k, v in overrides.items()]
+    return build_config(config_file=str(TINY_CONFIG), overrides={"data": str(data), "work_dir": str(work)}, sets=sets)
+
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _one_thread():
+    """Small tensors on a shared 2-core machine: one intra-op thread is faster and deterministic."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+@pytest.fixture(scope="module")
+def synthetic(tmp_path_factory) -> Path:
+    root = tmp_path_factory.mktemp("synthetic") / "data"
+    write_dataset(root, domain="target", num_train=NUM_TRAIN, num_val=1, seed=0, size_range=(120, 160))
+    return root
+
+
+@pytest.fixture(scope="module")
+def trained(synthetic, tmp_path_factory):
+    """One uninterrupted run: embed, then 2 epochs x 3 steps of 2 images."""
+    work = tmp_path_factory.mktemp("run_a")
+    cfg = make_cfg(synthetic, work)
+    embed = run_embed(cfg, progress=False)
+    initial = load_model(cfg, device=torch.device("cpu"))[0].state_dict()
+    captured = {}
+    real_load_model = train_module.load_model
+
+    def spy(*args, **kwargs):
+        captured["model"], key = real_load_model(*args, **kwargs)
+        return captured["model"], key
+
+    train_module.load_model = spy
+    try:
+        summary = run_train(cfg, progress=False)
+    finally:
+        train_module.load_model = real_load_model
+    masks = run_generate(cfg, progress=False)
+    return {"cfg": cfg, "embed": embed, "train": summary, "generate": masks, "initial": initial,
+            "model": captured["model"]}
+
+
+def total_loss(cfg, decoder_state=None) -> float:
+    """The logic loss summed over all training images, for a given decoder."""
+    model, key = load_model(cfg, device=torch.device("cpu"))
+    if decoder_state is not None:
+        model.mask_decoder.load_state_dict(decoder_state)
+    cache = EmbeddingCache(cfg.cache_dir, key=key)
+    runner = DecoderRunner(model, device=torch.device("cpu"))
+    dataset = open_dataset(cfg)
+    total = 0.0
+    with torch.no_grad():
+        for image_id in dataset.ids:
+            ann = dataset.load(image_id)
+            prepared = prepare_image(ann, cfg, encoder_size=key.encoder_size, lowres=4 * key.embedding_shape[1])
+            constraints = compile_constraints(ann, prepared, cfg)
+            log_probs = lowres_log_distribution(prepared, runner.object_logits(prepared, cache.load(image_id)))
+            loss, truths = loss_and_truths(constraints, log_probs)
+            assert torch.allclose(loss, constraints.loss(log_probs))  # the same formula as logic's
+            assert set(truths) >= {"background", "box_tightness", "scribbles", "neighbourhood", "border_precision"}
+            total += float(loss)
+    return total
+
+
+def decoder_of(path: Path):
+    return torch.load(path, map_location="cpu", weights_only=True)["mask_decoder"]
+
+
+def png_bytes(folder: Path):
+    return {p.name: p.read_bytes() for p in sorted(folder.glob("*.png"))}
+
+
+def test_end_to_end_synthetic(trained, synthetic):
+    cfg = trained["cfg"]
+    assert trained["embed"]["embedded"] == NUM_TRAIN and not trained["embed"]["problems"]
+    summary = trained["train"]
+    assert summary["steps"] == 6
+
+    # The loss goes down: same images, same prompts, initial vs fine-tuned decoder.
+    final = decoder_of(cfg.decoder_path())
+    before, after = total_loss(cfg), total_loss(cfg, final)
+    assert after < before
+
+    # Only mask-decoder parameters changed; the encoders are frozen and in eval mode.
+    model, initial = trained["model"], trained["initial"]
+    assert model.image_encoder is None  # train never runs (or holds) the image encoder
+    for name, p in model.named_parameters():
+        assert not p.requires_grad or name.startswith("mask_decoder."), name
+    trainable = {n for n, p in model.named_parameters() if p.requires_grad}
+    assert "mask_decoder.transformer.layers.0.self_attn.q_proj.weight" in trainable
+    for name, value in model.state_dict().items():
+        if not name.startswith("mask_decoder."):
+            assert torch.equal(value, initial[name]), name
+    assert not model.prompt_encoder.training
+    changed = [k for k, v in final.items() if not torch.equal(v, initial["mask_decoder." + k])]
+    assert any(k.startswith("transformer.") for k in changed)
+    assert set(final) == {k[len("mask_decoder."):] for k in initial if k.startswith("mask_decoder.")}
+
+    # Per-constraint truths are logged each step.
+    lines = [json.loads(s) for s in cfg.train_log.read_text().splitlines()]
+    assert [r["step"] for r in lines] == list(range(1, 7))
+    assert all(0 < t <= 1 for r in lines for t in r["truth"].values())
+    assert set(lines[0]["truth"]) == {"background", "box_tightness", "scribbles", "neighbourhood", "border_precision"}
+
+    # Generate (fine-tuned) and zero-shot through the same code path, then evaluate both.
+    assert trained["generate"]["written"] == NUM_TRAIN
+    zero = run_generate(cfg, zero_shot=True, progress=False)
+    assert zero["written"] == NUM_TRAIN and zero["output_dir"].endswith("zeroshot_both")
+    for out in (cfg.output_path(zero_shot=False), cfg.output_path(zero_shot=True)):
+        metrics = evaluate_folders(pred_dir=out, gt_dir=synthetic / "SegmentationClass",
+                                   ids=open_dataset(cfg).ids)
+        assert metrics.num_images == NUM_TRAIN and 0 <= metrics.miou <= 100
+    mask = read_mask(cfg.output_path(zero_shot=False) / f"{open_dataset(cfg).ids[0]}.png")
+    gt = read_mask(synthetic / "SegmentationClass" / f"{open_dataset(cfg).ids[0]}.png")
+    assert mask.shape == gt.shape
+    with Image.open(cfg.output_path(zero_shot=False) / f"{open_dataset(cfg).ids[0]}.png") as img:
+        assert img.mode == "P"
+
+
+def test_resume_after_interruption_gives_the_same_outputs(trained, synthetic, tmp_path, monkeypatch):
+    a = trained["cfg"]
+    work = tmp_path / "run_b"
+    shutil.copytree(a.cache_dir, work / "embeddings")
+    cfg = make_cfg(synthetic, work)
+    calls = {"n": 0}
+    real_getitem = train_module.TrainImages.__getitem__
+
+    def dies_during_step_6(self, index):
+        calls["n"] += 1
+        if calls["n"] == 11:  # first image of step 6; last checkpoint was step 4 (mid-epoch 1)
+            raise KeyboardInterrupt("simulated kill")
+        return real_getitem(self, index)
+
+    monkeypatch.setattr(train_module.TrainImages, "__getitem__", dies_during_step_6)
+    with pytest.raises(KeyboardInterrupt):
+        run_train(cfg, progress=False)
+    state = torch.load(cfg.decoder_dir / "last.pth", weights_only=True)
+    assert {k: state["progress"][k] for k in ("step", "epoch", "batch_in_epoch")} == {"step": 4, "epoch": 1,
+                                                                                       "batch_in_epoch": 1}
+    monkeypatch.setattr(train_module.TrainImages, "__getitem__", real_getitem)
+    with pytest.raises(ValueError, match="cannot --resume"):  # another batch size: another image order
+        run_train(make_cfg(synthetic, work, batch_size=3), resume=True, progress=False)
+    resumed = run_train(cfg, resume=True, progress=False)
+    assert resumed["steps"] == 6
+    ref, got = decoder_of(a.decoder_path()), decoder_of(cfg.decoder_path())
+    assert all(torch.equal(ref[k], got[k]) for k in ref)
+    assert [json.loads(s)["step"] for s in cfg.train_log.read_text().splitlines()] == list(range(1, 7))
+    run_generate(cfg, progress=False)
+    assert png_bytes(cfg.output_path(zero_shot=False)) == png_bytes(a.output_path(zero_shot=False))
+
+
+def test_two_shards_make_exactly_one_runs_masks(trained, synthetic, tmp_path):
+    a = trained["cfg"]
+    out = tmp_path / "sharded"
+    cfg = make_cfg(synthetic, a.work_dir, output_dir=str(out))
+    s0 = run_generate(cfg, shard_index=0, num_shards=2, progress=False)
+    s1 = run_generate(cfg, shard_index=1, num_shards=2, progress=False)
+    assert s0["written"] + s1["written"] == NUM_TRAIN
+    assert png_bytes(out) == png_bytes(a.output_path(zero_shot=False))
+    again = run_generate(cfg, shard_index=1, num_shards=2, progress=False)  # resubmitted job
+    assert again["written"] == 0 and again["existing"] == s1["written"]
+
+
+def test_images_without_labels_and_disk_full(trained, synthetic, tmp_path, monkeypatch):
+    data = tmp_path / "data"
+    shutil.copytree(synthetic, data)
+    ids = open_dataset(trained["cfg"]).ids
+    bare = ids[0]
+    (data / "Annotations" / f"{bare}.xml").write_text("<annotation><filename>x.jpg</filename></annotation>")
+    (data / "scribbles" / f"{bare}.png").unlink()
+    (data / "points" / f"{bare}.json").unlink()
+    work = tmp_path / "work"
+    shutil.copytree(trained["cfg"].cache_dir, work / "embeddings")
+    shutil.copytree(trained["cfg"].decoder_dir, work / "decoder")
+    cfg = make_cfg(data, work)
+    s = run_generate(cfg, progress=False)
+    assert s["no_labels_background"] == 1 and s["written"] == NUM_TRAIN - 1
+    assert (read_mask(cfg.output_path(zero_shot=False) / f"{bare}.png") == 0).all()
+
+    skip = make_cfg(data, work, no_label_policy="skip", output_dir=str(tmp_path / "skip"))
+    s = run_generate(skip, progress=False)
+    assert s["no_labels_skipped"] == 1 and not (tmp_path / "skip" / f"{bare}.png").exists()
+
+    # The disk fills up at the third mask: the run stops with the error, no partial PNG remains.
+    full = make_cfg(data, work, output_dir=str(tmp_path / "full"))
+    real_save = Image.Image.save
+    count = {"n": 0}
+
+    def save_until_full(self, fp, *args, **kwargs):
+        count["n"] += 1
+        if count["n"] == 3:
+            fp.write(b"\x89PNG partial")
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return real_save(self, fp, *args, **kwargs)
+
+    monkeypatch.setattr(Image.Image, "save", save_until_full)
+    with pytest.raises(OSError, match="No space left"):
+        run_generate(full, progress=False)
+    monkeypatch.setattr(Image.Image, "save", real_save)
+    written = sorted((tmp_path / "full").iterdir())
+    assert len(written) == 2 and all(p.suffix == ".png" for p in written)
+    for p in written:
+        read_mask(p)  # complete, readable
+    s = run_generate(full, progress=False)  # resubmitted: finishes the rest
+    assert s["existing"] == 2 and s["written"] + s["no_labels_background"] == NUM_TRAIN - 2
+
+
+def test_bad_cache_and_checkpoint_are_refused(trained, synthetic, tmp_path):
+    a = trained["cfg"]
+    other_weights = make_cfg(synthetic, a.work_dir, model_seed=1)
+    with pytest.raises(CacheMismatchError, match="encoder_fingerprint"):
+        run_embed(other_weights, progress=False)
+    other_size = make_cfg(synthetic, a.work_dir, model_kwargs={**a.model_kwargs, "image_size": 128})
+    with pytest.raises(CacheMismatchError, match="encoder_size"):
+        run_generate(other_size, progress=False)
+    missing = make_cfg(synthetic, tmp_path / "w", checkpoint=str(tmp_path / "sam_vit_b_01ec64.pth"))
+    with pytest.raises(CheckpointError, match="does not exist"):
+        run_embed(missing, progress=False)
+    no_decoder = make_cfg(synthetic, tmp_path / "w2")
+    with pytest.raises(CheckpointError, match="run the train step"):
+        run_generate(no_decoder, progress=False)
+
+
+@pytest.mark.realdata
+def test_real_voc_images_through_the_clis(voc_root, tmp_path, capsys):
+    work = tmp_path / "voc"
+    common = ["--config", str(TINY_CONFIG), "--data", str(voc_root), "--split", "train", "--work-dir", str(work),
+              "--model-type", "vit_b", "--checkpoint", "none", "--set", "max_images=3", "--no-progress"]
+    assert embed_main(common + ["--shard-index", "0", "--num-shards", "1"]) == 0
+    assert train_main(common + ["--max-steps", "2", "--batch-size", "2"]) == 0
+    assert generate_main(common + ["--shard-index", "0", "--num-shards", "1"]) == 0
+    assert generate_main(common + ["--zero-shot"]) == 0
+    out = capsys.readouterr().out
+    assert "embedded 3 image(s)" in out and "trained 2 step(s)" in out and "3 mask(s) written" in out
+    ids = (voc_root / "ImageSets" / "Segmentation" / "train.txt").read_text().split()[:3]
+    for folder in ("pseudo_masks", "zeroshot_both"):
+        metrics = evaluate_folders(pred_dir=work / folder, gt_dir=voc_root / "SegmentationClass", ids=ids)
+        assert metrics.num_images == 3
+
+
+def test_ddp_two_processes_match_one_process(trained, synthetic, tmp_path):
+    """torchrun with 2 CPU processes (gloo), 1 image each per step == 1 process with 2 images per step."""
+    a = trained["cfg"]
+    work = tmp_path / "ddp"
+    shutil.copytree(a.cache_dir, work / "embeddings")
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2",
+           "-m", "stage1_pseudolabel.pipeline.train", "--config", str(TINY_CONFIG), "--data", str(synthetic),
+           "--work-dir", str(work), "--batch-size", "1", "--no-progress"]
+    env = dict(os.environ, OMP_NUM_THREADS="1")
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=600, cwd=REPO)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    ref, got = decoder_of(a.decoder_path()), decoder_of(work / "decoder" / "final.pth")
+    for k in ref:
+        if k.endswith("k_proj.bias"):
+            continue  # attention is invariant to key biases: their gradient is rounding noise, amplified by Adam
+        assert torch.allclose(ref[k], got[k], atol=1e-4, rtol=1e-3), k
+    assert total_loss(a, got) == pytest.approx(total_loss(a, ref), rel=1e-4)
+    steps = [json.loads(line)["step"] for line in (work / "train_log.jsonl").read_text().splitlines()]
+    assert steps == list(range(1, 7))
+    assert all(json.loads(line)["images"] == 2 for line in (work / "train_log.jsonl").read_text().splitlines())
