@@ -14,6 +14,7 @@ SAM_CHECKPOINT  ?= data/checkpoints/sam_vit_h_4b8939.pth
 WORK            ?= work_dirs/stage1
 SHARD_INDEX     ?= 0
 NUM_SHARDS      ?= 1
+NPROC           ?= 1
 STAGE1_ARGS     ?=
 STAGE1_COMMON    = --config $(STAGE1_CONFIG) --data $(DATA) --split $(SPLIT) --work-dir $(WORK) \
                    --model-type $(SAM_MODEL) --checkpoint $(SAM_CHECKPOINT) $(STAGE1_ARGS)
@@ -23,10 +24,13 @@ CONFIG      ?= configs/stage2/deeplabv3plus_r50_voc_pseudo.py
 PSEUDO      ?= $(WORK)/pseudo_masks
 STAGE2_WORK ?= work_dirs/stage2
 GPUS        ?= 1
+STAGE2_SPLIT ?= val
+STAGE2_OUT  ?= $(STAGE2_WORK)/preds_$(STAGE2_SPLIT)
 STAGE2_ARGS ?=
 
 # Demo / benchmarks -------------------------------------------------------------------------------
 DEMO_WORK   ?= work_dirs/demo
+DEMO_ARGS   ?=
 SYNTH_OUT   ?= data/synthetic
 
 .PHONY: help setup test test-fast synthetic evaluate weights \
@@ -41,7 +45,7 @@ help:
 	@echo "weights          download an official SAM checkpoint to data/checkpoints (needs internet)"
 	@echo "stage1           embed + train + generate + evaluate pseudo-masks (DATA, SAM_MODEL, SAM_CHECKPOINT)"
 	@echo "stage2           train a segmentation network on pseudo-masks (CONFIG, PSEUDO, GPUS)"
-	@echo "stage2-test      mIoU on val + VOC-format prediction PNGs"
+	@echo "stage2-test      mIoU on val + VOC-format prediction PNGs (STAGE2_SPLIT=test: PNGs for the server)"
 	@echo "bench-quality    baselines + stage 1 on a real dataset, with report (DATA, SAM_CHECKPOINT)"
 	@echo "bench            speed benchmarks (logic, stage 1, stage 2)"
 
@@ -74,8 +78,10 @@ stage1: stage1-embed stage1-train stage1-generate stage1-evaluate
 stage1-embed: setup
 	$(PY) -m stage1_pseudolabel.pipeline.embed $(STAGE1_COMMON) --shard-index $(SHARD_INDEX) --num-shards $(NUM_SHARDS)
 
+# NPROC > 1: DDP on one node through torchrun (nccl on GPUs, gloo on CPU), same flags.
 stage1-train: setup
-	$(PY) -m stage1_pseudolabel.pipeline.train $(STAGE1_COMMON)
+	$(if $(filter-out 1,$(NPROC)),$(PY) -m torch.distributed.run --standalone --nproc-per-node $(NPROC),$(PY)) \
+	    -m stage1_pseudolabel.pipeline.train $(STAGE1_COMMON)
 
 stage1-generate: setup
 	$(PY) -m stage1_pseudolabel.pipeline.generate $(STAGE1_COMMON) --shard-index $(SHARD_INDEX) --num-shards $(NUM_SHARDS)
@@ -94,18 +100,19 @@ stage2: setup
 	    --gpus $(GPUS) --resume $(STAGE2_ARGS)
 
 stage2-test: setup
-	$(PY) -m stage2_segnet.test $(CONFIG) --data $(DATA) --work-dir $(STAGE2_WORK) $(STAGE2_ARGS)
+	$(PY) -m stage2_segnet.test $(CONFIG) --data $(DATA) --work-dir $(STAGE2_WORK) --split $(STAGE2_SPLIT) \
+	    --out-dir $(STAGE2_OUT) --gpus $(GPUS) $(STAGE2_ARGS)
 
 # -- demo and benchmarks ---------------------------------------------------------------------------
 proxy-sam: setup
 	$(PY) -m stage1_pseudolabel.proxy.train_proxy --out data/checkpoints/proxy_sam.pth
 
 demo: setup
-	$(PY) -m stage1_pseudolabel.demo --work-dir $(DEMO_WORK) $(if $(filter-out data/checkpoints/sam_vit_h_4b8939.pth,$(SAM_CHECKPOINT)),--checkpoint $(SAM_CHECKPOINT) --model-type $(SAM_MODEL) --data $(DATA),)
+	$(PY) -m stage1_pseudolabel.demo --work-dir $(DEMO_WORK) $(if $(filter-out data/checkpoints/sam_vit_h_4b8939.pth,$(SAM_CHECKPOINT)),--checkpoint $(SAM_CHECKPOINT) --model-type $(SAM_MODEL) --data $(DATA),) $(DEMO_ARGS)
 
 bench-quality: setup
 	$(PY) -m stage1_pseudolabel.demo --bench-quality --data $(DATA) --split $(SPLIT) --work-dir work_dirs/bench_quality \
-	    $(if $(filter-out data/checkpoints/sam_vit_h_4b8939.pth,$(SAM_CHECKPOINT)),--checkpoint $(SAM_CHECKPOINT) --model-type $(SAM_MODEL),)
+	    $(if $(filter-out data/checkpoints/sam_vit_h_4b8939.pth,$(SAM_CHECKPOINT)),--checkpoint $(SAM_CHECKPOINT) --model-type $(SAM_MODEL),) $(DEMO_ARGS)
 
 bench: bench-logic bench-stage1 bench-stage2
 

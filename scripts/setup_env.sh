@@ -45,7 +45,7 @@ else
     # mmcv's setup.py needs torch importable (no build isolation) and setuptools < 70.
     "${PIP[@]}" install -q 'setuptools<70' wheel ninja
     MAX_JOBS=${MAX_JOBS:-$(nproc)} "${PIP[@]}" wheel -q --no-build-isolation --no-deps "mmcv==$MMCV_VERSION" -w "$HOUSE"
-    "${PIP[@]}" install -q 'setuptools>=77.0.3'
+    "${PIP[@]}" install -q 'setuptools==80.9.0'  # >= 77 for torch; < 81 keeps pkg_resources for mmengine
     WHEEL=$(ls "$HOUSE"/mmcv-$MMCV_VERSION-*.whl | head -n 1)
   fi
   say "installing $WHEEL"

@@ -1,0 +1,105 @@
+"""Load mmengine checkpoints under torch >= 2.6 without giving up ``weights_only``.
+
+torch 2.6 changed the default of ``torch.load`` to ``weights_only=True``. mmengine 0.10.7 calls
+``torch.load(filename, map_location=...)`` without the argument, so resuming a run (``--resume``) or
+loading a trained model for testing fails: an mmengine checkpoint's ``meta.message_hub`` holds
+:class:`~mmengine.logging.HistoryBuffer` objects with numpy arrays inside, which the weights-only
+unpickler refuses.
+
+The fix lives here, not in the installed packages. mmengine dispatches every checkpoint path to a
+loader registered with :meth:`CheckpointLoader.register_scheme`; :func:`apply` replaces the loader of
+local files (prefix ``''``) with :func:`load_from_local`, which keeps ``weights_only=True`` and
+allows exactly the extra globals an mmengine / mmseg checkpoint contains:
+
+* :class:`HistoryBuffer` and the numpy pieces its arrays pickle to (``_reconstruct``, ``ndarray``,
+  ``dtype`` and its numpy-2 ``dtypes`` classes, ``scalar``), under both the numpy 1 and numpy 2
+  module names so that checkpoints move between the two;
+* ``getattr``, but only as :func:`_history_buffer_getattr`: HistoryBuffer pickles its statistics
+  methods as ``getattr(HistoryBuffer, 'mean')``, and nothing else may be looked up that way.
+
+A checkpoint that needs anything more (for example a legacy checkpoint that pickled a config
+object) is refused with the file and the offending globals named; set ``WSSS_TRUST_CHECKPOINTS=1``
+to load such a file with ``weights_only=False`` if you trust where it came from.
+
+Importing :mod:`stage2_segnet` calls :func:`apply`, so the CLIs, the tests and mmseg's own
+``tools/train.py`` with our configs (through ``custom_imports``) all get the fix.
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+import os.path as osp
+import pickle
+from typing import Any, Callable, List, Tuple, Union
+
+import numpy as np
+import torch
+
+TRUST_ENV = "WSSS_TRUST_CHECKPOINTS"
+
+_applied = False
+
+
+def _history_buffer_getattr(obj: Any, name: str) -> Any:
+    """Stands in for ``builtins.getattr`` while unpickling: only public HistoryBuffer methods."""
+    from mmengine.logging import HistoryBuffer
+
+    if obj is HistoryBuffer and not name.startswith("_") and callable(getattr(HistoryBuffer, name, None)):
+        return getattr(HistoryBuffer, name)
+    raise pickle.UnpicklingError(f"getattr({obj!r}, {name!r}) is not allowed in a checkpoint")
+
+
+def safe_globals() -> List[Union[Callable, Tuple[Callable, str]]]:
+    """The allow-list handed to ``torch.serialization.safe_globals`` (objects or (object, name))."""
+    from mmengine.logging import HistoryBuffer
+
+    multiarray = importlib.import_module(
+        "numpy._core.multiarray" if int(np.__version__.split(".")[0]) >= 2 else "numpy.core.multiarray")
+    allowed: List[Union[Callable, Tuple[Callable, str]]] = [HistoryBuffer, np.ndarray, np.dtype]
+    for mod in ("numpy.core.multiarray", "numpy._core.multiarray"):
+        allowed += [(multiarray._reconstruct, f"{mod}._reconstruct"), (multiarray.scalar, f"{mod}.scalar")]
+    dtypes = getattr(np, "dtypes", None)  # numpy >= 1.25; numpy 2 pickles dtypes by these classes
+    if dtypes is not None:
+        allowed += [getattr(dtypes, n) for n in dir(dtypes) if n.endswith("DType")]
+    allowed.append((_history_buffer_getattr, "builtins.getattr"))
+    return allowed
+
+
+def _trusted() -> bool:
+    return os.environ.get(TRUST_ENV, "").strip().lower() in ("1", "true", "yes")
+
+
+def load_from_local(filename: str, map_location=None) -> Any:
+    """mmengine's local checkpoint loader, with ``weights_only=True`` and mmengine's allow-list."""
+    filename = osp.expanduser(filename)
+    if not osp.isfile(filename):
+        raise FileNotFoundError(f"{filename} can not be found.")
+    if not hasattr(torch.serialization, "safe_globals"):  # torch < 2.5: weights_only is off by default
+        return torch.load(filename, map_location=map_location)
+    if _trusted():
+        return torch.load(filename, map_location=map_location, weights_only=False)
+    try:
+        with torch.serialization.safe_globals(safe_globals()):
+            return torch.load(filename, map_location=map_location, weights_only=True)
+    except pickle.UnpicklingError as err:
+        try:
+            unsafe = torch.serialization.get_unsafe_globals_in_checkpoint(filename)
+        except Exception:  # not a zip checkpoint (legacy format): the message of err says enough
+            unsafe = []
+        why = f"it needs globals outside the allow-list: {', '.join(unsafe)}" if unsafe else f"torch said: {err}"
+        raise pickle.UnpicklingError(
+            f"refused to unpickle {filename} with weights_only=True; {why}. "
+            f"If you trust this file, set {TRUST_ENV}=1 to load it with weights_only=False."
+        ) from err
+
+
+def apply() -> None:
+    """Register :func:`load_from_local` for local paths in mmengine's ``CheckpointLoader`` (idempotent)."""
+    global _applied
+    if _applied:
+        return
+    from mmengine.runner.checkpoint import CheckpointLoader
+
+    CheckpointLoader.register_scheme(prefixes="", loader=load_from_local, force=True)
+    _applied = True

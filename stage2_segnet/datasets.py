@@ -1,0 +1,90 @@
+"""PASCAL VOC with stage 1's pseudo-masks as training labels, registered in mmseg's registries.
+
+* ``PseudoMaskVOCDataset``: the VOC image list (``ImageSets/Segmentation/<split>.txt``) with label
+  maps from ``pseudo_dir`` (stage 1's output) instead of ``SegmentationClass``. Without ``pseudo_dir``
+  it is mmseg's ``PascalVOCDataset`` (validation and test read the real ``SegmentationClass``). Every
+  listed image must have its label map: missing ones are listed in the error.
+* ``LoadVOCLabel``: mmseg's ``LoadAnnotations`` reading label PNGs through
+  :func:`stage1_pseudolabel.masks.read_mask`: palette indices, grey values, or RGB colours mapped
+  back through the VOC palette; a value outside ``0..20`` / 255 is refused with the file named.
+"""
+
+from __future__ import annotations
+
+import os.path as osp
+from typing import List, Optional
+
+from mmseg.datasets import PascalVOCDataset
+from mmseg.datasets.transforms import LoadAnnotations
+from mmseg.registry import DATASETS, TRANSFORMS
+
+from stage1_pseudolabel.masks import read_mask
+
+from .checks import NUM_CLASSES
+
+
+@TRANSFORMS.register_module()
+class LoadVOCLabel(LoadAnnotations):
+    """Load a VOC label PNG (``results['seg_map_path']``) as ``gt_seg_map``, validating its ids."""
+
+    def __init__(self, num_classes: int = NUM_CLASSES, **kwargs) -> None:
+        super().__init__(**kwargs)
+        self.num_classes = num_classes
+
+    def _load_seg_map(self, results: dict) -> None:
+        if self.backend_args is not None:  # a remote file backend: mmseg's reader
+            return super()._load_seg_map(results)
+        seg = read_mask(results["seg_map_path"], num_classes=self.num_classes)
+        if results.get("reduce_zero_label", False):
+            raise ValueError("VOC labels keep background as class 0: set reduce_zero_label=False")
+        if results.get("label_map", None) is not None:
+            remapped = seg.copy()
+            for old_id, new_id in results["label_map"].items():
+                remapped[seg == old_id] = new_id
+            seg = remapped
+        results["gt_seg_map"] = seg
+        results["seg_fields"].append("gt_seg_map")
+
+    def __repr__(self) -> str:
+        return f"{self.__class__.__name__}(num_classes={self.num_classes})"
+
+
+@DATASETS.register_module()
+class PseudoMaskVOCDataset(PascalVOCDataset):
+    """VOC images of ``ann_file`` with label maps from ``pseudo_dir`` (or ``SegmentationClass``).
+
+    Args:
+        ann_file: image list, relative to ``data_root`` unless absolute.
+        pseudo_dir: folder of ``<id>.png`` pseudo-masks; relative paths are taken from the working
+            directory (where stage 1 wrote them), not from ``data_root``. None: the ``data_prefix``
+            ``seg_map_path`` (``SegmentationClass``) is used, as for validation.
+        require_labels: every image must have its label map (False for the test split, which has
+            none: its pipeline must not load labels).
+        **kwargs: as mmseg's ``PascalVOCDataset`` / ``BaseSegDataset``.
+    """
+
+    def __init__(self, ann_file: str, pseudo_dir: Optional[str] = None, require_labels: bool = True,
+                 **kwargs) -> None:
+        if pseudo_dir is not None:
+            data_prefix = dict(kwargs.pop("data_prefix", None) or dict(img_path="JPEGImages"))
+            data_prefix["seg_map_path"] = osp.abspath(osp.expanduser(pseudo_dir))
+            kwargs["data_prefix"] = data_prefix
+        self.pseudo_dir = pseudo_dir
+        self.require_labels = require_labels
+        kwargs.setdefault("reduce_zero_label", False)
+        super().__init__(ann_file=ann_file, **kwargs)
+
+    def load_data_list(self) -> List[dict]:
+        data_list = super().load_data_list()
+        if not self.require_labels:
+            return data_list
+        missing = [d["seg_map_path"] for d in data_list if not osp.isfile(d["seg_map_path"])]
+        if missing:
+            shown = "\n  ".join(missing[:10])
+            more = f"\n  ... and {len(missing) - 10} more" if len(missing) > 10 else ""
+            what = "pseudo-masks (run stage 1 on this list first)" if self.pseudo_dir else "label maps"
+            raise FileNotFoundError(
+                f"{len(missing)} of {len(data_list)} images of {self.ann_file} have no {what}:\n  {shown}{more}"
+            )
+        return data_list
+

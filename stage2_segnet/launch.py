@@ -1,0 +1,139 @@
+"""Single process, ``torchrun`` or SLURM: choosing mmengine's launcher and the shared CLI plumbing.
+
+* Under ``torchrun`` (``LOCAL_RANK`` / ``WORLD_SIZE`` set): launcher ``pytorch``.
+* Under ``srun`` with more than one task (``SLURM_NTASKS > 1``): launcher ``slurm``; mmengine reads
+  the rank, world size and master address from SLURM's variables.
+* Otherwise with ``--gpus N > 1``: the command re-executes itself through ``torchrun
+  --nproc_per_node N`` (one process per GPU on this node).
+* Otherwise: one process, launcher ``none`` (mmengine reverts SyncBN to BN there).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+from typing import List, Optional, Sequence
+
+from mmengine.config import DictAction
+
+LAUNCHERS = ("auto", "none", "pytorch", "slurm", "mpi")
+
+
+def add_common_args(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("config", help="mmseg config file, e.g. configs/stage2/deeplabv3plus_r50_voc_pseudo.py")
+    parser.add_argument("--data", required=True, help="VOC2012-layout root (JPEGImages, SegmentationClass, ImageSets)")
+    parser.add_argument("--work-dir", required=True, help="where checkpoints and logs go")
+    parser.add_argument("--gpus", type=int, default=1,
+                        help="processes on this node; > 1 re-launches through torchrun (default 1)")
+    parser.add_argument("--launcher", choices=LAUNCHERS, default="auto",
+                        help="mmengine launcher; auto: pytorch under torchrun, slurm under srun, else none")
+    parser.add_argument("--cfg-options", nargs="+", action=DictAction, default={},
+                        help="override config entries, mmengine style: key=value key2.sub=value")
+
+
+def in_torchrun() -> bool:
+    return "LOCAL_RANK" in os.environ and "WORLD_SIZE" in os.environ
+
+
+def in_slurm_job_step() -> bool:
+    return int(os.environ.get("SLURM_NTASKS", "1") or 1) > 1 and "SLURM_PROCID" in os.environ
+
+
+def resolve_launcher(requested: str, gpus: int) -> str:
+    """The mmengine launcher for this process; ``"torchrun"`` means: re-launch through torchrun."""
+    if requested != "auto":
+        return requested
+    if in_torchrun():
+        return "pytorch"
+    if in_slurm_job_step():
+        return "slurm"
+    return "torchrun" if gpus > 1 else "none"
+
+
+def rank() -> int:
+    for key in ("RANK", "SLURM_PROCID", "OMPI_COMM_WORLD_RANK"):
+        if key in os.environ:
+            return int(os.environ[key])
+    return 0
+
+
+def relaunch_with_torchrun(module: str, argv: Sequence[str], gpus: int) -> int:
+    """Run ``python -m torch.distributed.run --nproc_per_node gpus -m module argv --launcher pytorch``."""
+    import subprocess
+
+    args = [a for a in argv]
+    # drop an explicit --launcher so that the children take the pytorch launcher
+    cleaned: List[str] = []
+    skip = False
+    for a in args:
+        if skip:
+            skip = False
+            continue
+        if a == "--launcher":
+            skip = True
+            continue
+        if a.startswith("--launcher="):
+            continue
+        cleaned.append(a)
+    port = os.environ.get("MASTER_PORT", "29500")
+    cmd = [sys.executable, "-m", "torch.distributed.run", f"--nproc_per_node={gpus}", f"--master_port={port}",
+           "-m", module, *cleaned, "--launcher", "pytorch"]
+    print("[stage2] launching:", " ".join(cmd), flush=True)
+    return subprocess.call(cmd)
+
+
+def _sync_bn_to_bn(node) -> None:
+    if isinstance(node, dict):
+        if node.get("type") == "SyncBN":
+            node["type"] = "BN"
+        for value in node.values():
+            _sync_bn_to_bn(value)
+    elif isinstance(node, (list, tuple)):
+        for value in node:
+            _sync_bn_to_bn(value)
+
+
+def configure_runtime(cfg, launcher: str, work_dir: str) -> None:
+    """Work dir and launcher. Distributed without CUDA (CPU processes, for checks): gloo, BN instead of
+    SyncBN (torch's SyncBN needs GPUs), and DDP without device ids."""
+    import torch
+
+    cfg.work_dir = str(Path(work_dir))
+    cfg.launcher = launcher
+    if launcher != "none" and not torch.cuda.is_available():
+        cfg.setdefault("env_cfg", {}).setdefault("dist_cfg", {})["backend"] = "gloo"
+        _sync_bn_to_bn(cfg.model)
+        cfg.model_wrapper_cfg = dict(type="MMDistributedDataParallel", device_ids=None)
+        if launcher == "pytorch" and not torch.distributed.is_initialized():
+            # mmengine's pytorch launcher calls torch.cuda.set_device; the runner skips its own
+            # initialisation when a process group exists
+            torch.distributed.init_process_group("gloo")
+
+
+def set_data_root(cfg, data_root: str, loaders: Sequence[str]) -> None:
+    """Point the named dataloaders' datasets at ``data_root`` (checked to look like VOC)."""
+    root = Path(data_root).expanduser()
+    for sub in ("JPEGImages", "ImageSets/Segmentation"):
+        if not (root / sub).is_dir():
+            raise FileNotFoundError(f"{root / sub} not found: --data must be a VOC2012-layout folder")
+    for name in loaders:
+        loader = cfg.get(name)
+        if loader is not None:
+            loader.dataset.data_root = str(root)
+
+
+def list_file(root: str, split_or_file: Optional[str]) -> Optional[str]:
+    """``val`` -> ``<root>/ImageSets/Segmentation/val.txt``; an existing file path is kept (absolute)."""
+    if split_or_file is None:
+        return None
+    path = Path(split_or_file)
+    if path.suffix == ".txt" or path.is_file():
+        if not path.is_file():
+            raise FileNotFoundError(f"image list {path} not found")
+        return str(path.resolve())
+    path = Path(root) / "ImageSets" / "Segmentation" / f"{split_or_file}.txt"
+    if not path.is_file():
+        raise FileNotFoundError(f"image list {path} not found (split {split_or_file!r})")
+    return str(path.resolve())

@@ -1,0 +1,64 @@
+"""``VOCIoUMetric``: mmseg's ``IoUMetric`` with optional dense-CRF refinement and VOC palette PNGs.
+
+* ``crf``: None, or a dict of :class:`stage2_segnet.crf.CRFParams` fields; each prediction is then
+  refined with a dense CRF on the image before it is scored and written. The model's per-class
+  scores become probabilities by ``scores='softmax'`` (decode-head logits, DeepLab) or
+  ``scores='normalize'`` (Mask2Former's per-class mask scores, already in [0, 1]).
+* ``output_dir``: prediction PNGs ``<id>.png`` as VOC palette images (what the PASCAL VOC
+  evaluation server takes), written atomically. With ``format_only`` (the test split, no ground
+  truth) only the PNGs are written.
+"""
+
+from __future__ import annotations
+
+import os.path as osp
+from typing import Optional, Sequence
+
+import numpy as np
+import torch
+from mmseg.evaluation import IoUMetric
+from mmseg.registry import METRICS
+
+from stage1_pseudolabel.masks import write_mask
+from stage1_pseudolabel.weak_labels.images import read_image
+
+from .crf import CRFParams, dense_crf
+
+
+@METRICS.register_module()
+class VOCIoUMetric(IoUMetric):
+    """IoU metric (mIoU over 21 classes, 255 ignored) + optional CRF + VOC palette prediction PNGs."""
+
+    def __init__(self, crf: Optional[dict] = None, scores: str = "softmax", **kwargs) -> None:
+        super().__init__(**kwargs)
+        if scores not in ("softmax", "normalize"):
+            raise ValueError(f"scores must be 'softmax' or 'normalize', got {scores!r}")
+        self.crf = CRFParams(**crf) if crf is not None else None
+        self.scores = scores
+
+    def _refine(self, data_sample: dict) -> torch.Tensor:
+        scores = data_sample["seg_logits"]["data"].float().cpu()
+        if self.scores == "softmax":
+            probs = scores.softmax(0)
+        else:
+            probs = scores.clamp(min=0) + 1e-6
+            probs = probs / probs.sum(0, keepdim=True)
+        image = read_image(data_sample["img_path"])
+        if image.shape[:2] != tuple(probs.shape[1:]):
+            raise ValueError(f"{data_sample['img_path']}: image is {image.shape[:2]}, "
+                             f"prediction is {tuple(probs.shape[1:])}")
+        return torch.from_numpy(dense_crf(image, probs.numpy(), self.crf).argmax(0))
+
+    def process(self, data_batch: dict, data_samples: Sequence[dict]) -> None:
+        num_classes = len(self.dataset_meta["classes"])
+        for data_sample in data_samples:
+            pred = data_sample["pred_sem_seg"]["data"].squeeze()
+            if self.crf is not None:
+                pred = self._refine(data_sample).to(pred)
+            if not self.format_only:
+                label = data_sample["gt_sem_seg"]["data"].squeeze().to(pred)
+                self.results.append(self.intersect_and_union(pred, label, num_classes, self.ignore_index))
+            if self.output_dir is not None:
+                name = osp.splitext(osp.basename(data_sample["img_path"]))[0]
+                write_mask(osp.join(self.output_dir, f"{name}.png"), pred.cpu().numpy().astype(np.uint8),
+                           num_classes=num_classes - 1)

@@ -1,0 +1,119 @@
+"""Train a segmentation network on stage 1's pseudo-masks with mmseg (mmengine's Runner).
+
+    python -m stage2_segnet.train CONFIG --pseudo DIR --data VOCROOT --work-dir DIR
+        [--gpus N] [--launcher auto|none|pytorch|slurm] [--resume [CKPT]]
+        [--train-list SPLIT|FILE] [--val-list SPLIT|FILE] [--no-check] [--amp] [--seed S]
+        [--cfg-options key=value ...]
+
+Before the runner starts: the backbone checkpoint the config names must exist (no downloads), and
+the pseudo-mask folder must hold a valid mask for every training image (ids 0..20/255, the ground
+truth's palette, the image's size); problems are listed with their files.
+
+``--resume`` without a path resumes from the newest checkpoint in the work dir (and starts afresh if
+there is none), so re-running the same command continues an interrupted job.
+Distributed: ``--gpus N`` on one node (re-launched through torchrun), or run under ``torchrun`` /
+``srun`` yourself (the launcher is detected). SyncBN is used when distributed, BN otherwise.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import Optional, Sequence
+
+from mmengine.config import Config
+
+from . import compat
+from .checks import check_pretrained, check_pseudo_masks, raise_on_problems, read_ids
+from .launch import add_common_args, configure_runtime, list_file, rank, relaunch_with_torchrun, resolve_launcher, set_data_root
+
+compat.apply()
+
+
+def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_common_args(parser)
+    parser.add_argument("--pseudo", required=True, help="stage 1's pseudo-mask folder (<id>.png)")
+    parser.add_argument("--resume", nargs="?", const="auto", default=None,
+                        help="resume from CKPT, or (no value) from the newest checkpoint in --work-dir")
+    parser.add_argument("--train-list", default=None, help="training split name or list file (default: the config's)")
+    parser.add_argument("--val-list", default=None, help="validation split name or list file (default: the config's)")
+    parser.add_argument("--no-check", action="store_true", help="skip the pseudo-mask folder check")
+    parser.add_argument("--amp", action="store_true", help="mixed precision (CUDA)")
+    parser.add_argument("--seed", type=int, default=None)
+    return parser.parse_args(argv)
+
+
+def build_config(args: argparse.Namespace, launcher: str) -> Config:
+    """The config of this run: file + data paths + runtime + ``--cfg-options`` (applied last)."""
+    cfg = Config.fromfile(args.config)
+    configure_runtime(cfg, launcher, args.work_dir)
+    set_data_root(cfg, args.data, ["train_dataloader", "val_dataloader", "test_dataloader"])
+    cfg.train_dataloader.dataset.pseudo_dir = str(Path(args.pseudo).expanduser().resolve())
+    if args.train_list:
+        cfg.train_dataloader.dataset.ann_file = list_file(args.data, args.train_list)
+    if args.val_list:
+        cfg.val_dataloader.dataset.ann_file = list_file(args.data, args.val_list)
+    if args.resume == "auto":
+        cfg.resume, cfg.load_from = True, None
+    elif args.resume:
+        cfg.resume, cfg.load_from = True, args.resume
+    if args.amp:
+        cfg.optim_wrapper.type = "AmpOptimWrapper"
+        cfg.optim_wrapper.setdefault("loss_scale", "dynamic")
+    if args.seed is not None:
+        cfg.randomness = dict(seed=args.seed)
+    if args.cfg_options:
+        cfg.merge_from_dict(args.cfg_options)
+    return cfg
+
+
+def _ann_path(dataset_cfg) -> Path:
+    ann = Path(dataset_cfg.ann_file)
+    return ann if ann.is_absolute() else Path(dataset_cfg.data_root) / ann
+
+
+def preflight(cfg: Config, check_masks: bool = True) -> None:
+    """Checks that need no model: backbone checkpoint present; pseudo-masks fit the training list."""
+    check_pretrained(cfg.model)
+    if not check_masks or rank() != 0:
+        return
+    ds = cfg.train_dataloader.dataset
+    root = Path(ds.data_root)
+    ids = read_ids(_ann_path(ds))
+    img_dir = root / ds.get("data_prefix", {}).get("img_path", "JPEGImages")
+    problems = check_pseudo_masks(ds.pseudo_dir, ids, img_dir=img_dir, gt_dir=root / "SegmentationClass")
+    raise_on_problems(problems, f"the pseudo-mask folder {ds.pseudo_dir} ({len(ids)} training images)")
+    print(f"[stage2] pseudo-masks checked: {len(ids)} images in {ds.pseudo_dir}", flush=True)
+
+
+def run(cfg: Config):
+    """Build mmseg's runner from ``cfg`` and train; returns the runner."""
+    from mmengine.registry import RUNNERS
+    from mmengine.runner import Runner
+
+    runner = RUNNERS.build(cfg) if "runner_type" in cfg else Runner.from_cfg(cfg)
+    runner.train()
+    return runner
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    args = parse_args(argv)
+    launcher = resolve_launcher(args.launcher, args.gpus)
+    if launcher == "torchrun":  # check once here, then one process per GPU
+        preflight(build_config(args, "none"), check_masks=not args.no_check)
+        return relaunch_with_torchrun("stage2_segnet.train", argv + ["--no-check"], args.gpus)
+    cfg = build_config(args, launcher)
+    preflight(cfg, check_masks=not args.no_check)
+    run(cfg)
+    if rank() == 0:
+        last = Path(cfg.work_dir) / "last_checkpoint"
+        if last.is_file():
+            print(f"[stage2] done; last checkpoint: {last.read_text().strip()}", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
