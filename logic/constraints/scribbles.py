@@ -1,0 +1,49 @@
+"""Scribbles: each labelled pixel has its scribble's class, ``forall p scribbled with k: k(p)``
+(background scribbles, label 0, included)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Tuple
+
+import torch
+
+from logic.constraints.base import Atoms, Constraint
+
+
+@dataclass(frozen=True)
+class ScribbleConstraint(Constraint):
+    """Groundings: one per valid scribbled pixel; truth ``log p(label(p) at p)``.
+
+    Attributes:
+        flat_index: ``long [S]`` index of ``(label(p), p)`` in the flattened ``[K, H, W]`` atoms.
+        num_groundings: ``S``.
+    """
+
+    flat_index: torch.Tensor
+    num_groundings: int
+    name: str = "scribbles"
+
+    @classmethod
+    def build(cls, *, scribbles: torch.Tensor, valid: torch.Tensor, num_classes: int, ignore_index: int = 255) -> "ScribbleConstraint":
+        """Args:
+            scribbles: ``[H, W]`` integer label map: ``ignore_index`` unlabeled, ``0..K-1`` a class.
+            valid: ``bool [H, W]``.
+            num_classes: ``K``.
+        """
+        labels = scribbles.long()
+        labelled = (labels != ignore_index) & valid
+        bad = labelled & ((labels < 0) | (labels >= num_classes))
+        if bad.any():
+            raise ValueError(f"scribble labels {sorted(set(labels[bad].tolist()))} are outside 0..{num_classes - 1}")
+        pixels = torch.nonzero(labelled.reshape(-1)).squeeze(1)
+        height, width = labels.shape
+        flat_index = labels.reshape(-1)[pixels] * (height * width) + pixels
+        return cls(flat_index=flat_index, num_groundings=int(flat_index.numel()))
+
+    def dense(self, atoms: Atoms) -> Tuple[torch.Tensor, torch.Tensor]:
+        values = atoms.x.reshape(-1)[self.flat_index]
+        return values, torch.ones_like(values, dtype=torch.bool)
+
+    def truth(self, atoms: Atoms) -> torch.Tensor:
+        return atoms.x.reshape(-1)[self.flat_index].sum()
