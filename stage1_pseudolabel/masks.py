@@ -9,19 +9,17 @@ interrupted job leaves either no file or the previous complete one, never a trun
 
 from __future__ import annotations
 
-import os
-import tempfile
 from pathlib import Path
 from typing import List, Optional, Sequence
 
 import numpy as np
 from PIL import Image
 
+from stage1_pseudolabel.atomic import TEMP_SUFFIX, atomic_write
 from stage1_pseudolabel.weak_labels.classes import voc_palette
 from stage1_pseudolabel.weak_labels.errors import FileProblem, InvalidMaskError, PathLike, WeakLabelError
 from stage1_pseudolabel.weak_labels.images import check_label_values, image_size, read_label_png
 
-TEMP_SUFFIX = ".tmp"
 _PALETTE = voc_palette().reshape(-1).tolist()  # constant, flattened for Image.putpalette
 
 
@@ -44,38 +42,10 @@ def write_mask(path: PathLike, mask: np.ndarray, *, num_classes: int = 20, durab
     image = Image.fromarray(mask.astype(np.uint8, copy=False))  # "L"; putpalette makes it "P"
     image.putpalette(_PALETTE)
 
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=TEMP_SUFFIX, dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            image.save(handle, format="PNG")
-            handle.flush()
-            if durable:
-                os.fsync(handle.fileno())
-        os.replace(tmp_name, path)
-    except BaseException:
-        try:
-            os.unlink(tmp_name)
-        except FileNotFoundError:
-            pass
-        raise
-    if durable:
-        _fsync_dir(path.parent)
+    with atomic_write(path, durable=durable) as handle:
+        image.save(handle, format="PNG")
     return path
 
-
-def _fsync_dir(directory: Path) -> None:
-    """Make the rename durable (POSIX); a no-op where directories cannot be opened (Windows)."""
-    try:
-        fd = os.open(directory, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
 
 
 def read_mask(

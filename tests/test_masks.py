@@ -85,7 +85,7 @@ def test_interrupted_before_rename(tmp_path, monkeypatch, old):
         assert os.path.getsize(src) > 0  # the new file was complete in its temporary place
         raise KeyboardInterrupt()
 
-    monkeypatch.setattr(masks.os, "replace", die)
+    monkeypatch.setattr(os, "replace", die)
     with pytest.raises(KeyboardInterrupt):
         write_mask(target, _mask(2))
     monkeypatch.undo()

@@ -15,13 +15,13 @@ Each file is read with ``torch.load(weights_only=True)``.
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Dict, Optional, Tuple, Union
 
 import torch
+
+from stage1_pseudolabel.atomic import atomic_write
 
 CACHE_VERSION = 1
 META_FILE = "cache_meta.json"
@@ -60,21 +60,9 @@ def _diff(found: Dict[str, object], expected: Dict[str, object]) -> str:
 
 
 def atomic_torch_save(obj, path: Path) -> None:
-    """``torch.save`` to a temporary file in the same folder, fsync, then rename over ``path``."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            torch.save(obj, f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
-        raise
+    """``torch.save`` through :func:`stage1_pseudolabel.atomic.atomic_write` (complete or absent)."""
+    with atomic_write(path) as handle:
+        torch.save(obj, handle)
 
 
 class EmbeddingCache:
@@ -101,10 +89,9 @@ class EmbeddingCache:
                     "Refusing to reuse it: use another --work-dir, or delete the folder to recompute."
                 )
         else:
-            self.root.mkdir(parents=True, exist_ok=True)
-            tmp = meta_path.with_name(f".{META_FILE}.{os.getpid()}.tmp")
-            tmp.write_text(json.dumps(self._expected, indent=2, sort_keys=True))
-            tmp.replace(meta_path)
+            # Shards may race here: each writes its own temporary file, and the renames are atomic.
+            with atomic_write(meta_path) as handle:
+                handle.write(json.dumps(self._expected, indent=2, sort_keys=True).encode())
 
     def path(self, image_id: str) -> Path:
         return self.root / f"{image_id}.pt"

@@ -17,6 +17,8 @@ from typing import Any, Dict, List, Optional, Sequence
 
 import yaml
 
+from stage1_pseudolabel.atomic import atomic_write
+
 WEAK_LABEL_KINDS = ("boxes", "scribbles", "points")
 
 
@@ -230,8 +232,6 @@ def config_from_args(args: argparse.Namespace, extra: Optional[Dict[str, Any]] =
 
 
 def write_json_atomic(path: Path, obj: Any) -> None:
-    """Write JSON through a temporary file and a rename."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(obj, indent=2, sort_keys=True, default=str))
-    tmp.replace(path)
+    """Write JSON atomically (:func:`stage1_pseudolabel.atomic.atomic_write`)."""
+    with atomic_write(path, durable=False) as handle:
+        handle.write(json.dumps(obj, indent=2, sort_keys=True, default=str).encode())

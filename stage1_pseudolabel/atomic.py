@@ -1,0 +1,60 @@
+"""Atomic file writes: every output of the toolkit is complete or absent, never truncated.
+
+The content goes to a temporary file in the target's folder (same file system, so the rename is
+atomic), which is renamed over the target with :func:`os.replace` (atomic on POSIX and Windows) only
+after the writer finished. Anything that fails or interrupts the writer, a full disk included,
+removes the temporary file and leaves the previous target, if any, untouched.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from contextlib import contextmanager
+from pathlib import Path
+from typing import BinaryIO, Iterator, Union
+
+#: Suffix of the temporary files; a folder check can spot leftovers of a killed process by it.
+TEMP_SUFFIX = ".tmp"
+
+
+@contextmanager
+def atomic_write(path: Union[str, Path], *, durable: bool = True) -> Iterator[BinaryIO]:
+    """Open a binary handle whose content replaces ``path`` when the ``with`` block ends normally.
+
+    The folder is created if needed; the temporary file is ``.<name>.<random>.tmp`` beside ``path``.
+    With ``durable`` the file and the folder are fsync'ed so the result also survives a power loss;
+    without, the rename is still atomic for a process that dies, at less cost for bulk data.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=TEMP_SUFFIX, dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            yield handle
+            handle.flush()
+            if durable:
+                os.fsync(handle.fileno())
+        os.replace(tmp_name, path)
+    except BaseException:
+        try:
+            os.unlink(tmp_name)
+        except FileNotFoundError:
+            pass
+        raise
+    if durable:
+        _fsync_dir(path.parent)
+
+
+def _fsync_dir(directory: Path) -> None:
+    """Make the rename durable (POSIX); a no-op where directories cannot be opened (Windows)."""
+    try:
+        fd = os.open(directory, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
