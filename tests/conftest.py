@@ -32,7 +32,9 @@ def voc_root() -> Path:
 
 
 @pytest.fixture(autouse=True, scope="session")
-def _few_threads():
-    # Two cores on CI: keep intra-op threads modest so parallel work does not thrash.
-    torch.set_num_threads(min(2, torch.get_num_threads()))
+def _one_thread():
+    """Tests use small tensors on a 2-core machine: one intra-op thread is faster and deterministic."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
     yield
+    torch.set_num_threads(before)

@@ -28,15 +28,6 @@ TINY = dict(image_size=256, encoder_depth=2, encoder_embed_dim=64, encoder_num_h
             prompt_embed_dim=64, decoder_mlp_dim=128)
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Small tensors on a shared 2-core machine: one intra-op thread is faster and deterministic."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 # -- class distribution ------------------------------------------------------------------------------
 def test_single_object_is_sams_sigmoid():
     logits = torch.randn(1, 5, 7) * 4

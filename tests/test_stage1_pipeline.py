@@ -46,16 +46,6 @@ def make_cfg(data: Path, work: Path, **overrides):
     return build_config(config_file=str(TINY_CONFIG), overrides={"data": str(data), "work_dir": str(work)}, sets=sets)
 
 
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Small tensors on a shared 2-core machine: one intra-op thread is faster and deterministic."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 @pytest.fixture(scope="module")
 def synthetic(tmp_path_factory) -> Path:
     root = tmp_path_factory.mktemp("synthetic") / "data"
