@@ -137,9 +137,13 @@ def test_vit_t_needs_mobile_sam():
         build_sam("vit_t")
 
 
-def test_proxy_resolves_lazily():
-    if importlib.util.find_spec("stage1_pseudolabel.proxy.model") is None:
-        pytest.skip("proxy model not present")
+def test_proxy_resolves_lazily(tmp_path):
     model = build_sam("proxy", seed=0)
     for part in ("image_encoder", "prompt_encoder", "mask_decoder"):
         assert hasattr(model, part)
+    # The proxy goes through the same strict checkpoint path as official weights.
+    path = tmp_path / "proxy.pth"
+    torch.save(model.state_dict(), path)
+    loaded = build_sam("proxy", checkpoint=path)
+    for key, value in model.state_dict().items():
+        assert torch.equal(value, loaded.state_dict()[key]), key
