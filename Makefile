@@ -10,14 +10,20 @@ DATA            ?= data/VOCdevkit/VOC2012
 SPLIT           ?= train
 STAGE1_CONFIG   ?= configs/stage1/voc_box_scribble.yaml
 SAM_MODEL       ?= vit_h
-SAM_CHECKPOINT  ?= data/checkpoints/sam_vit_h_4b8939.pth
+# Empty: stage 1 uses the official file of SAM_MODEL under data/checkpoints (as `make weights` names
+# it), and the demo uses the project's proxy SAM. Set it to use a checkpoint of your own everywhere.
+SAM_CHECKPOINT  ?=
+SAM_FILE_vit_h  := sam_vit_h_4b8939.pth
+SAM_FILE_vit_l  := sam_vit_l_0b3195.pth
+SAM_FILE_vit_b  := sam_vit_b_01ec64.pth
+STAGE1_CHECKPOINT = $(or $(SAM_CHECKPOINT),data/checkpoints/$(or $(SAM_FILE_$(SAM_MODEL)),sam_$(SAM_MODEL).pth))
 WORK            ?= work_dirs/stage1
 SHARD_INDEX     ?= 0
 NUM_SHARDS      ?= 1
 NPROC           ?= 1
 STAGE1_ARGS     ?=
 STAGE1_COMMON    = --config $(STAGE1_CONFIG) --data $(DATA) --split $(SPLIT) --work-dir $(WORK) \
-                   --model-type $(SAM_MODEL) --checkpoint $(SAM_CHECKPOINT) $(STAGE1_ARGS)
+                   --model-type $(SAM_MODEL) --checkpoint $(STAGE1_CHECKPOINT) $(STAGE1_ARGS)
 
 # Stage 2 ---------------------------------------------------------------------------------------
 CONFIG      ?= configs/stage2/deeplabv3plus_r50_voc_pseudo.py
@@ -108,11 +114,11 @@ proxy-sam: setup
 	$(PY) -m stage1_pseudolabel.proxy.train_proxy --out data/checkpoints/proxy_sam.pth
 
 demo: setup
-	$(PY) -m stage1_pseudolabel.demo --work-dir $(DEMO_WORK) $(if $(filter-out data/checkpoints/sam_vit_h_4b8939.pth,$(SAM_CHECKPOINT)),--checkpoint $(SAM_CHECKPOINT) --model-type $(SAM_MODEL) --data $(DATA),) $(DEMO_ARGS)
+	$(PY) -m stage1_pseudolabel.demo --work-dir $(DEMO_WORK) $(if $(SAM_CHECKPOINT),--checkpoint $(SAM_CHECKPOINT) --model-type $(SAM_MODEL) --data $(DATA),) $(DEMO_ARGS)
 
 bench-quality: setup
 	$(PY) -m stage1_pseudolabel.demo --bench-quality --data $(DATA) --split $(SPLIT) --work-dir work_dirs/bench_quality \
-	    $(if $(filter-out data/checkpoints/sam_vit_h_4b8939.pth,$(SAM_CHECKPOINT)),--checkpoint $(SAM_CHECKPOINT) --model-type $(SAM_MODEL),) $(DEMO_ARGS)
+	    $(if $(SAM_CHECKPOINT),--checkpoint $(SAM_CHECKPOINT) --model-type $(SAM_MODEL),) $(DEMO_ARGS)
 
 bench: bench-logic bench-stage1 bench-stage2
 
