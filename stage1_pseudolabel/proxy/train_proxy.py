@@ -36,6 +36,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from stage1_pseudolabel.atomic import atomic_write
 from stage1_pseudolabel.frames import SamFrame
 from stage1_pseudolabel.proxy.model import DEFAULT_CONFIG, build_proxy_sam
 from stage1_pseudolabel.sam.prompts import build_prompts, image_objects
@@ -354,11 +355,9 @@ def is_cached(out: Path, cfg: ProxyTrainConfig) -> bool:
 
 
 def save(out: Path, state: Dict[str, torch.Tensor], cfg: ProxyTrainConfig, summary: dict) -> None:
-    """Write the state dict and the sidecar atomically (temporary file, then rename)."""
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(f".{out.name}.tmp")
-    torch.save({k: v.detach().cpu().contiguous() for k, v in state.items()}, tmp)
-    os.replace(tmp, out)
+    """Write the state dict, then the sidecar that marks it up to date, each atomically."""
+    with atomic_write(out) as handle:
+        torch.save({k: v.detach().cpu().contiguous() for k, v in state.items()}, handle)
     meta = {
         "model_type": "proxy",
         "description": STAND_IN + ". It is NOT pretrained SAM; pass SAM_CHECKPOINT for official weights.",
@@ -370,10 +369,8 @@ def save(out: Path, state: Dict[str, torch.Tensor], cfg: ProxyTrainConfig, summa
         "torch": torch.__version__,
         "summary": summary,
     }
-    side = sidecar_path(out)
-    tmp_side = side.with_name(f".{side.name}.tmp")
-    tmp_side.write_text(json.dumps(meta, indent=2) + "\n")
-    os.replace(tmp_side, side)
+    with atomic_write(sidecar_path(out)) as handle:
+        handle.write((json.dumps(meta, indent=2) + "\n").encode())
 
 
 def ensure_proxy_checkpoint(out: Path, cfg: Optional[ProxyTrainConfig] = None, *, force: bool = False,
