@@ -36,7 +36,7 @@ from stage1_pseudolabel.pipeline.config import (
 from stage1_pseudolabel.pipeline.io import BackgroundWriter, prefetch
 from stage1_pseudolabel.pipeline.logs import run_cli, setup_logging
 from stage1_pseudolabel.pipeline.model import load_model, resolve_device
-from stage1_pseudolabel.pipeline.prepare import open_dataset, prepare_image
+from stage1_pseudolabel.pipeline.prepare import has_objects, open_dataset
 from stage1_pseudolabel.pipeline.sharding import rank_shard_ids
 from stage1_pseudolabel.weak_labels.errors import WeakLabelError
 from stage1_pseudolabel.weak_labels.images import read_image
@@ -82,7 +82,7 @@ def _load(ann_loader, image_id: str, encoder_size: int) -> Tuple[str, int, int, 
     return image_id, ann.height, ann.width, resize_for_encoder(image, encoder_size=encoder_size)
 
 
-def images_to_embed(cfg: Stage1Config, ids: Iterable[str], dataset, *, encoder_size: int, lowres: int,
+def images_to_embed(cfg: Stage1Config, ids: Iterable[str], dataset, *,
                     problems: List[Dict[str, str]]) -> Tuple[List[str], int]:
     """Ids (in order) that have at least one object; also the count of those without any."""
     keep, empty = [], 0
@@ -93,7 +93,7 @@ def images_to_embed(cfg: Stage1Config, ids: Iterable[str], dataset, *, encoder_s
             problems.append({"image_id": image_id, "error": str(exc)})
             log.warning("skipping %s: %s", image_id, exc)
             continue
-        if prepare_image(ann, cfg, encoder_size=encoder_size, lowres=lowres).objects.num_objects:
+        if has_objects(ann, cfg):
             keep.append(image_id)
         else:
             empty += 1
@@ -158,12 +158,10 @@ def run_embed(cfg: Stage1Config, *, shard_index: int = 0, num_shards: int = 1, p
     cache = EmbeddingCache(cfg.cache_dir, key=key)
     dataset = open_dataset(cfg)
     ids = rank_shard_ids(dataset.ids, shard_index=shard_index, num_shards=num_shards)
-    encoder_size = key.encoder_size
-    lowres = 4 * key.embedding_shape[1]
     problems: List[Dict[str, str]] = []
     todo = [i for i in ids if not cache.has(i)]
     cached = len(ids) - len(todo)
-    todo, empty = images_to_embed(cfg, todo, dataset, encoder_size=encoder_size, lowres=lowres, problems=problems)
+    todo, empty = images_to_embed(cfg, todo, dataset, problems=problems)
     log.info("embed: %d image(s) in shard %d/%d, %d cached, %d without objects, %d to embed",
              len(ids), shard_index, num_shards, cached, empty, len(todo))
     t0 = time.time()

@@ -92,6 +92,11 @@ class PreparedImage:
         return 1 + len(self.classes)
 
 
+def has_objects(ann: ImageAnnotation, cfg: Stage1Config) -> bool:
+    """True if the image has an object to prompt for under ``cfg`` (no prompts are built)."""
+    return image_objects(select_weak_labels(ann, cfg.weak_labels), min_box_size=cfg.min_box_size).num_objects > 0
+
+
 def prepare_image(ann: ImageAnnotation, cfg: Stage1Config, *, encoder_size: int, lowres: int) -> PreparedImage:
     """Objects, class channels and prompts of one image (no constraints)."""
     ann = select_weak_labels(ann, cfg.weak_labels)

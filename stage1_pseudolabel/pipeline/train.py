@@ -43,7 +43,7 @@ from stage1_pseudolabel.pipeline.config import Stage1Config, add_common_argument
 from stage1_pseudolabel.pipeline.logs import JsonLinesLog, run_cli, setup_logging
 from stage1_pseudolabel.pipeline.model import freeze_for_decoder_training, load_model, resolve_device, save_decoder
 from stage1_pseudolabel.pipeline.predict import DecoderRunner, lowres_log_distribution
-from stage1_pseudolabel.pipeline.prepare import PreparedImage, compile_constraints, open_dataset, prepare_image
+from stage1_pseudolabel.pipeline.prepare import PreparedImage, compile_constraints, has_objects, open_dataset, prepare_image
 from stage1_pseudolabel.pipeline.sharding import world
 from stage1_pseudolabel.weak_labels.errors import WeakLabelError
 
@@ -175,7 +175,7 @@ def run_train(cfg: Stage1Config, *, resume: bool = False, progress: bool = True)
             log.warning("skipping %s: %s", image_id, exc)
             skipped["problems"] += 1
             continue
-        if not prepare_image(ann, cfg, encoder_size=encoder_size, lowres=lowres).objects.num_objects:
+        if not has_objects(ann, cfg):
             skipped["no_objects"] += 1
         elif not cache.has(image_id):
             skipped["no_embedding"] += 1
