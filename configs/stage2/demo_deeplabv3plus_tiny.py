@@ -6,7 +6,6 @@
 _base_ = './tiny_deeplabv3plus_r18_smoke.py'
 pretrained = None
 crop_size = (128, 128)
-norm_cfg = dict(type='SyncBN', requires_grad=True)  # plain BN in a single process
 data_preprocessor = dict(size=crop_size)
 model = dict(
     data_preprocessor=data_preprocessor,
