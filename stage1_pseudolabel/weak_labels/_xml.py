@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import xml.etree.ElementTree as ET
 from pathlib import Path
+from typing import Optional, Tuple
 
 from stage1_pseudolabel.weak_labels.errors import MalformedAnnotationError, MissingFileError
 
@@ -33,3 +34,11 @@ def child_number(elem: ET.Element, tag: str, path: Path) -> float:
         return float(text)
     except ValueError:
         raise MalformedAnnotationError(path, f"<{tag}> is not a number: {text!r}") from None
+
+
+def xml_image_size(root: ET.Element, path: Path) -> Optional[Tuple[int, int]]:
+    """``(height, width)`` from an optional ``<size>`` element, or None where there is none."""
+    size_elem = root.find("size")
+    if size_elem is None:
+        return None
+    return int(child_number(size_elem, "height", path)), int(child_number(size_elem, "width", path))

@@ -26,7 +26,7 @@ from typing import Optional, Sequence, Tuple
 import cv2
 import numpy as np
 
-from stage1_pseudolabel.weak_labels._xml import child_number, parse_xml
+from stage1_pseudolabel.weak_labels._xml import child_number, parse_xml, xml_image_size
 from stage1_pseudolabel.weak_labels.classes import IGNORE_INDEX, VOC_ALIASES, VOC_CLASSES, class_index
 from stage1_pseudolabel.weak_labels.errors import (
     MalformedAnnotationError,
@@ -96,10 +96,7 @@ def parse_scribblesup_xml(
     """
     path = Path(path)
     root = parse_xml(path, what="scribble XML")
-    size = None
-    size_elem = root.find("size")
-    if size_elem is not None:
-        size = (int(child_number(size_elem, "height", path)), int(child_number(size_elem, "width", path)))
+    size = xml_image_size(root, path)
     strokes = []
     for poly in root.iter("polygon"):
         name_elem = poly.find("tag")

@@ -22,7 +22,7 @@ from typing import Iterator, List, Optional, Sequence, Tuple, Union
 import numpy as np
 
 from stage1_pseudolabel.frames import voc_box_to_pixel
-from stage1_pseudolabel.weak_labels._xml import child_number, child_text, parse_xml
+from stage1_pseudolabel.weak_labels._xml import child_number, child_text, parse_xml, xml_image_size
 from stage1_pseudolabel.weak_labels.annotation import ImageAnnotation
 from stage1_pseudolabel.weak_labels.checks import fit_boxes_to_image, fit_points_to_image
 from stage1_pseudolabel.weak_labels.classes import VOC_ALIASES, VOC_CLASSES, class_index
@@ -70,10 +70,7 @@ def parse_voc_xml(path: PathLike, *, classes: Sequence[str] = VOC_CLASSES) -> Vo
     """
     path = Path(path)
     root = parse_xml(path, what="annotation XML")
-    size = None
-    size_elem = root.find("size")
-    if size_elem is not None:
-        size = (int(child_number(size_elem, "height", path)), int(child_number(size_elem, "width", path)))
+    size = xml_image_size(root, path)
     boxes, labels, difficult = [], [], []
     for obj in root.findall("object"):
         name = child_text(obj, "name", path)
