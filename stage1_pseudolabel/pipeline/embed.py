@@ -17,7 +17,8 @@ import argparse
 import logging
 import sys
 import time
-from typing import Dict, Iterable, List, Optional, Sequence, Tuple
+from pathlib import Path
+from typing import Dict, Iterable, List, NamedTuple, Optional, Sequence, Tuple
 
 import numpy as np
 import torch
@@ -76,15 +77,23 @@ def encode(model: nn.Module, images: Sequence[torch.Tensor], *, device: torch.de
     return model.image_encoder(preprocess(model, images, device=device))
 
 
-def _load(ann_loader, image_id: str, encoder_size: int) -> Tuple[str, int, int, torch.Tensor]:
-    ann = ann_loader(image_id)
-    image = read_image(ann.image_path)
-    return image_id, ann.height, ann.width, resize_for_encoder(image, encoder_size=encoder_size)
+class ImageToEmbed(NamedTuple):
+    """What embedding needs of an image, kept from the annotation pass (so it is read once)."""
+
+    image_id: str
+    image_path: Path
+    height: int
+    width: int
+
+
+def _load(item: ImageToEmbed, encoder_size: int) -> Tuple[str, int, int, torch.Tensor]:
+    image = read_image(item.image_path)
+    return item.image_id, item.height, item.width, resize_for_encoder(image, encoder_size=encoder_size)
 
 
 def images_to_embed(cfg: Stage1Config, ids: Iterable[str], dataset, *,
-                    problems: List[Dict[str, str]]) -> Tuple[List[str], int]:
-    """Ids (in order) that have at least one object; also the count of those without any."""
+                    problems: List[Dict[str, str]]) -> Tuple[List[ImageToEmbed], int]:
+    """The images (in order) that have at least one object; also the count of those without any."""
     keep, empty = [], 0
     for image_id in ids:
         try:
@@ -94,7 +103,7 @@ def images_to_embed(cfg: Stage1Config, ids: Iterable[str], dataset, *,
             log.warning("skipping %s: %s", image_id, exc)
             continue
         if has_objects(ann, cfg):
-            keep.append(image_id)
+            keep.append(ImageToEmbed(image_id, Path(ann.image_path), ann.height, ann.width))
         else:
             empty += 1
     return keep, empty
@@ -103,15 +112,14 @@ def images_to_embed(cfg: Stage1Config, ids: Iterable[str], dataset, *,
 def embed_ids(
     model: nn.Module,
     cache: EmbeddingCache,
-    ids: Sequence[str],
+    images: Sequence[ImageToEmbed],
     *,
-    load_annotation,
     device: torch.device,
     batch_size: int = 1,
     progress: bool = True,
     problems: Optional[List[Dict[str, str]]] = None,
 ) -> int:
-    """Embed ``ids`` (already filtered for cached ones) and store them; returns how many were written.
+    """Embed ``images`` (already filtered for cached ones) and store them; returns how many were written.
 
     Loading runs ahead in threads (two batches), writing behind in another; an image whose files
     cannot be read is recorded in ``problems`` and the rest goes on; any other error (a full disk ...)
@@ -119,7 +127,7 @@ def embed_ids(
     """
     encoder_size = int(model.image_encoder.img_size)
     written = 0
-    bar = tqdm(total=len(ids), desc="embed", unit="img", disable=not progress, dynamic_ncols=True)
+    bar = tqdm(total=len(images), desc="embed", unit="img", disable=not progress, dynamic_ncols=True)
     batch: List[Tuple[str, int, int, torch.Tensor]] = []
 
     def flush(writer: BackgroundWriter) -> None:
@@ -130,14 +138,14 @@ def embed_ids(
         batch.clear()
 
     with BackgroundWriter(max_pending=2 * batch_size) as writer:
-        loaded = prefetch(lambda i: _load(load_annotation, i, encoder_size), ids, ahead=2 * batch_size)
-        for image_id, item, error in loaded:
+        loaded = prefetch(lambda item: _load(item, encoder_size), images, ahead=2 * batch_size)
+        for image, item, error in loaded:
             if error is not None:
                 if not isinstance(error, WeakLabelError):
                     raise error
                 if problems is not None:
-                    problems.append({"image_id": image_id, "error": str(error)})
-                log.warning("skipping %s: %s", image_id, error)
+                    problems.append({"image_id": image.image_id, "error": str(error)})
+                log.warning("skipping %s: %s", image.image_id, error)
                 bar.update(1)
                 continue
             batch.append(item)
@@ -165,7 +173,7 @@ def run_embed(cfg: Stage1Config, *, shard_index: int = 0, num_shards: int = 1, p
     log.info("embed: %d image(s) in shard %d/%d, %d cached, %d without objects, %d to embed",
              len(ids), shard_index, num_shards, cached, empty, len(todo))
     t0 = time.time()
-    written = embed_ids(model, cache, todo, load_annotation=dataset.load, device=device,
+    written = embed_ids(model, cache, todo, device=device,
                         batch_size=cfg.embed_batch_size, progress=progress, problems=problems)
     seconds = time.time() - t0
     summary = {
