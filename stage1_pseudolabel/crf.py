@@ -1,17 +1,20 @@
-"""Optional fully connected (dense) CRF post-processing of stage-2 predictions, as in DeepLab v1/v2.
+"""Fully connected (dense) CRF refinement of per-pixel class probabilities, as in DeepLab v1/v2.
 
-The mean-field inference of Kraehenbuehl & Koltun (NeurIPS 2011) through ``pydensecrf2`` (the
-maintained fork of ``pydensecrf``; a C++ extension built from source at install time, see
-``requirements/stage2.txt``). Without it, :func:`dense_crf` raises an ``ImportError`` that says how to
-install it; nothing else in stage 2 needs it.
+Used by both stages, always optional: stage 1 refines pseudo-masks with it (config key ``crf``),
+stage 2 refines test predictions (``stage2_segnet.test --crf``). The mean-field inference of
+Kraehenbuehl & Koltun (NeurIPS 2011) through ``pydensecrf2`` (the maintained fork of ``pydensecrf``;
+a C++ extension built from source at install time, see ``requirements/core.txt``). Without it,
+:func:`dense_crf` raises an ``ImportError`` that says how to install it.
 
 Defaults are DeepLab v2's cross-validated PASCAL VOC settings: bilateral weight 4, spatial std 67 px,
-colour std 3; Gaussian (smoothness) weight 3, std 1; 10 iterations.
+colour std 3; Gaussian (smoothness) weight 3, std 1; 10 iterations. All distances are in pixels of
+the image (not of the 1024 or low-res frames) and colours in 0..255 RGB.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
+from typing import Any, Mapping, Optional
 
 import numpy as np
 
@@ -20,12 +23,33 @@ INSTALL_HINT = "dense CRF needs pydensecrf2: `.venv/bin/pip install pydensecrf2=
 
 @dataclass(frozen=True)
 class CRFParams:
+    """Weights and kernel widths (pixels, RGB levels) of the dense CRF."""
+
     iterations: int = 10
     bi_weight: float = 4.0
     bi_xy_std: float = 67.0
     bi_rgb_std: float = 3.0
     pos_weight: float = 3.0
     pos_xy_std: float = 1.0
+
+
+def crf_params(values: Optional[Mapping[str, Any]], *, where: str = "crf") -> CRFParams:
+    """:class:`CRFParams` from a config mapping (``{}``: defaults); unknown keys are errors."""
+    values = dict(values or {})
+    names = {f.name for f in fields(CRFParams)}
+    unknown = sorted(set(values) - names)
+    if unknown:
+        raise ValueError(f"{where}: unknown key(s) {', '.join(unknown)}; valid keys: {', '.join(sorted(names))}")
+    params = CRFParams(**{k: (int(v) if k == "iterations" else float(v)) for k, v in values.items()})
+    if params.iterations < 1 or min(params.bi_xy_std, params.bi_rgb_std, params.pos_xy_std) <= 0:
+        raise ValueError(f"{where}: iterations must be >= 1 and every std > 0, got {params}")
+    return params
+
+
+def require_crf() -> None:
+    """Raise the install hint now (before a long run) if ``pydensecrf2`` is missing."""
+    if not crf_available():
+        raise ImportError(INSTALL_HINT)
 
 
 def crf_available() -> bool:

@@ -1,6 +1,6 @@
 """``VOCIoUMetric``: mmseg's ``IoUMetric`` with optional dense-CRF refinement and VOC palette PNGs.
 
-* ``crf``: None, or a dict of :class:`stage2_segnet.crf.CRFParams` fields; each prediction is then
+* ``crf``: None, or a dict of :class:`stage1_pseudolabel.crf.CRFParams` fields; each prediction is then
   refined with a dense CRF on the image before it is scored and written. The model's per-class
   scores become probabilities by ``scores='softmax'`` (decode-head logits, DeepLab) or
   ``scores='normalize'`` (Mask2Former's per-class mask scores, already in [0, 1]).
@@ -19,10 +19,9 @@ import torch
 from mmseg.evaluation import IoUMetric
 from mmseg.registry import METRICS
 
+from stage1_pseudolabel.crf import crf_params, dense_crf
 from stage1_pseudolabel.masks import write_mask
 from stage1_pseudolabel.weak_labels.images import read_image
-
-from .crf import CRFParams, dense_crf
 
 
 @METRICS.register_module()
@@ -33,7 +32,7 @@ class VOCIoUMetric(IoUMetric):
         super().__init__(**kwargs)
         if scores not in ("softmax", "normalize"):
             raise ValueError(f"scores must be 'softmax' or 'normalize', got {scores!r}")
-        self.crf = CRFParams(**crf) if crf is not None else None
+        self.crf = crf_params(crf, where="VOCIoUMetric crf") if crf is not None else None
         self.scores = scores
 
     def _refine(self, data_sample: dict) -> torch.Tensor:

@@ -21,8 +21,9 @@ from typing import Dict, Optional, Sequence
 
 from mmengine.config import Config
 
+from stage1_pseudolabel.crf import require_crf
+
 from . import compat
-from .crf import INSTALL_HINT, crf_available
 from .launch import add_common_args, configure_runtime, list_file, rank, relaunch_with_torchrun, resolve_launcher, set_data_root
 
 compat.apply()
@@ -79,8 +80,7 @@ def build_config(args: argparse.Namespace, launcher: str) -> Config:
         test_ds.require_labels = False
         test_ds.pipeline = [t for t in test_ds.pipeline if t["type"] not in ("LoadVOCLabel", "LoadAnnotations")]
     if args.crf:
-        if not crf_available():
-            raise ImportError(INSTALL_HINT)
+        require_crf()
         evaluator.crf = {}
     if args.cfg_options:
         cfg.merge_from_dict(args.cfg_options)

@@ -222,3 +222,39 @@ def test_pseudo_mask_argmax_and_confidence():
     assert (mask[:, :10] == 3).all()
     unsure = pseudo_mask(prepared, logits, confidence_threshold=0.9)
     assert (unsure[:, 70:] == 255).all() and (unsure[:, :10] == 3).all()
+
+
+def test_pseudo_mask_dense_crf_follows_the_image_edge():
+    from stage1_pseudolabel.crf import crf_available, crf_params
+    from stage1_pseudolabel.pipeline.predict import pseudo_mask
+    from stage1_pseudolabel.pipeline.prepare import prepare_image
+
+    if not crf_available():
+        pytest.skip("pydensecrf2 not installed")
+    prepared = prepare_image(_annotation(), build_config(), encoder_size=256, lowres=64)
+    image = np.zeros((60, 80, 3), np.uint8)
+    image[:, :50] = (40, 90, 40)  # background colour up to column 50, the object's colour after it
+    image[:, 50:] = (220, 60, 60)
+    # 80 px wide -> 64 low-res cells: image column x is low-res column 0.8 x
+    logits = torch.full((2, 64, 64), -6.0)
+    logits[1, :, 32:48] = 0.3  # columns 40..60: barely object 1 (class 8), across the edge at 50
+    logits[1, :, 48:] = 6.0
+    plain = pseudo_mask(prepared, logits)
+    assert (plain[:, 42:48] == 8).all() and (plain[:, :36] == 0).all()
+    refined = pseudo_mask(prepared, logits, crf=crf_params({}), image=image)
+    assert refined.shape == (60, 80) and set(np.unique(refined)) <= {0, 3, 8}
+    assert (refined[:, 42:48] == 0).all(), "the CRF should give the background-coloured columns to the background"
+    assert (refined[:, 52:] == 8).all() and (refined[:, :36] == 0).all()
+    with pytest.raises(ValueError, match="needs the image"):
+        pseudo_mask(prepared, logits, crf=crf_params({}))
+
+
+def test_crf_config_is_checked():
+    assert build_config(sets=["crf={bi_weight: 8, bi_rgb_std: 10}"]).crf == {"bi_weight": 8, "bi_rgb_std": 10}
+    assert build_config().crf is None
+    with pytest.raises(ValueError, match="unknown key.*bi_wieght"):
+        build_config(sets=["crf={bi_wieght: 8}"])
+    with pytest.raises(ValueError, match="every std > 0"):
+        build_config(sets=["crf={bi_xy_std: 0}"])
+    with pytest.raises(ValueError, match="mapping"):
+        build_config(sets=["crf=true"])

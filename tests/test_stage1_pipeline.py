@@ -15,6 +15,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 from PIL import Image
@@ -196,6 +197,64 @@ def test_two_shards_make_exactly_one_runs_masks(trained, synthetic, tmp_path):
     assert png_bytes(out) == png_bytes(a.output_path(zero_shot=False))
     again = run_generate(cfg, shard_index=1, num_shards=2, progress=False)  # resubmitted job
     assert again["written"] == 0 and again["existing"] == s1["written"]
+
+
+def test_dense_crf_refinement_in_generate(trained, synthetic, tmp_path, monkeypatch):
+    from stage1_pseudolabel import crf as crf_module
+
+    if not crf_module.crf_available():
+        pytest.skip("pydensecrf2 not installed")
+    a = trained["cfg"]
+    out = tmp_path / "crf"
+    cfg = make_cfg(synthetic, a.work_dir, output_dir=str(out), crf={"bi_rgb_std": 10})
+    monkeypatch.setattr(crf_module, "crf_available", lambda: False)  # as without pydensecrf2
+    with pytest.raises(ImportError, match="pydensecrf2"):
+        run_generate(cfg, progress=False)
+    assert not out.exists() or not list(out.iterdir())  # refused before any work
+    monkeypatch.undo()
+    s = run_generate(cfg, progress=False)
+    assert s["written"] == NUM_TRAIN
+    plain = a.output_path(zero_shot=False)
+    dataset = open_dataset(a)
+    changed = 0
+    for image_id in dataset.ids:
+        refined, before = read_mask(out / f"{image_id}.png"), read_mask(plain / f"{image_id}.png")
+        assert refined.shape == before.shape
+        allowed = {0} | {int(c) for c in dataset.load(image_id).box_classes}
+        assert set(np.unique(refined).tolist()) <= allowed  # the CRF only sees the image's own classes
+        changed += int((refined != before).sum())
+    assert changed > 0
+
+
+def test_unreadable_images_are_reported_by_name_and_the_rest_goes_on(trained, synthetic, tmp_path):
+    data = tmp_path / "data"
+    shutil.copytree(synthetic, data)
+    ids = open_dataset(trained["cfg"]).ids
+    corrupt, missing = ids[1], ids[2]
+    (data / "JPEGImages" / f"{corrupt}.jpg").write_bytes(b"\xff\xd8 not really a jpeg")
+    (data / "JPEGImages" / f"{missing}.jpg").unlink()
+    work = tmp_path / "work"
+    shutil.copytree(trained["cfg"].decoder_dir, work / "decoder")
+    cfg = make_cfg(data, work)
+    s = run_embed(cfg, progress=False)
+    bad = {p["image_id"]: p["error"] for p in s["problems"]}
+    assert set(bad) == {corrupt, missing} and s["embedded"] == NUM_TRAIN - 2
+    assert f"{corrupt}.jpg" in bad[corrupt] and f"{missing}.jpg" in bad[missing]
+    assert not any(p.name.startswith((corrupt, missing)) for p in cfg.cache_dir.iterdir())
+    # generate tries to embed the two again (embed_missing) and reports them the same way
+    g = run_generate(make_cfg(data, work, output_dir=str(tmp_path / "plain")), progress=False)
+    assert {p["image_id"] for p in g["problems"]} == {corrupt, missing} and g["written"] == NUM_TRAIN - 2
+    assert sorted(p.stem for p in (tmp_path / "plain").iterdir()) == sorted(set(ids) - {corrupt, missing})
+    # with the CRF, the image itself is read even where the embedding is cached
+    from stage1_pseudolabel.crf import crf_available
+
+    if crf_available():
+        later = ids[3]
+        (data / "JPEGImages" / f"{later}.jpg").write_bytes(b"")
+        g = run_generate(make_cfg(data, work, output_dir=str(tmp_path / "crf"), crf={}), progress=False)
+        bad = {p["image_id"]: p["error"] for p in g["problems"]}
+        assert set(bad) == {corrupt, missing, later} and f"{later}.jpg" in bad[later]
+        assert g["written"] == NUM_TRAIN - 3 and not (tmp_path / "crf" / f"{later}.png").exists()
 
 
 def test_images_without_labels_and_disk_full(trained, synthetic, tmp_path, monkeypatch):

@@ -275,7 +275,7 @@ def test_deeplabv2_head_output_and_loss():
 
 
 def test_dense_crf_sharpens_towards_image_edges():
-    from stage2_segnet.crf import crf_available, dense_crf
+    from stage1_pseudolabel.crf import crf_available, dense_crf
 
     if not crf_available():
         pytest.skip("pydensecrf2 not installed (optional)")
@@ -293,7 +293,7 @@ def test_dense_crf_sharpens_towards_image_edges():
 def test_metric_with_crf_scores_and_writes_palette_pngs(tmp_path):
     import torch
 
-    from stage2_segnet.crf import crf_available
+    from stage1_pseudolabel.crf import crf_available
     from stage2_segnet.metrics import VOCIoUMetric
 
     if not crf_available():

@@ -75,6 +75,9 @@ class Stage1Config:
     output_dir: Optional[str] = None  #: default <work_dir>/pseudo_masks (zero-shot: zeroshot_<prompt_mode>)
     decoder_checkpoint: Optional[str] = None  #: default <work_dir>/decoder/final.pth
     embed_missing: bool = True  #: generate computes (and caches) embeddings that are missing
+    #: dense-CRF refinement of the pixel class distribution before the argmax: null (off), or a
+    #: mapping of :class:`stage1_pseudolabel.crf.CRFParams` fields (``{}``: DeepLab's VOC defaults)
+    crf: Optional[Dict[str, Any]] = None
 
     # -- derived paths ----------------------------------------------------------------------------
     @property
@@ -130,6 +133,12 @@ class Stage1Config:
             raise ValueError(f"confidence_threshold must be in [0, 1), got {self.confidence_threshold}")
         if self.batch_size < 1 or self.epochs < 0 or self.checkpoint_every < 1:
             raise ValueError("batch_size and checkpoint_every must be >= 1 and epochs >= 0")
+        if self.crf is not None:
+            from stage1_pseudolabel.crf import crf_params
+
+            if not isinstance(self.crf, dict):
+                raise ValueError(f"crf must be null or a mapping of CRF parameters, got {self.crf!r}")
+            crf_params(self.crf, where="stage-1 config key crf")
         return self
 
     def to_dict(self) -> Dict[str, Any]:

@@ -8,7 +8,8 @@
 * ``--zero-shot``: the same code path with SAM's own (untrained) decoder; writes
   ``<work_dir>/zeroshot_<prompt_mode>/``, so zero-shot and fine-tuned masks cover the same images.
 
-Masks are the argmax of the per-pixel class distribution in pixel space; with
+Masks are the argmax of the per-pixel class distribution in pixel space, refined first by a dense
+CRF on the image when the config sets ``crf`` (:mod:`stage1_pseudolabel.crf`); with
 ``confidence_threshold > 0`` pixels whose top class probability is lower become 255. Images whose
 mask exists are skipped (a killed job is simply resubmitted), every PNG is written atomically, and
 ``--shard-index/--num-shards`` split the image list deterministically (``ids[i::N]``), so a SLURM
@@ -30,6 +31,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
+from stage1_pseudolabel.crf import crf_params, require_crf
 from stage1_pseudolabel.masks import write_mask
 from stage1_pseudolabel.pipeline.cache import EmbeddingCache
 from stage1_pseudolabel.pipeline.config import (
@@ -67,6 +69,10 @@ def run_generate(
     if not zero_shot:
         load_decoder(cfg.decoder_path(), model=model, key=key)
     model.eval()
+    crf = None
+    if cfg.crf is not None:  # fail before any work, not on the first image
+        require_crf()
+        crf = crf_params(cfg.crf, where="stage-1 config key crf")
     runner = DecoderRunner(model, device=device, multimask_output=cfg.multimask_output)
     encoder_size, lowres = key.encoder_size, 4 * key.embedding_shape[1]
     out_dir = cfg.output_path(zero_shot=zero_shot)
@@ -79,17 +85,25 @@ def run_generate(
     decode_seconds = 0.0
     t_start = time.time()
 
-    def read(image_id: str) -> Tuple[str, object, object]:
-        """File work for one image, run ahead in a thread: what to do, and its inputs."""
+    def read(image_id: str) -> Tuple[str, object, object, Optional[np.ndarray]]:
+        """File work for one image, run ahead in a thread: what to do, its inputs, and the RGB image
+        where it is needed (to embed it, or for the CRF)."""
         if (out_dir / f"{image_id}.png").is_file():
-            return "existing", None, None
+            return "existing", None, None, None
         ann = dataset.load(image_id)
         prepared = prepare_image(ann, cfg, encoder_size=encoder_size, lowres=lowres)
         if prepared.objects.num_objects == 0:
-            return "no_objects", ann, None
+            return "no_objects", ann, None, None
         if cache.has(image_id):
-            return "decode", prepared, cache.load(image_id, height=ann.height, width=ann.width)
-        return "embed", prepared, ann
+            image = read_image(ann.image_path) if crf is not None else None
+            return "decode", prepared, cache.load(image_id, height=ann.height, width=ann.width), image
+        if not cfg.embed_missing:  # the main loop says so
+            return "embed", prepared, ann, None
+        try:
+            image = read_image(ann.image_path)
+        except WeakLabelError as exc:
+            return "unreadable", prepared, exc, None
+        return "embed", prepared, ann, image
 
     bar = tqdm(total=len(ids), desc="generate" + (" (zero-shot)" if zero_shot else ""), unit="img",
                disable=not progress, dynamic_ncols=True)
@@ -103,7 +117,7 @@ def run_generate(
                 problems.append({"image_id": image_id, "error": str(error)})
                 log.warning("no mask for %s: %s", image_id, error)
                 continue
-            what, a, b = item
+            what, a, b, image = item
             if what == "existing":
                 counts["existing"] += 1
                 continue
@@ -117,16 +131,14 @@ def run_generate(
                 log.info("%s has no object label: all-background mask (no_label_policy=background)", image_id)
                 continue
             prepared = a
+            if what == "unreadable":
+                problems.append({"image_id": image_id, "error": str(b)})
+                log.warning("no mask for %s: %s", image_id, b)
+                continue
             if what == "embed":
                 if not cfg.embed_missing:
                     raise FileNotFoundError(f"no cached embedding for {image_id} in {cache.root}: run stage1-embed "
                                             "first (or set embed_missing: true)")
-                try:
-                    image = read_image(b.image_path)
-                except WeakLabelError as exc:
-                    problems.append({"image_id": image_id, "error": str(exc)})
-                    log.warning("no mask for %s: %s", image_id, exc)
-                    continue
                 emb = encode(model, [resize_for_encoder(image, encoder_size=encoder_size)], device=device)
                 cache.save(image_id, emb[0], height=b.height, width=b.width)
                 embedding = cache.load(image_id, height=b.height, width=b.width, device=device)
@@ -136,7 +148,7 @@ def run_generate(
             t0 = time.perf_counter()
             with torch.inference_mode():
                 logits = runner.object_logits(prepared, embedding)
-                mask = pseudo_mask(prepared, logits, confidence_threshold=cfg.confidence_threshold)
+                mask = pseudo_mask(prepared, logits, confidence_threshold=cfg.confidence_threshold, crf=crf, image=image)
             decode_seconds += time.perf_counter() - t0
             writer.submit(write_mask, out_path, mask, num_classes=cfg.num_classes)
             counts["written"] += 1

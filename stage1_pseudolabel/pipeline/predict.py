@@ -8,6 +8,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from stage1_pseudolabel.crf import CRFParams, dense_crf
 from stage1_pseudolabel.pipeline.prepare import PreparedImage
 from stage1_pseudolabel.sam.class_distribution import channel_labels, log_class_distribution
 from stage1_pseudolabel.sam.decoder import decode_objects, dense_positional_encoding, encode_prompts
@@ -65,12 +66,27 @@ def lowres_log_distribution(prepared: PreparedImage, logits: torch.Tensor) -> to
 
 
 @torch.no_grad()
-def pseudo_mask(prepared: PreparedImage, logits: torch.Tensor, *, confidence_threshold: float = 0.0) -> np.ndarray:
+def pseudo_mask(
+    prepared: PreparedImage,
+    logits: torch.Tensor,
+    *,
+    confidence_threshold: float = 0.0,
+    crf: Optional[CRFParams] = None,
+    image: Optional[np.ndarray] = None,
+) -> np.ndarray:
     """The pseudo-mask of an image: argmax of the class distribution in pixel space.
 
     Object logits are upsampled to the image as SAM's ``postprocess_masks`` does
     (:meth:`~stage1_pseudolabel.frames.SamFrame.lowres_to_pixels`), then turned into the class
-    distribution there.
+    distribution there. With ``crf``, a dense CRF on ``image`` refines that distribution first (on the
+    CPU; it only sees the image's own classes, so its cost does not grow with the label set).
+
+    Args:
+        prepared: the image's objects and frame.
+        logits: ``float [N, L, L]`` low-res object logits.
+        confidence_threshold: see below.
+        crf: dense-CRF parameters, or None for none.
+        image: ``uint8 [H, W, 3]`` RGB image (required with ``crf``).
 
     Returns:
         ``uint8 [H, W]``: 0 background, class indices, 255 where the top probability is below
@@ -81,6 +97,11 @@ def pseudo_mask(prepared: PreparedImage, logits: torch.Tensor, *, confidence_thr
         return np.zeros((frame.height, frame.width), np.uint8)
     pix = frame.lowres_to_pixels(logits)  # [N, H, W]
     logp = log_class_distribution(pix, prepared.channels.to(pix.device), num_channels=prepared.num_channels)
+    if crf is not None:
+        if image is None:
+            raise ValueError("pseudo_mask: the dense CRF needs the image")
+        probs = dense_crf(image, logp.exp().float().cpu().numpy(), crf)
+        logp = torch.from_numpy(probs).clamp_min(1e-12).log()
     top, arg = logp.max(dim=0)
     labels = channel_labels(prepared.classes).to(arg.device)[arg]
     if confidence_threshold > 0:
