@@ -41,7 +41,7 @@ SYNTH_OUT   ?= data/synthetic
 
 .PHONY: help setup test test-fast synthetic evaluate weights \
         stage1 stage1-embed stage1-train stage1-generate stage1-evaluate stage1-zeroshot \
-        stage2 stage2-test proxy-sam demo bench bench-logic bench-stage1 bench-stage2 bench-quality clean
+        stage2 stage2-test proxy-sam demo bench bench-logic bench-stage1 bench-stage2 bench-quality tune-crf clean
 
 help:
 	@echo "setup            create $(VENV) and install everything (torch, SAM, OpenMMLab with mmcv ops)"
@@ -54,6 +54,7 @@ help:
 	@echo "stage2-test      mIoU on val + VOC-format prediction PNGs (STAGE2_SPLIT=test: PNGs for the server)"
 	@echo "bench-quality    baselines + stage 1 on a real dataset, with report (DATA, SAM_CHECKPOINT)"
 	@echo "bench            speed benchmarks (logic, stage 1, stage 2)"
+	@echo "tune-crf         choose stage 1's dense-CRF parameters on labelled images (CRF_SPLIT, SAM_CHECKPOINT)"
 
 # -- environment ----------------------------------------------------------------------------------
 setup: $(VENV)/.setup-stamp
@@ -119,6 +120,12 @@ demo: setup
 bench-quality: setup
 	$(PY) -m stage1_pseudolabel.demo --bench-quality --data $(DATA) --split $(SPLIT) --work-dir work_dirs/bench_quality \
 	    $(if $(SAM_CHECKPOINT),--checkpoint $(SAM_CHECKPOINT) --model-type $(SAM_MODEL),) $(DEMO_ARGS)
+
+# Without SAM_CHECKPOINT: the proxy SAM on synthetic source scenes (how demo_proxy.yaml's crf was chosen).
+CRF_SPLIT ?= val
+tune-crf: setup
+	$(PY) benchmarks/tune_crf.py $(if $(SAM_CHECKPOINT),--checkpoint $(SAM_CHECKPOINT) --model-type $(SAM_MODEL) \
+	    --config configs/stage1/voc_box_scribble.yaml --data $(DATA) --split $(CRF_SPLIT),) $(CRF_ARGS)
 
 bench: bench-logic bench-stage1 bench-stage2
 
