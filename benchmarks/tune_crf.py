@@ -15,10 +15,13 @@ from __future__ import annotations
 
 import argparse
 import itertools
+import os
 import sys
 import tempfile
 import time
+from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
+from typing import Optional, Sequence
 
 import numpy as np
 import torch
@@ -42,6 +45,16 @@ from stage1_pseudolabel.weak_labels.images import read_image  # noqa: E402
 GRID = dict(bi_weight=(6.0, 10.0, 15.0), bi_xy_std=(20.0, 40.0, 67.0), bi_rgb_std=(8.0, 13.0, 20.0))
 
 
+def score_image(image: np.ndarray, probs: np.ndarray, labels: np.ndarray, gt: np.ndarray,
+                settings: Sequence[Optional[CRFParams]]) -> np.ndarray:
+    """``int64 [len(settings), 21, 22]`` confusion of the argmax after each setting (None: no CRF)."""
+    out = np.zeros((len(settings), 21, 22), np.int64)
+    for k, params in enumerate(settings):
+        q = probs if params is None else dense_crf(image, probs, params)
+        out[k] = confusion_matrix(labels[q.argmax(0)].astype(np.uint8), gt, num_classes=21)
+    return out
+
+
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--data", default=None, help="VOC-layout folder (default: synthetic source scenes rendered here)")
@@ -53,7 +66,8 @@ def main() -> int:
     p.add_argument("--scenes", type=int, default=24, help="synthetic source scenes (without --data)")
     p.add_argument("--limit", type=int, default=None, help="first N images of --split")
     p.add_argument("--work-dir", default=None, help="embedding cache (default: a temporary folder)")
-    p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--threads", type=int, default=2, help="torch threads of the decoder")
+    p.add_argument("--workers", type=int, default=os.cpu_count() or 1, help="processes running the CRFs")
     p.add_argument("--top", type=int, default=10)
     args = p.parse_args()
     torch.set_num_threads(args.threads)
@@ -67,10 +81,9 @@ def main() -> int:
 
             write_dataset(data, domain="source", num_train=args.scenes, num_val=0, seed=1)
         overrides = {"data": str(data), "split": args.split, "work_dir": str(work / "stage1"), "device": "cpu",
-                     "max_images": args.limit, "model_type": args.model_type, "checkpoint": args.checkpoint,
-                     "crf": None}
-        cfg = build_config(config_file=args.config, overrides={k: v for k, v in overrides.items() if v is not None})
-        cfg.crf = None
+                     "max_images": args.limit, "model_type": args.model_type, "checkpoint": args.checkpoint}
+        cfg = build_config(config_file=args.config, overrides=overrides)
+        cfg.crf = None  # the decoder's own probabilities are what the grid refines
         run_embed(cfg, progress=True)
         model, key = load_model(cfg, device=torch.device("cpu"))
         if args.decoder:
@@ -81,23 +94,27 @@ def main() -> int:
         dataset = open_dataset(cfg)
         settings = [None] + [CRFParams(bi_weight=w, bi_xy_std=s, bi_rgb_std=c)
                              for w, s, c in itertools.product(*GRID.values())]
-        confusion = [np.zeros((21, 22), np.int64) for _ in settings]
+        confusion = np.zeros((len(settings), 21, 22), np.int64)
         t0 = time.perf_counter()
-        for image_id in tqdm(dataset.ids, desc=f"{len(settings) - 1} CRF settings", unit="img"):
-            ann = dataset.load(image_id)
-            prepared = prepare_image(ann, cfg, encoder_size=key.encoder_size, lowres=4 * key.embedding_shape[1])
-            gt = read_mask(data / "SegmentationClass" / f"{image_id}.png")
-            if prepared.objects.num_objects == 0:
-                continue
-            with torch.inference_mode():
-                logits = runner.object_logits(prepared, cache.load(image_id, height=ann.height, width=ann.width))
-                pix = prepared.frame.lowres_to_pixels(logits)
-                probs = log_class_distribution(pix, prepared.channels, num_channels=prepared.num_channels).exp().numpy()
-            labels = channel_labels(prepared.classes).numpy()
-            image = read_image(ann.image_path)
-            for k, params in enumerate(settings):
-                q = probs if params is None else dense_crf(image, probs, params)
-                confusion[k] += confusion_matrix(labels[q.argmax(0)].astype(np.uint8), gt, num_classes=21)
+        # the decoder runs here; the CRFs (single-threaded C++) run in a pool of processes, one image each
+        with ProcessPoolExecutor(max_workers=max(1, args.workers)) as pool:
+            pending = []
+            for image_id in tqdm(dataset.ids, desc=f"{len(settings) - 1} CRF settings", unit="img"):
+                ann = dataset.load(image_id)
+                prepared = prepare_image(ann, cfg, encoder_size=key.encoder_size, lowres=4 * key.embedding_shape[1])
+                if prepared.objects.num_objects == 0:
+                    continue
+                with torch.inference_mode():
+                    logits = runner.object_logits(prepared, cache.load(image_id, height=ann.height, width=ann.width))
+                    pix = prepared.frame.lowres_to_pixels(logits)
+                    logp = log_class_distribution(pix, prepared.channels, num_channels=prepared.num_channels)
+                pending.append(pool.submit(score_image, read_image(ann.image_path), logp.exp().numpy(),
+                                           channel_labels(prepared.classes).numpy(),
+                                           read_mask(data / "SegmentationClass" / f"{image_id}.png"), settings))
+                while len(pending) > 2 * args.workers:
+                    confusion += pending.pop(0).result()
+            for fut in pending:
+                confusion += fut.result()
         scores = [100 * float(np.nanmean(iou_per_class(c))) for c in confusion]
         print(f"\n{len(dataset.ids)} image(s) of {data} ({args.split}), {'fine-tuned' if args.decoder else 'zero-shot'} "
               f"{cfg.model_type}; {len(settings) - 1} CRF settings in {time.perf_counter() - t0:.0f} s")

@@ -294,6 +294,10 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     # refined ones; the demo also writes the unrefined ones, so the table separates what the logic
     # fine-tuning does from what the CRF does.
     raw = dataclasses.replace(cfg, crf=None)
+    if cfg.crf is not None:
+        notes.append(f"'+ CRF' rows: the same class probabilities refined by a dense CRF on the image (stage 1 config "
+                     f"crf: {cfg.crf}; the demo's parameters were chosen on synthetic source scenes by make tune-crf, "
+                     "never on these images). Rows without it show the mask decoder alone.")
     with timer.step("stage 1: zero-shot pseudo-masks"):
         s = run_generate(raw, zero_shot=True, progress=progress)
         pred_dirs["zero-shot"] = Path(s["output_dir"])
