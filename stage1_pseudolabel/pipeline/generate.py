@@ -99,11 +99,7 @@ def run_generate(
             return "decode", prepared, cache.load(image_id, height=ann.height, width=ann.width), image
         if not cfg.embed_missing:  # the main loop says so
             return "embed", prepared, ann, None
-        try:
-            image = read_image(ann.image_path)
-        except WeakLabelError as exc:
-            return "unreadable", prepared, exc, None
-        return "embed", prepared, ann, image
+        return "embed", prepared, ann, read_image(ann.image_path)  # unreadable: a WeakLabelError, reported
 
     bar = tqdm(total=len(ids), desc="generate" + (" (zero-shot)" if zero_shot else ""), unit="img",
                disable=not progress, dynamic_ncols=True)
@@ -131,10 +127,6 @@ def run_generate(
                 log.info("%s has no object label: all-background mask (no_label_policy=background)", image_id)
                 continue
             prepared = a
-            if what == "unreadable":
-                problems.append({"image_id": image_id, "error": str(b)})
-                log.warning("no mask for %s: %s", image_id, b)
-                continue
             if what == "embed":
                 if not cfg.embed_missing:
                     raise FileNotFoundError(f"no cached embedding for {image_id} in {cache.root}: run stage1-embed "
