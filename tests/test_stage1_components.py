@@ -177,7 +177,7 @@ def test_config_precedence_and_unknown_keys(tmp_path):
         build_config(sets=["epoch=3"])
     with pytest.raises(ValueError, match="prompt_mode"):
         build_config(sets=["prompt_mode=boxes"])
-    for name in ("voc_box_scribble", "voc_box", "voc_scribble_points", "synthetic", "tiny_random"):
+    for name in ("voc_box_scribble", "voc_box", "voc_scribble_points", "synthetic", "tiny_random", "demo_proxy"):
         build_config(config_file=str(Path(__file__).parents[1] / "configs" / "stage1" / f"{name}.yaml"))
 
 
