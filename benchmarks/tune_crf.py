@@ -30,28 +30,28 @@ from tqdm import tqdm
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from stage1_pseudolabel.crf import CRFParams, dense_crf, require_crf  # noqa: E402
+from stage1_pseudolabel.crf import CRFParams, require_crf  # noqa: E402
 from stage1_pseudolabel.evaluation.metrics import confusion_matrix, iou_per_class  # noqa: E402
 from stage1_pseudolabel.masks import read_mask  # noqa: E402
 from stage1_pseudolabel.pipeline.cache import EmbeddingCache  # noqa: E402
 from stage1_pseudolabel.pipeline.config import build_config  # noqa: E402
 from stage1_pseudolabel.pipeline.embed import run_embed  # noqa: E402
 from stage1_pseudolabel.pipeline.model import load_decoder, load_model  # noqa: E402
-from stage1_pseudolabel.pipeline.predict import DecoderRunner  # noqa: E402
+from stage1_pseudolabel.pipeline.predict import DecoderRunner, mask_from_distribution, pixel_log_distribution  # noqa: E402
 from stage1_pseudolabel.pipeline.prepare import open_dataset, prepare_image  # noqa: E402
-from stage1_pseudolabel.sam.class_distribution import channel_labels, log_class_distribution  # noqa: E402
 from stage1_pseudolabel.weak_labels.images import read_image  # noqa: E402
 
 GRID = dict(bi_weight=(6.0, 10.0, 15.0), bi_xy_std=(20.0, 40.0, 67.0), bi_rgb_std=(8.0, 13.0, 20.0))
 
 
-def score_image(image: np.ndarray, probs: np.ndarray, labels: np.ndarray, gt: np.ndarray,
+def score_image(image: np.ndarray, log_probs: torch.Tensor, classes: torch.Tensor, gt: np.ndarray,
                 settings: Sequence[Optional[CRFParams]]) -> np.ndarray:
-    """``int64 [len(settings), 21, 22]`` confusion of the argmax after each setting (None: no CRF)."""
+    """``int64 [len(settings), 21, 22]`` confusion of the mask ``generate`` writes with each setting
+    (None: no CRF)."""
     out = np.zeros((len(settings), 21, 22), np.int64)
     for k, params in enumerate(settings):
-        q = probs if params is None else dense_crf(image, probs, params)
-        out[k] = confusion_matrix(labels[q.argmax(0)].astype(np.uint8), gt, num_classes=21)
+        mask = mask_from_distribution(log_probs, classes, crf=params, image=image)
+        out[k] = confusion_matrix(mask, gt, num_classes=21)
     return out
 
 
@@ -106,10 +106,8 @@ def main() -> int:
                     continue
                 with torch.inference_mode():
                     logits = runner.object_logits(prepared, cache.load(image_id, height=ann.height, width=ann.width))
-                    pix = prepared.frame.lowres_to_pixels(logits)
-                    logp = log_class_distribution(pix, prepared.channels, num_channels=prepared.num_channels)
-                pending.append(pool.submit(score_image, read_image(ann.image_path), logp.exp().numpy(),
-                                           channel_labels(prepared.classes).numpy(),
+                    log_probs = pixel_log_distribution(prepared, logits)
+                pending.append(pool.submit(score_image, read_image(ann.image_path), log_probs, prepared.classes,
                                            read_mask(data / "SegmentationClass" / f"{image_id}.png"), settings))
                 while len(pending) > 2 * args.workers:
                     confusion += pending.pop(0).result()

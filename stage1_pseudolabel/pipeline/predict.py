@@ -65,6 +65,43 @@ def lowres_log_distribution(prepared: PreparedImage, logits: torch.Tensor) -> to
     return log_class_distribution(logits, prepared.channels.to(logits.device), num_channels=prepared.num_channels)
 
 
+def pixel_log_distribution(prepared: PreparedImage, logits: torch.Tensor) -> torch.Tensor:
+    """``[1 + K, H, W]`` log class distribution in pixel space (what the pseudo-mask is read from).
+
+    Object logits (``float [N, L, L]``, N >= 1) are upsampled to the image as SAM's
+    ``postprocess_masks`` does (:meth:`~stage1_pseudolabel.frames.SamFrame.lowres_to_pixels`), then
+    turned into the class distribution there.
+    """
+    pix = prepared.frame.lowres_to_pixels(logits)  # [N, H, W]
+    return log_class_distribution(pix, prepared.channels.to(pix.device), num_channels=prepared.num_channels)
+
+
+def mask_from_distribution(
+    log_probs: torch.Tensor,
+    classes: torch.Tensor,
+    *,
+    confidence_threshold: float = 0.0,
+    crf: Optional[CRFParams] = None,
+    image: Optional[np.ndarray] = None,
+) -> np.ndarray:
+    """Argmax of a ``[1 + K, H, W]`` log class distribution as a ``uint8 [H, W]`` mask of class indices.
+
+    With ``crf``, a dense CRF on ``image`` (``uint8 [H, W, 3]``) refines the distribution first (on the
+    CPU; it only sees the image's own classes, so its cost does not grow with the label set). With
+    ``confidence_threshold > 0``, pixels whose top probability is below it become 255.
+    """
+    if crf is not None:
+        if image is None:
+            raise ValueError("pseudo_mask: the dense CRF needs the image")
+        probs = dense_crf(image, log_probs.exp().float().cpu().numpy(), crf)
+        log_probs = torch.from_numpy(probs).clamp_min(1e-12).log()
+    top, arg = log_probs.max(dim=0)
+    labels = channel_labels(classes).to(arg.device)[arg]
+    if confidence_threshold > 0:
+        labels = torch.where(top.exp() < confidence_threshold, torch.full_like(labels, IGNORE_INDEX), labels)
+    return labels.to(torch.uint8).cpu().numpy()
+
+
 @torch.no_grad()
 def pseudo_mask(
     prepared: PreparedImage,
@@ -74,12 +111,7 @@ def pseudo_mask(
     crf: Optional[CRFParams] = None,
     image: Optional[np.ndarray] = None,
 ) -> np.ndarray:
-    """The pseudo-mask of an image: argmax of the class distribution in pixel space.
-
-    Object logits are upsampled to the image as SAM's ``postprocess_masks`` does
-    (:meth:`~stage1_pseudolabel.frames.SamFrame.lowres_to_pixels`), then turned into the class
-    distribution there. With ``crf``, a dense CRF on ``image`` refines that distribution first (on the
-    CPU; it only sees the image's own classes, so its cost does not grow with the label set).
+    """The pseudo-mask of an image: :func:`mask_from_distribution` of :func:`pixel_log_distribution`.
 
     Args:
         prepared: the image's objects and frame.
@@ -92,18 +124,7 @@ def pseudo_mask(
         ``uint8 [H, W]``: 0 background, class indices, 255 where the top probability is below
         ``confidence_threshold`` (when > 0).
     """
-    frame = prepared.frame
     if logits.shape[0] == 0:
-        return np.zeros((frame.height, frame.width), np.uint8)
-    pix = frame.lowres_to_pixels(logits)  # [N, H, W]
-    logp = log_class_distribution(pix, prepared.channels.to(pix.device), num_channels=prepared.num_channels)
-    if crf is not None:
-        if image is None:
-            raise ValueError("pseudo_mask: the dense CRF needs the image")
-        probs = dense_crf(image, logp.exp().float().cpu().numpy(), crf)
-        logp = torch.from_numpy(probs).clamp_min(1e-12).log()
-    top, arg = logp.max(dim=0)
-    labels = channel_labels(prepared.classes).to(arg.device)[arg]
-    if confidence_threshold > 0:
-        labels = torch.where(top.exp() < confidence_threshold, torch.full_like(labels, IGNORE_INDEX), labels)
-    return labels.to(torch.uint8).cpu().numpy()
+        return np.zeros((prepared.frame.height, prepared.frame.width), np.uint8)
+    return mask_from_distribution(pixel_log_distribution(prepared, logits), prepared.classes,
+                                  confidence_threshold=confidence_threshold, crf=crf, image=image)
