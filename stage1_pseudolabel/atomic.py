@@ -8,11 +8,12 @@ removes the temporary file and leaves the previous target, if any, untouched.
 
 from __future__ import annotations
 
+import json
 import os
 import tempfile
 from contextlib import contextmanager
 from pathlib import Path
-from typing import BinaryIO, Iterator, Union
+from typing import Any, BinaryIO, Callable, Iterator, Union
 
 #: Suffix of the temporary files; a folder check can spot leftovers of a killed process by it.
 TEMP_SUFFIX = ".tmp"
@@ -44,6 +45,14 @@ def atomic_write(path: Union[str, Path], *, durable: bool = True) -> Iterator[Bi
         raise
     if durable:
         _fsync_dir(path.parent)
+
+
+def write_json(path: Union[str, Path], obj: Any, *, sort_keys: bool = False,
+               default: Callable[[Any], Any] = str) -> None:
+    """Write ``obj`` as indented JSON through :func:`atomic_write` (not fsync'ed: summaries and
+    reports, cheap to remake); values JSON cannot hold go through ``default``."""
+    with atomic_write(path, durable=False) as handle:
+        handle.write((json.dumps(obj, indent=2, sort_keys=sort_keys, default=default) + "\n").encode())
 
 
 def _fsync_dir(directory: Path) -> None:

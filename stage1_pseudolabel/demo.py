@@ -38,6 +38,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Dict, List, Optional, Sequence
 
+from stage1_pseudolabel.atomic import write_json
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 PROXY_NOTE = ("Model: the project's proxy SAM, a small SAM-architecture stand-in for pretrained SAM trained by "
@@ -390,8 +391,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             model=model_info, targets=targets, timings=timer.times, notes=notes,
             extra={"per_image_miou": {"method": final, "scores": per_image}, "crf": cfg.crf},
         )
-    report["timings_s"] = timer.times
-    (work / "report.json").write_text(json.dumps(report, indent=2, default=str) + "\n")
+    report["timings_s"] = timer.times  # now with the report step's own time
+    write_json(work / "report.json", report)
     print("\nResults")
     for name, m in pseudo.items():
         print(f"  pseudo-masks  {name:<16} mIoU {m.miou:6.2f}")

@@ -21,6 +21,7 @@ from typing import Dict, Optional, Sequence
 
 from mmengine.config import Config
 
+from stage1_pseudolabel.atomic import write_json
 from stage1_pseudolabel.crf import require_crf
 
 from . import compat
@@ -107,10 +108,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         split = Path(args.split).stem if args.split else Path(cfg.test_dataloader.dataset.ann_file).stem
         tag = f"{split}_crf" if args.crf else split
         out = Path(args.json) if args.json else Path(args.work_dir) / f"test_{tag}_metrics.json"
-        out.parent.mkdir(parents=True, exist_ok=True)
         record = dict(metrics={k: float(v) for k, v in (metrics or {}).items()}, checkpoint=cfg.load_from,
                       config=str(args.config), split=split, crf=bool(args.crf), out_dir=args.out_dir)
-        out.write_text(json.dumps(record, indent=2))
+        write_json(out, record)  # atomic: the demo takes an existing file for a finished test
         print(f"[stage2] {json.dumps(record['metrics'])} -> {out}", flush=True)
     return 0
 

@@ -112,3 +112,16 @@ def test_validate_mask_dir(tmp_path):
     assert validate_mask_dir(preds, ids=["a"]) == [problems[-1]]
     (gts / "a.png").unlink()
     assert [p.path for p in validate_mask_dir(preds, ids=["a"], gt_dir=gts)][0] == gts / "a.png"
+
+
+def test_json_outputs_are_atomic(tmp_path):
+    import json
+
+    from stage1_pseudolabel.atomic import write_json
+
+    out = tmp_path / "sub" / "report.json"
+    write_json(out, {"b": 1, "a": np.float32(0.5)}, sort_keys=True)
+    assert json.loads(out.read_text()) == {"a": "0.5", "b": 1} and out.read_text().startswith('{\n  "a"')
+    with pytest.raises(TypeError):  # unserialisable: the old file stays, no temporary file is left
+        write_json(out, {"x": object()}, default=lambda o: (_ for _ in ()).throw(TypeError("no")))
+    assert json.loads(out.read_text())["b"] == 1 and sorted(p.name for p in out.parent.iterdir()) == ["report.json"]

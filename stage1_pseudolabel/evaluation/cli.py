@@ -7,11 +7,11 @@ the error on stderr.
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
 from typing import Optional, Sequence
 
+from stage1_pseudolabel.atomic import write_json
 from stage1_pseudolabel.evaluation.folders import evaluate_folders
 from stage1_pseudolabel.weak_labels.errors import WeakLabelError
 from stage1_pseudolabel.weak_labels.voc import read_id_list
@@ -37,8 +37,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         return 2
     print(metrics.format_table())
     if args.json is not None:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps(metrics.to_dict(), indent=2) + "\n")
+        write_json(args.json, metrics.to_dict())
         print(f"wrote {args.json}")
     return 0
 

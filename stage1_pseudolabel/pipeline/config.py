@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence
@@ -145,8 +144,8 @@ class Stage1Config:
         return dataclasses.asdict(self)
 
     def save(self, path: Path) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(yaml.safe_dump(self.to_dict(), sort_keys=False))
+        with atomic_write(path, durable=False) as handle:
+            handle.write(yaml.safe_dump(self.to_dict(), sort_keys=False).encode())
 
 
 def _set_nested(target: Dict[str, Any], dotted: str, value: Any) -> None:
@@ -239,8 +238,3 @@ def config_from_args(args: argparse.Namespace, extra: Optional[Dict[str, Any]] =
         cfg.split = None
     return cfg
 
-
-def write_json_atomic(path: Path, obj: Any) -> None:
-    """Write JSON atomically (:func:`stage1_pseudolabel.atomic.atomic_write`)."""
-    with atomic_write(path, durable=False) as handle:
-        handle.write(json.dumps(obj, indent=2, sort_keys=True, default=str).encode())

@@ -26,13 +26,13 @@ from torch import nn
 from tqdm import tqdm
 
 from stage1_pseudolabel.frames import SamFrame
+from stage1_pseudolabel.atomic import write_json
 from stage1_pseudolabel.pipeline.cache import EmbeddingCache
 from stage1_pseudolabel.pipeline.config import (
     Stage1Config,
     add_common_arguments,
     add_shard_arguments,
     config_from_args,
-    write_json_atomic,
 )
 from stage1_pseudolabel.pipeline.io import BackgroundWriter, prefetch
 from stage1_pseudolabel.pipeline.logs import run_cli, setup_logging
@@ -182,7 +182,8 @@ def run_embed(cfg: Stage1Config, *, shard_index: int = 0, num_shards: int = 1, p
         "seconds": round(seconds, 3), "seconds_per_image": round(seconds / max(written, 1), 4),
         "total_seconds": round(time.time() - start, 3), "cache": str(cache.root),
     }
-    write_json_atomic(cfg.work_path / "logs" / f"embed_shard{shard_index}of{num_shards}.json", summary)
+    write_json(cfg.work_path / "logs" / f"embed_shard{shard_index}of{num_shards}.json", summary,
+               sort_keys=True)
     return summary
 
 

@@ -33,13 +33,13 @@ from tqdm import tqdm
 
 from stage1_pseudolabel.crf import crf_params, require_crf
 from stage1_pseudolabel.masks import write_mask
+from stage1_pseudolabel.atomic import write_json
 from stage1_pseudolabel.pipeline.cache import EmbeddingCache
 from stage1_pseudolabel.pipeline.config import (
     Stage1Config,
     add_common_arguments,
     add_shard_arguments,
     config_from_args,
-    write_json_atomic,
 )
 from stage1_pseudolabel.pipeline.embed import encode, resize_for_encoder
 from stage1_pseudolabel.pipeline.io import BackgroundWriter, prefetch
@@ -153,7 +153,8 @@ def run_generate(
         "seconds": round(time.time() - t_start, 3),
     }
     tag = "zeroshot_" + cfg.prompt_mode if zero_shot else "finetuned"
-    write_json_atomic(cfg.work_path / "logs" / f"generate_{tag}_shard{shard_index}of{num_shards}.json", summary)
+    write_json(cfg.work_path / "logs" / f"generate_{tag}_shard{shard_index}of{num_shards}.json", summary,
+               sort_keys=True)
     return summary
 
 

@@ -8,10 +8,10 @@ report dict that is also saved as ``report.json``. Numbers are percentages (0..1
 from __future__ import annotations
 
 import datetime as _dt
-import json
 from pathlib import Path
 from typing import Dict, List, Optional, Sequence, Union
 
+from stage1_pseudolabel.atomic import write_json
 from stage1_pseudolabel.report.html import render_html
 from stage1_pseudolabel.report.overlays import (
     OverlayRow,
@@ -122,7 +122,7 @@ def build_report(
     }
     if extra:
         report.update(extra)
-    (out_dir / "report.json").write_text(json.dumps(report, indent=2, default=_json_default) + "\n")
+    write_json(out_dir / "report.json", report, default=_json_default)
     render_html(report, out_dir / "report.html")
     return report
 
