@@ -21,7 +21,12 @@ WORK            ?= work_dirs/stage1
 SHARD_INDEX     ?= 0
 NUM_SHARDS      ?= 1
 NPROC           ?= 1
+# STAGE1_ARGS: flags every stage-1 step takes (--set key=value, --device, --resume ...);
+# EMBED_ARGS / TRAIN_ARGS / GENERATE_ARGS: flags of one step only (e.g. TRAIN_ARGS="--epochs 2").
 STAGE1_ARGS     ?=
+EMBED_ARGS      ?=
+TRAIN_ARGS      ?=
+GENERATE_ARGS   ?=
 STAGE1_COMMON    = --config $(STAGE1_CONFIG) --data $(DATA) --split $(SPLIT) --work-dir $(WORK) \
                    --model-type $(SAM_MODEL) --checkpoint $(STAGE1_CHECKPOINT) $(STAGE1_ARGS)
 
@@ -34,6 +39,11 @@ STAGE2_SPLIT ?= val
 STAGE2_OUT  ?= $(STAGE2_WORK)/preds_$(STAGE2_SPLIT)
 STAGE2_ARGS ?=
 
+# Evaluation (make evaluate) ---------------------------------------------------------------------
+PRED        ?= $(WORK)/pseudo_masks
+GT          ?= $(DATA)/SegmentationClass
+LIST        ?=
+
 # Demo / benchmarks -------------------------------------------------------------------------------
 DEMO_WORK   ?= work_dirs/demo
 DEMO_ARGS   ?=
@@ -41,102 +51,98 @@ SYNTH_OUT   ?= data/synthetic
 
 .PHONY: help setup test test-fast synthetic evaluate weights \
         stage1 stage1-embed stage1-train stage1-generate stage1-evaluate stage1-zeroshot \
-        stage2 stage2-test proxy-sam demo bench bench-logic bench-stage1 bench-stage2 bench-quality tune-crf clean
+        stage2 stage2-test proxy-sam demo bench bench-logic bench-stage1 bench-stage2 bench-synthetic bench-quality tune-crf clean
 
-help:
-	@echo "setup            create $(VENV) and install everything (torch, SAM, OpenMMLab with mmcv ops)"
-	@echo "test             run the test suite"
-	@echo "demo             end-to-end demo on synthetic scenes, writes $(DEMO_WORK)/report.html"
-	@echo "synthetic        write a seeded synthetic VOC-layout dataset to $(SYNTH_OUT)"
-	@echo "weights          download an official SAM checkpoint to data/checkpoints (needs internet)"
-	@echo "stage1           embed + train + generate + evaluate pseudo-masks (DATA, SAM_MODEL, SAM_CHECKPOINT)"
-	@echo "stage2           train a segmentation network on pseudo-masks (CONFIG, PSEUDO, GPUS)"
-	@echo "stage2-test      mIoU on val + VOC-format prediction PNGs (STAGE2_SPLIT=test: PNGs for the server)"
-	@echo "bench-quality    baselines + stage 1 on a real dataset, with report (DATA, SAM_CHECKPOINT)"
-	@echo "bench            speed benchmarks (logic, stage 1, stage 2)"
-	@echo "tune-crf         choose stage 1's dense-CRF parameters on labelled images (CRF_SPLIT, SAM_CHECKPOINT)"
+# `make help` is generated from this file: every target with a `## text` comment, and the variables
+# its recipe reads (scripts/make_help.py); nothing to keep in sync by hand.
+help: ## list the targets and the variables each reads
+	@python3 scripts/make_help.py $(firstword $(MAKEFILE_LIST))
 
 # -- environment ----------------------------------------------------------------------------------
-setup: $(VENV)/.setup-stamp
+setup: $(VENV)/.setup-stamp ## create $(VENV) and install everything (torch, SAM, OpenMMLab with mmcv ops)
 
 $(VENV)/.setup-stamp: scripts/setup_env.sh requirements/core.txt requirements/test.txt requirements/stage2.txt setup.cfg pyproject.toml
 	VENV=$(VENV) bash scripts/setup_env.sh
 	@touch $@
 
-test: setup
+test: setup ## run the test suite (what CI runs, through .ci/run)
 	$(PY) -m pytest -q -rs
 
-test-fast: setup
+test-fast: setup ## the tests without the slow and stage-2 ones
 	$(PY) -m pytest -q -m "not slow and not stage2"
 
 # -- data and evaluation ---------------------------------------------------------------------------
-synthetic: setup
-	$(PY) -m stage1_pseudolabel.synthetic.cli --out $(SYNTH_OUT)
+synthetic: setup ## write seeded synthetic VOC-layout datasets to SYNTH_OUT
+	$(PY) -m wsss.core.synthetic.cli --out-dir $(SYNTH_OUT)
 
-evaluate: setup
-	$(PY) -m stage1_pseudolabel.evaluation.cli --pred $(PRED) --gt $(GT) $(if $(LIST),--list $(LIST),)
+evaluate: setup ## mIoU of a folder of label PNGs against ground truth (PRED, GT, LIST)
+	$(PY) -m wsss.core.evaluation.cli --pred $(PRED) --gt $(GT) $(if $(LIST),--list $(LIST),)
 
 # -- stage 1: pseudo-labels ------------------------------------------------------------------------
-weights:
+weights: ## download an official SAM checkpoint to data/checkpoints (needs internet)
 	bash scripts/download_sam_weights.sh $(SAM_MODEL) data/checkpoints
 
-stage1: stage1-embed stage1-train stage1-generate stage1-evaluate
+stage1: stage1-embed stage1-train stage1-generate stage1-evaluate ## embed + train + generate + evaluate pseudo-masks
 
-stage1-embed: setup
-	$(PY) -m stage1_pseudolabel.pipeline.embed $(STAGE1_COMMON) --shard-index $(SHARD_INDEX) --num-shards $(NUM_SHARDS)
+stage1-embed: setup ## cache the frozen encoder's embeddings (resumable, sharded)
+	$(PY) -m stage1_pseudolabel.pipeline.embed $(STAGE1_COMMON) $(EMBED_ARGS) --shard-index $(SHARD_INDEX) --num-shards $(NUM_SHARDS)
 
 # NPROC > 1: DDP on one node through torchrun (nccl on GPUs, gloo on CPU), same flags.
-stage1-train: setup
+stage1-train: setup ## fine-tune the mask decoder with the logic loss (NPROC > 1: DDP)
 	$(if $(filter-out 1,$(NPROC)),$(PY) -m torch.distributed.run --standalone --nproc-per-node $(NPROC),$(PY)) \
-	    -m stage1_pseudolabel.pipeline.train $(STAGE1_COMMON)
+	    -m stage1_pseudolabel.pipeline.train $(STAGE1_COMMON) $(TRAIN_ARGS)
 
-stage1-generate: setup
-	$(PY) -m stage1_pseudolabel.pipeline.generate $(STAGE1_COMMON) --shard-index $(SHARD_INDEX) --num-shards $(NUM_SHARDS)
+stage1-generate: setup ## write one pseudo-mask PNG per image (resumable, sharded)
+	$(PY) -m stage1_pseudolabel.pipeline.generate $(STAGE1_COMMON) $(GENERATE_ARGS) --shard-index $(SHARD_INDEX) --num-shards $(NUM_SHARDS)
 
-stage1-evaluate: setup
-	$(PY) -m stage1_pseudolabel.evaluation.cli --pred $(PSEUDO) --gt $(DATA)/SegmentationClass \
+stage1-evaluate: setup ## pseudo-mask mIoU against the ground truth
+	$(PY) -m wsss.core.evaluation.cli --pred $(PSEUDO) --gt $(DATA)/SegmentationClass \
 	    --list $(DATA)/ImageSets/Segmentation/$(SPLIT).txt --json $(WORK)/pseudo_miou.json
 
-stage1-zeroshot: setup
-	$(PY) -m stage1_pseudolabel.pipeline.generate $(STAGE1_COMMON) --zero-shot \
+stage1-zeroshot: setup ## pseudo-masks of the untrained decoder (the baseline of fine-tuning)
+	$(PY) -m stage1_pseudolabel.pipeline.generate $(STAGE1_COMMON) $(GENERATE_ARGS) --zero-shot \
 	    --shard-index $(SHARD_INDEX) --num-shards $(NUM_SHARDS)
 
 # -- stage 2: segmentation network -----------------------------------------------------------------
-stage2: setup
-	$(PY) -m stage2_segnet.train $(CONFIG) --pseudo $(PSEUDO) --data $(DATA) --work-dir $(STAGE2_WORK) \
+stage2: setup ## train a segmentation network on pseudo-masks (resumes)
+	$(PY) -m stage2_segnet.train --config $(CONFIG) --pseudo $(PSEUDO) --data $(DATA) --work-dir $(STAGE2_WORK) \
 	    --gpus $(GPUS) --resume $(STAGE2_ARGS)
 
-stage2-test: setup
-	$(PY) -m stage2_segnet.test $(CONFIG) --data $(DATA) --work-dir $(STAGE2_WORK) --split $(STAGE2_SPLIT) \
+stage2-test: setup ## mIoU on STAGE2_SPLIT + prediction PNGs (STAGE2_SPLIT=test: PNGs for the VOC server)
+	$(PY) -m stage2_segnet.test --config $(CONFIG) --data $(DATA) --work-dir $(STAGE2_WORK) --split $(STAGE2_SPLIT) \
 	    --out-dir $(STAGE2_OUT) --gpus $(GPUS) $(STAGE2_ARGS)
 
 # -- demo and benchmarks ---------------------------------------------------------------------------
-proxy-sam: setup
+proxy-sam: setup ## pretrain the proxy SAM (the demo's stand-in for pretrained SAM)
 	$(PY) -m stage1_pseudolabel.proxy.train_proxy --out data/checkpoints/proxy_sam.pth
 
-demo: setup
-	$(PY) -m stage1_pseudolabel.demo --work-dir $(DEMO_WORK) $(if $(SAM_CHECKPOINT),--checkpoint $(SAM_CHECKPOINT) --model-type $(SAM_MODEL) --data $(DATA),) $(DEMO_ARGS)
+demo: setup ## end-to-end demo on synthetic scenes (or SAM_CHECKPOINT + DATA); writes DEMO_WORK/report.html
+	$(PY) -m wsss.apps.demo --work-dir $(DEMO_WORK) $(if $(SAM_CHECKPOINT),--checkpoint $(SAM_CHECKPOINT) --model-type $(SAM_MODEL) --data $(DATA),) $(DEMO_ARGS)
 
-bench-quality: setup
-	$(PY) -m stage1_pseudolabel.demo --bench-quality --data $(DATA) --split $(SPLIT) --work-dir work_dirs/bench_quality \
+bench-quality: setup ## baselines + stage 1 on a labelled dataset, with the report
+	$(PY) -m wsss.apps.demo --bench-quality --data $(DATA) --split $(SPLIT) --work-dir work_dirs/bench_quality \
 	    $(if $(SAM_CHECKPOINT),--checkpoint $(SAM_CHECKPOINT) --model-type $(SAM_MODEL),) $(DEMO_ARGS)
 
 # Without SAM_CHECKPOINT: the proxy SAM on synthetic source scenes (how demo_proxy.yaml's crf was chosen).
 CRF_SPLIT ?= val
-tune-crf: setup
+CRF_ARGS  ?=
+tune-crf: setup ## choose stage 1's dense-CRF parameters on labelled images
 	$(PY) benchmarks/tune_crf.py $(if $(SAM_CHECKPOINT),--checkpoint $(SAM_CHECKPOINT) --model-type $(SAM_MODEL) \
 	    --config configs/stage1/voc_box_scribble.yaml --data $(DATA) --split $(CRF_SPLIT),) $(CRF_ARGS)
 
-bench: bench-logic bench-stage1 bench-stage2
+bench: bench-logic bench-stage1 bench-stage2 bench-synthetic ## all speed benchmarks
 
-bench-logic: setup
+bench-logic: setup ## logic loss forward+backward vs SAM's mask decoder
 	$(PY) benchmarks/bench_logic.py
 
-bench-stage1: setup
+bench-stage1: setup ## stage 1 seconds per image, cache size, peak memory
 	$(PY) benchmarks/bench_stage1.py
 
-bench-stage2: setup
+bench-stage2: setup ## stage 2 seconds per iteration and peak memory
 	$(PY) benchmarks/bench_stage2.py
 
-clean:
+bench-synthetic: setup ## milliseconds per synthetic scene (render, and written as a dataset)
+	$(PY) benchmarks/bench_synthetic.py
+
+clean: ## remove work_dirs and test caches
 	rm -rf work_dirs .pytest_cache .hypothesis

@@ -26,13 +26,15 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-import stage1_pseudolabel.sam  # noqa: E402,F401  (installs the torchvision stand-in segment_anything needs)
+from stage1_pseudolabel.sam.modeling import sam_modeling  # noqa: E402
 from logic.constraints import CONSTRAINT_NAMES, CompiledConstraints, ConstraintConfig  # noqa: E402
 from logic.superpixels import DEFAULT_N_SEGMENTS, compute_superpixels  # noqa: E402
-from segment_anything.modeling import MaskDecoder, PromptEncoder, TwoWayTransformer  # noqa: E402
-from stage1_pseudolabel.frames import SamFrame  # noqa: E402
+from wsss.core.frames import SamFrame  # noqa: E402
 
-NUM_CLASSES = 21
+_sam = sam_modeling()  # a script: segment_anything (with the torchvision stand-in where needed) at start
+MaskDecoder, PromptEncoder, TwoWayTransformer = _sam.MaskDecoder, _sam.PromptEncoder, _sam.TwoWayTransformer
+
+NUM_LABELS = 21
 NUM_BOXES = 10
 
 
@@ -59,7 +61,7 @@ def make_problem(size: int, seed: int = 0) -> Dict:
     h = rng.integers(vh // 10, vh // 2, NUM_BOXES)
     x0, y0 = rng.integers(0, vw - w), rng.integers(0, vh - h)
     boxes = np.stack([x0, y0, x0 + w, y0 + h], 1)
-    box_classes = rng.integers(1, NUM_CLASSES, NUM_BOXES)
+    box_classes = rng.integers(1, NUM_LABELS, NUM_BOXES)
     scribbles = np.full((size, size), 255, np.int64)
     for i in range(NUM_BOXES):  # a horizontal stroke through each box, and one of background
         scribbles[y0[i] + h[i] // 2, x0[i] + w[i] // 4: x0[i] + 3 * w[i] // 4] = box_classes[i]
@@ -75,12 +77,12 @@ def make_problem(size: int, seed: int = 0) -> Dict:
 def logic_step(problem: Dict, device: torch.device, *, only: str = "") -> Callable[[], None]:
     weights = {n: float(not only or n == only) for n in CONSTRAINT_NAMES}
     cc = CompiledConstraints.build(
-        num_classes=NUM_CLASSES, boxes=problem["boxes"], box_classes=problem["box_classes"], valid=problem["valid"],
+        num_labels=NUM_LABELS, boxes=problem["boxes"], box_classes=problem["box_classes"], valid=problem["valid"],
         scribbles=problem["scribbles"], superpixels=problem["superpixels"], config=ConstraintConfig(**weights),
         device=device,
     )
     size = problem["valid"].shape[0]
-    logits = torch.randn(NUM_CLASSES, size, size, device=device, generator=None).mul_(3).requires_grad_()
+    logits = torch.randn(NUM_LABELS, size, size, device=device, generator=None).mul_(3).requires_grad_()
 
     def step() -> None:
         logits.grad = None
@@ -142,7 +144,7 @@ def main() -> None:
                     step()
                     rows.append((name, f"{size}x{size}", only, statistics.median(timed(step, device) for _ in range(args.repeats)), sa))
 
-    print(f"\nlogic loss vs SAM mask decoder, forward+backward, {NUM_CLASSES} classes, {NUM_BOXES} boxes "
+    print(f"\nlogic loss vs SAM mask decoder, forward+backward, {NUM_LABELS} classes, {NUM_BOXES} boxes "
           f"(median of {args.repeats})\n")
     header = f"{'device':28s} {'map':>9s} {'constraints':>17s} {'logic ms':>10s} {'decoder ms':>11s} {'ratio':>7s}"
     print(header)

@@ -42,14 +42,15 @@ sys.path.insert(0, str(REPO))
 
 from stage1_pseudolabel.pipeline.cache import EmbeddingCache  # noqa: E402
 from stage1_pseudolabel.pipeline.config import build_config  # noqa: E402
-from stage1_pseudolabel.pipeline.embed import encode, resize_for_encoder, run_embed  # noqa: E402
+from stage1_pseudolabel.pipeline.embed import run_embed  # noqa: E402
+from stage1_pseudolabel.sam.encoder import encode, resize_for_encoder  # noqa: E402
 from stage1_pseudolabel.pipeline.generate import run_generate  # noqa: E402
 from stage1_pseudolabel.pipeline.model import freeze_for_decoder_training, load_model  # noqa: E402
 from stage1_pseudolabel.pipeline.predict import DecoderRunner, lowres_log_distribution  # noqa: E402
 from stage1_pseudolabel.pipeline.prepare import compile_constraints, open_dataset, prepare_image  # noqa: E402
-from stage1_pseudolabel.pipeline.train import loss_and_truths, run_train  # noqa: E402
+from stage1_pseudolabel.pipeline.train import run_train  # noqa: E402
 from stage1_pseudolabel.sam.registry import VIT_T_SIZED  # noqa: E402
-from stage1_pseudolabel.weak_labels.images import read_image  # noqa: E402
+from wsss.core.weak_labels.images import read_image  # noqa: E402
 
 MODELS = {
     "vit_b": {},
@@ -81,7 +82,7 @@ def bench_one(model_name: str, device_name: str, *, data: Path, images: int, rep
     cfg = build_config(
         overrides={"data": str(data), "work_dir": str(work), "model_type": "vit_b", "checkpoint": "none",
                    "device": device_name, "split": "train"},
-        sets=[f"model_kwargs={json.dumps(MODELS[model_name])}", f"max_images={images}", "epochs=2", "batch_size=1",
+        cfg_options=[f"model_kwargs={json.dumps(MODELS[model_name])}", f"max_images={images}", "epochs=2", "batch_size=1",
               "checkpoint_every=1000", "lr=1e-4", "warmup_steps=0"],
     )
     out: Dict[str, float] = {}
@@ -128,7 +129,7 @@ def bench_one(model_name: str, device_name: str, *, data: Path, images: int, rep
     model.image_encoder = None
     params = freeze_for_decoder_training(model)
     runner = DecoderRunner(model, device=device)
-    lowres = 4 * key.embedding_shape[1]
+    lowres = key.lowres_size
     logic, plain, decoder_fwd, objects = [], [], [], []
     for image_id in ids:
         ann = dataset.load(image_id)
@@ -151,7 +152,7 @@ def bench_one(model_name: str, device_name: str, *, data: Path, images: int, rep
             leaf = logits.detach().requires_grad_(True)
             _sync(device)
             t = time.perf_counter()
-            loss, _ = loss_and_truths(constraints, lowres_log_distribution(prepared, leaf))
+            loss, _ = constraints.loss_and_truths(lowres_log_distribution(prepared, leaf))
             loss.backward()
             _sync(device)
             if r:
@@ -196,7 +197,7 @@ def main(argv=None) -> int:
     with tempfile.TemporaryDirectory(prefix="bench_stage1_") as tmp:
         data = args.data
         if data is None:
-            from stage1_pseudolabel.synthetic import write_dataset
+            from wsss.core.synthetic import write_dataset
 
             data = write_dataset(Path(tmp) / "data", domain="target", num_train=args.images, num_val=1, seed=0,
                                  size_range=(300, 500))

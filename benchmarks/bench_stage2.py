@@ -28,7 +28,9 @@ import torch
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-import stage2_segnet  # noqa: E402,F401  (checkpoint compat)
+from stage2_segnet.register import register_all  # noqa: E402
+
+register_all()  # a script: registrations and the checkpoint fix at start
 
 TINY = ["configs/stage2/tiny_deeplabv3plus_r18_smoke.py", "configs/stage2/tiny_mask2former_r18_smoke.py"]
 FULL = ["configs/stage2/deeplabv3plus_r50_voc_pseudo.py", "configs/stage2/mask2former_r50_voc_pseudo.py"]

@@ -30,17 +30,17 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from logic.constraints import CONSTRAINT_NAMES, CompiledConstraints, ConstraintConfig  # noqa: E402
 from logic.superpixels import DEFAULT_COMPACTNESS, DEFAULT_N_SEGMENTS, DEFAULT_SIGMA, boundary_recall, compute_superpixels  # noqa: E402
-from stage1_pseudolabel.frames import SamFrame  # noqa: E402
-from stage1_pseudolabel.weak_labels import VocDataset, read_image, read_label_png  # noqa: E402
+from wsss.core.frames import SamFrame  # noqa: E402
+from wsss.core.weak_labels import VocDataset, read_image, read_label_png  # noqa: E402
 
-NUM_CLASSES = 21
+NUM_LABELS = 21
 MASKS = ("ground_truth", "box_filled", "shifted", "all_background", "ground_truth_void_invalid")
 
 
-def one_hot_log(labels: np.ndarray, num_classes: int = NUM_CLASSES) -> torch.Tensor:
+def one_hot_log(labels: np.ndarray, num_labels: int = NUM_LABELS) -> torch.Tensor:
     """``[K, H, W]`` log of a one-hot map (``0`` / ``-inf``); label 255 (void) is true for every class."""
     lab = torch.as_tensor(np.where(labels == 255, 0, labels).astype(np.int64))
-    log_probs = torch.log(torch.nn.functional.one_hot(lab, num_classes).permute(2, 0, 1).double())
+    log_probs = torch.log(torch.nn.functional.one_hot(lab, num_labels).permute(2, 0, 1).double())
     log_probs[:, torch.as_tensor(labels == 255)] = 0.0
     return log_probs
 
@@ -82,7 +82,7 @@ def lowres_problem(ds: VocDataset, image_id: str, *, lowres: int, sp_settings: D
 
 def compile_constraints(pb: Dict, *, valid: np.ndarray) -> CompiledConstraints:
     return CompiledConstraints.build(
-        num_classes=NUM_CLASSES, boxes=pb["boxes"], box_classes=pb["box_classes"], valid=valid,
+        num_labels=NUM_LABELS, boxes=pb["boxes"], box_classes=pb["box_classes"], valid=valid,
         scribbles=pb["scribbles"], superpixels=pb["superpixels"], config=ConstraintConfig(normalisation="mean"),
     )
 

@@ -5,7 +5,7 @@
         --checkpoint data/checkpoints/sam_vit_h_4b8939.pth --limit 50
 
 Decodes every image once with the (zero-shot, or ``--decoder`` fine-tuned) model, then scores a
-grid of :class:`stage1_pseudolabel.crf.CRFParams` by pseudo-mask mIoU against the ground truth, and
+grid of :class:`wsss.core.crf.CRFParams` by pseudo-mask mIoU against the ground truth, and
 prints the table best first with the config line to paste (``crf: {...}``). The default set is the
 proxy SAM's own *source* domain (rendered here, seeded), so the demo's CRF parameters are never
 chosen on the target scenes it reports on.
@@ -30,16 +30,16 @@ from tqdm import tqdm
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from stage1_pseudolabel.crf import CRFParams, require_crf  # noqa: E402
-from stage1_pseudolabel.evaluation.metrics import confusion_matrix, iou_per_class  # noqa: E402
-from stage1_pseudolabel.masks import read_mask  # noqa: E402
+from wsss.core.crf import CRFParams, require_crf  # noqa: E402
+from wsss.core.evaluation.metrics import confusion_matrix, iou_per_class  # noqa: E402
+from wsss.core.masks import read_mask  # noqa: E402
 from stage1_pseudolabel.pipeline.cache import EmbeddingCache  # noqa: E402
 from stage1_pseudolabel.pipeline.config import build_config  # noqa: E402
 from stage1_pseudolabel.pipeline.embed import run_embed  # noqa: E402
 from stage1_pseudolabel.pipeline.model import load_decoder, load_model  # noqa: E402
 from stage1_pseudolabel.pipeline.predict import DecoderRunner, mask_from_distribution, pixel_log_distribution  # noqa: E402
 from stage1_pseudolabel.pipeline.prepare import open_dataset, prepare_image  # noqa: E402
-from stage1_pseudolabel.weak_labels.images import read_image  # noqa: E402
+from wsss.core.weak_labels.images import read_image  # noqa: E402
 
 GRID = dict(bi_weight=(6.0, 10.0, 15.0), bi_xy_std=(20.0, 40.0, 67.0), bi_rgb_std=(8.0, 13.0, 20.0))
 
@@ -51,7 +51,7 @@ def score_image(image: np.ndarray, log_probs: torch.Tensor, classes: torch.Tenso
     out = np.zeros((len(settings), 21, 22), np.int64)
     for k, params in enumerate(settings):
         mask = mask_from_distribution(log_probs, classes, crf=params, image=image)
-        out[k] = confusion_matrix(mask, gt, num_classes=21)
+        out[k] = confusion_matrix(mask, gt, num_labels=21)
     return out
 
 
@@ -77,7 +77,7 @@ def main() -> int:
         work = Path(args.work_dir or tmp)
         data = Path(args.data) if args.data else work / "source_scenes"
         if args.data is None and not (data / "synthetic.json").is_file():
-            from stage1_pseudolabel.synthetic import write_dataset
+            from wsss.core.synthetic import write_dataset
 
             write_dataset(data, domain="source", num_train=args.scenes, num_val=0, seed=1)
         overrides = {"data": str(data), "split": args.split, "work_dir": str(work / "stage1"), "device": "cpu",
@@ -101,7 +101,7 @@ def main() -> int:
             pending = []
             for image_id in tqdm(dataset.ids, desc=f"{len(settings) - 1} CRF settings", unit="img"):
                 ann = dataset.load(image_id)
-                prepared = prepare_image(ann, cfg, encoder_size=key.encoder_size, lowres=4 * key.embedding_shape[1])
+                prepared = prepare_image(ann, cfg, encoder_size=key.encoder_size, lowres=key.lowres_size)
                 if prepared.objects.num_objects == 0:
                     continue
                 with torch.inference_mode():

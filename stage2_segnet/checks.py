@@ -2,7 +2,7 @@
 
 * :func:`check_pseudo_masks`: every image of the training list has a pseudo-mask, readable, of the
   image's size, with ids in ``0..20`` / 255 (the reading and value check are
-  :func:`stage1_pseudolabel.masks.validate_mask_dir`'s), and a palette PNG uses the ground truth's
+  :func:`wsss.core.masks.validate_mask_dir`'s), and a palette PNG uses the ground truth's
   palette for those ids (so that a colour means the same class in both folders).
 * :func:`check_pretrained`: the backbone checkpoints a config initialises from exist locally;
   nothing is downloaded at run time.
@@ -16,12 +16,12 @@ from typing import Any, Iterator, List, Optional, Sequence
 import numpy as np
 from PIL import Image
 
-from stage1_pseudolabel.masks import validate_mask_dir
-from stage1_pseudolabel.weak_labels.classes import IGNORE_INDEX, voc_palette
-from stage1_pseudolabel.weak_labels.errors import FileProblem, InvalidMaskError, PathLike
-from stage1_pseudolabel.weak_labels.images import image_size
+from wsss.core.masks import validate_mask_dir
+from wsss.core.weak_labels.classes import IGNORE_INDEX, voc_palette
+from wsss.core.weak_labels.errors import FileProblem, InvalidMaskError, PathLike
+from wsss.core.weak_labels.images import image_size
 
-NUM_CLASSES = 20  # foreground classes of VOC; ids are 0..20 and 255
+NUM_FOREGROUND = 20  # foreground classes of VOC; ids are 0..20 and 255
 
 # Where to get the ImageNet checkpoints the configs name (put them in data/checkpoints/).
 CHECKPOINT_SOURCES = {
@@ -39,12 +39,6 @@ class PseudoMaskError(InvalidMaskError):
     """The pseudo-mask folder does not fit the training list or the ground truth's convention."""
 
 
-def read_ids(list_file: PathLike) -> List[str]:
-    """Image ids of a VOC ``ImageSets`` list (one id per line; blank lines ignored)."""
-    with open(list_file) as f:
-        return [line.split()[0] for line in f if line.strip()]
-
-
 def reference_palette(gt_dir: PathLike, ids: Optional[Sequence[str]] = None) -> np.ndarray:
     """``uint8 [21, 3]`` colours of ids 0..20 in the ground truth (its first palette PNG), else VOC's."""
     gt_dir = Path(gt_dir)
@@ -54,9 +48,9 @@ def reference_palette(gt_dir: PathLike, ids: Optional[Sequence[str]] = None) -> 
             with Image.open(path) as img:
                 if img.mode == "P":
                     pal = np.asarray(img.getpalette(), np.uint8).reshape(-1, 3)
-                    if len(pal) > NUM_CLASSES:
-                        return pal[: NUM_CLASSES + 1]
-    return voc_palette()[: NUM_CLASSES + 1]
+                    if len(pal) > NUM_FOREGROUND:
+                        return pal[: NUM_FOREGROUND + 1]
+    return voc_palette()[: NUM_FOREGROUND + 1]
 
 
 def palette_problem(path: Path, reference: np.ndarray) -> Optional[str]:
@@ -66,7 +60,7 @@ def palette_problem(path: Path, reference: np.ndarray) -> Optional[str]:
             return None  # grey label maps carry ids only; RGB ones were mapped through VOC's palette
         pal = np.asarray(img.getpalette(), np.uint8).reshape(-1, 3)
         used = np.unique(np.asarray(img))
-    used = used[(used != IGNORE_INDEX) & (used <= NUM_CLASSES)]
+    used = used[(used != IGNORE_INDEX) & (used <= NUM_FOREGROUND)]
     wrong = [int(v) for v in used if v >= len(pal) or not np.array_equal(pal[v], reference[v])]
     if not wrong:
         return None
@@ -95,9 +89,9 @@ def check_pseudo_masks(
     if not mask_dir.is_dir():
         return [FileProblem(image_id="*", path=mask_dir, kind="MissingFileError",
                             message=f"{mask_dir}: pseudo-mask folder not found (run stage 1 first)")]
-    problems = validate_mask_dir(mask_dir, ids=ids, num_classes=NUM_CLASSES)
+    problems = validate_mask_dir(mask_dir, ids=ids, num_foreground=NUM_FOREGROUND)
     bad = {p.image_id for p in problems}
-    reference = reference_palette(gt_dir) if gt_dir is not None else voc_palette()[: NUM_CLASSES + 1]
+    reference = reference_palette(gt_dir) if gt_dir is not None else voc_palette()[: NUM_FOREGROUND + 1]
     for image_id in ids:
         if image_id in bad:
             continue

@@ -21,8 +21,8 @@ A checkpoint that needs anything more (for example a legacy checkpoint that pick
 object) is refused with the file and the offending globals named; set ``WSSS_TRUST_CHECKPOINTS=1``
 to load such a file with ``weights_only=False`` if you trust where it came from.
 
-Importing :mod:`stage2_segnet` calls :func:`apply`, so the CLIs, the tests and mmseg's own
-``tools/train.py`` with our configs (through ``custom_imports``) all get the fix.
+:func:`stage2_segnet.register.register_all` calls :func:`apply`, so the CLIs, the tests and mmseg's
+own ``tools/train.py`` with our configs (through ``custom_imports``) all get the fix.
 """
 
 from __future__ import annotations

@@ -5,7 +5,7 @@
   it is mmseg's ``PascalVOCDataset`` (validation and test read the real ``SegmentationClass``). Every
   listed image must have its label map: missing ones are listed in the error.
 * ``LoadVOCLabel``: mmseg's ``LoadAnnotations`` reading label PNGs through
-  :func:`stage1_pseudolabel.masks.read_mask`: palette indices, grey values, or RGB colours mapped
+  :func:`wsss.core.masks.read_mask`: palette indices, grey values, or RGB colours mapped
   back through the VOC palette; a value outside ``0..20`` / 255 is refused with the file named.
 """
 
@@ -18,23 +18,23 @@ from mmseg.datasets import PascalVOCDataset
 from mmseg.datasets.transforms import LoadAnnotations
 from mmseg.registry import DATASETS, TRANSFORMS
 
-from stage1_pseudolabel.masks import read_mask
+from wsss.core.masks import read_mask
 
-from .checks import NUM_CLASSES
+from .checks import NUM_FOREGROUND
 
 
 @TRANSFORMS.register_module()
 class LoadVOCLabel(LoadAnnotations):
     """Load a VOC label PNG (``results['seg_map_path']``) as ``gt_seg_map``, validating its ids."""
 
-    def __init__(self, num_classes: int = NUM_CLASSES, **kwargs) -> None:
+    def __init__(self, num_foreground: int = NUM_FOREGROUND, **kwargs) -> None:
         super().__init__(**kwargs)
-        self.num_classes = num_classes
+        self.num_foreground = num_foreground
 
     def _load_seg_map(self, results: dict) -> None:
         if self.backend_args is not None:  # a remote file backend: mmseg's reader
             return super()._load_seg_map(results)
-        seg = read_mask(results["seg_map_path"], num_classes=self.num_classes)
+        seg = read_mask(results["seg_map_path"], num_foreground=self.num_foreground)
         if results.get("reduce_zero_label", False):
             raise ValueError("VOC labels keep background as class 0: set reduce_zero_label=False")
         if results.get("label_map", None) is not None:
@@ -46,7 +46,7 @@ class LoadVOCLabel(LoadAnnotations):
         results["seg_fields"].append("gt_seg_map")
 
     def __repr__(self) -> str:
-        return f"{self.__class__.__name__}(num_classes={self.num_classes})"
+        return f"{self.__class__.__name__}(num_foreground={self.num_foreground})"
 
 
 @DATASETS.register_module()

@@ -16,21 +16,31 @@ import sys
 from pathlib import Path
 from typing import List, Optional, Sequence
 
-from mmengine.config import DictAction
+from wsss.core.cli import add_config_arguments, config_file, flatten_options, parse_cfg_options
 
 LAUNCHERS = ("auto", "none", "pytorch", "slurm", "mpi")
 
 
 def add_common_args(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("config", help="mmseg config file, e.g. configs/stage2/deeplabv3plus_r50_voc_pseudo.py")
+    add_config_arguments(parser, positional=True,
+                         config_help="mmseg config file, e.g. configs/stage2/deeplabv3plus_r50_voc_pseudo.py")
     parser.add_argument("--data", required=True, help="VOC2012-layout root (JPEGImages, SegmentationClass, ImageSets)")
     parser.add_argument("--work-dir", required=True, help="where checkpoints and logs go")
     parser.add_argument("--gpus", type=int, default=1,
                         help="processes on this node; > 1 re-launches through torchrun (default 1)")
     parser.add_argument("--launcher", choices=LAUNCHERS, default="auto",
                         help="mmengine launcher; auto: pytorch under torchrun, slurm under srun, else none")
-    parser.add_argument("--cfg-options", nargs="+", action=DictAction, default={},
-                        help="override config entries, mmengine style: key=value key2.sub=value")
+
+
+def finish_args(args: argparse.Namespace, parser: argparse.ArgumentParser) -> argparse.Namespace:
+    """Resolve the config path (``--config`` or positional) and parse the overrides into
+    ``args.cfg_dict`` (dotted keys, as ``Config.merge_from_dict`` takes them)."""
+    args.config = config_file(args, parser, required=True)
+    try:
+        args.cfg_dict = flatten_options(parse_cfg_options(args.cfg_options or []))
+    except ValueError as exc:
+        parser.error(str(exc))
+    return args
 
 
 def in_torchrun() -> bool:

@@ -1,6 +1,6 @@
 """``VOCIoUMetric``: mmseg's ``IoUMetric`` with optional dense-CRF refinement and VOC palette PNGs.
 
-* ``crf``: None, or a dict of :class:`stage1_pseudolabel.crf.CRFParams` fields; each prediction is then
+* ``crf``: None, or a dict of :class:`wsss.core.crf.CRFParams` fields; each prediction is then
   refined with a dense CRF on the image before it is scored and written. The model's per-class
   scores become probabilities by ``scores='softmax'`` (decode-head logits, DeepLab) or
   ``scores='normalize'`` (Mask2Former's per-class mask scores, already in [0, 1]).
@@ -19,9 +19,9 @@ import torch
 from mmseg.evaluation import IoUMetric
 from mmseg.registry import METRICS
 
-from stage1_pseudolabel.crf import crf_params, dense_crf
-from stage1_pseudolabel.masks import write_mask
-from stage1_pseudolabel.weak_labels.images import read_image
+from wsss.core.crf import crf_params, dense_crf
+from wsss.core.masks import write_mask
+from wsss.core.weak_labels.images import read_image
 
 
 @METRICS.register_module()
@@ -49,15 +49,15 @@ class VOCIoUMetric(IoUMetric):
         return torch.from_numpy(dense_crf(image, probs.numpy(), self.crf).argmax(0))
 
     def process(self, data_batch: dict, data_samples: Sequence[dict]) -> None:
-        num_classes = len(self.dataset_meta["classes"])
+        num_labels = len(self.dataset_meta["classes"])
         for data_sample in data_samples:
             pred = data_sample["pred_sem_seg"]["data"].squeeze()
             if self.crf is not None:
                 pred = self._refine(data_sample).to(pred)
             if not self.format_only:
                 label = data_sample["gt_sem_seg"]["data"].squeeze().to(pred)
-                self.results.append(self.intersect_and_union(pred, label, num_classes, self.ignore_index))
+                self.results.append(self.intersect_and_union(pred, label, num_labels, self.ignore_index))
             if self.output_dir is not None:
                 name = osp.splitext(osp.basename(data_sample["img_path"]))[0]
                 write_mask(osp.join(self.output_dir, f"{name}.png"), pred.cpu().numpy().astype(np.uint8),
-                           num_classes=num_classes - 1)
+                           num_foreground=num_labels - 1)

@@ -1,5 +1,16 @@
-"""Registers stage 2's additions in mmseg's registries (the configs' ``custom_imports`` name this)."""
+"""Registers stage 2's additions with OpenMMLab: the one place stage 2 changes global state.
 
-from . import datasets, metrics, models  # noqa: F401
+Our CLIs call :func:`register_all`; the configs' ``custom_imports`` name :mod:`stage2_segnet.plugin`,
+which calls it, so mmseg's own ``tools/train.py`` with our configs gets the same registrations.
+"""
 
-__all__ = ["datasets", "metrics", "models"]
+from __future__ import annotations
+
+
+def register_all() -> None:
+    """Idempotent: mmseg registries (dataset, transform, head, metric; importing the modules registers
+    them) and mmengine's ``weights_only`` checkpoint loader (:func:`stage2_segnet.compat.apply`)."""
+    from . import compat, datasets, metrics, models  # noqa: F401  (registration happens on import)
+
+    compat.apply()
+

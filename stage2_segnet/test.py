@@ -21,17 +21,17 @@ from typing import Dict, Optional, Sequence
 
 from mmengine.config import Config
 
-from stage1_pseudolabel.atomic import write_json
-from stage1_pseudolabel.crf import require_crf
+from wsss.core.atomic import write_json
+from wsss.core.cli import run_checked, silence_known_warnings
+from wsss.core.crf import require_crf
 
-from . import compat
-from .launch import add_common_args, configure_runtime, list_file, rank, relaunch_with_torchrun, resolve_launcher, set_data_root
-
-compat.apply()
+from .register import register_all
+from .launch import add_common_args, configure_runtime, finish_args, list_file, rank, relaunch_with_torchrun, resolve_launcher, set_data_root
 
 
 def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(prog="wsss-stage2-test", description=__doc__.split("\n\n")[0],
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
     add_common_args(parser)
     parser.add_argument("--checkpoint", default=None, help="model to test (default: best, else last, in --work-dir)")
     parser.add_argument("--split", default=None,
@@ -39,7 +39,7 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     parser.add_argument("--out-dir", default=None, help="write <id>.png VOC palette predictions here")
     parser.add_argument("--crf", action="store_true", help="dense-CRF post-processing (pydensecrf2)")
     parser.add_argument("--json", default=None, help="metrics JSON path (default: <work-dir>/test_<split>_metrics.json)")
-    return parser.parse_args(argv)
+    return finish_args(parser.parse_args(argv), parser)
 
 
 def find_checkpoint(work_dir: str) -> str:
@@ -83,8 +83,8 @@ def build_config(args: argparse.Namespace, launcher: str) -> Config:
     if args.crf:
         require_crf()
         evaluator.crf = {}
-    if args.cfg_options:
-        cfg.merge_from_dict(args.cfg_options)
+    if args.cfg_dict:
+        cfg.merge_from_dict(args.cfg_dict)
     return cfg
 
 
@@ -97,12 +97,16 @@ def run(cfg: Config) -> Dict[str, float]:
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
+    silence_known_warnings()
+    register_all()
     argv = list(sys.argv[1:] if argv is None else argv)
     args = parse_args(argv)
     launcher = resolve_launcher(args.launcher, args.gpus)
     if launcher == "torchrun":
         return relaunch_with_torchrun("stage2_segnet.test", argv, args.gpus)
-    cfg = build_config(args, launcher)
+    cfg, status = run_checked(lambda: build_config(args, launcher))  # a user's mistake: one line, exit 2
+    if status:
+        return status
     metrics = run(cfg)
     if rank() == 0:
         split = Path(args.split).stem if args.split else Path(cfg.test_dataloader.dataset.ann_file).stem

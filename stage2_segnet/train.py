@@ -24,15 +24,17 @@ from typing import Optional, Sequence
 
 from mmengine.config import Config
 
-from . import compat
-from .checks import check_pretrained, check_pseudo_masks, raise_on_problems, read_ids
-from .launch import add_common_args, configure_runtime, list_file, rank, relaunch_with_torchrun, resolve_launcher, set_data_root
+from wsss.core.cli import run_checked, silence_known_warnings
+from wsss.core.weak_labels.voc import read_id_list
 
-compat.apply()
+from .checks import check_pretrained, check_pseudo_masks, raise_on_problems
+from .register import register_all
+from .launch import add_common_args, configure_runtime, finish_args, list_file, rank, relaunch_with_torchrun, resolve_launcher, set_data_root
 
 
 def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(prog="wsss-stage2-train", description=__doc__.split("\n\n")[0],
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
     add_common_args(parser)
     parser.add_argument("--pseudo", required=True, help="stage 1's pseudo-mask folder (<id>.png)")
     parser.add_argument("--resume", nargs="?", const="auto", default=None,
@@ -42,7 +44,7 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     parser.add_argument("--no-check", action="store_true", help="skip the pseudo-mask folder check")
     parser.add_argument("--amp", action="store_true", help="mixed precision (CUDA)")
     parser.add_argument("--seed", type=int, default=None)
-    return parser.parse_args(argv)
+    return finish_args(parser.parse_args(argv), parser)
 
 
 def build_config(args: argparse.Namespace, launcher: str) -> Config:
@@ -64,8 +66,8 @@ def build_config(args: argparse.Namespace, launcher: str) -> Config:
         cfg.optim_wrapper.setdefault("loss_scale", "dynamic")
     if args.seed is not None:
         cfg.randomness = dict(seed=args.seed)
-    if args.cfg_options:
-        cfg.merge_from_dict(args.cfg_options)
+    if args.cfg_dict:
+        cfg.merge_from_dict(args.cfg_dict)
     return cfg
 
 
@@ -81,7 +83,7 @@ def preflight(cfg: Config, check_masks: bool = True) -> None:
         return
     ds = cfg.train_dataloader.dataset
     root = Path(ds.data_root)
-    ids = read_ids(_ann_path(ds))
+    ids = read_id_list(_ann_path(ds))
     img_dir = root / ds.get("data_prefix", {}).get("img_path", "JPEGImages")
     problems = check_pseudo_masks(ds.pseudo_dir, ids, img_dir=img_dir, gt_dir=root / "SegmentationClass")
     raise_on_problems(problems, f"the pseudo-mask folder {ds.pseudo_dir} ({len(ids)} training images)")
@@ -99,14 +101,26 @@ def run(cfg: Config):
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
+    silence_known_warnings()
+    register_all()
     argv = list(sys.argv[1:] if argv is None else argv)
     args = parse_args(argv)
     launcher = resolve_launcher(args.launcher, args.gpus)
-    if launcher == "torchrun":  # check once here, then one process per GPU
-        preflight(build_config(args, "none"), check_masks=not args.no_check)
+
+    def checked_config():
+        """A user's mistake (missing backbone weights, bad pseudo-masks, bad config) is one line, exit 2."""
+        if launcher == "torchrun":  # check once here, then one process per GPU
+            preflight(build_config(args, "none"), check_masks=not args.no_check)
+            return None
+        cfg = build_config(args, launcher)
+        preflight(cfg, check_masks=not args.no_check)
+        return cfg
+
+    cfg, status = run_checked(checked_config)
+    if status:
+        return status
+    if launcher == "torchrun":
         return relaunch_with_torchrun("stage2_segnet.train", argv + ["--no-check"], args.gpus)
-    cfg = build_config(args, launcher)
-    preflight(cfg, check_masks=not args.no_check)
     run(cfg)
     if rank() == 0:
         last = Path(cfg.work_dir) / "last_checkpoint"

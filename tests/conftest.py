@@ -38,3 +38,13 @@ def _one_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(before)
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _segment_anything_importable():
+    """Tests compare with ``segment_anything``'s own classes and predictor (the official reference), so
+    they import it directly: make it importable as the toolkit's entry points do (torchvision stand-in
+    where torchvision is missing). Importing the toolkit itself does not (tests/test_layers.py)."""
+    from stage1_pseudolabel.sam.modeling import sam_modeling
+
+    sam_modeling()

@@ -120,7 +120,7 @@ def problems(draw):
 def compile_problem(pb, **config):
     cfg = ConstraintConfig(neighbourhood_connectivity=pb["nb_conn"], border_connectivity=pb["border_conn"], **config)
     return CompiledConstraints.build(
-        num_classes=pb["logits"].shape[0],
+        num_labels=pb["logits"].shape[0],
         boxes=pb["boxes"],
         box_classes=pb["box_classes"],
         valid=pb["valid"],
@@ -191,7 +191,7 @@ def _image_problem(size=48, K=5, seed=0):
     scribbles[5, 4:15] = 1
     scribbles[44, :30] = 0
     superpixels = (np.arange(size)[:, None] // 6) * 10 + np.arange(size)[None, :] // 6
-    return rng, dict(num_classes=K, boxes=boxes, box_classes=np.array([1, 2, 4]), valid=valid, scribbles=scribbles, superpixels=superpixels)
+    return rng, dict(num_labels=K, boxes=boxes, box_classes=np.array([1, 2, 4]), valid=valid, scribbles=scribbles, superpixels=superpixels)
 
 
 @pytest.mark.parametrize("scale", [1.0, 30.0, 1e4])
@@ -329,7 +329,7 @@ def test_border_precision_uses_superpixels_from_compute_superpixels():
     labels[:, 8:] = 1
     log_probs = torch.log(torch.nn.functional.one_hot(labels, 2).permute(2, 0, 1).double())
     cfg = ConstraintConfig(background=0, box_tightness=0, scribbles=0, neighbourhood=0)
-    cc = CompiledConstraints.build(num_classes=2, boxes=np.zeros((0, 4)), box_classes=np.zeros(0), valid=np.ones((16, 16), bool), superpixels=sp, config=cfg)
+    cc = CompiledConstraints.build(num_labels=2, boxes=np.zeros((0, 4)), box_classes=np.zeros(0), valid=np.ones((16, 16), bool), superpixels=sp, config=cfg)
     assert cc.truths(log_probs)["border_precision"].item() > -1e-3  # labels agree with the segments
     wrong = torch.roll(log_probs, 3, dims=2)
     assert cc.truths(wrong)["border_precision"].item() < -10

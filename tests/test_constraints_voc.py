@@ -18,7 +18,7 @@ from logic.superpixels import boundary_recall, compute_superpixels
 
 pytestmark = pytest.mark.realdata
 
-NUM_CLASSES = 21
+NUM_LABELS = 21
 LOWRES = 128
 N_IMAGES = 6
 WEAK = ("background", "box_tightness", "scribbles")
@@ -26,7 +26,7 @@ WEAK = ("background", "box_tightness", "scribbles")
 
 def _one_hot_log(labels: np.ndarray) -> torch.Tensor:
     lab = torch.as_tensor(np.where(labels == 255, 0, labels).astype(np.int64))
-    log_probs = torch.log(torch.nn.functional.one_hot(lab, NUM_CLASSES).permute(2, 0, 1).double())
+    log_probs = torch.log(torch.nn.functional.one_hot(lab, NUM_LABELS).permute(2, 0, 1).double())
     log_probs[:, torch.as_tensor(labels == 255)] = 0.0  # void: unknown, true for every class
     return log_probs
 
@@ -41,9 +41,9 @@ def _box_filled(boxes, classes, shape) -> np.ndarray:
 
 @pytest.fixture(scope="module")
 def scored(voc_root) -> List[Dict]:
-    VocDataset = pytest.importorskip("stage1_pseudolabel.weak_labels").VocDataset
-    from stage1_pseudolabel.frames import SamFrame
-    from stage1_pseudolabel.weak_labels import read_image, read_label_png
+    VocDataset = pytest.importorskip("wsss.core.weak_labels").VocDataset
+    from wsss.core.frames import SamFrame
+    from wsss.core.weak_labels import read_image, read_label_png
 
     ds = VocDataset(voc_root, split="train")
     results = []
@@ -58,7 +58,7 @@ def scored(voc_root) -> List[Dict]:
         superpixels = compute_superpixels(image, valid=in_frame, n_segments=150)  # 600 at 256 -> 150 at 128
         boxes = frame.boxes_to_lowres(ann.boxes)
         cc = CompiledConstraints.build(
-            num_classes=NUM_CLASSES, boxes=boxes, box_classes=ann.box_classes, valid=in_frame,
+            num_labels=NUM_LABELS, boxes=boxes, box_classes=ann.box_classes, valid=in_frame,
             scribbles=frame.label_map_to_lowres(ann.scribbles, keep_thin=True), superpixels=superpixels,
             config=ConstraintConfig(normalisation="mean"),
         )

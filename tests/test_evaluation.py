@@ -7,16 +7,16 @@ import json
 import numpy as np
 import pytest
 
-from stage1_pseudolabel.evaluation import (
+from wsss.core.evaluation import (
     MissingPredictionsError,
     SegmentationMetrics,
     confusion_matrix,
     evaluate_folders,
     iou_per_class,
 )
-from stage1_pseudolabel.evaluation.cli import main as evaluate_main
-from stage1_pseudolabel.masks import write_mask
-from stage1_pseudolabel.weak_labels import SizeMismatchError, read_id_list
+from wsss.core.evaluation.cli import main as evaluate_main
+from wsss.core.masks import write_mask
+from wsss.core.weak_labels import SizeMismatchError, read_id_list
 
 GT = np.array([[0, 0, 1, 1],
                [1, 2, 255, 2],
@@ -31,7 +31,7 @@ HAND = np.array([[2, 1, 0, 0],     # GT 0: two right, one predicted 1
 
 
 def test_hand_computed_confusion_and_scores():
-    conf = confusion_matrix(PRED, GT, num_classes=3)
+    conf = confusion_matrix(PRED, GT, num_labels=3)
     np.testing.assert_array_equal(conf, HAND)
     # IoU_c = TP / (GT_c + PRED_c - TP); the 255 prediction counts in GT_2 only.
     expected = np.array([2 / (3 + 3 - 2), 2 / (3 + 3 - 2), 2 / (4 + 3 - 2)])
@@ -63,7 +63,7 @@ def test_confusion_rejects_bad_input():
 
 
 def test_absent_class_is_nan_and_left_out_of_mean():
-    conf = confusion_matrix(np.array([0, 1, 1]), np.array([0, 1, 1]), num_classes=21)
+    conf = confusion_matrix(np.array([0, 1, 1]), np.array([0, 1, 1]), num_labels=21)
     m = SegmentationMetrics.from_confusion(conf, num_images=1)
     assert m.miou == 100.0 and np.isnan(m.per_class_iou["dog"])
     assert m.to_dict()["per_class_iou"]["dog"] is None

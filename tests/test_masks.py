@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-import stage1_pseudolabel.masks as masks
-from stage1_pseudolabel.masks import read_mask, validate_mask_dir, write_mask
-from stage1_pseudolabel.weak_labels import InvalidMaskError, SizeMismatchError, voc_palette
+import wsss.core.masks as masks
+from wsss.core.masks import read_mask, validate_mask_dir, write_mask
+from wsss.core.weak_labels import InvalidMaskError, SizeMismatchError, voc_palette
 
 
 def _mask(seed: int = 0, shape=(13, 17)) -> np.ndarray:
@@ -117,7 +117,7 @@ def test_validate_mask_dir(tmp_path):
 def test_json_outputs_are_atomic(tmp_path):
     import json
 
-    from stage1_pseudolabel.atomic import write_json
+    from wsss.core.atomic import write_json
 
     out = tmp_path / "sub" / "report.json"
     write_json(out, {"b": 1, "a": np.float32(0.5)}, sort_keys=True)

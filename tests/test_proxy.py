@@ -7,7 +7,7 @@ import json
 import pytest
 import torch
 
-from stage1_pseudolabel.proxy.model import DEFAULT_CONFIG, build_proxy_sam
+from stage1_pseudolabel.sam.proxy import DEFAULT_CONFIG, build_proxy_sam
 from stage1_pseudolabel.proxy.train_proxy import (
     ProxyTrainConfig,
     batch_loss,
@@ -15,9 +15,9 @@ from stage1_pseudolabel.proxy.train_proxy import (
     ensure_proxy_checkpoint,
     is_cached,
     make_sample,
-    preprocess_batch,
     sidecar_path,
 )
+from stage1_pseudolabel.sam.encoder import preprocess
 from stage1_pseudolabel.sam.registry import build_sam, encoder_input_size, lowres_mask_size
 
 
@@ -60,7 +60,7 @@ def test_batched_training_decoder_matches_sam_decoder():
     for mode in ("both", "box", "points"):
         s = make_sample(cfg, domain="source", split="train", index=1, mode=mode)
         with torch.no_grad():
-            emb = model.image_encoder(preprocess_batch(model, [s.image]))
+            emb = model.image_encoder(preprocess(model, [s.image]))
             a, _ = decode_batch(model, emb, [s], multimask=False)
             points = None if s.coords is None else (s.coords, s.labels)
             sp, de = model.prompt_encoder(points=points, boxes=s.boxes, masks=None)
@@ -89,7 +89,7 @@ def test_a_few_steps_reduce_the_loss_and_the_checkpoint_is_cached(tmp_path, caps
     opt = torch.optim.AdamW(model.parameters(), lr=3e-3)
     losses = []
     for _ in range(6):
-        loss, _ = batch_loss(model, model.image_encoder(preprocess_batch(model, [s.image for s in fixed])), fixed, cfg)
+        loss, _ = batch_loss(model, model.image_encoder(preprocess(model, [s.image for s in fixed])), fixed, cfg)
         opt.zero_grad()
         loss.backward()
         opt.step()

@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from stage1_pseudolabel.masks import read_mask
-from stage1_pseudolabel.weak_labels import (
+from wsss.core.masks import read_mask
+from wsss.core.weak_labels import (
     CorruptImageError,
     InvalidMaskError,
     MalformedAnnotationError,

@@ -8,8 +8,8 @@ import re
 import numpy as np
 import pytest
 
-from stage1_pseudolabel.evaluation.metrics import SegmentationMetrics, confusion_matrix
-from stage1_pseudolabel.report import (
+from wsss.core.evaluation.metrics import SegmentationMetrics, confusion_matrix
+from wsss.apps.report import (
     OverlayRow,
     build_report,
     draw_weak_labels,
@@ -17,7 +17,7 @@ from stage1_pseudolabel.report import (
     read_train_log,
     select_best_median_worst,
 )
-from stage1_pseudolabel.weak_labels.annotation import ImageAnnotation
+from wsss.core.weak_labels.annotation import ImageAnnotation
 
 
 def _metrics(pred, gt):

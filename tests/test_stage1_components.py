@@ -9,10 +9,10 @@ import numpy as np
 import pytest
 import torch
 
-from stage1_pseudolabel.frames import SamFrame
+from wsss.core.frames import SamFrame
 from stage1_pseudolabel.pipeline.cache import CacheKey, CacheMismatchError, EmbeddingCache
 from stage1_pseudolabel.pipeline.config import build_config
-from stage1_pseudolabel.pipeline.sharding import shard_ids
+from wsss.core.cli import shard_ids
 from stage1_pseudolabel.sam.class_distribution import (
     channel_labels,
     image_classes,
@@ -22,7 +22,7 @@ from stage1_pseudolabel.sam.class_distribution import (
 from stage1_pseudolabel.sam.decoder import decode_objects, dense_positional_encoding, encode_prompts
 from stage1_pseudolabel.sam.prompts import PAD_LABEL, build_prompts, image_objects
 from stage1_pseudolabel.sam.registry import build_sam
-from stage1_pseudolabel.weak_labels.annotation import ImageAnnotation
+from wsss.core.weak_labels.annotation import ImageAnnotation
 
 TINY = dict(image_size=256, encoder_depth=2, encoder_embed_dim=64, encoder_num_heads=2, window_size=8,
             prompt_embed_dim=64, decoder_mlp_dim=128)
@@ -168,15 +168,15 @@ def test_config_precedence_and_unknown_keys(tmp_path):
     path = tmp_path / "c.yaml"
     path.write_text("epochs: 7\nlr: 0.5\nloss: {scribbles: 2.0, neighbourhood: 0.5}\n")
     cfg = build_config(config_file=str(path), overrides={"lr": 0.25, "data": None},
-                       sets=["loss.neighbourhood=0.1", "prompt_mode=box", "model_kwargs={image_size: 256}"])
+                       cfg_options=["loss.neighbourhood=0.1", "prompt_mode=box", "model_kwargs={image_size: 256}"])
     assert cfg.epochs == 7 and cfg.lr == 0.25 and cfg.prompt_mode == "box"
     assert cfg.loss == {"scribbles": 2.0, "neighbourhood": 0.1}
     assert cfg.model_kwargs == {"image_size": 256}
     assert cfg.data == "data/VOCdevkit/VOC2012"
     with pytest.raises(ValueError, match="unknown stage-1 config key"):
-        build_config(sets=["epoch=3"])
+        build_config(cfg_options=["epoch=3"])
     with pytest.raises(ValueError, match="prompt_mode"):
-        build_config(sets=["prompt_mode=boxes"])
+        build_config(cfg_options=["prompt_mode=boxes"])
     for name in ("voc_box_scribble", "voc_box", "voc_scribble_points", "synthetic", "tiny_random", "demo_proxy"):
         build_config(config_file=str(Path(__file__).parents[1] / "configs" / "stage1" / f"{name}.yaml"))
 
@@ -225,7 +225,7 @@ def test_pseudo_mask_argmax_and_confidence():
 
 
 def test_pseudo_mask_dense_crf_follows_the_image_edge():
-    from stage1_pseudolabel.crf import crf_available, crf_params
+    from wsss.core.crf import crf_available, crf_params
     from stage1_pseudolabel.pipeline.predict import pseudo_mask
     from stage1_pseudolabel.pipeline.prepare import prepare_image
 
@@ -250,11 +250,11 @@ def test_pseudo_mask_dense_crf_follows_the_image_edge():
 
 
 def test_crf_config_is_checked():
-    assert build_config(sets=["crf={bi_weight: 8, bi_rgb_std: 10}"]).crf == {"bi_weight": 8, "bi_rgb_std": 10}
+    assert build_config(cfg_options=["crf={bi_weight: 8, bi_rgb_std: 10}"]).crf == {"bi_weight": 8, "bi_rgb_std": 10}
     assert build_config().crf is None
     with pytest.raises(ValueError, match="unknown key.*bi_wieght"):
-        build_config(sets=["crf={bi_wieght: 8}"])
+        build_config(cfg_options=["crf={bi_wieght: 8}"])
     with pytest.raises(ValueError, match="every std > 0"):
-        build_config(sets=["crf={bi_xy_std: 0}"])
+        build_config(cfg_options=["crf={bi_xy_std: 0}"])
     with pytest.raises(ValueError, match="mapping"):
-        build_config(sets=["crf=true"])
+        build_config(cfg_options=["crf=true"])

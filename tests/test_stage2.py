@@ -22,7 +22,7 @@ from PIL import Image
 pytest.importorskip("mmseg", reason="the OpenMMLab stack is not installed (make setup)")
 pytest.importorskip("mmcv.ops", reason="mmcv's compiled ops are not installed (make setup)")
 
-from stage1_pseudolabel.masks import read_mask, write_mask  # noqa: E402
+from wsss.core.masks import read_mask, write_mask  # noqa: E402
 
 pytestmark = [pytest.mark.stage2, pytest.mark.filterwarnings("ignore:pkg_resources is deprecated")]
 
@@ -185,7 +185,7 @@ def test_train_cli_refuses_bad_pseudo_dir_before_runner(mini_voc, tmp_path):
 
 def test_loader_refuses_mask_values_with_file_named(mini_voc, tmp_path):
     from stage2_segnet.datasets import LoadVOCLabel
-    from stage1_pseudolabel.weak_labels.errors import InvalidMaskError
+    from wsss.core.weak_labels.errors import InvalidMaskError
 
     path = tmp_path / "x.png"
     Image.fromarray(np.full((4, 4), 99, np.uint8)).save(path)
@@ -262,7 +262,9 @@ def test_deeplabv2_head_output_and_loss():
     import torch
     from mmseg.registry import MODELS
 
-    import stage2_segnet.register  # noqa: F401
+    from stage2_segnet.register import register_all
+
+    register_all()
 
     head = MODELS.build(dict(type="DeepLabV2Head", in_channels=32, in_index=0, num_classes=21,
                              loss_decode=dict(type="CrossEntropyLoss", avg_non_ignore=True)))
@@ -275,7 +277,7 @@ def test_deeplabv2_head_output_and_loss():
 
 
 def test_dense_crf_sharpens_towards_image_edges():
-    from stage1_pseudolabel.crf import crf_available, dense_crf
+    from wsss.core.crf import crf_available, dense_crf
 
     if not crf_available():
         pytest.skip("pydensecrf2 not installed (optional)")
@@ -293,7 +295,7 @@ def test_dense_crf_sharpens_towards_image_edges():
 def test_metric_with_crf_scores_and_writes_palette_pngs(tmp_path):
     import torch
 
-    from stage1_pseudolabel.crf import crf_available
+    from wsss.core.crf import crf_available
     from stage2_segnet.metrics import VOCIoUMetric
 
     if not crf_available():

@@ -2,17 +2,16 @@
 
 from __future__ import annotations
 
-import time
 import warnings
 
 import cv2
 import numpy as np
 import pytest
 
-from stage1_pseudolabel.masks import read_mask
-from stage1_pseudolabel.synthetic import DEFAULT_CLASSES, render_scene, write_dataset
-from stage1_pseudolabel.synthetic.cli import main as synthetic_main
-from stage1_pseudolabel.weak_labels import VocDataset, parse_voc_xml, read_image, read_points_json
+from wsss.core.masks import read_mask
+from wsss.core.synthetic import DEFAULT_CLASSES, render_scene, write_dataset
+from wsss.core.synthetic.cli import main as synthetic_main
+from wsss.core.weak_labels import VocDataset, parse_voc_xml, read_image, read_points_json
 
 
 def _scenes(domain, n, seed=0, size=(192, 208)):
@@ -52,7 +51,7 @@ def test_ground_truth_boxes_scribbles_and_clicks_agree(datasets):
         assert len(annotations) == 14
         for a in annotations:
             gt = read_mask(a.gt_path, height=a.height, width=a.width)
-            inst = read_mask(root / "SegmentationObject" / f"{a.image_id}.png", num_classes=254)
+            inst = read_mask(root / "SegmentationObject" / f"{a.image_id}.png", num_foreground=254)
             assert read_image(a.image_path).shape == (a.height, a.width, 3)
             assert 160 <= a.height <= 240 and 160 <= a.width <= 240
             assert set(np.unique(gt)) <= {0, *DEFAULT_CLASSES}  # exact GT: no void
@@ -134,14 +133,8 @@ def test_domains_differ_and_classes_are_learnable():
         assert accuracy > 0.8, (domain, accuracy)
 
 
-def test_fast_enough():
-    start = time.perf_counter()
-    _scenes("target", 50, size=(240, 240))
-    assert time.perf_counter() - start < 10.0  # about 25 ms a scene on one core
-
-
 def test_cli_writes_both_domains(tmp_path, capsys):
-    assert synthetic_main(["--out", str(tmp_path), "--num-train", "2", "--num-val", "1", "--size", "160", "170"]) == 0
+    assert synthetic_main(["--out-dir", str(tmp_path), "--num-train", "2", "--num-val", "1", "--size", "160", "170"]) == 0
     for domain in ("source", "target"):
         ids = (tmp_path / domain / "ImageSets/Segmentation/trainval.txt").read_text().split()
         assert ids == [f"{domain}_train_00000", f"{domain}_train_00001", f"{domain}_val_00000"]

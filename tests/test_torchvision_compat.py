@@ -27,7 +27,7 @@ def _run(code: str, *, pythonpath: str = "") -> str:
 def test_segment_anything_imports_without_torchvision():
     out = _run(
         """
-        import stage1_pseudolabel.sam
+        from stage1_pseudolabel.sam.modeling import sam_modeling; sam_modeling()
         from stage1_pseudolabel.sam.torchvision_compat import using_stand_in
         import numpy as np
         from segment_anything.utils.transforms import ResizeLongestSide
@@ -57,7 +57,7 @@ def test_broken_torchvision_is_replaced(tmp_path):
     )
     out = _run(
         """
-        import stage1_pseudolabel.sam
+        from stage1_pseudolabel.sam.modeling import sam_modeling; sam_modeling()
         import torchvision
         from torchvision.ops.boxes import batched_nms
         import torch

@@ -11,7 +11,7 @@ _base_ = [
     'mmseg::_base_/default_runtime.py',
 ]
 custom_imports = dict(
-    imports=['stage2_segnet.register', 'mmdet.models'],
+    imports=['stage2_segnet.plugin', 'mmdet.models'],
     allow_failed_imports=False)
 
 crop_size = (512, 512)

@@ -1,9 +1,9 @@
 # Smoke-test Mask2Former: ResNet-18 from scratch, 64-d pixel decoder (1 deformable-attention layer),
 # 3 decoder layers, 10 queries, 128 px crops, 4 iterations. Runs on CPU (mmcv's deformable attention
 # falls back to its PyTorch implementation). For tests and benchmarks; not for accuracy.
-_base_ = './mask2former_r50_voc_pseudo.py'
+_base_ = ['./mask2former_r50_voc_pseudo.py', './_base_/smoke_128px.py']
 pretrained = None  # from scratch
-crop_size = (128, 128)
+crop_size = {{_base_.smoke_crop_size}}
 feat = 64
 model = dict(
     data_preprocessor=dict(size=crop_size),
@@ -32,41 +32,16 @@ model = dict(
                 ffn_cfg=dict(embed_dims=feat, feedforward_channels=128))),
         train_cfg=dict(num_points=1024)))
 
-train_pipeline = [
-    dict(type='LoadImageFromFile'),
-    dict(type='LoadVOCLabel'),
-    dict(
-        type='RandomResize',
-        scale=(512, 128),
-        ratio_range=(1.0, 1.5),
-        keep_ratio=True),
-    dict(type='RandomCrop', crop_size=crop_size, cat_max_ratio=0.75),
-    dict(type='RandomFlip', prob=0.5),
-    dict(type='PackSegInputs')
-]
-test_pipeline = [
-    dict(type='LoadImageFromFile'),
-    dict(type='Resize', scale=(512, 128), keep_ratio=True),
-    dict(type='LoadVOCLabel'),
-    dict(type='PackSegInputs')
-]
-train_dataloader = dict(
-    batch_size=2,
-    num_workers=0,
-    persistent_workers=False,
-    dataset=dict(pipeline=train_pipeline))
-val_dataloader = dict(
-    num_workers=0, persistent_workers=False,
-    dataset=dict(pipeline=test_pipeline))
+train_pipeline = {{_base_.smoke_train_pipeline}}
+test_pipeline = {{_base_.smoke_test_pipeline}}
+train_dataloader = {{_base_.smoke_train_dataloader}}
+val_dataloader = {{_base_.smoke_val_dataloader}}
 test_dataloader = val_dataloader
-
-max_iters = 4
+max_iters = {{_base_.smoke_max_iters}}
 param_scheduler = [
     dict(type='PolyLR', eta_min=0, power=0.9, begin=0, end=max_iters,
          by_epoch=False)
 ]
-train_cfg = dict(max_iters=max_iters, val_interval=max_iters)
-default_hooks = dict(
-    logger=dict(interval=1),
-    checkpoint=dict(interval=2, max_keep_ckpts=2, save_best=None))
+train_cfg = {{_base_.smoke_train_cfg}}
+default_hooks = {{_base_.smoke_default_hooks}}
 randomness = dict(seed=0)

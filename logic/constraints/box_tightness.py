@@ -43,15 +43,15 @@ class BoxTightnessConstraint(Constraint):
     name: str = "box_tightness"
 
     @classmethod
-    def build(cls, *, boxes: torch.Tensor, box_classes: torch.Tensor, valid: torch.Tensor, num_classes: int) -> "BoxTightnessConstraint":
+    def build(cls, *, boxes: torch.Tensor, box_classes: torch.Tensor, valid: torch.Tensor, num_labels: int) -> "BoxTightnessConstraint":
         """Args:
             boxes: ``long [B, 4]`` half-open cells ``(x0, y0, x1, y1)``.
             box_classes: ``long [B]`` in ``0..K-1`` (normally ``1..K-1``).
             valid: ``bool [H, W]``.
-            num_classes: ``K``.
+            num_labels: ``K``.
         """
-        if box_classes.numel() and (box_classes.min() < 0 or box_classes.max() >= num_classes):
-            raise ValueError(f"box classes {box_classes.tolist()} are outside 0..{num_classes - 1}")
+        if box_classes.numel() and (box_classes.min() < 0 or box_classes.max() >= num_labels):
+            raise ValueError(f"box classes {box_classes.tolist()} are outside 0..{num_labels - 1}")
         height, width = valid.shape
         rows = torch.arange(height, device=boxes.device)
         cols = torch.arange(width, device=boxes.device)

@@ -31,14 +31,14 @@ class CompiledConstraints:
         *,
         constraints: Dict[str, Constraint],
         valid: torch.Tensor,
-        num_classes: int,
+        num_labels: int,
         config: ConstraintConfig,
         crop: Tuple[int, int, int, int],
         shape: Tuple[int, int],
     ) -> None:
         self.constraints = constraints
         self.valid = valid  # [h, w] inside the crop
-        self.num_classes = num_classes
+        self.num_labels = num_labels
         self.config = config
         self.crop = crop  # (r0, r1, c0, c1): bounding box of the valid pixels
         self.shape = shape  # (H, W) of the full map
@@ -47,7 +47,7 @@ class CompiledConstraints:
     def build(
         cls,
         *,
-        num_classes: int,
+        num_labels: int,
         boxes: ArrayLike,
         box_classes: ArrayLike,
         valid: ArrayLike,
@@ -60,9 +60,9 @@ class CompiledConstraints:
         """Compile the constraints of one image in the frame the loss is evaluated in.
 
         Args:
-            num_classes: ``K``, background included.
+            num_labels: ``K``, background included.
             boxes: ``int [B, 4]`` boxes as half-open cells ``(x0, y0, x1, y1)`` of the ``H x W`` map
-                (e.g. :meth:`stage1_pseudolabel.frames.SamFrame.boxes_to_lowres`).
+                (e.g. :meth:`wsss.core.frames.SamFrame.boxes_to_lowres`).
             box_classes: ``int [B]`` class of each box, in ``1..K-1``.
             valid: ``bool [H, W]`` pixels that take part in constraints (False on padding).
             scribbles: ``int [H, W]`` label map (``ignore_index`` unlabeled, ``0..K-1``), or None.
@@ -83,7 +83,7 @@ class CompiledConstraints:
         # is padded on two sides: this skips a quarter of the work for a 4:3 image).
         rows, cols = torch.nonzero(full_valid.any(dim=1)), torch.nonzero(full_valid.any(dim=0))
         if len(rows) == 0:
-            return cls(constraints={}, valid=full_valid[:0, :0], num_classes=num_classes, config=config, crop=(0, 0, 0, 0), shape=shape)
+            return cls(constraints={}, valid=full_valid[:0, :0], num_labels=num_labels, config=config, crop=(0, 0, 0, 0), shape=shape)
         r0, r1, c0, c1 = int(rows[0]), int(rows[-1]) + 1, int(cols[0]), int(cols[-1]) + 1
         valid_t = full_valid[r0:r1, c0:c1]
         boxes_t = boxes_t - torch.tensor([c0, r0, c0, r0], device=boxes_t.device)
@@ -99,18 +99,18 @@ class CompiledConstraints:
             built["background"] = BackgroundConstraint.build(boxes=boxes_t, valid=valid_t)
         if w["box_tightness"] > 0 and len(boxes_t):
             built["box_tightness"] = BoxTightnessConstraint.build(
-                boxes=boxes_t, box_classes=box_classes_t, valid=valid_t, num_classes=num_classes
+                boxes=boxes_t, box_classes=box_classes_t, valid=valid_t, num_labels=num_labels
             )
         if w["scribbles"] > 0 and scribbles is not None:
             built["scribbles"] = ScribbleConstraint.build(
                 scribbles=as_tensor(scribbles, dtype=torch.long, device=device),
                 valid=valid_t,
-                num_classes=num_classes,
+                num_labels=num_labels,
                 ignore_index=ignore_index,
             )
         if w["neighbourhood"] > 0:
             built["neighbourhood"] = NeighbourhoodConstraint.build(
-                valid=valid_t, num_classes=num_classes, connectivity=config.neighbourhood_connectivity
+                valid=valid_t, num_labels=num_labels, connectivity=config.neighbourhood_connectivity
             )
         if w["border_precision"] > 0 and superpixels is not None:
             built["border_precision"] = BorderPrecisionConstraint.build(
@@ -120,14 +120,14 @@ class CompiledConstraints:
             )
         # Types without groundings (e.g. boxes covering every pixel: no background pixel) are dropped.
         built = {name: c for name, c in built.items() if c.num_groundings > 0}
-        return cls(constraints=built, valid=valid_t, num_classes=num_classes, config=config, crop=(r0, r1, c0, c1), shape=shape)
+        return cls(constraints=built, valid=valid_t, num_labels=num_labels, config=config, crop=(r0, r1, c0, c1), shape=shape)
 
     # -- evaluation ----------------------------------------------------------------------------------
     def atoms(self, log_probs: torch.Tensor) -> Atoms:
         """The (cropped, clamped) atoms of ``log_probs [K, H, W]``."""
-        if log_probs.ndim != 3 or log_probs.shape[0] != self.num_classes or tuple(log_probs.shape[1:]) != self.shape:
+        if log_probs.ndim != 3 or log_probs.shape[0] != self.num_labels or tuple(log_probs.shape[1:]) != self.shape:
             raise ValueError(
-                f"log_probs must be [{self.num_classes}, {self.shape[0]}, {self.shape[1]}] as built, got {tuple(log_probs.shape)}"
+                f"log_probs must be [{self.num_labels}, {self.shape[0]}, {self.shape[1]}] as built, got {tuple(log_probs.shape)}"
             )
         r0, r1, c0, c1 = self.crop
         return Atoms(
@@ -149,16 +149,24 @@ class CompiledConstraints:
         atoms = self.atoms(log_probs)
         return {name: c.truth(atoms) for name, c in self.constraints.items()}
 
-    def loss(self, log_probs: torch.Tensor) -> torch.Tensor:
-        """``-sum_type weight * truth(type) [/ num_groundings(type)]`` (``config.normalisation``)."""
+    def loss_and_truths(self, log_probs: torch.Tensor) -> Tuple[torch.Tensor, Dict[str, torch.Tensor]]:
+        """The loss and the per-type truths (:meth:`truths`) from one evaluation.
+
+        The loss is ``-sum_type weight * truth(type) [/ num_groundings(type)]`` (``config.normalisation``);
+        a zero attached to ``log_probs``' graph when no constraint type is present.
+        """
         truths = self.truths(log_probs)
-        total = log_probs[..., :0].sum()  # zero, but attached to the graph when there is no constraint
+        total = log_probs[..., :0].sum()
         for name, truth in truths.items():
             scale = self.config.weights[name]
             if self.config.normalisation == "mean":
                 scale /= self.constraints[name].num_groundings
             total = total - scale * truth
-        return total
+        return total, truths
+
+    def loss(self, log_probs: torch.Tensor) -> torch.Tensor:
+        """The loss of :meth:`loss_and_truths`."""
+        return self.loss_and_truths(log_probs)[0]
 
     @property
     def num_groundings(self) -> Dict[str, int]:
@@ -169,7 +177,7 @@ class CompiledConstraints:
         return CompiledConstraints(
             constraints={name: c.to(device) for name, c in self.constraints.items()},
             valid=self.valid.to(device),
-            num_classes=self.num_classes,
+            num_labels=self.num_labels,
             config=self.config,
             crop=self.crop,
             shape=self.shape,

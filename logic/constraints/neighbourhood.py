@@ -73,10 +73,10 @@ class NeighbourhoodConstraint(Constraint):
     name: str = "neighbourhood"
 
     @classmethod
-    def build(cls, *, valid: torch.Tensor, num_classes: int, connectivity: int = 8) -> "NeighbourhoodConstraint":
+    def build(cls, *, valid: torch.Tensor, num_labels: int, connectivity: int = 8) -> "NeighbourhoodConstraint":
         has_neighbour = neighbour_sum(valid.float(), connectivity=connectivity) > 0
         mask = valid & has_neighbour
-        return cls(mask=mask, connectivity=connectivity, num_groundings=2 * num_classes * int(mask.sum()))
+        return cls(mask=mask, connectivity=connectivity, num_groundings=2 * num_labels * int(mask.sum()))
 
     def _parts(self, atoms: Atoms) -> Tuple[torch.Tensor, torch.Tensor]:
         x = atoms.x

@@ -25,17 +25,17 @@ class ScribbleConstraint(Constraint):
     name: str = "scribbles"
 
     @classmethod
-    def build(cls, *, scribbles: torch.Tensor, valid: torch.Tensor, num_classes: int, ignore_index: int = 255) -> "ScribbleConstraint":
+    def build(cls, *, scribbles: torch.Tensor, valid: torch.Tensor, num_labels: int, ignore_index: int = 255) -> "ScribbleConstraint":
         """Args:
             scribbles: ``[H, W]`` integer label map: ``ignore_index`` unlabeled, ``0..K-1`` a class.
             valid: ``bool [H, W]``.
-            num_classes: ``K``.
+            num_labels: ``K``.
         """
         labels = scribbles.long()
         labelled = (labels != ignore_index) & valid
-        bad = labelled & ((labels < 0) | (labels >= num_classes))
+        bad = labelled & ((labels < 0) | (labels >= num_labels))
         if bad.any():
-            raise ValueError(f"scribble labels {sorted(set(labels[bad].tolist()))} are outside 0..{num_classes - 1}")
+            raise ValueError(f"scribble labels {sorted(set(labels[bad].tolist()))} are outside 0..{num_labels - 1}")
         pixels = torch.nonzero(labelled.reshape(-1)).squeeze(1)
         height, width = labels.shape
         flat_index = labels.reshape(-1)[pixels] * (height * width) + pixels

@@ -5,7 +5,7 @@
   outside definite background) with scribble pixels as definite foreground / background, combined
   per image into one class map in the same smaller-on-top order.
 
-Both take the RGB image and an :class:`~stage1_pseudolabel.weak_labels.annotation.ImageAnnotation`
+Both take the RGB image and an :class:`~wsss.core.weak_labels.annotation.ImageAnnotation`
 and return a ``uint8 [H, W]`` label map (0 background, 1..C classes).
 """
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from stage1_pseudolabel.weak_labels.annotation import ImageAnnotation
+from wsss.core.weak_labels.annotation import ImageAnnotation
 
 
 def integer_box(box: np.ndarray, height: int, width: int) -> tuple:

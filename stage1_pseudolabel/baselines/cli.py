@@ -3,13 +3,13 @@
 Example::
 
     python -m stage1_pseudolabel.baselines.cli --method grabcut --data data/VOCdevkit/VOC2012 \\
-        --split train --out work_dirs/baselines/grabcut [--shard-index 0 --num-shards 8]
+        --split train --out-dir work_dirs/baselines/grabcut [--shard-index 0 --num-shards 8]
 
-One VOC palette PNG per image is written atomically (:func:`stage1_pseudolabel.masks.write_mask`).
+One VOC palette PNG per image is written atomically (:func:`wsss.core.masks.write_mask`).
 Existing outputs are skipped, so a killed job is simply re-run. ``--shard-index i --num-shards N``
 takes every N-th id of the list starting at i, so N jobs (a SLURM array) cover the list exactly once.
 An image that cannot be read or processed is reported (id, file, error) and skipped; the exit status
-is 1 if any image failed, after all the others were written.
+is then 3 (:data:`wsss.core.cli.EXIT_SKIPPED`), after all the others were written.
 """
 
 from __future__ import annotations
@@ -25,15 +25,11 @@ from typing import Callable, List, Optional, Sequence
 from tqdm import tqdm
 
 from stage1_pseudolabel.baselines import METHODS
-from stage1_pseudolabel.masks import write_mask
-from stage1_pseudolabel.pipeline.sharding import shard_ids
-from stage1_pseudolabel.weak_labels import VocDataset, read_image
-from stage1_pseudolabel.weak_labels.errors import PathLike, WeakLabelError
-
-
-def shard(ids: Sequence[str], shard_index: int = 0, num_shards: int = 1) -> List[str]:
-    """The ids of shard ``shard_index`` of ``num_shards`` (stage 1's rule: ``ids[i::N]``)."""
-    return shard_ids(list(ids), shard_index=shard_index, num_shards=num_shards)
+from wsss.core.masks import write_mask
+from wsss.core.atomic import remove_stale_temp_files
+from wsss.core.cli import add_shard_arguments, finish, run_cli, shard_ids
+from wsss.core.weak_labels import VocDataset, read_image
+from wsss.core.weak_labels.errors import PathLike, WeakLabelError
 
 
 @dataclass
@@ -48,7 +44,6 @@ class BaselineRun:
     def summary(self) -> str:
         lines = [f"written {len(self.written)}, already present {len(self.existing)}, failed {len(self.failed)} "
                  f"({self.seconds:.1f} s)"]
-        lines += [f"  FAILED [{i}] {m}" for i, m in self.failed]
         return "\n".join(lines)
 
 
@@ -79,7 +74,8 @@ def run_baseline(
     dataset = VocDataset(data, split=split if ids is None else None, ids=ids, verify_images=False)
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    todo = shard(dataset.ids, shard_index, num_shards)
+    todo = shard_ids(dataset.ids, shard_index=shard_index, num_shards=num_shards)
+    remove_stale_temp_files(out)
     run = BaselineRun()
     start = time.perf_counter()
     bar = tqdm(todo, desc=f"baseline {method}", unit="img", disable=not progress, dynamic_ncols=True)
@@ -94,7 +90,7 @@ def run_baseline(
                 ann = dataset.load(image_id)
             image = read_image(ann.image_path)
             mask = method_fn(image, ann)
-            write_mask(target, mask, num_classes=dataset.num_classes)
+            write_mask(target, mask, num_foreground=dataset.num_foreground)
         except (WeakLabelError, OSError, ValueError, RuntimeError) as exc:
             run.failed.append((image_id, f"{type(exc).__name__}: {exc}"))
             tqdm.write(f"[{image_id}] skipped: {type(exc).__name__}: {exc}", file=sys.stderr)
@@ -109,9 +105,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--method", required=True, choices=sorted(METHODS), help="box: filled boxes; grabcut: OpenCV GrabCut")
     p.add_argument("--data", required=True, help="VOC-layout dataset root (JPEGImages, Annotations, scribbles/)")
     p.add_argument("--split", default="train", help="ImageSets/Segmentation/<split>.txt (default: train)")
-    p.add_argument("--out", required=True, help="output folder for <id>.png masks")
-    p.add_argument("--shard-index", type=int, default=0)
-    p.add_argument("--num-shards", type=int, default=1)
+    p.add_argument("--out-dir", required=True, help="output folder for <id>.png masks")
+    add_shard_arguments(p)
     p.add_argument("--overwrite", action="store_true", help="recompute existing masks")
     p.add_argument("--no-progress", action="store_true")
     return p
@@ -119,14 +114,14 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
     args = build_parser().parse_args(argv)
-    try:
-        run = run_baseline(args.method, args.data, args.out, split=args.split, shard_index=args.shard_index,
+
+    def body() -> int:
+        run = run_baseline(args.method, args.data, args.out_dir, split=args.split, shard_index=args.shard_index,
                            num_shards=args.num_shards, overwrite=args.overwrite, progress=not args.no_progress)
-    except (WeakLabelError, ValueError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    print(f"baseline {args.method} -> {args.out}: {run.summary()}")
-    return 1 if run.failed else 0
+        print(f"baseline {args.method} -> {args.out_dir}: {run.summary()}")
+        return finish([f"[{i}] {m}" for i, m in run.failed], what="wsss-baselines")
+
+    return run_cli(body)
 
 
 if __name__ == "__main__":

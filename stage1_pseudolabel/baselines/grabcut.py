@@ -22,8 +22,8 @@ import cv2
 import numpy as np
 
 from stage1_pseudolabel.baselines.box_fill import box_paint_order, integer_box
-from stage1_pseudolabel.weak_labels.annotation import ImageAnnotation
-from stage1_pseudolabel.weak_labels.classes import IGNORE_INDEX
+from wsss.core.weak_labels.annotation import ImageAnnotation
+from wsss.core.weak_labels.classes import IGNORE_INDEX
 
 
 def grabcut_object(

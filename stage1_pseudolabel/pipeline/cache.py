@@ -21,13 +21,14 @@ from typing import Dict, Optional, Tuple, Union
 
 import torch
 
-from stage1_pseudolabel.atomic import atomic_write
+from wsss.core.atomic import atomic_write
+from wsss.core.cli import UserError
 
 CACHE_VERSION = 1
 META_FILE = "cache_meta.json"
 
 
-class CacheMismatchError(RuntimeError):
+class CacheMismatchError(UserError, RuntimeError):
     """The cache on disk was made by another model, other weights, or for another image size."""
 
 
@@ -47,6 +48,11 @@ class CacheKey:
     encoder_size: int
     embedding_shape: Tuple[int, int, int]
 
+    @property
+    def lowres_size(self) -> int:
+        """Side of the decoder's low-res mask frame: SAM's decoder upsamples the embedding 4x (256)."""
+        return 4 * int(self.embedding_shape[1])
+
     def as_dict(self) -> Dict[str, object]:
         d = asdict(self)
         d["embedding_shape"] = list(self.embedding_shape)
@@ -60,7 +66,7 @@ def _diff(found: Dict[str, object], expected: Dict[str, object]) -> str:
 
 
 def atomic_torch_save(obj, path: Path) -> None:
-    """``torch.save`` through :func:`stage1_pseudolabel.atomic.atomic_write` (complete or absent)."""
+    """``torch.save`` through :func:`wsss.core.atomic.atomic_write` (complete or absent)."""
     with atomic_write(path) as handle:
         torch.save(obj, handle)
 

@@ -1,9 +1,15 @@
 """Stage-1 configuration: one YAML file per experiment, with command-line overrides.
 
-Precedence (lowest to highest): the dataclass defaults, the YAML file (``--config``), the dedicated
-flags (``--data``, ``--model-type``, ``--epochs`` ...), then ``--set key=value`` (repeatable; values
-are parsed as YAML, nested keys with dots: ``--set loss.weights.neighbourhood=0.5``). Unknown keys are
-errors, so a typo never silently does nothing. The resolved config is written to the work dir.
+Precedence (lowest to highest): the dataclass defaults, the YAML file (``--config``) after its
+``_base_`` files, the dedicated flags (``--data``, ``--model-type``, ``--epochs`` ...), then
+``--cfg-options key=value ...`` / ``--set key=value`` (values parsed as YAML, nested keys with dots:
+``--set loss.neighbourhood=0.5``). Unknown keys are errors, so a typo never silently does nothing. The
+resolved config is written to the work dir.
+
+Inheritance, as mmengine configs do: ``_base_: voc_box_scribble.yaml`` (or a list, merged in order;
+paths relative to the file) is loaded first and the file's own keys are merged over it (mappings
+merge key by key, everything else replaces); ``_delete_: true`` inside a mapping replaces the base's
+mapping instead of merging into it.
 """
 
 from __future__ import annotations
@@ -12,11 +18,12 @@ import argparse
 import dataclasses
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Dict, List, Optional, Sequence
+from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 import yaml
 
-from stage1_pseudolabel.atomic import atomic_write
+from wsss.core.atomic import atomic_write
+from wsss.core.cli import add_config_arguments, parse_cfg_options
 
 WEAK_LABEL_KINDS = ("boxes", "scribbles", "points")
 
@@ -34,7 +41,7 @@ class Stage1Config:
     scribble_dir: str = "scribbles"
     points_dir: str = "points"
     no_label_policy: str = "background"  #: images without weak labels: "background" mask or "skip"
-    num_classes: int = 20
+    num_foreground: int = 20  #: foreground classes C (labels are 0..C and 255)
 
     # -- model -----------------------------------------------------------------------------------
     model_type: str = "vit_h"
@@ -75,7 +82,7 @@ class Stage1Config:
     decoder_checkpoint: Optional[str] = None  #: default <work_dir>/decoder/final.pth
     embed_missing: bool = True  #: generate computes (and caches) embeddings that are missing
     #: dense-CRF refinement of the pixel class distribution before the argmax: null (off), or a
-    #: mapping of :class:`stage1_pseudolabel.crf.CRFParams` fields (``{}``: DeepLab's VOC defaults)
+    #: mapping of :class:`wsss.core.crf.CRFParams` fields (``{}``: DeepLab's VOC defaults)
     crf: Optional[Dict[str, Any]] = None
 
     # -- derived paths ----------------------------------------------------------------------------
@@ -133,7 +140,7 @@ class Stage1Config:
         if self.batch_size < 1 or self.epochs < 0 or self.checkpoint_every < 1:
             raise ValueError("batch_size and checkpoint_every must be >= 1 and epochs >= 0")
         if self.crf is not None:
-            from stage1_pseudolabel.crf import crf_params
+            from wsss.core.crf import crf_params
 
             if not isinstance(self.crf, dict):
                 raise ValueError(f"crf must be null or a mapping of CRF parameters, got {self.crf!r}")
@@ -148,47 +155,51 @@ class Stage1Config:
             handle.write(yaml.safe_dump(self.to_dict(), sort_keys=False).encode())
 
 
-def _set_nested(target: Dict[str, Any], dotted: str, value: Any) -> None:
-    keys = dotted.split(".")
-    for key in keys[:-1]:
-        target = target.setdefault(key, {})
-        if not isinstance(target, dict):
-            raise ValueError(f"--set {dotted}: {key} is not a mapping")
-    target[keys[-1]] = value
-
-
 def merge_config(base: Dict[str, Any], overrides: Dict[str, Any]) -> Dict[str, Any]:
-    """Recursive dict merge (mappings merge, everything else replaces)."""
+    """Recursive dict merge (mappings merge, everything else replaces; ``_delete_: true`` replaces)."""
     out = dict(base)
     for k, v in overrides.items():
-        out[k] = merge_config(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else v
+        if isinstance(v, dict) and v.get("_delete_"):
+            out[k] = {kk: vv for kk, vv in v.items() if kk != "_delete_"}
+        elif isinstance(v, dict) and isinstance(out.get(k), dict):
+            out[k] = merge_config(out[k], v)
+        else:
+            out[k] = v
     return out
+
+
+def load_yaml_config(path: Path, *, _chain: Tuple[Path, ...] = ()) -> Dict[str, Any]:
+    """A stage-1 YAML file with its ``_base_`` files merged under it (bases first, in list order)."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"config file {path} not found")
+    if path.resolve() in _chain:
+        raise ValueError(f"{path}: _base_ inherits from itself ({' -> '.join(str(p) for p in _chain)})")
+    try:
+        loaded = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as exc:
+        raise ValueError(f"{path}: not valid YAML: {exc}") from None
+    if not isinstance(loaded, dict):
+        raise ValueError(f"{path}: a stage-1 config must be a YAML mapping")
+    bases = loaded.pop("_base_", None) or []
+    values: Dict[str, Any] = {}
+    for base in [bases] if isinstance(bases, str) else bases:
+        values = merge_config(values, load_yaml_config(path.parent / base, _chain=_chain + (path.resolve(),)))
+    return merge_config(values, loaded)
 
 
 def build_config(
     *,
     config_file: Optional[str] = None,
     overrides: Optional[Dict[str, Any]] = None,
-    sets: Sequence[str] = (),
+    cfg_options: Sequence[str] = (),
 ) -> Stage1Config:
-    """Defaults <- YAML file <- ``overrides`` (flags) <- ``sets`` (``key=value`` strings)."""
+    """Defaults <- YAML file (with its bases) <- ``overrides`` (flags) <- ``cfg_options`` (``key=value``)."""
     values: Dict[str, Any] = dataclasses.asdict(Stage1Config())
     if config_file:
-        path = Path(config_file)
-        if not path.is_file():
-            raise FileNotFoundError(f"config file {path} not found")
-        loaded = yaml.safe_load(path.read_text()) or {}
-        if not isinstance(loaded, dict):
-            raise ValueError(f"{path}: a stage-1 config must be a YAML mapping")
-        values = merge_config(values, loaded)
+        values = merge_config(values, load_yaml_config(Path(config_file)))
     values = merge_config(values, {k: v for k, v in (overrides or {}).items() if v is not None})
-    for item in sets:
-        if "=" not in item:
-            raise ValueError(f"--set expects key=value, got {item!r}")
-        key, raw = item.split("=", 1)
-        nested: Dict[str, Any] = {}
-        _set_nested(nested, key.strip(), yaml.safe_load(raw))
-        values = merge_config(values, nested)
+    values = merge_config(values, parse_cfg_options(cfg_options))
     names = {f.name for f in dataclasses.fields(Stage1Config)}
     unknown = sorted(set(values) - names)
     if unknown:
@@ -212,7 +223,7 @@ def _coerce(name: str, annotation: str, value: Any) -> Any:
 
 def add_common_arguments(parser: argparse.ArgumentParser) -> None:
     """The flags every stage-1 CLI shares (those of the Makefile's ``STAGE1_COMMON``)."""
-    parser.add_argument("--config", help="YAML config (configs/stage1/*.yaml)")
+    add_config_arguments(parser, config_help="YAML config (configs/stage1/*.yaml)")
     parser.add_argument("--data", help="VOC-layout dataset folder")
     parser.add_argument("--split", help="id list under ImageSets/Segmentation ('all' for every JPEG)")
     parser.add_argument("--work-dir", dest="work_dir", help="where caches, checkpoints, logs and masks go")
@@ -220,21 +231,18 @@ def add_common_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--checkpoint", help="SAM checkpoint file ('none': random weights, for tests only)")
     parser.add_argument("--prompt-mode", dest="prompt_mode", choices=("box", "points", "both"))
     parser.add_argument("--device", help="auto | cpu | cuda | cuda:N")
-    parser.add_argument("--set", dest="sets", action="append", default=[], metavar="KEY=VALUE",
-                        help="override any config key (YAML value; dotted keys for nested mappings); repeatable")
-
-
-def add_shard_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--shard-index", type=int, default=0, help="this job's shard, 0..num_shards-1")
-    parser.add_argument("--num-shards", type=int, default=1, help="how many shards split the image list")
+    # Every step takes it, so one STAGE1_ARGS=--resume serves `make stage1`: embed and generate always
+    # resume (what exists is kept); train continues from <work_dir>/decoder/last.pth.
+    parser.add_argument("--resume", action="store_true",
+                        help="train: continue from <work_dir>/decoder/last.pth; embed/generate always resume")
 
 
 def config_from_args(args: argparse.Namespace, extra: Optional[Dict[str, Any]] = None) -> Stage1Config:
-    """The config of a CLI call: ``--config`` file, then the flags, then ``--set``."""
+    """The config of a CLI call: ``--config`` file, then the flags, then ``--cfg-options`` / ``--set``."""
     keys = ("data", "split", "work_dir", "model_type", "checkpoint", "prompt_mode", "device")
     flags = {k: getattr(args, k, None) for k in keys}
-    cfg = build_config(config_file=args.config, overrides={**flags, **(extra or {})}, sets=args.sets)
+    cfg = build_config(config_file=args.config, overrides={**flags, **(extra or {})},
+                       cfg_options=args.cfg_options or ())
     if cfg.split == "all":
         cfg.split = None
     return cfg
-

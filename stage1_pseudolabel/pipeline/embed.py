@@ -20,61 +20,23 @@ import time
 from pathlib import Path
 from typing import Dict, Iterable, List, NamedTuple, Optional, Sequence, Tuple
 
-import numpy as np
+
 import torch
 from torch import nn
 from tqdm import tqdm
 
-from stage1_pseudolabel.frames import SamFrame
-from stage1_pseudolabel.atomic import write_json
+from wsss.core.atomic import remove_stale_temp_files, write_json
 from stage1_pseudolabel.pipeline.cache import EmbeddingCache
-from stage1_pseudolabel.pipeline.config import (
-    Stage1Config,
-    add_common_arguments,
-    add_shard_arguments,
-    config_from_args,
-)
+from stage1_pseudolabel.pipeline.config import Stage1Config, add_common_arguments, config_from_args
 from stage1_pseudolabel.pipeline.io import BackgroundWriter, prefetch
-from stage1_pseudolabel.pipeline.logs import run_cli, setup_logging
 from stage1_pseudolabel.pipeline.model import load_model, resolve_device
+from stage1_pseudolabel.sam.encoder import encode, resize_for_encoder
 from stage1_pseudolabel.pipeline.prepare import has_objects, open_dataset
-from stage1_pseudolabel.pipeline.sharding import rank_shard_ids
-from stage1_pseudolabel.weak_labels.errors import WeakLabelError
-from stage1_pseudolabel.weak_labels.images import read_image
+from wsss.core.cli import add_shard_arguments, finish, rank_shard_ids, run_cli, setup_logging
+from wsss.core.weak_labels.errors import WeakLabelError
+from wsss.core.weak_labels.images import read_image
 
 log = logging.getLogger(__name__)
-
-
-def resize_for_encoder(image: np.ndarray, *, encoder_size: int) -> torch.Tensor:
-    """``uint8 [H, W, 3]`` to ``uint8 [3, h', w']`` with the longest side ``encoder_size``.
-
-    Same resampling as ``segment_anything.utils.transforms.ResizeLongestSide.apply_image`` (PIL
-    bilinear); the size is :attr:`SamFrame.resized_hw`.
-    """
-    from PIL import Image
-
-    frame = SamFrame(height=image.shape[0], width=image.shape[1], encoder_size=encoder_size, lowres=encoder_size // 4)
-    rh, rw = frame.resized_hw
-    resized = np.asarray(Image.fromarray(image).resize((rw, rh), Image.BILINEAR))
-    return torch.from_numpy(resized.copy()).permute(2, 0, 1).contiguous()
-
-
-def preprocess(model: nn.Module, images: Sequence[torch.Tensor], *, device: torch.device) -> torch.Tensor:
-    """Normalise and zero-pad resized images to the encoder's square input: ``float [B, 3, S, S]``."""
-    size = int(model.image_encoder.img_size)
-    mean = model.pixel_mean.to(device)
-    std = model.pixel_std.to(device)
-    batch = torch.zeros((len(images), 3, size, size), dtype=torch.float32, device=device)
-    for i, img in enumerate(images):
-        x = (img.to(device, non_blocking=True).float() - mean) / std
-        batch[i, :, : x.shape[1], : x.shape[2]] = x
-    return batch
-
-
-@torch.inference_mode()
-def encode(model: nn.Module, images: Sequence[torch.Tensor], *, device: torch.device) -> torch.Tensor:
-    """Image embeddings ``float [B, 256, h, w]`` of resized ``uint8 [3, h', w']`` images."""
-    return model.image_encoder(preprocess(model, images, device=device))
 
 
 class ImageToEmbed(NamedTuple):
@@ -164,6 +126,8 @@ def run_embed(cfg: Stage1Config, *, shard_index: int = 0, num_shards: int = 1, p
     device = resolve_device(cfg.device)
     model, key = load_model(cfg, device=device)
     cache = EmbeddingCache(cfg.cache_dir, key=key)
+    for stale in remove_stale_temp_files(cache.root):
+        log.info("removed %s (a temporary file of a killed run)", stale)
     dataset = open_dataset(cfg)
     ids = rank_shard_ids(dataset.ids, shard_index=shard_index, num_shards=num_shards)
     problems: List[Dict[str, str]] = []
@@ -176,19 +140,19 @@ def run_embed(cfg: Stage1Config, *, shard_index: int = 0, num_shards: int = 1, p
     written = embed_ids(model, cache, todo, device=device,
                         batch_size=cfg.embed_batch_size, progress=progress, problems=problems)
     seconds = time.time() - t0
+    problems_file = cfg.work_path / "logs" / f"embed_shard{shard_index}of{num_shards}.json"
     summary = {
-        "step": "embed", "shard_index": shard_index, "num_shards": num_shards, "images": len(ids),
+        "problems_file": str(problems_file), "step": "embed", "shard_index": shard_index, "num_shards": num_shards, "images": len(ids),
         "embedded": written, "already_cached": cached, "without_objects": empty, "problems": problems,
         "seconds": round(seconds, 3), "seconds_per_image": round(seconds / max(written, 1), 4),
         "total_seconds": round(time.time() - start, 3), "cache": str(cache.root),
     }
-    write_json(cfg.work_path / "logs" / f"embed_shard{shard_index}of{num_shards}.json", summary,
-               sort_keys=True)
+    write_json(problems_file, summary, sort_keys=True)
     return summary
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
-    parser = argparse.ArgumentParser(prog="stage1-embed", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog="wsss-embed", description=__doc__.split("\n\n")[0])
     add_common_arguments(parser)
     add_shard_arguments(parser)
     parser.add_argument("--batch-size", type=int, dest="embed_batch_size", help="images per encoder call")
@@ -201,9 +165,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         s = run_embed(cfg, shard_index=args.shard_index, num_shards=args.num_shards, progress=not args.no_progress)
         print(f"embedded {s['embedded']} image(s) ({s['seconds_per_image']} s/img), {s['already_cached']} already "
               f"cached, {s['without_objects']} without objects, {len(s['problems'])} problem(s) -> {s['cache']}")
-        for p in s["problems"]:
-            print(f"  skipped {p['image_id']}: {p['error']}")
-        return 0
+        return finish([f"{p['image_id']}: {p['error']}" for p in s["problems"]],
+                      what=f"wsss-embed (problems listed in {s['problems_file']})")
 
     return run_cli(body)
 

@@ -9,7 +9,7 @@
   ``<work_dir>/zeroshot_<prompt_mode>/``, so zero-shot and fine-tuned masks cover the same images.
 
 Masks are the argmax of the per-pixel class distribution in pixel space, refined first by a dense
-CRF on the image when the config sets ``crf`` (:mod:`stage1_pseudolabel.crf`); with
+CRF on the image when the config sets ``crf`` (:mod:`wsss.core.crf`); with
 ``confidence_threshold > 0`` pixels whose top class probability is lower become 255. Images whose
 mask exists are skipped (a killed job is simply resubmitted), every PNG is written atomically, and
 ``--shard-index/--num-shards`` split the image list deterministically (``ids[i::N]``), so a SLURM
@@ -31,25 +31,19 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from stage1_pseudolabel.crf import crf_params, require_crf
-from stage1_pseudolabel.masks import write_mask
-from stage1_pseudolabel.atomic import write_json
+from wsss.core.crf import crf_params, require_crf
+from wsss.core.masks import write_mask
+from wsss.core.atomic import remove_stale_temp_files, write_json
 from stage1_pseudolabel.pipeline.cache import EmbeddingCache
-from stage1_pseudolabel.pipeline.config import (
-    Stage1Config,
-    add_common_arguments,
-    add_shard_arguments,
-    config_from_args,
-)
-from stage1_pseudolabel.pipeline.embed import encode, resize_for_encoder
+from stage1_pseudolabel.pipeline.config import Stage1Config, add_common_arguments, config_from_args
 from stage1_pseudolabel.pipeline.io import BackgroundWriter, prefetch
-from stage1_pseudolabel.pipeline.logs import run_cli, setup_logging
 from stage1_pseudolabel.pipeline.model import load_decoder, load_model, resolve_device
 from stage1_pseudolabel.pipeline.predict import DecoderRunner, pseudo_mask
 from stage1_pseudolabel.pipeline.prepare import open_dataset, prepare_image
-from stage1_pseudolabel.pipeline.sharding import rank_shard_ids
-from stage1_pseudolabel.weak_labels.errors import WeakLabelError
-from stage1_pseudolabel.weak_labels.images import read_image
+from stage1_pseudolabel.sam.encoder import encode, resize_for_encoder
+from wsss.core.cli import add_shard_arguments, finish, rank_shard_ids, run_cli, setup_logging
+from wsss.core.weak_labels.errors import WeakLabelError
+from wsss.core.weak_labels.images import read_image
 
 log = logging.getLogger(__name__)
 
@@ -74,9 +68,11 @@ def run_generate(
         require_crf()
         crf = crf_params(cfg.crf, where="stage-1 config key crf")
     runner = DecoderRunner(model, device=device, multimask_output=cfg.multimask_output)
-    encoder_size, lowres = key.encoder_size, 4 * key.embedding_shape[1]
+    encoder_size, lowres = key.encoder_size, key.lowres_size
     out_dir = cfg.output_path(zero_shot=zero_shot)
     out_dir.mkdir(parents=True, exist_ok=True)
+    for stale in remove_stale_temp_files(out_dir):
+        log.info("removed %s (a temporary file of a killed run)", stale)
 
     dataset = open_dataset(cfg)
     ids = rank_shard_ids(dataset.ids, shard_index=shard_index, num_shards=num_shards)
@@ -122,7 +118,7 @@ def run_generate(
                     counts["no_labels_skipped"] += 1
                     log.info("%s has no object label: skipped (no_label_policy=skip)", image_id)
                     continue
-                writer.submit(write_mask, out_path, np.zeros((a.height, a.width), np.uint8), num_classes=cfg.num_classes)
+                writer.submit(write_mask, out_path, np.zeros((a.height, a.width), np.uint8), num_foreground=cfg.num_foreground)
                 counts["no_labels_background"] += 1
                 log.info("%s has no object label: all-background mask (no_label_policy=background)", image_id)
                 continue
@@ -142,7 +138,7 @@ def run_generate(
                 logits = runner.object_logits(prepared, embedding)
                 mask = pseudo_mask(prepared, logits, confidence_threshold=cfg.confidence_threshold, crf=crf, image=image)
             decode_seconds += time.perf_counter() - t0
-            writer.submit(write_mask, out_path, mask, num_classes=cfg.num_classes)
+            writer.submit(write_mask, out_path, mask, num_foreground=cfg.num_foreground)
             counts["written"] += 1
     bar.close()
     decoded = counts["written"]
@@ -153,17 +149,17 @@ def run_generate(
         "seconds": round(time.time() - t_start, 3),
     }
     tag = "zeroshot_" + cfg.prompt_mode if zero_shot else "finetuned"
-    write_json(cfg.work_path / "logs" / f"generate_{tag}_shard{shard_index}of{num_shards}.json", summary,
-               sort_keys=True)
+    summary["problems_file"] = str(cfg.work_path / "logs" / f"generate_{tag}_shard{shard_index}of{num_shards}.json")
+    write_json(summary["problems_file"], summary, sort_keys=True)
     return summary
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
-    parser = argparse.ArgumentParser(prog="stage1-generate", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog="wsss-generate", description=__doc__.split("\n\n")[0])
     add_common_arguments(parser)
     add_shard_arguments(parser)
     parser.add_argument("--zero-shot", action="store_true", help="use SAM's own decoder (no fine-tuning)")
-    parser.add_argument("--out", dest="output_dir", help="output folder (default under the work dir)")
+    parser.add_argument("--out-dir", dest="output_dir", help="output folder (default under the work dir)")
     parser.add_argument("--decoder", dest="decoder_checkpoint", help="fine-tuned decoder (default <work_dir>/decoder/final.pth)")
     parser.add_argument("--confidence-threshold", type=float, dest="confidence_threshold",
                         help="pixels whose top class probability is below become 255 (0: off)")
@@ -179,9 +175,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         print(f"{s['written']} mask(s) written, {s['existing']} already there, "
               f"{s['no_labels_background']} all-background (no weak label), {s['no_labels_skipped']} skipped (no "
               f"weak label), {len(s['problems'])} problem(s) -> {s['output_dir']}")
-        for p in s["problems"]:
-            print(f"  no mask for {p['image_id']}: {p['error']}")
-        return 0
+        return finish([f"no mask for {p['image_id']}: {p['error']}" for p in s["problems"]],
+                      what=f"wsss-generate (problems listed in {s['problems_file']})")
 
     return run_cli(body)
 

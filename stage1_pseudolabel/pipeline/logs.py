@@ -1,23 +1,10 @@
-"""Console logging for the stage-1 CLIs, and the JSON-lines training log."""
+"""The JSON-lines training log of stage 1 (console logging is :func:`wsss.core.cli.setup_logging`)."""
 
 from __future__ import annotations
 
 import json
-import logging
-import os
 from pathlib import Path
-import sys
-from typing import Any, Callable, Dict
-
-
-def setup_logging(level: int = logging.INFO) -> None:
-    """One line per message with time and level; under torchrun only rank 0 logs below WARNING."""
-    rank = int(os.environ.get("RANK", 0))
-    logging.basicConfig(
-        level=level if rank == 0 else logging.WARNING,
-        format=f"%(asctime)s %(levelname)s{'' if rank == 0 else f' [rank {rank}]'} %(name)s: %(message)s",
-        datefmt="%H:%M:%S",
-    )
+from typing import Any, Dict
 
 
 class JsonLinesLog:
@@ -46,18 +33,3 @@ class JsonLinesLog:
         tmp = self.path.with_name(f".{self.path.name}.tmp")
         tmp.write_text("".join(k + "\n" for k in keep))
         tmp.replace(self.path)
-
-
-def run_cli(body: Callable[[], int]) -> int:
-    """Run a CLI body; expected failures (bad checkpoint, refused cache, bad input, full disk) print one
-    clear ``error:`` line and return 2 instead of a traceback."""
-    from stage1_pseudolabel.pipeline.cache import CacheMismatchError
-    from stage1_pseudolabel.sam.checkpoint import CheckpointError
-    from stage1_pseudolabel.weak_labels.errors import WeakLabelError
-
-    try:
-        return body()
-    except (CheckpointError, CacheMismatchError, WeakLabelError, FileNotFoundError, ValueError, ImportError,
-            OSError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2

@@ -18,7 +18,7 @@ from torch import nn
 from stage1_pseudolabel.pipeline.cache import CacheKey, atomic_torch_save
 from stage1_pseudolabel.pipeline.config import Stage1Config
 from stage1_pseudolabel.sam.checkpoint import CheckpointError, encoder_fingerprint
-from stage1_pseudolabel.sam.registry import build_sam, encoder_input_size, lowres_mask_size
+from stage1_pseudolabel.sam.registry import build_sam, encoder_input_size
 
 log = logging.getLogger(__name__)
 
@@ -56,11 +56,6 @@ def load_model(cfg: Stage1Config, *, device: torch.device) -> Tuple[nn.Module, C
         ),
     )
     return model.to(device).eval(), key
-
-
-def frame_sizes(model: nn.Module) -> Tuple[int, int]:
-    """``(encoder_size, lowres)`` for :class:`stage1_pseudolabel.frames.SamFrame`."""
-    return encoder_input_size(model), lowres_mask_size(model)
 
 
 def freeze_for_decoder_training(model: nn.Module, *, train_heads: str = "single") -> List[nn.Parameter]:

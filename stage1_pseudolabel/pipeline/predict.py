@@ -8,11 +8,11 @@ import numpy as np
 import torch
 from torch import nn
 
-from stage1_pseudolabel.crf import CRFParams, dense_crf
+from wsss.core.crf import CRFParams, dense_crf
 from stage1_pseudolabel.pipeline.prepare import PreparedImage
 from stage1_pseudolabel.sam.class_distribution import channel_labels, log_class_distribution
 from stage1_pseudolabel.sam.decoder import decode_objects, dense_positional_encoding, encode_prompts
-from stage1_pseudolabel.weak_labels.classes import IGNORE_INDEX
+from wsss.core.weak_labels.classes import IGNORE_INDEX
 
 
 class DecoderRunner:
@@ -69,7 +69,7 @@ def pixel_log_distribution(prepared: PreparedImage, logits: torch.Tensor) -> tor
     """``[1 + K, H, W]`` log class distribution in pixel space (what the pseudo-mask is read from).
 
     Object logits (``float [N, L, L]``, N >= 1) are upsampled to the image as SAM's
-    ``postprocess_masks`` does (:meth:`~stage1_pseudolabel.frames.SamFrame.lowres_to_pixels`), then
+    ``postprocess_masks`` does (:meth:`~wsss.core.frames.SamFrame.lowres_to_pixels`), then
     turned into the class distribution there.
     """
     pix = prepared.frame.lowres_to_pixels(logits)  # [N, H, W]

@@ -1,6 +1,6 @@
 """Per-image preparation shared by train and generate: weak labels -> objects, prompts, constraints.
 
-Every conversion between frames goes through :class:`stage1_pseudolabel.frames.SamFrame`: prompts
+Every conversion between frames goes through :class:`wsss.core.frames.SamFrame`: prompts
 to the SAM input frame (:meth:`~SamFrame.boxes_to_sam`, :meth:`~SamFrame.points_to_sam`), and the
 loss's weak labels to the low-res frame once per image (:meth:`~SamFrame.boxes_to_lowres`,
 :meth:`~SamFrame.label_map_to_lowres` with ``keep_thin`` for scribbles,
@@ -26,15 +26,15 @@ import torch
 
 from logic.constraints import CompiledConstraints, ConstraintConfig
 from logic.superpixels import compute_superpixels
-from stage1_pseudolabel.frames import SamFrame
+from wsss.core.frames import SamFrame
 from stage1_pseudolabel.pipeline.cache import atomic_torch_save
 from stage1_pseudolabel.pipeline.config import Stage1Config
 from stage1_pseudolabel.sam.class_distribution import image_classes, object_channels
 from stage1_pseudolabel.sam.prompts import ImageObjects, ObjectPrompts, build_prompts, image_objects
-from stage1_pseudolabel.weak_labels.annotation import ImageAnnotation
-from stage1_pseudolabel.weak_labels.classes import IGNORE_INDEX
-from stage1_pseudolabel.weak_labels.images import read_image
-from stage1_pseudolabel.weak_labels.voc import VocDataset
+from wsss.core.weak_labels.annotation import ImageAnnotation
+from wsss.core.weak_labels.classes import IGNORE_INDEX
+from wsss.core.weak_labels.images import read_image
+from wsss.core.weak_labels.voc import VocDataset
 
 log = logging.getLogger(__name__)
 
@@ -178,7 +178,7 @@ def compile_constraints(ann: ImageAnnotation, prepared: PreparedImage, cfg: Stag
         config = dataclasses.replace(config, background=0.0, box_tightness=0.0)
     superpixels = lowres_superpixels(ann, frame, cfg) if config.border_precision > 0 else None
     return CompiledConstraints.build(
-        num_classes=prepared.num_channels,
+        num_labels=prepared.num_channels,
         boxes=boxes,
         box_classes=box_channels,
         valid=frame.valid_lowres(),

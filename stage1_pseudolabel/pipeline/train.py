@@ -40,31 +40,14 @@ from tqdm import tqdm
 from logic.constraints import CONSTRAINT_NAMES, CompiledConstraints
 from stage1_pseudolabel.pipeline.cache import EmbeddingCache, atomic_torch_save
 from stage1_pseudolabel.pipeline.config import Stage1Config, add_common_arguments, config_from_args
-from stage1_pseudolabel.pipeline.logs import JsonLinesLog, run_cli, setup_logging
+from stage1_pseudolabel.pipeline.logs import JsonLinesLog
 from stage1_pseudolabel.pipeline.model import freeze_for_decoder_training, load_model, resolve_device, save_decoder
 from stage1_pseudolabel.pipeline.predict import DecoderRunner, lowres_log_distribution
 from stage1_pseudolabel.pipeline.prepare import PreparedImage, compile_constraints, has_objects, open_dataset, prepare_image
-from stage1_pseudolabel.pipeline.sharding import world
-from stage1_pseudolabel.weak_labels.errors import WeakLabelError
+from wsss.core.cli import run_cli, setup_logging, world
+from wsss.core.weak_labels.errors import WeakLabelError
 
 log = logging.getLogger(__name__)
-
-
-# -- loss ------------------------------------------------------------------------------------------
-def loss_and_truths(constraints: CompiledConstraints, log_probs: torch.Tensor) -> Tuple[torch.Tensor, Dict[str, torch.Tensor]]:
-    """The loss of :meth:`CompiledConstraints.loss` and the per-type truths, from one evaluation.
-
-    Same formula as ``CompiledConstraints.loss``: ``-sum_type weight * truth [/ num_groundings]``
-    (checked against it by the tests).
-    """
-    truths = constraints.truths(log_probs)
-    total = log_probs.new_zeros(())
-    for name, truth in truths.items():
-        scale = constraints.config.weights[name]
-        if constraints.config.normalisation == "mean":
-            scale /= constraints.constraints[name].num_groundings
-        total = total - scale * truth
-    return total, truths
 
 
 # -- data ------------------------------------------------------------------------------------------
@@ -163,7 +146,7 @@ def run_train(cfg: Stage1Config, *, resume: bool = False, progress: bool = True)
     model.image_encoder = None  # never used here (train reads cached embeddings): never moved to the GPU
     model.to(device)
     cache = EmbeddingCache(cfg.cache_dir, key=key)
-    encoder_size, lowres = key.encoder_size, 4 * key.embedding_shape[1]
+    encoder_size, lowres = key.encoder_size, key.lowres_size
     params = freeze_for_decoder_training(model, train_heads=cfg.train_heads)
 
     dataset = open_dataset(cfg)
@@ -274,7 +257,7 @@ def run_train(cfg: Stage1Config, *, resume: bool = False, progress: bool = True)
                     constraints = item.constraints
                     t_logic = time.perf_counter()
                     log_probs = lowres_log_distribution(item.prepared, logits)
-                    loss, truths = loss_and_truths(constraints, log_probs)
+                    loss, truths = constraints.loss_and_truths(log_probs)
                     if not truths:
                         loss = logits.sum() * 0.0  # keeps every rank's backward in step
                     logic_seconds += time.perf_counter() - t_logic  # forward only
@@ -330,7 +313,7 @@ def run_train(cfg: Stage1Config, *, resume: bool = False, progress: bool = True)
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
-    parser = argparse.ArgumentParser(prog="stage1-train", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog="wsss-train", description=__doc__.split("\n\n")[0])
     add_common_arguments(parser)
     parser.add_argument("--epochs", type=int)
     parser.add_argument("--max-steps", type=int, dest="max_steps")
@@ -338,7 +321,6 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     parser.add_argument("--lr", type=float)
     parser.add_argument("--seed", type=int)
     parser.add_argument("--checkpoint-every", type=int, dest="checkpoint_every")
-    parser.add_argument("--resume", action="store_true", help="continue from <work_dir>/decoder/last.pth")
     parser.add_argument("--no-progress", action="store_true")
     args = parser.parse_args(argv)
     setup_logging()

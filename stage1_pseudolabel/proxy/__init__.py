@@ -7,10 +7,8 @@ encoder producing SAM's 256-channel embedding, with ``segment_anything``'s own `
 scenes. It is **not** pretrained SAM: numbers obtained with it say that the method works, not how
 well it works with SAM. Users with official weights pass ``SAM_CHECKPOINT`` instead.
 
-* :func:`stage1_pseudolabel.proxy.model.build_proxy_sam` builds it (model type ``"proxy"`` of
+* :func:`stage1_pseudolabel.sam.proxy.build_proxy_sam` builds it (model type ``"proxy"`` of
   :mod:`stage1_pseudolabel.sam.registry`).
 * :mod:`stage1_pseudolabel.proxy.train_proxy` pretrains it and writes
   ``data/checkpoints/proxy_sam.pth`` (a plain state dict) with a JSON sidecar.
 """
-
-DEFAULT_CHECKPOINT = "data/checkpoints/proxy_sam.pth"

@@ -9,7 +9,7 @@ its box, its box plus positive / negative points sampled from the scribbles (sta
 uses), or points only (then with SAM's three multimask outputs and the loss of the best one). Loss:
 binary cross-entropy + dice on the low-res mask logits against the exact instance mask in the
 low-res frame, plus the MSE of the IoU head, as SAM does. Scenes come from
-:func:`stage1_pseudolabel.synthetic.render_scene` with ``domain="source"``, rendered on the fly
+:func:`wsss.core.synthetic.render_scene` with ``domain="source"``, rendered on the fly
 (seeded); the target domain is never seen.
 
 Output: a plain state dict (loadable with ``weights_only=True`` and ``strict=True`` through
@@ -36,12 +36,13 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from stage1_pseudolabel.atomic import atomic_write
-from stage1_pseudolabel.frames import SamFrame
-from stage1_pseudolabel.proxy.model import DEFAULT_CONFIG, build_proxy_sam
+from wsss.core.atomic import atomic_write
+from wsss.core.frames import SamFrame
+from stage1_pseudolabel.sam.proxy import DEFAULT_CONFIG, build_proxy_sam
+from stage1_pseudolabel.sam.encoder import preprocess, resize_for_encoder
 from stage1_pseudolabel.sam.prompts import build_prompts, image_objects
-from stage1_pseudolabel.synthetic.scenes import DEFAULT_CLASSES, render_scene, scene_rng
-from stage1_pseudolabel.weak_labels.annotation import ImageAnnotation
+from wsss.core.synthetic.scenes import DEFAULT_CLASSES, render_scene, scene_rng
+from wsss.core.weak_labels.annotation import ImageAnnotation
 
 FORMAT_VERSION = 1
 STAND_IN = "proxy SAM (a small stand-in for pretrained SAM, trained by this project on synthetic source scenes)"
@@ -97,14 +98,6 @@ class Sample:
     multimask: bool
 
 
-def _resize_image(image: np.ndarray, frame: SamFrame) -> torch.Tensor:
-    from PIL import Image
-
-    rh, rw = frame.resized_hw
-    resized = np.asarray(Image.fromarray(image).resize((rw, rh), Image.BILINEAR))
-    return torch.from_numpy(resized.copy()).permute(2, 0, 1).contiguous()
-
-
 def lowres_targets(instances: np.ndarray, ids: Sequence[int], frame: SamFrame) -> np.ndarray:
     """Soft per-object masks ``float32 [N, L, L]`` in the low-res frame (area resampling, 0 on padding)."""
     import cv2
@@ -156,7 +149,7 @@ def make_sample(cfg: ProxyTrainConfig, *, domain: str, split: str, index: int, m
     )
     b, c, l = prompts.to_tensors()
     targets = lowres_targets(scene.instances, [o.instance_id for o in scene.objects], frame)
-    return Sample(image=_resize_image(scene.image, frame), boxes=b, coords=c, labels=l,
+    return Sample(image=resize_for_encoder(scene.image, encoder_size=frame.encoder_size), boxes=b, coords=c, labels=l,
                   targets=torch.from_numpy(targets), valid=frame.valid_lowres(), multimask=(mode == "points"))
 
 
@@ -178,24 +171,6 @@ def hard_iou(logits: torch.Tensor, target: torch.Tensor, valid: torch.Tensor) ->
     inter = (pred & gt).sum((-2, -1)).float()
     union = (pred | gt).sum((-2, -1)).float()
     return torch.where(union > 0, inter / union.clamp(min=1), torch.ones_like(union))
-
-
-def preprocess_batch(model, images: Sequence[torch.Tensor]) -> torch.Tensor:
-    size = int(model.image_encoder.img_size)
-    batch = torch.zeros((len(images), 3, size, size))
-    for i, img in enumerate(images):
-        x = (img.float() - model.pixel_mean) / model.pixel_std
-        batch[i, :, : x.shape[1], : x.shape[2]] = x
-    return batch
-
-
-def decode(model, embedding: torch.Tensor, s: Sample, *, multimask: bool):
-    points = None if s.coords is None else (s.coords, s.labels)
-    sparse, dense = model.prompt_encoder(points=points, boxes=s.boxes, masks=None)
-    return model.mask_decoder(
-        image_embeddings=embedding, image_pe=model.prompt_encoder.get_dense_pe(),
-        sparse_prompt_embeddings=sparse, dense_prompt_embeddings=dense, multimask_output=multimask,
-    )
 
 
 def decode_batch(model, embeddings: torch.Tensor, samples: Sequence[Sample], *, multimask: bool):
@@ -266,7 +241,7 @@ def mean_object_iou(model, cfg: ProxyTrainConfig, *, domain: str, count: int, mo
         s = make_sample(cfg, domain=domain, split="val", index=index, mode=mode)
         if s is None:
             continue
-        emb = model.image_encoder(preprocess_batch(model, [s.image]))
+        emb = model.image_encoder(preprocess(model, [s.image]))
         logits, _ = decode_batch(model, emb, [s], multimask=False)
         ious += hard_iou(logits[:, 0], s.targets, s.valid).tolist()
     return 100.0 * float(np.mean(ious)) if ious else float("nan")
@@ -307,7 +282,7 @@ def train(cfg: ProxyTrainConfig, *, log_every: int = 50, progress: bool = True) 
                 samples.append(s)
         for g in opt.param_groups:
             g["lr"] = lr_at(step)
-        emb = model.image_encoder(preprocess_batch(model, [s.image for s in samples]))
+        emb = model.image_encoder(preprocess(model, [s.image for s in samples]))
         total, info = batch_loss(model, emb, samples, cfg)
         parts = [info]
         opt.zero_grad(set_to_none=True)
@@ -361,7 +336,7 @@ def save(out: Path, state: Dict[str, torch.Tensor], cfg: ProxyTrainConfig, summa
     meta = {
         "model_type": "proxy",
         "description": STAND_IN + ". It is NOT pretrained SAM; pass SAM_CHECKPOINT for official weights.",
-        "builder": "stage1_pseudolabel.proxy.model:build_proxy_sam",
+        "builder": "stage1_pseudolabel.sam.proxy:build_proxy_sam",
         "build_kwargs": _jsonable(cfg.model),
         "fingerprint": cfg.fingerprint(),
         "train_config": _jsonable(dataclasses.asdict(cfg)),
@@ -390,7 +365,7 @@ def ensure_proxy_checkpoint(out: Path, cfg: Optional[ProxyTrainConfig] = None, *
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(description="Pretrain the proxy SAM (a stand-in for pretrained SAM) on synthetic source scenes.")
+    p = argparse.ArgumentParser(prog="wsss-proxy-sam", description="Pretrain the proxy SAM (a stand-in for pretrained SAM) on synthetic source scenes.")
     p.add_argument("--out", default="data/checkpoints/proxy_sam.pth")
     p.add_argument("--steps", type=int, default=None)
     p.add_argument("--batch-images", type=int, default=None)

@@ -1,5 +1,6 @@
-"""SAM models: building, checkpoint loading, and the torchvision stand-in ``segment_anything`` needs."""
+"""SAM models: building, checkpoint loading, the encoder's input, the batched decoder call.
 
-from stage1_pseudolabel.sam.torchvision_compat import ensure_torchvision
-
-ensure_torchvision()
+Nothing happens at import: ``segment_anything`` (and, where torchvision is missing, the project's
+torchvision stand-in) is imported by :func:`stage1_pseudolabel.sam.modeling.sam_modeling` the first
+time a model is built.
+"""

@@ -19,6 +19,7 @@ import torch
 from torch import nn
 
 from stage1_pseudolabel.sam.registry import OFFICIAL_CHECKPOINTS_URL, SAM_VARIANTS
+from wsss.core.cli import UserError
 
 PathLike = Union[str, Path]
 
@@ -28,7 +29,7 @@ _WHERE = (
 )
 
 
-class CheckpointError(RuntimeError):
+class CheckpointError(UserError, RuntimeError):
     """A checkpoint that cannot be used: missing, truncated, not a SAM state dict, or another variant."""
 
 

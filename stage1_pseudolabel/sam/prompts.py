@@ -33,9 +33,9 @@ from typing import Optional, Tuple
 import numpy as np
 import torch
 
-from stage1_pseudolabel.frames import SamFrame, clip_box
-from stage1_pseudolabel.weak_labels.annotation import ImageAnnotation
-from stage1_pseudolabel.weak_labels.classes import IGNORE_INDEX
+from wsss.core.frames import SamFrame, clip_box
+from wsss.core.weak_labels.annotation import ImageAnnotation
+from wsss.core.weak_labels.classes import IGNORE_INDEX
 
 log = logging.getLogger(__name__)
 
@@ -195,7 +195,7 @@ def build_prompts(
     Args:
         ann: the image's weak labels (pixel frame).
         objects: its objects (:func:`image_objects`).
-        frame: the image's :class:`~stage1_pseudolabel.frames.SamFrame`.
+        frame: the image's :class:`~wsss.core.frames.SamFrame`.
         mode: ``box``, ``points`` or ``both``.
         num_positive, num_negative: maximum points of each kind per object.
         seed: sampling seed (combined with the image id).

@@ -12,7 +12,7 @@ Variants
     which is *not* TinyViT and cannot load MobileSAM weights.
 ``proxy``
     The project's own small SAM-architecture stand-in (``make proxy-sam``), resolved lazily from
-    ``stage1_pseudolabel.proxy.model:build_proxy_sam`` and loaded through the same strict path.
+    ``stage1_pseudolabel.sam.proxy:build_proxy_sam`` and loaded through the same strict path.
 
 Reduced sizes for tests and benchmarks are keyword overrides of the same builder, e.g.
 ``build_sam("vit_b", image_size=256, encoder_depth=2, encoder_embed_dim=64, encoder_num_heads=2)``;
@@ -30,21 +30,11 @@ from typing import Dict, Optional, Sequence, Tuple, Union
 import torch
 from torch import nn
 
-from stage1_pseudolabel.sam import ensure_torchvision
-
-ensure_torchvision()
-
-from segment_anything.modeling import (  # noqa: E402  (after the torchvision stand-in)
-    ImageEncoderViT,
-    MaskDecoder,
-    PromptEncoder,
-    Sam,
-    TwoWayTransformer,
-)
+from stage1_pseudolabel.sam.modeling import sam_modeling
 
 PathLike = Union[str, Path]
 
-PROXY_BUILDER = "stage1_pseudolabel.proxy.model:build_proxy_sam"
+PROXY_BUILDER = "stage1_pseudolabel.sam.proxy:build_proxy_sam"
 OFFICIAL_CHECKPOINTS_URL = "https://github.com/facebookresearch/segment-anything#model-checkpoints"
 MOBILE_SAM_URL = "https://github.com/ChaoningZhang/MobileSAM"
 
@@ -157,10 +147,11 @@ def sam_architecture(
     return arch
 
 
-def build_sam_from_architecture(arch: SamArchitecture) -> Sam:
+def build_sam_from_architecture(arch: SamArchitecture) -> nn.Module:
     """A ``segment_anything.modeling.Sam`` with default (random) initialisation, in eval mode."""
-    sam = Sam(
-        image_encoder=ImageEncoderViT(
+    m = sam_modeling()
+    sam = m.Sam(
+        image_encoder=m.ImageEncoderViT(
             depth=arch.encoder_depth,
             embed_dim=arch.encoder_embed_dim,
             img_size=arch.image_size,
@@ -174,15 +165,15 @@ def build_sam_from_architecture(arch: SamArchitecture) -> Sam:
             window_size=arch.window_size,
             out_chans=arch.prompt_embed_dim,
         ),
-        prompt_encoder=PromptEncoder(
+        prompt_encoder=m.PromptEncoder(
             embed_dim=arch.prompt_embed_dim,
             image_embedding_size=(arch.embedding_size, arch.embedding_size),
             input_image_size=(arch.image_size, arch.image_size),
             mask_in_chans=16,
         ),
-        mask_decoder=MaskDecoder(
+        mask_decoder=m.MaskDecoder(
             num_multimask_outputs=3,
-            transformer=TwoWayTransformer(
+            transformer=m.TwoWayTransformer(
                 depth=arch.decoder_depth,
                 embedding_dim=arch.prompt_embed_dim,
                 mlp_dim=arch.decoder_mlp_dim,

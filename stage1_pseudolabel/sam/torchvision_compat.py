@@ -9,7 +9,7 @@ tiny ``torchvision`` stand-in in ``sys.modules`` that provides just those four f
 same semantics, written with torch and PIL. Nothing is installed on disk.
 
 Call :func:`ensure_torchvision` before the first ``import segment_anything``;
-``stage1_pseudolabel.sam`` does so, so importing SAM through this package is always safe.
+:func:`stage1_pseudolabel.sam.modeling.sam_modeling` does so (importing this package does nothing).
 """
 
 from __future__ import annotations

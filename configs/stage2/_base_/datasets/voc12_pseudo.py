@@ -6,7 +6,7 @@
 _base_ = ['mmseg::_base_/datasets/pascal_voc12.py']
 
 custom_imports = dict(
-    imports=['stage2_segnet.register'], allow_failed_imports=False)
+    imports=['stage2_segnet.plugin'], allow_failed_imports=False)
 
 dataset_type = 'PseudoMaskVOCDataset'
 data_root = 'data/VOCdevkit/VOC2012'

@@ -1,0 +1,181 @@
+"""The architecture as a contract: layers, no import-time side effects, one CLI dialect, make help.
+
+Layers (README, "Layout"), lowest first; a package may import its own layer and those below:
+  ground:        logic (imports nothing of ours), wsss.core (may import logic)
+  stages:        stage1_pseudolabel, stage2_segnet (ground only; never each other)
+  applications:  wsss.apps (anything)
+"""
+
+from __future__ import annotations
+
+import ast
+import configparser
+import importlib
+import re
+import subprocess
+import sys
+from pathlib import Path
+from typing import Dict, Iterable, List, Set
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+OURS = ("logic", "wsss", "stage1_pseudolabel", "stage2_segnet")
+
+#: package prefix -> prefixes it may import (its own prefix included)
+ALLOWED: Dict[str, Set[str]] = {
+    "logic": {"logic"},
+    "wsss.core": {"logic", "wsss.core"},
+    "stage1_pseudolabel": {"logic", "wsss.core", "stage1_pseudolabel"},
+    "stage2_segnet": {"logic", "wsss.core", "stage2_segnet"},
+    "wsss.apps": {"logic", "wsss", "stage1_pseudolabel", "stage2_segnet"},
+    "wsss": {"wsss"},  # the bare package's __init__
+}
+
+
+def module_name(path: Path, root: Path) -> str:
+    parts = list(path.relative_to(root).with_suffix("").parts)
+    if parts[-1] == "__init__":
+        parts = parts[:-1]
+    return ".".join(parts)
+
+
+def imported_modules(path: Path, root: Path) -> List[str]:
+    """Absolute names of every module ``path`` imports (relative imports resolved), ours or not."""
+    tree = ast.parse(path.read_text(), filename=str(path))
+    package = module_name(path, root).split(".")
+    if path.name != "__init__.py":
+        package = package[:-1]
+    names = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            names += [a.name for a in node.names]
+        elif isinstance(node, ast.ImportFrom):
+            if node.level:
+                base = package[: len(package) - node.level + 1]
+                prefix = ".".join(base + ([node.module] if node.module else []))
+            else:
+                prefix = node.module or ""
+            names.append(prefix)
+            names += [f"{prefix}.{a.name}" for a in node.names]  # `from pkg import module`
+    return names
+
+
+def layer_of(module: str) -> str:
+    return max((p for p in ALLOWED if module == p or module.startswith(p + ".")), key=len)
+
+
+def violations(files: Iterable[Path], root: Path) -> List[str]:
+    """``"<file>: <module> imports <name>"`` for each import that crosses the layers upwards or sideways."""
+    found = []
+    for path in files:
+        mod = module_name(path, root)
+        allowed = ALLOWED[layer_of(mod)]
+        for name in imported_modules(path, root):
+            if name.split(".")[0] not in OURS:
+                continue
+            if not any(name == a or name.startswith(a + ".") for a in allowed):
+                found.append(f"{path.relative_to(root)}: {mod} imports {name}")
+    return sorted(set(found))
+
+
+def package_files(root: Path) -> List[Path]:
+    return sorted(p for pkg in OURS for p in (root / pkg).rglob("*.py"))
+
+
+def test_no_import_crosses_the_layers():
+    assert violations(package_files(REPO), REPO) == []
+
+
+def test_the_contract_fails_on_wrong_imports(tmp_path):
+    """The check is not vacuous: each kind of wrong import in a copy of the tree is reported."""
+    bad = {
+        "logic/bad.py": "from wsss.core.masks import write_mask\n",
+        "wsss/core/bad.py": "from stage1_pseudolabel.sam import registry\n",
+        "stage1_pseudolabel/bad.py": "import stage2_segnet.train\n",
+        "stage2_segnet/bad.py": "from stage1_pseudolabel.pipeline.config import Stage1Config\n",
+        "stage2_segnet/bad_relative.py": "from ..wsss.apps import demo\n",
+    }
+    for rel, code in bad.items():
+        (tmp_path / rel).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / rel).write_text(code)
+    for pkg in OURS:
+        (tmp_path / pkg).mkdir(exist_ok=True)
+    found = violations(package_files(tmp_path), tmp_path)
+    for rel in ("logic/bad.py", "wsss/core/bad.py", "stage1_pseudolabel/bad.py", "stage2_segnet/bad.py"):
+        assert any(line.startswith(rel + ":") for line in found), (rel, found)
+    # and the right ones pass
+    (tmp_path / "stage1_pseudolabel/good.py").write_text("from wsss.core.masks import write_mask\nimport logic\n")
+    (tmp_path / "wsss/apps").mkdir(parents=True, exist_ok=True)
+    (tmp_path / "wsss/apps/good.py").write_text("import stage2_segnet.train\nfrom stage1_pseudolabel import sam\n")
+    found = violations(package_files(tmp_path), tmp_path)
+    assert not any("good.py" in line for line in found)
+
+
+def _all_modules(package: str) -> List[str]:
+    root = REPO / package.replace(".", "/")
+    return sorted(module_name(p, REPO) for p in root.rglob("*.py") if "plugin" not in p.name)
+
+
+def test_importing_the_stages_has_no_side_effect():
+    """No torchvision stand-in, no segment_anything and no mmengine checkpoint patch at import time."""
+    mods = _all_modules("stage1_pseudolabel") + _all_modules("wsss.core")
+    code = f"""
+import importlib, sys
+for m in {mods!r}:
+    importlib.import_module(m)
+from stage1_pseudolabel.sam.torchvision_compat import using_stand_in
+print("stand-in" if using_stand_in() else "clean", "segment_anything" in sys.modules)
+"""
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split() == ["clean", "False"], out.stdout
+
+
+@pytest.mark.stage2
+def test_importing_stage2_does_not_patch_mmengine():
+    code = """
+import importlib, sys
+from mmengine.runner import CheckpointLoader
+before = CheckpointLoader._schemes[""]
+for m in ["stage2_segnet", "stage2_segnet.train", "stage2_segnet.test", "stage2_segnet.register", "stage2_segnet.checks"]:
+    importlib.import_module(m)
+print(CheckpointLoader._schemes[""] is before)
+from stage2_segnet.register import register_all
+register_all()
+print(CheckpointLoader._schemes[""] is before)
+"""
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split() == ["True", "False"], out.stdout
+
+
+def console_scripts() -> Dict[str, str]:
+    cfg = configparser.ConfigParser()
+    cfg.read(REPO / "setup.cfg")
+    lines = [ln.strip() for ln in cfg["options.entry_points"]["console_scripts"].splitlines() if "=" in ln]
+    return {name.strip(): target.strip() for name, target in (ln.split("=", 1) for ln in lines)}
+
+
+@pytest.mark.parametrize("script", sorted(console_scripts()))
+def test_cli_prog_names_are_the_console_script_names(script, capsys):
+    module, func = console_scripts()[script].split(":")
+    if module.startswith("stage2_segnet"):
+        pytest.importorskip("mmseg")
+    main = getattr(importlib.import_module(module), func)
+    with pytest.raises(SystemExit) as exc:
+        main(["--help"])
+    assert exc.value.code == 0
+    assert capsys.readouterr().out.startswith(f"usage: {script} ")
+
+
+def test_make_help_lists_every_target():
+    text = (REPO / "Makefile").read_text()
+    phony = re.search(r"^\.PHONY:(.*?)(?:\n\n)", text, re.S | re.M).group(1).replace("\\", " ").split()
+    out = subprocess.run([sys.executable, "scripts/make_help.py", "Makefile"], capture_output=True, text=True, cwd=REPO)
+    assert out.returncode == 0, out.stderr
+    listed = {ln.split()[0] for ln in out.stdout.splitlines() if ln.startswith("  ") and not ln.strip().startswith("reads:")}
+    assert set(phony) <= listed, set(phony) - listed
+    # the variables a target reads are derived from its recipe, through STAGE1_COMMON
+    embed = out.stdout.split("  stage1-embed ")[1].split("\n  stage1-")[0]
+    assert "EMBED_ARGS" in embed and "STAGE1_CONFIG" in embed and "TRAIN_ARGS" not in embed

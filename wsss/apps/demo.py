@@ -1,0 +1,411 @@
+"""End-to-end demo (``make demo``) and real-data quality benchmark (``make bench-quality``).
+
+``make demo`` (no official weights needed)::
+
+    python -m wsss.apps.demo --work-dir work_dirs/demo
+
+1. the **proxy SAM** checkpoint (``make proxy-sam``; trained here if missing) -- a small SAM-architecture
+   *stand-in for pretrained SAM* that the project trains itself on synthetic *source* scenes;
+2. synthetic *target* scenes (other shapes, textures, colours, clutter) with weak labels only
+   (boxes, scribbles, clicks) for the ``train`` split, and held-out ``val`` scenes with ground truth;
+3. classical baselines: box fill and GrabCut;
+4. stage 1: embed, zero-shot pseudo-masks, logic fine-tuning of the mask decoder, fine-tuned
+   pseudo-masks (stage 1's own pipeline functions);
+5. pseudo-mask evaluation of every method on the same ``train`` images (ground truth is used only here);
+6. a short stage 2 run (``configs/stage2/demo_deeplabv3plus_tiny.py``, mmsegmentation) on the fine-tuned
+   pseudo-masks and on the box-filled masks, evaluated on the ``val`` ground truth;
+7. ``report.html`` + ``report.json`` (+ PNGs) in the work dir.
+
+With official weights and real data: ``--checkpoint sam_vit_h_4b8939.pth --model-type vit_h --data
+data/VOCdevkit/VOC2012``. ``--bench-quality`` runs steps 3-5 and 7 on ``--data``/``--split`` (``make
+bench-quality``). Every step prints its time; steps whose outputs exist are skipped (re-running is
+cheap); ``--fresh`` starts over.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import importlib.util
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+import warnings
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Dict, List, Optional, Sequence
+
+from wsss.core.atomic import write_json
+from wsss.core.cli import setup_logging
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+PROXY_NOTE = ("Model: the project's proxy SAM, a small SAM-architecture stand-in for pretrained SAM trained by "
+              "this project on synthetic source scenes (make proxy-sam). It is NOT pretrained SAM: these numbers "
+              "show that the method works, not how well it works with SAM. Pass SAM_CHECKPOINT for official weights.")
+
+
+BENCH_QUALITY_PROXY_EPOCHS = 6  # --bench-quality with the proxy SAM: stage 1 fine-tuning epochs (--stage1-epochs)
+
+
+class Timer:
+    """Prints and records the wall time of each demo step."""
+
+    def __init__(self) -> None:
+        self.times: Dict[str, float] = {}
+        self.start = time.perf_counter()
+
+    @contextmanager
+    def step(self, name: str):
+        print(f"\n=== {name} ...", flush=True)
+        t0 = time.perf_counter()
+        try:
+            yield
+        finally:
+            dt = time.perf_counter() - t0
+            self.times[name] = round(dt, 1)
+            print(f"=== {name}: {dt:.1f} s (total {time.perf_counter() - self.start:.1f} s)", flush=True)
+
+
+def stage2_available() -> Optional[str]:
+    """None if the OpenMMLab stack imports, else the reason."""
+    for mod in ("mmcv", "mmengine", "mmseg"):
+        if importlib.util.find_spec(mod) is None:
+            return f"{mod} is not installed (make setup installs the OpenMMLab stack)"
+    try:
+        import mmcv  # noqa: F401
+        import mmseg  # noqa: F401
+    except Exception as exc:  # noqa: BLE001 -- any import failure means: no stage 2 here
+        return f"the OpenMMLab stack does not import: {type(exc).__name__}: {exc}"
+    return None
+
+
+def metrics_for(pred_dir: Path, gt_dir: Path, ids: Sequence[str]):
+    from wsss.core.evaluation import evaluate_folders
+
+    return evaluate_folders(pred_dir=pred_dir, gt_dir=gt_dir, ids=ids)
+
+
+def ensure_synthetic(root: Path, *, num_train: int, num_val: int, seed: int) -> Path:
+    """The demo's synthetic target dataset (re-used if it exists with the same parameters)."""
+    from wsss.core.synthetic import write_dataset
+
+    meta = root / "synthetic.json"
+    if meta.is_file():
+        m = json.loads(meta.read_text())
+        if (m.get("domain"), m.get("num_train"), m.get("num_val"), m.get("seed")) == ("target", num_train, num_val, seed):
+            print(f"synthetic target scenes: {root} is up to date")
+            return root
+        shutil.rmtree(root)
+    write_dataset(root, domain="target", num_train=num_train, num_val=num_val, seed=seed)
+    print(f"synthetic target scenes: {num_train} train (weak labels used) + {num_val} val (ground truth for stage 2) -> {root}")
+    return root
+
+
+def stage1_config(args, work: Path, data: Path, split: str, model_type: str, checkpoint: Optional[str]):
+    from stage1_pseudolabel.pipeline.config import build_config
+
+    config_file = args.stage1_config or ("configs/stage1/demo_proxy.yaml" if model_type == "proxy"
+                                         else "configs/stage1/voc_box_scribble.yaml")
+    overrides = {"data": str(data), "split": split, "work_dir": str(work / "stage1"), "model_type": model_type,
+                 "checkpoint": checkpoint, "device": args.device}
+    if args.stage1_epochs is not None:
+        overrides["epochs"] = args.stage1_epochs
+    elif args.bench_quality and model_type == "proxy" and args.stage1_config is None:
+        # demo_proxy.yaml's 25 epochs are sized for the demo's 40 scenes; on a real train list (VOC: 334
+        # images) that is thousands of steps. Keep bench-quality's fine-tuning to minutes on 2 cores.
+        overrides["epochs"] = BENCH_QUALITY_PROXY_EPOCHS
+    if args.stage1_max_steps is not None:
+        overrides["max_steps"] = args.stage1_max_steps
+    return build_config(config_file=config_file, overrides=overrides, cfg_options=args.cfg_options)
+
+
+def run_stage2(args, work: Path, data: Path, pseudo: Path, name: str) -> Optional[dict]:
+    """Train the tiny stage 2 network on ``pseudo`` and test it on the val ground truth; returns metrics."""
+    s2 = work / "stage2" / name
+    metrics_file = s2 / "test_val_metrics.json"
+    if metrics_file.is_file():
+        print(f"stage 2 ({name}): cached result {metrics_file}")
+    else:
+        if s2.exists():
+            shutil.rmtree(s2)
+        it = args.stage2_iters
+        opts = [f"train_cfg.max_iters={it}", f"train_cfg.val_interval={it}", f"param_scheduler.0.end={it}",
+                f"default_hooks.checkpoint.interval={it}", "default_hooks.logger.interval=25",
+                f"train_dataloader.batch_size={args.stage2_batch}"]
+        env = dict(os.environ, PYTHONWARNINGS="ignore")
+        env.setdefault("OMP_NUM_THREADS", str(max(1, args.threads)))  # stage 2 uses --threads too
+        base = [sys.executable, "-m"]
+        train = base + ["stage2_segnet.train", args.stage2_config, "--data", str(data), "--pseudo", str(pseudo),
+                        "--work-dir", str(s2), "--train-list", "train", "--val-list", "val", "--seed", str(args.seed),
+                        "--launcher", "none", "--cfg-options", *opts]
+        test = base + ["stage2_segnet.test", args.stage2_config, "--data", str(data), "--work-dir", str(s2),
+                       "--split", "val", "--launcher", "none", "--json", str(metrics_file)]
+        for cmd in (train, test):
+            print("$ " + " ".join(cmd), flush=True)
+            log_path = s2 / ("train.log" if cmd is train else "test.log")
+            log_path.parent.mkdir(parents=True, exist_ok=True)
+            with open(log_path, "w") as log:
+                rc = subprocess.call(cmd, cwd=REPO_ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
+            if rc != 0:
+                tail = log_path.read_text().splitlines()[-15:]
+                print(f"stage 2 ({name}) failed (exit {rc}); last lines of {log_path}:\n  " + "\n  ".join(tail))
+                return None
+    rec = json.loads(metrics_file.read_text())
+    m = rec.get("metrics", {})
+    miou = m.get("mIoU")
+    return {"mIoU": miou, "pixel_accuracy": m.get("aAcc"), "per_class_iou": {}, "trained_on": name,
+            "iterations": args.stage2_iters, "config": args.stage2_config}
+
+
+def overlay_rows(ids, data: Path, methods: Dict[str, Path], rank_by: str, gt_dir: Path):
+    from wsss.core.masks import read_mask
+    from wsss.apps.report import OverlayRow, per_image_miou, select_best_median_worst
+    from wsss.core.weak_labels import VocDataset, read_image
+
+    ds = VocDataset(data, ids=ids, verify_images=False)
+    scores = {}
+    for i in ids:
+        gt = read_mask(gt_dir / f"{i}.png")
+        scores[i] = per_image_miou(read_mask(methods[rank_by] / f"{i}.png"), gt)
+    rows = []
+    for label, image_id, _ in select_best_median_worst(scores):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            ann = ds.load(image_id)
+        gt = read_mask(gt_dir / f"{image_id}.png")
+        masks = {name: read_mask(d / f"{image_id}.png") for name, d in methods.items()}
+        rows.append(OverlayRow(label=label, image_id=image_id, image=read_image(ann.image_path), annotation=ann,
+                               masks=masks, gt=gt, scores={n: per_image_miou(m, gt) for n, m in masks.items()}))
+    return rows, scores
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="wsss-demo", description=__doc__.split("\n\n")[0])
+    p.add_argument("--work-dir", default="work_dirs/demo")
+    p.add_argument("--data", default=None, help="VOC-layout dataset (default: synthetic target scenes in the work dir)")
+    p.add_argument("--split", default="train", help="split whose weak labels make the pseudo-masks")
+    p.add_argument("--checkpoint", default=None, help="SAM checkpoint (default: the proxy SAM, trained if missing)")
+    p.add_argument("--model-type", default=None, help="vit_h | vit_l | vit_b | vit_t | proxy (default: proxy)")
+    p.add_argument("--proxy-checkpoint", default="data/checkpoints/proxy_sam.pth")
+    p.add_argument("--proxy-steps", type=int, default=None, help="proxy pretraining steps (default: the recipe's)")
+    p.add_argument("--proxy-eval-scenes", type=int, default=None, help="held-out scenes for the proxy's summary")
+    p.add_argument("--bench-quality", action="store_true", help="baselines + stage 1 on --data, with the report")
+    p.add_argument("--num-train", type=int, default=40, help="synthetic scenes whose pseudo-masks are made")
+    p.add_argument("--num-val", type=int, default=20, help="synthetic held-out scenes for stage 2's evaluation")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--stage1-config", default=None,
+                   help="stage 1 YAML (default: configs/stage1/demo_proxy.yaml with the proxy SAM, "
+                        "configs/stage1/voc_box_scribble.yaml with official weights)")
+    p.add_argument("--stage1-epochs", type=int, default=None,
+                   help="stage 1 fine-tuning epochs (default: the stage 1 config's; with --bench-quality and the "
+                        f"proxy SAM: {BENCH_QUALITY_PROXY_EPOCHS})")
+    p.add_argument("--stage1-max-steps", type=int, default=None)
+    p.add_argument("--cfg-options", dest="cfg_options", nargs="+", action="extend", default=[], metavar="KEY=VALUE",
+                   help="stage 1 config overrides: key=value key.sub=value (YAML values)")
+    p.add_argument("--set", dest="cfg_options", action="append", metavar="KEY=VALUE",
+                   help="the same as --cfg-options, one key per flag; repeatable")
+    p.add_argument("--stage2-config", default="configs/stage2/demo_deeplabv3plus_tiny.py",
+                   help="stage 2 mmseg config (default: a quarter-width DeepLabV3+ R18 that learns on 2 CPU cores)")
+    p.add_argument("--stage2-iters", type=int, default=300)
+    p.add_argument("--stage2-batch", type=int, default=8)
+    p.add_argument("--skip-stage2", action="store_true")
+    p.add_argument("--device", default="auto")
+    p.add_argument("--threads", type=int, default=int(os.environ.get("DEMO_THREADS", "2")))
+    p.add_argument("--fresh", action="store_true", help="delete the work dir first")
+    p.add_argument("--no-progress", action="store_true")
+    return p
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    args = build_parser().parse_args(argv)
+    import torch
+
+    torch.set_num_threads(max(1, args.threads))
+    from stage1_pseudolabel.baselines.cli import run_baseline
+    from stage1_pseudolabel.pipeline.embed import run_embed
+    from stage1_pseudolabel.pipeline.generate import run_generate
+    from stage1_pseudolabel.pipeline.train import run_train
+    from wsss.apps.report import build_report
+    from wsss.core.weak_labels.voc import read_id_list
+
+    setup_logging()
+    work = Path(args.work_dir)
+    if args.fresh and work.exists():
+        shutil.rmtree(work)
+    work.mkdir(parents=True, exist_ok=True)
+    timer = Timer()
+    progress = not args.no_progress
+    synthetic = args.data is None
+    if args.bench_quality and synthetic:
+        print("error: --bench-quality needs --data (a VOC-layout folder, e.g. ../shared/data/voc2012)", file=sys.stderr)
+        return 2
+    model_type = args.model_type or ("proxy" if args.checkpoint is None else "vit_h")
+    notes: List[str] = []
+
+    # 1. model --------------------------------------------------------------------------------------
+    checkpoint = args.checkpoint
+    if checkpoint is None:
+        model_type = "proxy"
+        from stage1_pseudolabel.proxy.train_proxy import ProxyTrainConfig, ensure_proxy_checkpoint
+
+        with timer.step("proxy SAM (stand-in for pretrained SAM)"):
+            cfg = ProxyTrainConfig()
+            if args.proxy_steps is not None:
+                cfg.steps = args.proxy_steps
+            if args.proxy_eval_scenes is not None:
+                cfg.eval_scenes = args.proxy_eval_scenes
+            checkpoint = str(ensure_proxy_checkpoint(Path(args.proxy_checkpoint), cfg, progress=progress))
+    elif not Path(checkpoint).is_file():
+        print(f"error: SAM checkpoint {checkpoint} not found (make weights downloads one where there is internet)",
+              file=sys.stderr)
+        return 2
+
+    if model_type == "proxy":
+        notes.append(PROXY_NOTE)
+
+    # 2. data ---------------------------------------------------------------------------------------
+    if synthetic:
+        with timer.step("synthetic target scenes"):
+            data = ensure_synthetic(work / "data", num_train=args.num_train, num_val=args.num_val, seed=args.seed)
+        split = "train"
+    else:
+        data = Path(args.data)
+        split = args.split
+        if not (data / "JPEGImages").is_dir():
+            print(f"error: {data} is not a VOC-layout folder (no JPEGImages/)", file=sys.stderr)
+            return 2
+    ids = read_id_list(data / "ImageSets" / "Segmentation" / f"{split}.txt")
+    gt_dir = data / "SegmentationClass"
+
+    # 3. baselines ----------------------------------------------------------------------------------
+    pred_dirs: Dict[str, Path] = {}
+    for method, name in (("box", "box fill"), ("grabcut", "GrabCut")):
+        with timer.step(f"baseline: {name}"):
+            out = work / "baselines" / method
+            run = run_baseline(method, data, out, split=split, progress=progress)
+            print(f"{name}: {run.summary()}")
+            pred_dirs[name] = out
+
+    # 4. stage 1 ------------------------------------------------------------------------------------
+    cfg = stage1_config(args, work, data, split, model_type, checkpoint)
+    with timer.step("stage 1: embed"):
+        s = run_embed(cfg, progress=progress)
+        print(f"embedded {s['embedded']} image(s), {s['already_cached']} cached")
+    # With a dense CRF in the config (demo_proxy.yaml has one), the pipeline's pseudo-masks are the
+    # refined ones; the demo also writes the unrefined ones, so the table separates what the logic
+    # fine-tuning does from what the CRF does.
+    raw = dataclasses.replace(cfg, crf=None)
+    if cfg.crf is not None:
+        notes.append(f"'+ CRF' rows: the same class probabilities refined by a dense CRF on the image (stage 1 config "
+                     f"crf: {cfg.crf}; the demo's parameters were chosen on synthetic source scenes by make tune-crf, "
+                     "never on these images). Rows without it show the mask decoder alone.")
+    with timer.step("stage 1: zero-shot pseudo-masks"):
+        s = run_generate(raw, zero_shot=True, progress=progress)
+        pred_dirs["zero-shot"] = Path(s["output_dir"])
+        if cfg.crf is not None:
+            refined = dataclasses.replace(cfg, output_dir=str(cfg.output_path(zero_shot=True)) + "_crf")
+            s = run_generate(refined, zero_shot=True, progress=progress)
+            pred_dirs["zero-shot + CRF"] = Path(s["output_dir"])
+    finetuned_dir = cfg.output_path(zero_shot=False)
+    raw_finetuned_dir = cfg.work_path / "pseudo_masks_no_crf"
+    with timer.step("stage 1: logic fine-tuning of the mask decoder"):
+        if cfg.decoder_path().is_file() and cfg.train_log.is_file():
+            print(f"fine-tuned decoder {cfg.decoder_path()} exists: skipped (--fresh retrains)")
+        else:
+            for old in (finetuned_dir, raw_finetuned_dir):
+                if old.exists():
+                    shutil.rmtree(old)  # masks of an older decoder
+            s = run_train(cfg, progress=progress)
+            print(f"{s['steps']} step(s) on {s['images']} image(s); loss {s['losses'][0]:.4f} -> {s['losses'][-1]:.4f}")
+    with timer.step("stage 1: fine-tuned pseudo-masks"):
+        if cfg.crf is not None:
+            s = run_generate(dataclasses.replace(raw, output_dir=str(raw_finetuned_dir)), progress=progress)
+            pred_dirs["fine-tuned"] = Path(s["output_dir"])
+            s = run_generate(cfg, zero_shot=False, progress=progress)
+            pred_dirs["fine-tuned + CRF"] = Path(s["output_dir"])
+        else:
+            s = run_generate(cfg, zero_shot=False, progress=progress)
+            pred_dirs["fine-tuned"] = Path(s["output_dir"])
+    final = "fine-tuned + CRF" if cfg.crf is not None else "fine-tuned"  # what stage 2 trains on
+
+    # 5. evaluation ---------------------------------------------------------------------------------
+    pseudo = {}
+    with timer.step("pseudo-mask evaluation"):
+        for name, d in pred_dirs.items():
+            pseudo[name] = metrics_for(d, gt_dir, ids)
+        width = max(len(n) for n in pseudo)
+        print(f"pseudo-mask mIoU on {len(ids)} {split} images (ground truth used for evaluation only):")
+        for name, m in pseudo.items():
+            print(f"  {name:<{width}}  {m.miou:6.2f}")
+
+    # 6. stage 2 ------------------------------------------------------------------------------------
+    stage2 = {}
+    if synthetic and not args.bench_quality and not args.skip_stage2:
+        reason = stage2_available()
+        if reason:
+            print(f"stage 2 skipped: {reason}")
+            notes.append(f"Stage 2 was skipped: {reason}.")
+        else:
+            for name, key, tag in ((f"stage 2 on {final} pseudo-masks", final, "fine_tuned"),
+                                   ("stage 2 on box-fill masks", "box fill", "box_fill")):
+                with timer.step(name):
+                    r = run_stage2(args, work, data, pred_dirs[key], tag)
+                    if r is not None:
+                        stage2[name] = r
+                        print(f"{name}: val mIoU {r['mIoU']:.2f}")
+
+    # 7. report -------------------------------------------------------------------------------------
+    with timer.step("report"):
+        shown = [k for k in ("zero-shot", "fine-tuned", "fine-tuned + CRF") if k in pred_dirs]
+        rows, per_image = overlay_rows(ids, data, {k: pred_dirs[k] for k in shown}, final, gt_dir)
+        targets = []
+        pairs = [("fine-tuned", "zero-shot")] + ([("fine-tuned + CRF", "zero-shot + CRF")] if final != "fine-tuned" else [])
+        for ft_name, zs_name in pairs:
+            ft, zs = pseudo[ft_name].miou, pseudo[zs_name].miou
+            targets.append({"name": f"{ft_name} >= {zs_name} + 5 mIoU points",
+                            "measured": f"{ft:.2f} vs {zs:.2f} ({ft - zs:+.2f})", "passed": bool(ft >= zs + 5)})
+        for baseline in ("box fill", "GrabCut"):
+            ft, b = pseudo[final].miou, pseudo[baseline].miou
+            targets.append({"name": f"{final} > {baseline}", "measured": f"{ft:.2f} vs {b:.2f}", "passed": bool(ft > b)})
+        if len(stage2) == 2:
+            a, b = (r["mIoU"] for r in stage2.values())
+            targets.append({"name": f"stage 2 on {final} > stage 2 on box fill", "measured": f"{a:.2f} vs {b:.2f}",
+                            "passed": bool(a > b)})
+        title = ("Demo: synthetic target scenes" if synthetic else f"Quality benchmark: {data} ({split})")
+        model_info = {"type": model_type, "checkpoint": checkpoint}
+        if model_type == "proxy":
+            model_info["what"] = "proxy SAM: a small stand-in for pretrained SAM (not SAM)"
+            side = Path(checkpoint + ".json")
+            if side.is_file():
+                summ = json.loads(side.read_text()).get("summary", {})
+                model_info["proxy held-out object IoU (source / target)"] = (
+                    f"{summ.get('val_object_iou_source')} / {summ.get('val_object_iou_target')}")
+        report = build_report(
+            work, pseudo_metrics=pseudo, stage2_metrics=stage2,
+            stage2_description=(f"{args.stage2_config}, {args.stage2_iters} iterations from scratch on the {len(ids)} "
+                                f"train scenes' masks; mIoU on the {args.num_val} held-out val scenes' ground truth."
+                                if stage2 else None),
+            train_log=cfg.train_log, overlay_rows=rows, ranked_by=final, title=title,
+            dataset={"root": str(data), "split": split, "images": len(ids),
+                     "kind": "synthetic target domain" if synthetic else "VOC-layout dataset"},
+            model=model_info, targets=targets, timings=timer.times, notes=notes,
+            extra={"per_image_miou": {"method": final, "scores": per_image}, "crf": cfg.crf},
+        )
+    report["timings_s"] = timer.times  # now with the report step's own time
+    write_json(work / "report.json", report)
+    print("\nResults")
+    for name, m in pseudo.items():
+        print(f"  pseudo-masks  {name:<16} mIoU {m.miou:6.2f}")
+    for name, r in stage2.items():
+        print(f"  {name:<40} mIoU {r['mIoU']:6.2f}")
+    for t in targets:
+        print(f"  target: {t['name']:<60} {t['measured']:<28} {'MET' if t['passed'] else 'NOT MET'}")
+    print(f"\nreport: {work / 'report.html'} (and report.json); total {time.perf_counter() - timer.start:.0f} s")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,76 @@
+"""One in-memory representation of an image and its weak labels, whatever file format they came from.
+
+Coordinate convention (the only one used in memory; readers convert on the way in, see
+:mod:`wsss.core.frames` for every other frame):
+
+* Pixel ``(row, col)`` = ``(y, x)``, 0-based; ``x`` grows to the right, ``y`` downwards.
+* Boxes are ``(x0, y0, x1, y1)`` in pixel-edge coordinates, 0-based and half-open: the box covers
+  pixels with ``x0 <= x < x1`` and ``y0 <= y < y1``. A VOC XML box ``xmin..xmax`` (1-based,
+  inclusive) is ``x0 = xmin - 1, x1 = xmax`` (:func:`wsss.core.frames.voc_box_to_pixel`).
+* Points are ``(x, y)`` 0-based pixel indices (floats allowed): a click at ``(3.0, 5.0)`` is the pixel
+  in column 3, row 5.
+* Scribbles are a label map the size of the image: 255 unlabeled, 0 background, ``1..C`` a class.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Optional
+
+import numpy as np
+
+from wsss.core.weak_labels.classes import IGNORE_INDEX
+
+
+@dataclass
+class ImageAnnotation:
+    """An image with its weak labels and, where available, its ground truth.
+
+    Attributes:
+        image_id: the dataset id (file stem), e.g. ``2007_000032``.
+        image_path: path of the RGB image.
+        height, width: image size in pixels.
+        boxes: ``float32 [N, 4]`` boxes ``(x0, y0, x1, y1)``, half-open pixel edges (module docstring).
+        box_classes: ``int64 [N]`` class index of each box, in ``1..C``.
+        scribbles: ``uint8 [H, W]`` label map (255 unlabeled, 0 background, ``1..C``), or None.
+        points: ``float32 [P, 2]`` click positions ``(x, y)``.
+        point_classes: ``int64 [P]`` class of each click, 0 for a background click.
+        gt_path: path of the ground-truth label PNG (0..C, 255 void), or None.
+    """
+
+    image_id: str
+    image_path: Path
+    height: int
+    width: int
+    boxes: np.ndarray = field(default_factory=lambda: np.zeros((0, 4), np.float32))
+    box_classes: np.ndarray = field(default_factory=lambda: np.zeros((0,), np.int64))
+    scribbles: Optional[np.ndarray] = None
+    points: np.ndarray = field(default_factory=lambda: np.zeros((0, 2), np.float32))
+    point_classes: np.ndarray = field(default_factory=lambda: np.zeros((0,), np.int64))
+    gt_path: Optional[Path] = None
+
+    def __post_init__(self) -> None:
+        self.boxes = np.asarray(self.boxes, np.float32).reshape(-1, 4)
+        self.box_classes = np.asarray(self.box_classes, np.int64).reshape(-1)
+        self.points = np.asarray(self.points, np.float32).reshape(-1, 2)
+        self.point_classes = np.asarray(self.point_classes, np.int64).reshape(-1)
+        if len(self.boxes) != len(self.box_classes):
+            raise ValueError(f"{self.image_id}: {len(self.boxes)} boxes but {len(self.box_classes)} box classes")
+        if len(self.points) != len(self.point_classes):
+            raise ValueError(f"{self.image_id}: {len(self.points)} points but {len(self.point_classes)} classes")
+        if self.scribbles is not None and self.scribbles.shape != (self.height, self.width):
+            raise ValueError(
+                f"{self.image_id}: scribble map is {self.scribbles.shape[1]}x{self.scribbles.shape[0]} (WxH) "
+                f"but the image is {self.width}x{self.height}"
+            )
+
+    @property
+    def num_objects(self) -> int:
+        return len(self.boxes)
+
+    @property
+    def has_weak_labels(self) -> bool:
+        """True if there is at least one box, one scribble pixel or one click."""
+        has_scribble = self.scribbles is not None and bool((self.scribbles != IGNORE_INDEX).any())
+        return self.num_objects > 0 or has_scribble or len(self.points) > 0

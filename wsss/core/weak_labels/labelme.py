@@ -1,0 +1,111 @@
+"""One image's weak labels from a LabelMe JSON file.
+
+Shapes used: ``rectangle`` -> box (two corner pixels, both inside the box:
+:func:`wsss.core.frames.labelme_rectangle_to_pixel`); ``line`` / ``linestrip`` -> scribble
+strokes rasterised :data:`~wsss.core.weak_labels.scribblesup.STROKE_WIDTH` px wide (label
+``background`` allowed, class 0); ``point`` -> click (``background`` allowed). Coordinates are 0-based
+pixel indices ``(x, y)``. Other shape types (``polygon``, ``circle``, ...) are ignored with one
+warning per file. Labels are validated against the class list.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional, Sequence
+
+import numpy as np
+
+from wsss.core.frames import labelme_rectangle_to_pixel
+from wsss.core.weak_labels.annotation import ImageAnnotation
+from wsss.core.weak_labels.checks import fit_boxes_to_image, fit_points_to_image
+from wsss.core.weak_labels.classes import VOC_ALIASES, VOC_CLASSES, class_index
+from wsss.core.weak_labels._json import load_json
+from wsss.core.weak_labels.errors import (
+    MalformedAnnotationError,
+    PathLike,
+    UnknownClassError,
+    warn_file,
+)
+from wsss.core.weak_labels.images import image_size
+from wsss.core.weak_labels.scribblesup import STROKE_WIDTH, rasterise_strokes
+
+_STROKE_TYPES = ("line", "linestrip")
+
+
+def read_labelme(
+    path: PathLike,
+    *,
+    image_dir: Optional[PathLike] = None,
+    classes: Sequence[str] = VOC_CLASSES,
+    thickness: int = STROKE_WIDTH,
+) -> ImageAnnotation:
+    """Read a LabelMe JSON file.
+
+    Args:
+        image_dir: folder ``imagePath`` is relative to; default: the JSON's folder.
+        thickness: scribble stroke width in pixels.
+
+    Returns:
+        The image's annotation: ``image_id`` is the JSON file's stem; size from ``imageHeight`` /
+        ``imageWidth`` (or the image header when absent); ``scribbles`` None when there is no stroke.
+
+    Raises:
+        MissingFileError: no JSON (or, without a size in it, no image).
+        MalformedAnnotationError: not JSON, no ``shapes``, a shape without label/points, a rectangle
+            without two corners, or a ``background`` rectangle.
+        UnknownClassError: a label that is not a class.
+    """
+    path = Path(path)
+    data = load_json(path, what="LabelMe JSON")
+    shapes = data.get("shapes") if isinstance(data, dict) else None
+    if not isinstance(shapes, list):
+        raise MalformedAnnotationError(path, "not a LabelMe file: expected an object with a 'shapes' list")
+
+    image_path = (Path(image_dir) if image_dir is not None else path.parent) / str(data.get("imagePath") or f"{path.stem}.jpg")
+    if data.get("imageHeight") and data.get("imageWidth"):
+        height, width = int(data["imageHeight"]), int(data["imageWidth"])
+    else:
+        height, width = image_size(image_path)
+
+    boxes, box_classes, strokes, points, point_classes, ignored = [], [], [], [], [], set()
+    for k, shape in enumerate(shapes):
+        try:
+            label, kind = str(shape["label"]), str(shape.get("shape_type") or "polygon")
+            pts = np.asarray(shape["points"], np.float64).reshape(-1, 2)
+        except (KeyError, TypeError, ValueError) as exc:
+            raise MalformedAnnotationError(path, f"shapes[{k}] has no usable label/points ({exc!r})") from exc
+        if kind not in ("rectangle", "point") + _STROKE_TYPES:
+            ignored.add(kind)
+            continue
+        try:
+            cls = class_index(label, classes, VOC_ALIASES)
+        except KeyError as exc:
+            raise UnknownClassError(path, f"shapes[{k}]: {exc.args[0]}") from None
+        if kind == "rectangle":
+            if len(pts) != 2:
+                raise MalformedAnnotationError(path, f"shapes[{k}] rectangle has {len(pts)} points, expected 2")
+            if cls == 0:
+                raise MalformedAnnotationError(path, f"shapes[{k}] is a rectangle labelled {label!r}")
+            boxes.append(labelme_rectangle_to_pixel(*pts[0], *pts[1]))
+            box_classes.append(cls)
+        elif kind == "point":
+            if len(pts) != 1:
+                raise MalformedAnnotationError(path, f"shapes[{k}] point has {len(pts)} coordinates")
+            points.append(pts[0])
+            point_classes.append(cls)
+        else:
+            if len(pts) == 0:
+                raise MalformedAnnotationError(path, f"shapes[{k}] {kind} has no points")
+            strokes.append((pts, cls))
+    if ignored:
+        warn_file(path, f"shape type(s) {', '.join(sorted(ignored))} are not weak labels and were ignored")
+
+    box_arr, cls_arr = fit_boxes_to_image(np.asarray(boxes, np.float32), np.asarray(box_classes, np.int64),
+                                          height=height, width=width, path=path)
+    pt_arr, pt_cls = fit_points_to_image(np.asarray(points, np.float32), np.asarray(point_classes, np.int64),
+                                         height=height, width=width, path=path)
+    scribbles = rasterise_strokes(strokes, height=height, width=width, thickness=thickness) if strokes else None
+    return ImageAnnotation(
+        image_id=path.stem, image_path=image_path, height=height, width=width,
+        boxes=box_arr, box_classes=cls_arr, scribbles=scribbles, points=pt_arr, point_classes=pt_cls,
+    )
