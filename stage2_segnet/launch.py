@@ -14,9 +14,9 @@ import argparse
 import os
 import sys
 from pathlib import Path
-from typing import List, Optional, Sequence
+from typing import Callable, List, Optional, Sequence, Tuple
 
-from wsss.core.cli import add_config_arguments, config_file, flatten_options, parse_cfg_options
+from wsss.core.cli import add_config_arguments, config_file, flatten_options, parse_cfg_options, silence_known_warnings
 
 LAUNCHERS = ("auto", "none", "pytorch", "slurm", "mpi")
 
@@ -41,6 +41,19 @@ def finish_args(args: argparse.Namespace, parser: argparse.ArgumentParser) -> ar
     except ValueError as exc:
         parser.error(str(exc))
     return args
+
+
+def start(parse: Callable[[List[str]], argparse.Namespace],
+          argv: Optional[Sequence[str]]) -> Tuple[List[str], argparse.Namespace, str]:
+    """The preamble of every stage-2 entry point: filter the one known warning, register our modules
+    and the checkpoint fix, parse the arguments, choose the launcher. Returns ``(argv, args, launcher)``."""
+    from stage2_segnet.register import register_all
+
+    silence_known_warnings()
+    register_all()
+    argv = list(sys.argv[1:] if argv is None else argv)
+    args = parse(argv)
+    return argv, args, resolve_launcher(args.launcher, args.gpus)
 
 
 def in_torchrun() -> bool:

@@ -22,11 +22,11 @@ from typing import Dict, Optional, Sequence
 from mmengine.config import Config
 
 from wsss.core.atomic import write_json
-from wsss.core.cli import run_checked, silence_known_warnings
+from wsss.core.cli import run_checked
 from wsss.core.crf import require_crf
 
-from .register import register_all
-from .launch import add_common_args, configure_runtime, finish_args, list_file, rank, relaunch_with_torchrun, resolve_launcher, set_data_root
+from .launch import (add_common_args, configure_runtime, finish_args, list_file, rank, relaunch_with_torchrun,
+                     set_data_root, start)
 
 
 def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
@@ -97,11 +97,7 @@ def run(cfg: Config) -> Dict[str, float]:
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
-    silence_known_warnings()
-    register_all()
-    argv = list(sys.argv[1:] if argv is None else argv)
-    args = parse_args(argv)
-    launcher = resolve_launcher(args.launcher, args.gpus)
+    argv, args, launcher = start(parse_args, argv)
     if launcher == "torchrun":
         return relaunch_with_torchrun("stage2_segnet.test", argv, args.gpus)
     cfg, status = run_checked(lambda: build_config(args, launcher))  # a user's mistake: one line, exit 2

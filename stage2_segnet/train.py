@@ -24,12 +24,12 @@ from typing import Optional, Sequence
 
 from mmengine.config import Config
 
-from wsss.core.cli import run_checked, silence_known_warnings
+from wsss.core.cli import run_checked
 from wsss.core.weak_labels.voc import read_id_list
 
 from .checks import check_pretrained, check_pseudo_masks, raise_on_problems
-from .register import register_all
-from .launch import add_common_args, configure_runtime, finish_args, list_file, rank, relaunch_with_torchrun, resolve_launcher, set_data_root
+from .launch import (add_common_args, configure_runtime, finish_args, list_file, rank, relaunch_with_torchrun,
+                     set_data_root, start)
 
 
 def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
@@ -101,11 +101,7 @@ def run(cfg: Config):
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
-    silence_known_warnings()
-    register_all()
-    argv = list(sys.argv[1:] if argv is None else argv)
-    args = parse_args(argv)
-    launcher = resolve_launcher(args.launcher, args.gpus)
+    argv, args, launcher = start(parse_args, argv)
 
     def checked_config():
         """A user's mistake (missing backbone weights, bad pseudo-masks, bad config) is one line, exit 2."""

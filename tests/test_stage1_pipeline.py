@@ -33,6 +33,7 @@ from stage1_pseudolabel.pipeline.model import load_model
 from stage1_pseudolabel.pipeline.predict import DecoderRunner, lowres_log_distribution
 from stage1_pseudolabel.pipeline.prepare import compile_constraints, open_dataset, prepare_image
 from stage1_pseudolabel.pipeline.train import run_train
+from wsss.core.cli import EXIT_SKIPPED
 from stage1_pseudolabel.pipeline.train import main as train_main
 from stage1_pseudolabel.sam.checkpoint import CheckpointError
 from wsss.core.synthetic import write_dataset
@@ -199,7 +200,7 @@ def test_two_shards_make_exactly_one_runs_masks(trained, synthetic, tmp_path):
 
 
 def test_dense_crf_refinement_in_generate(trained, synthetic, tmp_path, monkeypatch):
-    from stage1_pseudolabel import crf as crf_module
+    from wsss.core import crf as crf_module
 
     if not crf_module.crf_available():
         pytest.skip("pydensecrf2 not installed")
@@ -225,7 +226,7 @@ def test_dense_crf_refinement_in_generate(trained, synthetic, tmp_path, monkeypa
     assert changed > 0
 
 
-def test_unreadable_images_are_reported_by_name_and_the_rest_goes_on(trained, synthetic, tmp_path):
+def test_unreadable_images_are_reported_by_name_and_the_rest_goes_on(trained, synthetic, tmp_path, capsys):
     data = tmp_path / "data"
     shutil.copytree(synthetic, data)
     ids = open_dataset(trained["cfg"]).ids
@@ -244,6 +245,15 @@ def test_unreadable_images_are_reported_by_name_and_the_rest_goes_on(trained, sy
     g = run_generate(make_cfg(data, work, output_dir=str(tmp_path / "plain")), progress=False)
     assert {p["image_id"] for p in g["problems"]} == {corrupt, missing} and g["written"] == NUM_TRAIN - 2
     assert sorted(p.stem for p in (tmp_path / "plain").iterdir()) == sorted(set(ids) - {corrupt, missing})
+    # the CLIs finish the rest but exit 3 (not 0: a SLURM array task must not look green), naming the
+    # skipped images on stderr and in the problems file
+    cli = ["--config", str(TINY_CONFIG), "--data", str(data), "--work-dir", str(work), "--no-progress"]
+    assert embed_main(cli) == EXIT_SKIPPED
+    assert generate_main(cli + ["--out-dir", str(tmp_path / "plain")]) == EXIT_SKIPPED
+    err = capsys.readouterr().err
+    assert f"{corrupt}.jpg" in err and f"{missing}.jpg" in err and "problems listed in" in err
+    problems_file = json.loads((work / "logs" / "generate_finetuned_shard0of1.json").read_text())
+    assert {p["image_id"] for p in problems_file["problems"]} == {corrupt, missing}
     # with the CRF, the image itself is read even where the embedding is cached
     from wsss.core.crf import crf_available
 

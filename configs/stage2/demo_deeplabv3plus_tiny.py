@@ -16,17 +16,10 @@ model = dict(
         c1_in_channels=16, c1_channels=16, dropout_ratio=0.0),
     auxiliary_head=dict(in_channels=64, channels=32, dropout_ratio=0.0))
 
+# the smoke configs' 128 px pipeline with a wider scale jitter
 train_pipeline = [
-    dict(type='LoadImageFromFile'),
-    dict(type='LoadVOCLabel'),
-    dict(
-        type='RandomResize',
-        scale=(512, 128),
-        ratio_range=(0.75, 1.5),
-        keep_ratio=True),
-    dict(type='RandomCrop', crop_size=crop_size, cat_max_ratio=0.75),
-    dict(type='RandomFlip', prob=0.5),
-    dict(type='PackSegInputs')
+    dict(t, ratio_range=(0.75, 1.5)) if t['type'] == 'RandomResize' else t
+    for t in _base_.train_pipeline
 ]
 train_dataloader = dict(batch_size=8, dataset=dict(pipeline=train_pipeline))
 

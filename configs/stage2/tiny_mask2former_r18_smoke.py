@@ -3,7 +3,7 @@
 # falls back to its PyTorch implementation). For tests and benchmarks; not for accuracy.
 _base_ = ['./mask2former_r50_voc_pseudo.py', './_base_/smoke_128px.py']
 pretrained = None  # from scratch
-crop_size = {{_base_.smoke_crop_size}}
+crop_size = _base_.smoke_crop_size
 feat = 64
 model = dict(
     data_preprocessor=dict(size=crop_size),
@@ -32,16 +32,16 @@ model = dict(
                 ffn_cfg=dict(embed_dims=feat, feedforward_channels=128))),
         train_cfg=dict(num_points=1024)))
 
-train_pipeline = {{_base_.smoke_train_pipeline}}
-test_pipeline = {{_base_.smoke_test_pipeline}}
-train_dataloader = {{_base_.smoke_train_dataloader}}
-val_dataloader = {{_base_.smoke_val_dataloader}}
+train_pipeline = _base_.smoke_train_pipeline
+test_pipeline = _base_.smoke_test_pipeline
+train_dataloader = _base_.smoke_train_dataloader
+val_dataloader = _base_.smoke_val_dataloader
 test_dataloader = val_dataloader
-max_iters = {{_base_.smoke_max_iters}}
+max_iters = _base_.smoke_max_iters
 param_scheduler = [
     dict(type='PolyLR', eta_min=0, power=0.9, begin=0, end=max_iters,
          by_epoch=False)
 ]
-train_cfg = {{_base_.smoke_train_cfg}}
-default_hooks = {{_base_.smoke_default_hooks}}
+train_cfg = _base_.smoke_train_cfg
+default_hooks = _base_.smoke_default_hooks
 randomness = dict(seed=0)

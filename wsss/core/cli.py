@@ -93,8 +93,19 @@ def parse_cfg_options(items: Sequence[str]) -> Dict[str, Any]:
             target = target.setdefault(part, {})
             if not isinstance(target, dict):
                 raise ValueError(f"--cfg-options {key}: {part} is both a value and a mapping")
-        target[parts[-1]] = yaml.safe_load(raw)
+        target[parts[-1]] = _yaml_value(raw)
     return out
+
+
+def _yaml_value(raw: str) -> Any:
+    """YAML, except that a number YAML 1.1 leaves as a string (``1e-4``) becomes a float."""
+    value = yaml.safe_load(raw)
+    if isinstance(value, str):
+        try:
+            return float(value)
+        except ValueError:
+            return value
+    return value
 
 
 def flatten_options(options: Dict[str, Any], prefix: str = "") -> Dict[str, Any]:

@@ -1,7 +1,7 @@
 # What the CPU smoke configs share: 128 px crops, in-process data loading, 4 iterations, checkpoints
 # every 2. Each smoke config inherits a full network config (which brings the 512 px dataset base) AND
 # this file; mmengine refuses one key from two bases, so the keys here are `smoke_*` and the configs
-# take them by `{{_base_.smoke_*}}`.
+# take them as `_base_.smoke_*`.
 smoke_crop_size = (128, 128)
 smoke_train_pipeline = [
     dict(type='LoadImageFromFile'),

@@ -1,0 +1,82 @@
+"""The shared CLI dialect (wsss.core.cli), config inheritance, stale temp files, exit statuses."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import time
+
+import pytest
+
+from stage1_pseudolabel.pipeline.config import build_config
+from wsss.core.atomic import TEMP_SUFFIX, atomic_write, remove_stale_temp_files
+from wsss.core.cli import (
+    EXIT_OK,
+    EXIT_REFUSED,
+    EXIT_SKIPPED,
+    add_config_arguments,
+    finish,
+    flatten_options,
+    parse_cfg_options,
+    run_cli,
+)
+
+
+def test_cfg_options_and_set_are_one_flag():
+    parser = argparse.ArgumentParser()
+    add_config_arguments(parser, config_help="x")
+    args = parser.parse_args(["--cfg-options", "a.b=1", "c=[x, y]", "--set", "d=null", "--set", "lr=1e-4"])
+    opts = parse_cfg_options(args.cfg_options)
+    assert opts == {"a": {"b": 1}, "c": ["x", "y"], "d": None, "lr": 1e-4}
+    assert flatten_options(opts) == {"a.b": 1, "c": ["x", "y"], "d": None, "lr": 1e-4}
+    with pytest.raises(ValueError, match="key=value"):
+        parse_cfg_options(["novalue"])
+
+
+def test_stage1_configs_inherit_their_base(tmp_path):
+    box = build_config(config_file="configs/stage1/voc_box.yaml")
+    base = build_config(config_file="configs/stage1/voc_box_scribble.yaml")
+    assert box.weak_labels == ["boxes"] and box.prompt_mode == "box"
+    assert box.loss["scribbles"] == 0.0 and box.loss["background"] == base.loss["background"]
+    assert (box.lr, box.epochs, box.warmup_steps) == (base.lr, base.epochs, base.warmup_steps)
+    demo = build_config(config_file="configs/stage1/demo_proxy.yaml")
+    assert demo.model_type == "proxy" and demo.loss["background"] == 4.0 and demo.loss["neighbourhood"] == 1.0
+    # _delete_ replaces the base's mapping; a cycle is refused naming the file
+    (tmp_path / "a.yaml").write_text("_base_: b.yaml\nloss: {_delete_: true, background: 2.0}\n")
+    (tmp_path / "b.yaml").write_text("loss: {scribbles: 0.0, neighbourhood: 0.5}\n")
+    assert build_config(config_file=str(tmp_path / "a.yaml")).loss == {"background": 2.0}
+    (tmp_path / "b.yaml").write_text("_base_: a.yaml\n")
+    with pytest.raises(ValueError, match="inherits from itself"):
+        build_config(config_file=str(tmp_path / "a.yaml"))
+
+
+def test_stale_temp_files_of_a_killed_writer_are_removed(tmp_path):
+    with atomic_write(tmp_path / "done.png") as handle:
+        handle.write(b"x")
+    stale = tmp_path / f".2007_000032.png.k3j4{TEMP_SUFFIX}"
+    live = tmp_path / f".2007_000033.png.a8b9{TEMP_SUFFIX}"
+    stale.write_bytes(b"half")
+    live.write_bytes(b"being written")
+    old = time.time() - 3600
+    os.utime(stale, (old, old))
+    assert remove_stale_temp_files(tmp_path) == [stale]
+    assert not stale.exists() and live.exists() and (tmp_path / "done.png").read_bytes() == b"x"
+
+
+def test_exit_statuses(capsys):
+    assert finish([], what="job") == EXIT_OK
+    assert finish(["a.jpg: corrupt"], what="job") == EXIT_SKIPPED
+    assert "a.jpg: corrupt" in capsys.readouterr().err
+
+    def refused() -> int:
+        raise FileNotFoundError("data/x.yaml: not found")
+
+    assert run_cli(refused) == EXIT_REFUSED
+    err = capsys.readouterr().err
+    assert err == "error: data/x.yaml: not found\n"  # one line, no traceback
+
+    def bug() -> int:
+        raise KeyError("a bug keeps its traceback")
+
+    with pytest.raises(KeyError):
+        run_cli(bug)
