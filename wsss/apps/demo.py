@@ -138,10 +138,10 @@ def run_stage2(args, work: Path, data: Path, pseudo: Path, name: str) -> Optiona
         env = dict(os.environ, PYTHONWARNINGS="ignore")
         env.setdefault("OMP_NUM_THREADS", str(max(1, args.threads)))  # stage 2 uses --threads too
         base = [sys.executable, "-m"]
-        train = base + ["stage2_segnet.train", args.stage2_config, "--data", str(data), "--pseudo", str(pseudo),
+        train = base + ["stage2_segnet.train", "--config", args.stage2_config, "--data", str(data), "--pseudo", str(pseudo),
                         "--work-dir", str(s2), "--train-list", "train", "--val-list", "val", "--seed", str(args.seed),
                         "--launcher", "none", "--cfg-options", *opts]
-        test = base + ["stage2_segnet.test", args.stage2_config, "--data", str(data), "--work-dir", str(s2),
+        test = base + ["stage2_segnet.test", "--config", args.stage2_config, "--data", str(data), "--work-dir", str(s2),
                        "--split", "val", "--launcher", "none", "--json", str(metrics_file)]
         for cmd in (train, test):
             print("$ " + " ".join(cmd), flush=True)
