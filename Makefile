@@ -45,8 +45,10 @@ GT          ?= $(DATA)/SegmentationClass
 LIST        ?=
 
 # Demo / benchmarks -------------------------------------------------------------------------------
-DEMO_WORK   ?= work_dirs/demo
+DEMO_WORK   ?= work_dirs/demo$(if $(WEAK_LABELS),_$(WEAK_LABELS),)
 DEMO_ARGS   ?=
+# boxes | scribbles | points | boxes+scribbles | scribbles+points | all; empty: the stage-1 config's
+WEAK_LABELS ?=
 SYNTH_OUT   ?= data/synthetic
 
 .PHONY: help setup test test-fast synthetic evaluate weights \
@@ -117,10 +119,11 @@ proxy-sam: setup ## pretrain the proxy SAM (the demo's stand-in for pretrained S
 	$(PY) -m stage1_pseudolabel.proxy.train_proxy --out data/checkpoints/proxy_sam.pth
 
 demo: setup ## end-to-end demo on synthetic scenes (or SAM_CHECKPOINT + DATA); writes DEMO_WORK/report.html
-	$(PY) -m wsss.apps.demo --work-dir $(DEMO_WORK) $(if $(SAM_CHECKPOINT),--checkpoint $(SAM_CHECKPOINT) --model-type $(SAM_MODEL) --data $(DATA),) $(DEMO_ARGS)
+	$(PY) -m wsss.apps.demo --work-dir $(DEMO_WORK) $(if $(WEAK_LABELS),--weak-labels $(WEAK_LABELS),) $(if $(SAM_CHECKPOINT),--checkpoint $(SAM_CHECKPOINT) --model-type $(SAM_MODEL) --data $(DATA),) $(DEMO_ARGS)
 
 bench-quality: setup ## baselines + stage 1 on a labelled dataset, with the report
-	$(PY) -m wsss.apps.demo --bench-quality --data $(DATA) --split $(SPLIT) --work-dir work_dirs/bench_quality \
+	$(PY) -m wsss.apps.demo --bench-quality --data $(DATA) --split $(SPLIT) \
+	    --work-dir work_dirs/bench_quality$(if $(WEAK_LABELS),_$(WEAK_LABELS),) $(if $(WEAK_LABELS),--weak-labels $(WEAK_LABELS),) \
 	    $(if $(SAM_CHECKPOINT),--checkpoint $(SAM_CHECKPOINT) --model-type $(SAM_MODEL),) $(DEMO_ARGS)
 
 # Without SAM_CHECKPOINT: the proxy SAM on synthetic source scenes (how demo_proxy.yaml's crf was chosen).

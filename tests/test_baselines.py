@@ -149,3 +149,17 @@ def test_grabcut_matches_or_beats_box_fill_on_real_images(voc_root, tmp_path):
         assert validate_mask_dir(out, ids=ids, gt_dir=voc_root / "SegmentationClass") == []
         scores[method] = evaluate_folders(pred_dir=out, gt_dir=voc_root / "SegmentationClass", ids=ids).miou
     assert scores["grabcut"] >= scores["box"], scores
+
+
+def test_baselines_see_only_the_weak_labels_of_the_setting(synthetic_target, tmp_path):
+    seen = []
+
+    def record(image, ann):
+        seen.append((ann.num_objects, ann.scribbles is None, len(ann.points)))
+        return np.zeros(image.shape[:2], np.uint8)
+
+    run_baseline("box", synthetic_target, tmp_path / "b", method_fn=record, weak_labels=("boxes",), progress=False)
+    assert seen and all(n > 0 and no_scribbles and clicks == 0 for n, no_scribbles, clicks in seen)
+    seen.clear()
+    run_baseline("box", synthetic_target, tmp_path / "all", method_fn=record, progress=False)
+    assert any(not no_scribbles for _, no_scribbles, _ in seen)  # the synthetic scenes do have scribbles

@@ -29,6 +29,7 @@ from wsss.core.masks import write_mask
 from wsss.core.atomic import remove_stale_temp_files
 from wsss.core.cli import add_shard_arguments, finish, run_cli, shard_ids
 from wsss.core.weak_labels import VocDataset, read_image
+from wsss.core.weak_labels.annotation import WEAK_LABEL_KINDS, WEAK_LABEL_SETTINGS, select_weak_labels
 from wsss.core.weak_labels.errors import PathLike, WeakLabelError
 
 
@@ -59,6 +60,7 @@ def run_baseline(
     overwrite: bool = False,
     progress: bool = True,
     method_fn: Optional[Callable] = None,
+    weak_labels: Sequence[str] = WEAK_LABEL_KINDS,
 ) -> BaselineRun:
     """Run baseline ``method`` (``box`` or ``grabcut``) on ``data`` and write ``out/<id>.png``.
 
@@ -66,6 +68,8 @@ def run_baseline(
         ids: explicit ids (overrides ``split``).
         overwrite: recompute masks that already exist (default: skip them).
         method_fn: a custom ``(image, annotation) -> mask`` function instead of ``METHODS[method]``.
+        weak_labels: the weak-label kinds the method may use (e.g. ``("boxes",)``: GrabCut without
+            its scribble seeds).
     """
     if method_fn is None:
         if method not in METHODS:
@@ -87,7 +91,7 @@ def run_baseline(
         try:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")  # repairs were already reported by the reader policy
-                ann = dataset.load(image_id)
+                ann = select_weak_labels(dataset.load(image_id), weak_labels)
             image = read_image(ann.image_path)
             mask = method_fn(image, ann)
             write_mask(target, mask, num_foreground=dataset.num_foreground)
@@ -107,6 +111,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--split", default="train", help="ImageSets/Segmentation/<split>.txt (default: train)")
     p.add_argument("--out-dir", required=True, help="output folder for <id>.png masks")
     add_shard_arguments(p)
+    p.add_argument("--weak-labels", choices=sorted(WEAK_LABEL_SETTINGS), default="all",
+                   help="which weak labels the method may use (default all: boxes, and scribbles as GrabCut seeds)")
     p.add_argument("--overwrite", action="store_true", help="recompute existing masks")
     p.add_argument("--no-progress", action="store_true")
     return p
@@ -117,7 +123,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
 
     def body() -> int:
         run = run_baseline(args.method, args.data, args.out_dir, split=args.split, shard_index=args.shard_index,
-                           num_shards=args.num_shards, overwrite=args.overwrite, progress=not args.no_progress)
+                           num_shards=args.num_shards, overwrite=args.overwrite, progress=not args.no_progress,
+                           weak_labels=WEAK_LABEL_SETTINGS[args.weak_labels][0])
         print(f"baseline {args.method} -> {args.out_dir}: {run.summary()}")
         return finish([f"[{i}] {m}" for i, m in run.failed], what="wsss-baselines")
 

@@ -24,8 +24,8 @@ import yaml
 
 from wsss.core.atomic import atomic_write
 from wsss.core.cli import add_config_arguments, parse_cfg_options
+from wsss.core.weak_labels.annotation import WEAK_LABEL_KINDS
 
-WEAK_LABEL_KINDS = ("boxes", "scribbles", "points")
 
 
 @dataclass

@@ -19,7 +19,7 @@ import json
 import logging
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Dict, List, Optional
+from typing import Optional
 
 import numpy as np
 import torch
@@ -31,7 +31,7 @@ from stage1_pseudolabel.pipeline.cache import atomic_torch_save
 from stage1_pseudolabel.pipeline.config import Stage1Config
 from stage1_pseudolabel.sam.class_distribution import image_classes, object_channels
 from stage1_pseudolabel.sam.prompts import ImageObjects, ObjectPrompts, build_prompts, image_objects
-from wsss.core.weak_labels.annotation import ImageAnnotation
+from wsss.core.weak_labels.annotation import ImageAnnotation, select_weak_labels
 from wsss.core.weak_labels.classes import IGNORE_INDEX
 from wsss.core.weak_labels.images import read_image
 from wsss.core.weak_labels.voc import VocDataset
@@ -51,18 +51,6 @@ def open_dataset(cfg: Stage1Config) -> VocDataset:
     if cfg.max_images is not None:
         dataset.ids = dataset.ids[: cfg.max_images]
     return dataset
-
-
-def select_weak_labels(ann: ImageAnnotation, kinds: List[str]) -> ImageAnnotation:
-    """A copy of ``ann`` with only the weak-label kinds the experiment uses (boxes/scribbles/points)."""
-    changes: Dict[str, object] = {}
-    if "boxes" not in kinds:
-        changes.update(boxes=np.zeros((0, 4), np.float32), box_classes=np.zeros((0,), np.int64))
-    if "scribbles" not in kinds:
-        changes.update(scribbles=None)
-    if "points" not in kinds:
-        changes.update(points=np.zeros((0, 2), np.float32), point_classes=np.zeros((0,), np.int64))
-    return dataclasses.replace(ann, **changes) if changes else ann
 
 
 @dataclass

@@ -40,6 +40,7 @@ from typing import Dict, List, Optional, Sequence
 
 from wsss.core.atomic import write_json
 from wsss.core.cli import setup_logging
+from wsss.core.weak_labels.annotation import WEAK_LABEL_SETTINGS
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 PROXY_NOTE = ("Model: the project's proxy SAM, a small SAM-architecture stand-in for pretrained SAM trained by "
@@ -119,7 +120,18 @@ def stage1_config(args, work: Path, data: Path, split: str, model_type: str, che
         overrides["epochs"] = BENCH_QUALITY_PROXY_EPOCHS
     if args.stage1_max_steps is not None:
         overrides["max_steps"] = args.stage1_max_steps
+    if args.weak_labels is not None:
+        kinds, prompt_mode = WEAK_LABEL_SETTINGS[args.weak_labels]
+        overrides.update(weak_labels=list(kinds), prompt_mode=prompt_mode)
     return build_config(config_file=config_file, overrides=overrides, cfg_options=args.cfg_options)
+
+
+def weak_label_setting_name(kinds: Sequence[str]) -> str:
+    """The name in :data:`WEAK_LABEL_SETTINGS` of a set of weak-label kinds (else the kinds joined by +)."""
+    for name, (setting_kinds, _) in WEAK_LABEL_SETTINGS.items():
+        if set(setting_kinds) == set(kinds):
+            return name
+    return "+".join(kinds)
 
 
 def run_stage2(args, work: Path, data: Path, pseudo: Path, name: str) -> Optional[dict]:
@@ -196,6 +208,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--num-train", type=int, default=40, help="synthetic scenes whose pseudo-masks are made")
     p.add_argument("--num-val", type=int, default=20, help="synthetic held-out scenes for stage 2's evaluation")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--weak-labels", choices=sorted(WEAK_LABEL_SETTINGS), default=None,
+                   help="the weak labels every method uses (prompts and loss of stage 1, seeds of the baselines); "
+                        "default: the stage 1 config's")
     p.add_argument("--stage1-config", default=None,
                    help="stage 1 YAML (default: configs/stage1/demo_proxy.yaml with the proxy SAM, "
                         "configs/stage1/voc_box_scribble.yaml with official weights)")
@@ -279,18 +294,32 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             return 2
     ids = read_id_list(data / "ImageSets" / "Segmentation" / f"{split}.txt")
     gt_dir = data / "SegmentationClass"
+    cfg = stage1_config(args, work, data, split, model_type, checkpoint)
+    setting = weak_label_setting_name(cfg.weak_labels)
+    # Every step reuses what the work dir holds: outputs of another weak-label setting must not be.
+    marker = work / "weak_labels.txt"
+    if marker.is_file() and marker.read_text().strip() != setting:
+        print(f"error: {work} holds results made with weak labels '{marker.read_text().strip()}', this run uses "
+              f"'{setting}': use another --work-dir (make: WEAK_LABELS=... picks its own) or --fresh", file=sys.stderr)
+        return 2
+    if not marker.is_file():
+        marker.write_text(setting + "\n")
+    print(f"weak labels: {setting} ({', '.join(cfg.weak_labels)}; prompts: {cfg.prompt_mode})")
 
     # 3. baselines ----------------------------------------------------------------------------------
     pred_dirs: Dict[str, Path] = {}
-    for method, name in (("box", "box fill"), ("grabcut", "GrabCut")):
-        with timer.step(f"baseline: {name}"):
-            out = work / "baselines" / method
-            run = run_baseline(method, data, out, split=split, progress=progress)
-            print(f"{name}: {run.summary()}")
-            pred_dirs[name] = out
+    if "boxes" in cfg.weak_labels:
+        for method, name in (("box", "box fill"), ("grabcut", "GrabCut")):
+            with timer.step(f"baseline: {name}"):
+                out = work / "baselines" / method
+                run = run_baseline(method, data, out, split=split, progress=progress, weak_labels=cfg.weak_labels)
+                print(f"{name}: {run.summary()}")
+                pred_dirs[name] = out
+    else:
+        notes.append(f"Weak labels '{setting}' have no boxes: the box-fill and GrabCut baselines (both start "
+                     "from boxes) were not run.")
 
     # 4. stage 1 ------------------------------------------------------------------------------------
-    cfg = stage1_config(args, work, data, split, model_type, checkpoint)
     with timer.step("stage 1: embed"):
         s = run_embed(cfg, progress=progress)
         print(f"embedded {s['embedded']} image(s), {s['already_cached']} cached")
@@ -367,14 +396,15 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             ft, zs = pseudo[ft_name].miou, pseudo[zs_name].miou
             targets.append({"name": f"{ft_name} >= {zs_name} + 5 mIoU points",
                             "measured": f"{ft:.2f} vs {zs:.2f} ({ft - zs:+.2f})", "passed": bool(ft >= zs + 5)})
-        for baseline in ("box fill", "GrabCut"):
+        for baseline in [b for b in ("box fill", "GrabCut") if b in pseudo]:
             ft, b = pseudo[final].miou, pseudo[baseline].miou
             targets.append({"name": f"{final} > {baseline}", "measured": f"{ft:.2f} vs {b:.2f}", "passed": bool(ft > b)})
         if len(stage2) == 2:
             a, b = (r["mIoU"] for r in stage2.values())
             targets.append({"name": f"stage 2 on {final} > stage 2 on box fill", "measured": f"{a:.2f} vs {b:.2f}",
                             "passed": bool(a > b)})
-        title = ("Demo: synthetic target scenes" if synthetic else f"Quality benchmark: {data} ({split})")
+        title = (("Demo: synthetic target scenes" if synthetic else f"Quality benchmark: {data} ({split})")
+                 + f", weak labels: {setting}")
         model_info = {"type": model_type, "checkpoint": checkpoint}
         if model_type == "proxy":
             model_info["what"] = "proxy SAM: a small stand-in for pretrained SAM (not SAM)"
@@ -389,14 +419,14 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                                 f"train scenes' masks; mIoU on the {args.num_val} held-out val scenes' ground truth."
                                 if stage2 else None),
             train_log=cfg.train_log, overlay_rows=rows, ranked_by=final, title=title,
-            dataset={"root": str(data), "split": split, "images": len(ids),
+            dataset={"root": str(data), "split": split, "images": len(ids), "weak_labels": setting,
                      "kind": "synthetic target domain" if synthetic else "VOC-layout dataset"},
             model=model_info, targets=targets, timings=timer.times, notes=notes,
             extra={"per_image_miou": {"method": final, "scores": per_image}, "crf": cfg.crf},
         )
     report["timings_s"] = timer.times  # now with the report step's own time
     write_json(work / "report.json", report)
-    print("\nResults")
+    print(f"\nResults (weak labels: {setting})")
     for name, m in pseudo.items():
         print(f"  pseudo-masks  {name:<16} mIoU {m.miou:6.2f}")
     for name, r in stage2.items():

@@ -14,6 +14,7 @@ Coordinate convention (the only one used in memory; readers convert on the way i
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Optional
@@ -74,3 +75,31 @@ class ImageAnnotation:
         """True if there is at least one box, one scribble pixel or one click."""
         has_scribble = self.scribbles is not None and bool((self.scribbles != IGNORE_INDEX).any())
         return self.num_objects > 0 or has_scribble or len(self.points) > 0
+
+
+#: The weak-label kinds an experiment may use.
+WEAK_LABEL_KINDS = ("boxes", "scribbles", "points")
+
+#: Named weak-label settings (``WEAK_LABELS=`` of ``make bench-quality`` / ``make demo``): the kinds
+#: used, and the prompts that fit them (boxes prompt as boxes; without boxes, objects come from the
+#: scribbles / clicks and are prompted by points).
+WEAK_LABEL_SETTINGS = {
+    "boxes": (("boxes",), "box"),
+    "scribbles": (("scribbles",), "points"),
+    "points": (("points",), "points"),
+    "boxes+scribbles": (("boxes", "scribbles"), "both"),
+    "scribbles+points": (("scribbles", "points"), "points"),
+    "all": (("boxes", "scribbles", "points"), "both"),
+}
+
+
+def select_weak_labels(ann: ImageAnnotation, kinds) -> ImageAnnotation:
+    """A copy of ``ann`` with only the weak-label kinds in ``kinds`` (of :data:`WEAK_LABEL_KINDS`)."""
+    changes = {}
+    if "boxes" not in kinds:
+        changes.update(boxes=np.zeros((0, 4), np.float32), box_classes=np.zeros((0,), np.int64))
+    if "scribbles" not in kinds:
+        changes.update(scribbles=None)
+    if "points" not in kinds:
+        changes.update(points=np.zeros((0, 2), np.float32), point_classes=np.zeros((0,), np.int64))
+    return dataclasses.replace(ann, **changes) if changes else ann
