@@ -137,10 +137,13 @@ def setup_logging(level: int = logging.INFO) -> None:
 
 
 def silence_known_warnings() -> None:
-    """Filter the one known, harmless warning of the OpenMMLab stack: mmengine imports
-    ``pkg_resources``, which setuptools marks deprecated (three lines at every stage-2 start)."""
-    warnings.filterwarnings("ignore", message="pkg_resources is deprecated", category=UserWarning)
-    warnings.filterwarnings("ignore", message="pkg_resources is deprecated", category=DeprecationWarning)
+    """Filter the one known, harmless warning of the OpenMMLab stack, by module and message: mmengine
+    imports (and reloads) ``pkg_resources``, which setuptools marks deprecated, so every stage-2 command
+    started with three such lines. The warning is attributed to the importing module:
+    ``mmengine.utils.package_utils``, or ``importlib`` for its ``importlib.reload``."""
+    for module in (r"mmengine\.utils\.package_utils", r"importlib"):
+        warnings.filterwarnings("ignore", message="pkg_resources is deprecated", category=UserWarning,
+                                module=module)
 
 
 def run_checked(fn: Callable[[], T]) -> Tuple[Optional[T], int]:

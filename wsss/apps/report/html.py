@@ -107,9 +107,11 @@ def render_html(report: dict, out_path: Path) -> Path:
 
     pm = report.get("pseudo_masks") or {}
     parts.append("<h2>Pseudo-mask quality (stage 1 and baselines)</h2>")
+    weak = (report.get("dataset") or {}).get("weak_labels")
     parts.append(_metrics_table(pm.get("methods", {}), caption=(
-        f"IoU (%) against ground truth on the same {pm.get('num_images', '?')} images for every method; "
-        "best per column in bold. 255 (void) pixels of the ground truth are not counted.")))
+        f"IoU (%) against ground truth on the same {pm.get('num_images', '?')} images for every method"
+        + (f", all from the same weak labels ({weak})" if weak else "")
+        + "; best per column in bold. 255 (void) pixels of the ground truth are not counted.")))
     figs = report.get("figures") or {}
     if figs.get("pseudo_bars"):
         parts.append(f"<p><img src='{_e(figs['pseudo_bars'])}' alt='pseudo-mask mIoU'></p>")
