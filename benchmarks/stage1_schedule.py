@@ -42,34 +42,42 @@ def miou(conf: np.ndarray) -> float:
     return float(np.nanmean(iou_per_class(conf)) * 100)
 
 
-def score(cfg, model, key, decoder_state, ids, dataset) -> Dict[str, float]:
-    """mIoU of the pseudo-masks (and box fill) on ``ids``, and the mean fg fraction in boxes."""
-    if decoder_state is not None:
-        model.mask_decoder.load_state_dict(decoder_state, strict=True)
-    cache = EmbeddingCache(cfg.cache_dir, key=key)
-    runner = DecoderRunner(model, device=torch.device("cpu"), multimask_output=cfg.multimask_output)
+def load_items(cfg, dataset, ids, key):
+    """Per image, once: annotation, ground truth, prepared objects and embedding."""
     encoder_size, lowres = key.encoder_size, 4 * key.embedding_shape[1]
-    conf = np.zeros((21, 22), np.int64)
-    conf_fill = np.zeros((21, 22), np.int64)
-    fgs: List[float] = []
+    cache = EmbeddingCache(cfg.cache_dir, key=key)
+    items = []
     for image_id in ids:
         ann = dataset.load(image_id)
         gt = read_mask(dataset.gt_path(image_id), height=ann.height, width=ann.width)
         prepared = prepare_image(ann, cfg, encoder_size=encoder_size, lowres=lowres)
-        if prepared.objects.num_objects == 0:
-            mask = np.zeros_like(gt)
-        else:
-            emb = cache.load(image_id, height=ann.height, width=ann.width, device=torch.device("cpu"), dtype=torch.float32)
-            with torch.inference_mode():
-                logits = runner.object_logits(prepared, emb)
-                mask = pseudo_mask(prepared, logits)
-                fg = foreground_fraction(lowres_log_distribution(prepared, logits), lowres_box_cover(prepared))
-            if not math.isnan(fg):
-                fgs.append(fg)
+        emb = cache.load(image_id, height=ann.height, width=ann.width, device=torch.device("cpu"), dtype=torch.float32)
+        items.append((ann, gt, prepared, emb))
+    return items
+
+
+def box_fill_miou(items) -> float:
+    conf = np.zeros((21, 22), np.int64)
+    for ann, gt, _, _ in items:
+        conf += confusion_matrix(box_fill(None, ann), gt)
+    return round(miou(conf), 2)
+
+
+def score(cfg, model, decoder_state, items) -> Dict[str, float]:
+    """mIoU of the pseudo-masks on ``items``, and the mean fg fraction in boxes (low-res)."""
+    model.mask_decoder.load_state_dict(decoder_state, strict=True)
+    runner = DecoderRunner(model, device=torch.device("cpu"), multimask_output=cfg.multimask_output)
+    conf = np.zeros((21, 22), np.int64)
+    fgs: List[float] = []
+    for ann, gt, prepared, emb in items:
+        with torch.inference_mode():
+            logits = runner.object_logits(prepared, emb)
+            mask = pseudo_mask(prepared, logits)
+            fg = foreground_fraction(lowres_log_distribution(prepared, logits), lowres_box_cover(prepared))
+        if not math.isnan(fg):
+            fgs.append(fg)
         conf += confusion_matrix(mask, gt)
-        conf_fill += confusion_matrix(box_fill(None, ann), gt)
-    return {"miou": round(miou(conf), 2), "box_fill": round(miou(conf_fill), 2),
-            "fg_in_boxes": round(float(np.mean(fgs)) if fgs else float("nan"), 4)}
+    return {"miou": round(miou(conf), 2), "fg_in_boxes": round(float(np.mean(fgs)) if fgs else float("nan"), 4)}
 
 
 def main(argv=None) -> int:
@@ -110,13 +118,14 @@ def main(argv=None) -> int:
                                  "steps": summary["steps"], "train_seconds": round(train_seconds, 1)}
     for name, (c, ds) in sets.items():
         ids = [i for i in ds.ids if has_objects(ds.load(i), c)]
-        rows = {0: score(c, model, key, untrained, ids, ds)}
+        items = load_items(c, ds, ids, key)
+        rows = {0: score(c, model, untrained, items)}
         for step in range(args.every, args.max_steps + 1, args.every):
             path = cfg.decoder_dir / f"step_{step:06d}.pth"
             if path.is_file():
                 state = torch.load(path, map_location="cpu", weights_only=True)["mask_decoder"]
-                rows[step] = score(c, model, key, state, ids, ds)
-        result[name] = {"images": len(ids), "box_fill": rows[0]["box_fill"],
+                rows[step] = score(c, model, state, items)
+        result[name] = {"images": len(ids), "box_fill": box_fill_miou(items),
                         "by_step": {s: {"miou": r["miou"], "fg_in_boxes": r["fg_in_boxes"]} for s, r in rows.items()}}
     result["train_log_fg"] = [(r["step"], round(r.get("fg_in_boxes", float("nan")), 3),
                                round(r.get("fg_in_boxes_zero_shot", float("nan")), 3)) for r in log[:: max(1, args.every // 2)]]
