@@ -172,3 +172,12 @@ def test_new_constraints_are_off_by_default_and_need_their_data():
         ConstraintConfig(box_fill_fraction=0.0)
     with pytest.raises(ValueError):
         ConstraintConfig.from_dict({"weights": {"box_fil": 1.0}})
+
+
+def test_foreground_fraction_of_the_training_log():
+    from stage1_pseudolabel.pipeline.train import foreground_fraction
+
+    log_probs = torch.log(torch.tensor([[[0.9, 0.2], [0.6, 0.1]], [[0.1, 0.8], [0.4, 0.9]]]))  # [2, 2, 2]
+    inside = torch.tensor([[True, True], [True, False]])
+    assert foreground_fraction(log_probs, inside) == pytest.approx(1 / 3)  # only (0, 1) is fg among the 3
+    assert math.isnan(foreground_fraction(log_probs, torch.zeros(2, 2, dtype=torch.bool)))
