@@ -7,13 +7,16 @@ from typing import Dict, Optional, Tuple, Union
 import numpy as np
 import torch
 
-from logic.constraints.background import BackgroundConstraint
+from logic.constraints.background import BackgroundConstraint, boxes_cover
 from logic.constraints.base import Atoms, Constraint, as_tensor
 from logic.constraints.border_precision import BorderPrecisionConstraint
+from logic.constraints.box_fill import BoxFillConstraint
 from logic.constraints.box_tightness import BoxTightnessConstraint
+from logic.constraints.colour_affinity import ColourAffinityConstraint
 from logic.constraints.config import ConstraintConfig
 from logic.constraints.neighbourhood import NeighbourhoodConstraint
 from logic.constraints.scribbles import ScribbleConstraint
+from logic.constraints.zero_shot_anchor import ZeroShotAnchorConstraint
 
 ArrayLike = Union[np.ndarray, torch.Tensor]
 
@@ -23,7 +26,8 @@ class CompiledConstraints:
 
     Build with :meth:`build`; evaluate with :meth:`truths` (log-truth per constraint type) and
     :meth:`loss` (minus their weighted, optionally normalised, sum). Constraint types with weight 0,
-    or without the weak labels they need (no scribbles, no superpixels), are left out.
+    or without the data they need (no scribbles, no superpixels, no image, no zero-shot
+    distribution), are left out.
     """
 
     def __init__(
@@ -53,6 +57,8 @@ class CompiledConstraints:
         valid: ArrayLike,
         scribbles: Optional[ArrayLike] = None,
         superpixels: Optional[ArrayLike] = None,
+        image: Optional[ArrayLike] = None,
+        zero_shot_log_probs: Optional[ArrayLike] = None,
         config: ConstraintConfig = ConstraintConfig(),
         ignore_index: int = 255,
         device: Optional[torch.device] = None,
@@ -67,6 +73,9 @@ class CompiledConstraints:
             valid: ``bool [H, W]`` pixels that take part in constraints (False on padding).
             scribbles: ``int [H, W]`` label map (``ignore_index`` unlabeled, ``0..K-1``), or None.
             superpixels: ``int [H, W]`` superpixel ids (negative: none), or None (no border precision).
+            image: ``[H, W, 3]`` RGB image in this frame (0..255), or None (no colour affinity).
+            zero_shot_log_probs: ``float [K, H, W]`` the frozen model's log class distribution in this
+                frame, or None (no zero-shot anchor).
             config: weights and options.
             ignore_index: the unlabeled value of ``scribbles``.
             device: where the compiled tensors live (``log_probs`` must be there too).
@@ -93,6 +102,10 @@ class CompiledConstraints:
             scribbles = as_tensor(scribbles, dtype=torch.long, device=device)[r0:r1, c0:c1]
         if superpixels is not None:
             superpixels = as_tensor(superpixels, dtype=torch.long, device=device)[r0:r1, c0:c1]
+        if image is not None:
+            image = as_tensor(image, dtype=torch.float32, device=device)[r0:r1, c0:c1]
+        if zero_shot_log_probs is not None:
+            zero_shot_log_probs = as_tensor(zero_shot_log_probs, dtype=torch.float32, device=device)[:, r0:r1, c0:c1]
         w = config.weights
         built: Dict[str, Constraint] = {}
         if w["background"] > 0:
@@ -117,6 +130,21 @@ class CompiledConstraints:
                 superpixels=as_tensor(superpixels, dtype=torch.long, device=device),
                 valid=valid_t,
                 connectivity=config.border_connectivity,
+            )
+        if w["box_fill"] > 0 and len(boxes_t):
+            built["box_fill"] = BoxFillConstraint.build(
+                boxes=boxes_t, box_classes=box_classes_t, valid=valid_t, num_labels=num_labels,
+                fraction=config.box_fill_fraction,
+            )
+        if w["zero_shot_anchor"] > 0 and zero_shot_log_probs is not None:
+            built["zero_shot_anchor"] = ZeroShotAnchorConstraint.build(
+                zero_shot_log_probs=zero_shot_log_probs, valid=valid_t, threshold=config.zero_shot_threshold
+            )
+        if w["colour_affinity"] > 0 and image is not None:
+            inside = boxes_cover(boxes_t, height=valid_t.shape[0], width=valid_t.shape[1]) if len(boxes_t) else None
+            built["colour_affinity"] = ColourAffinityConstraint.build(
+                image=image, valid=valid_t, inside=inside, theta=config.colour_theta,
+                threshold=config.colour_threshold, dilation=config.colour_dilation,
             )
         # Types without groundings (e.g. boxes covering every pixel: no background pixel) are dropped.
         built = {name: c for name, c in built.items() if c.num_groundings > 0}

@@ -12,8 +12,14 @@ once, in the 256x256 low-res frame) give the loss. A step averages the loss of `
 
 Outputs in ``<work_dir>``: ``decoder/last.pth`` (full state for ``--resume``, every
 ``checkpoint_every`` steps and at each epoch end), ``decoder/step_NNNNNN.pth`` (decoder weights),
-``decoder/final.pth`` (what ``generate`` loads), ``train_log.jsonl`` (one line per step: loss, lr and
-each constraint type's truth), ``config.yaml``.
+``decoder/final.pth`` (what ``generate`` loads), ``train_log.jsonl`` (one line per step: loss, lr,
+each constraint type's truth, and ``fg_in_boxes``: the fraction of low-res cells inside the objects'
+boxes that the decoder labels foreground (argmax not background), next to ``fg_in_boxes_zero_shot``,
+the same fraction for the untrained decoder on the same images; a fine-tuned decoder that paints its
+boxes as background shows up there at once), ``config.yaml``.
+
+The untrained decoder is kept (a frozen copy) to compute, once per image, its class distribution in
+the low-res frame: the zero-shot anchor constraint reads it, and the log compares against it.
 
 Determinism: the image order of epoch ``e`` is a permutation seeded by ``seed + e``, so a resumed run
 continues exactly where the checkpoint was taken and ends with the same weights as an uninterrupted
@@ -23,6 +29,7 @@ one (on the same device and world size).
 from __future__ import annotations
 
 import argparse
+import copy
 import logging
 import math
 import os
@@ -31,7 +38,7 @@ import time
 from collections import OrderedDict
 from contextlib import nullcontext
 from dataclasses import dataclass
-from typing import Dict, List, Optional, Sequence, Tuple
+from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 import torch
 import torch.distributed as dist
@@ -43,7 +50,14 @@ from stage1_pseudolabel.pipeline.config import Stage1Config, add_common_argument
 from stage1_pseudolabel.pipeline.logs import JsonLinesLog
 from stage1_pseudolabel.pipeline.model import freeze_for_decoder_training, load_model, resolve_device, save_decoder
 from stage1_pseudolabel.pipeline.predict import DecoderRunner, lowres_log_distribution
-from stage1_pseudolabel.pipeline.prepare import PreparedImage, compile_constraints, has_objects, open_dataset, prepare_image
+from stage1_pseudolabel.pipeline.prepare import (
+    PreparedImage,
+    compile_constraints,
+    has_objects,
+    lowres_box_cover,
+    open_dataset,
+    prepare_image,
+)
 from wsss.core.cli import run_cli, setup_logging, world
 from wsss.core.weak_labels.errors import WeakLabelError
 
@@ -51,11 +65,23 @@ log = logging.getLogger(__name__)
 
 
 # -- data ------------------------------------------------------------------------------------------
+def foreground_fraction(log_probs: torch.Tensor, inside: torch.Tensor) -> float:
+    """Fraction of the cells ``inside`` (``bool [L, L]``) whose most probable channel is not background
+    (``log_probs [1 + K, L, L]``); NaN without such cells."""
+    n = int(inside.sum())
+    if n == 0:
+        return float("nan")
+    fg = log_probs.detach().argmax(dim=0) != 0
+    return float((fg & inside.to(fg.device)).sum()) / n
+
+
 @dataclass
 class TrainItem:
     prepared: PreparedImage
     constraints: CompiledConstraints
     embedding: torch.Tensor  # float32 [1, 256, h, w], on the training device
+    box_cover: torch.Tensor  # bool [L, L] cells inside the objects' boxes
+    fg_zero_shot: float  # foreground fraction of box_cover under the untrained decoder
 
 
 class TrainImages:
@@ -66,22 +92,35 @@ class TrainImages:
     """
 
     def __init__(self, cfg: Stage1Config, ids: List[str], *, dataset, cache: EmbeddingCache, encoder_size: int,
-                 lowres: int, device: torch.device, max_cached: int = 4096) -> None:
+                 lowres: int, device: torch.device, max_cached: int = 4096,
+                 zero_shot: Optional[Callable[[PreparedImage, torch.Tensor], torch.Tensor]] = None) -> None:
         self.cfg, self.ids, self.dataset, self.cache, self.device = cfg, ids, dataset, cache, device
         self.encoder_size, self.lowres = encoder_size, lowres
         self.max_cached = max_cached
-        self._memo: "OrderedDict[str, Tuple[PreparedImage, CompiledConstraints]]" = OrderedDict()
+        self.zero_shot = zero_shot  # (prepared, embedding) -> [1 + K, L, L] untrained decoder's log distribution
+        self._memo: "OrderedDict[str, Tuple[PreparedImage, CompiledConstraints, torch.Tensor, float]]" = OrderedDict()
 
     def __len__(self) -> int:
         return len(self.ids)
 
-    def prepared(self, image_id: str) -> Tuple[PreparedImage, CompiledConstraints]:
+    def _embedding(self, image_id: str, prepared: PreparedImage) -> torch.Tensor:
+        return self.cache.load(image_id, height=prepared.frame.height, width=prepared.frame.width,
+                               device=self.device, dtype=torch.float32)
+
+    def prepared(self, image_id: str) -> Tuple[PreparedImage, CompiledConstraints, torch.Tensor, float]:
         if image_id in self._memo:
             self._memo.move_to_end(image_id)
             return self._memo[image_id]
         ann = self.dataset.load(image_id)
         prepared = prepare_image(ann, self.cfg, encoder_size=self.encoder_size, lowres=self.lowres)
-        item = (prepared, compile_constraints(ann, prepared, self.cfg).to(self.device))
+        cover = lowres_box_cover(prepared)
+        zero_shot, fg_zero_shot = None, float("nan")
+        if self.zero_shot is not None and prepared.objects.num_objects:
+            with torch.no_grad():
+                zero_shot = self.zero_shot(prepared, self._embedding(image_id, prepared))
+            fg_zero_shot = foreground_fraction(zero_shot, cover)
+        constraints = compile_constraints(ann, prepared, self.cfg, zero_shot_log_probs=zero_shot).to(self.device)
+        item = (prepared, constraints, cover.to(self.device), fg_zero_shot)
         self._memo[image_id] = item
         if len(self._memo) > self.max_cached:
             self._memo.popitem(last=False)
@@ -89,10 +128,8 @@ class TrainImages:
 
     def __getitem__(self, index: int) -> TrainItem:
         image_id = self.ids[index]
-        prepared, constraints = self.prepared(image_id)
-        embedding = self.cache.load(image_id, height=prepared.frame.height, width=prepared.frame.width,
-                                    device=self.device, dtype=torch.float32)
-        return TrainItem(prepared, constraints, embedding)
+        prepared, constraints, cover, fg_zero_shot = self.prepared(image_id)
+        return TrainItem(prepared, constraints, self._embedding(image_id, prepared), cover, fg_zero_shot)
 
 
 def epoch_order(n: int, *, seed: int, epoch: int, rank: int, world_size: int) -> List[int]:
@@ -174,10 +211,22 @@ def run_train(cfg: Stage1Config, *, resume: bool = False, progress: bool = True)
     if is_main:
         log.info("train: %d image(s) (%d without objects skipped, %d unreadable), %d trainable decoder parameters",
                  len(ids), skipped["no_objects"], skipped["problems"], sum(p.numel() for p in params))
-    images = TrainImages(cfg, ids, dataset=dataset, cache=cache, encoder_size=encoder_size, lowres=lowres,
-                        device=device)
-
     decoder = model.mask_decoder
+    # The untrained decoder, frozen: its class distribution per image (computed once, when the image
+    # is first prepared) feeds the zero-shot anchor and the fg_in_boxes_zero_shot log. On --resume the
+    # copy is taken before the checkpoint is loaded, so it is still the untrained decoder.
+    frozen = copy.deepcopy(decoder).eval()
+    for p in frozen.parameters():
+        p.requires_grad_(False)
+    frozen_runner = DecoderRunner(model, device=device, multimask_output=cfg.multimask_output)
+
+    def zero_shot(prepared: PreparedImage, embedding: torch.Tensor) -> torch.Tensor:
+        logits = frozen_runner.object_logits(prepared, embedding, mask_decoder=frozen)
+        return lowres_log_distribution(prepared, logits).detach()
+
+    images = TrainImages(cfg, ids, dataset=dataset, cache=cache, encoder_size=encoder_size, lowres=lowres,
+                         device=device, zero_shot=zero_shot)
+
     if world_size > 1:
         decoder_call = torch.nn.parallel.DistributedDataParallel(
             decoder, device_ids=[device.index] if device.type == "cuda" else None,
@@ -249,6 +298,7 @@ def run_train(cfg: Stage1Config, *, resume: bool = False, progress: bool = True)
             optimizer.zero_grad(set_to_none=True)
             batch = batches[b]
             sums = torch.zeros(1 + 2 * len(CONSTRAINT_NAMES), dtype=torch.float64)
+            fg_sums = torch.zeros(3, dtype=torch.float64)  # fg fraction in boxes: fine-tuned, zero-shot, images
             for j, index in enumerate(batch):
                 item = images[index]
                 sync = nullcontext() if (world_size == 1 or j == len(batch) - 1) else decoder_call.no_sync()
@@ -258,6 +308,9 @@ def run_train(cfg: Stage1Config, *, resume: bool = False, progress: bool = True)
                     t_logic = time.perf_counter()
                     log_probs = lowres_log_distribution(item.prepared, logits)
                     loss, truths = constraints.loss_and_truths(log_probs)
+                    fg = foreground_fraction(log_probs, item.box_cover)
+                    if not (math.isnan(fg) or math.isnan(item.fg_zero_shot)):
+                        fg_sums += torch.tensor([fg, item.fg_zero_shot, 1.0], dtype=torch.float64)
                     if not truths:
                         loss = logits.sum() * 0.0  # keeps every rank's backward in step
                     logic_seconds += time.perf_counter() - t_logic  # forward only
@@ -276,9 +329,9 @@ def run_train(cfg: Stage1Config, *, resume: bool = False, progress: bool = True)
             logic_times.append(logic_seconds)
             counts = torch.tensor([len(batch)], dtype=torch.float64)
             if world_size > 1:
-                packed = torch.cat([sums, counts]).to(device)
+                packed = torch.cat([sums, fg_sums, counts]).to(device)
                 dist.all_reduce(packed)
-                sums, counts = packed[:-1].cpu(), packed[-1:].cpu()
+                sums, fg_sums, counts = packed[:-4].cpu(), packed[-4:-1].cpu(), packed[-1:].cpu()
             mean_loss = float(sums[0] / counts[0])
             losses.append(mean_loss)
             if is_main:
@@ -289,6 +342,9 @@ def run_train(cfg: Stage1Config, *, resume: bool = False, progress: bool = True)
                         mean_log = float(sums[1 + 2 * k] / sums[2 + 2 * k])
                         record["log_truth"][name] = mean_log
                         record["truth"][name] = math.exp(mean_log)
+                if fg_sums[2] > 0:
+                    record["fg_in_boxes"] = float(fg_sums[0] / fg_sums[2])
+                    record["fg_in_boxes_zero_shot"] = float(fg_sums[1] / fg_sums[2])
                 train_log.write(record)
                 bar.set_postfix(loss=f"{mean_loss:.4f}", epoch=epoch)
             bar.update(1)

@@ -1,0 +1,118 @@
+"""Colour affinity (BoxInst's pairwise term as a formula): neighbouring pixels of similar colour share
+a class.
+
+For every pair of valid pixels ``(p, q)`` at one of the offsets of a dilated 8-neighbourhood
+(``dilation`` cells apart, as BoxInst) whose colour affinity ``a(p, q) = exp(-||c_p - c_q|| / theta)``
+(CIE-LAB colours of the image downsampled to the loss frame) is at least ``tau``:
+
+    ``same(p, q) = exists k: k(p) and k(q)``,  log-truth  ``not(sum_k not(x_k(p) + x_k(q)))``,
+
+i.e. ``log(1 - prod_k (1 - p_k q_k))`` (the formula of border precision, on the pairs that the colours
+say belong together rather than on the pairs inside one superpixel). Pairs with lower affinity are
+no grounding (the formula ``similar(p, q) -> same(p, q)`` is then trivially true). With boxes the
+pairs are further restricted to those with at least one pixel inside a box (outside every box the
+background constraint already decides). Evaluated as a shifted-slice pass per direction.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from typing import List, Optional, Tuple
+
+import torch
+
+from logic.constraints.base import Atoms, Constraint
+from logic.constraints.border_precision import _pair_slices
+
+
+def _offsets(dilation: int) -> Tuple[Tuple[int, int], ...]:
+    d = int(dilation)
+    return ((0, d), (d, 0), (d, d), (d, -d))
+
+
+def rgb_to_lab(image: torch.Tensor) -> torch.Tensor:
+    """``[H, W, 3]`` RGB (uint8 or float in 0..255) to ``float [H, W, 3]`` CIE-LAB (D65)."""
+    rgb = image.float() / 255.0
+    lin = torch.where(rgb > 0.04045, ((rgb + 0.055) / 1.055) ** 2.4, rgb / 12.92)
+    m = torch.tensor([[0.412453, 0.357580, 0.180423], [0.212671, 0.715160, 0.072169], [0.019334, 0.119193, 0.950227]],
+                     dtype=lin.dtype, device=lin.device)
+    xyz = lin @ m.T / torch.tensor([0.950456, 1.0, 1.088754], dtype=lin.dtype, device=lin.device)
+    f = torch.where(xyz > 0.008856, xyz.clamp_min(1e-12) ** (1 / 3), 7.787 * xyz + 16 / 116)
+    lab_l = torch.where(xyz[..., 1] > 0.008856, 116 * f[..., 1] - 16, 903.3 * xyz[..., 1])
+    return torch.stack([lab_l, 500 * (f[..., 0] - f[..., 1]), 200 * (f[..., 1] - f[..., 2])], dim=-1)
+
+
+@dataclass(frozen=True)
+class ColourAffinityConstraint(Constraint):
+    """Groundings: the valid pixel pairs of similar colour (per direction, as in border precision).
+
+    Attributes:
+        pair_masks: per offset ``(dy, dx)``, ``bool [H - dy, W - |dx|]`` grounded pairs ``(p, p + (dy, dx))``.
+        offsets: the offsets.
+        height, width: the map size.
+        num_groundings: total number of grounded pairs.
+    """
+
+    pair_masks: Tuple[torch.Tensor, ...]
+    offsets: Tuple[Tuple[int, int], ...]
+    height: int
+    width: int
+    num_groundings: int
+    name: str = "colour_affinity"
+
+    @classmethod
+    def build(cls, *, image: torch.Tensor, valid: torch.Tensor, inside: Optional[torch.Tensor] = None,
+              theta: float = 2.0, threshold: float = 0.3, dilation: int = 2) -> "ColourAffinityConstraint":
+        """Args:
+            image: ``[H, W, 3]`` RGB image in the loss frame (0..255).
+            valid: ``bool [H, W]``.
+            inside: ``bool [H, W]`` or None: if given, only pairs with at least one pixel in it.
+            theta: LAB distance scale of the affinity.
+            threshold: ``tau``, the smallest affinity of a grounded pair.
+            dilation: pixel distance of the neighbours.
+        """
+        if theta <= 0 or not 0 < threshold <= 1 or dilation < 1:
+            raise ValueError(f"need theta > 0, 0 < threshold <= 1, dilation >= 1; got {theta}, {threshold}, {dilation}")
+        if image.ndim != 3 or image.shape[:2] != valid.shape:
+            raise ValueError(f"image must be [{valid.shape[0]}, {valid.shape[1]}, 3], got {tuple(image.shape)}")
+        height, width = valid.shape
+        lab = rgb_to_lab(image)
+        offsets = _offsets(dilation)
+        masks: List[torch.Tensor] = []
+        for dy, dx in offsets:
+            if dy >= height or abs(dx) >= width:
+                masks.append(torch.zeros((max(height - dy, 0), max(width - abs(dx), 0)), dtype=torch.bool, device=valid.device))
+                continue
+            a, b = _pair_slices(height, width, dy, dx)
+            affinity = torch.exp(-torch.linalg.vector_norm(lab[a] - lab[b], dim=-1) / theta)
+            m = valid[a] & valid[b] & (affinity >= threshold)
+            if inside is not None:
+                m = m & (inside[a] | inside[b])
+            masks.append(m)
+        return cls(pair_masks=tuple(masks), offsets=offsets, height=height, width=width,
+                   num_groundings=int(sum(int(m.sum()) for m in masks)))
+
+    def _per_direction(self, atoms: Atoms) -> List[torch.Tensor]:
+        x = atoms.x
+        out = []
+        for (dy, dx), mask in zip(self.offsets, self.pair_masks):
+            if mask.numel() == 0:
+                out.append(x.new_zeros(mask.shape))
+                continue
+            a, b = _pair_slices(self.height, self.width, dy, dx)
+            both = x[(slice(None), *a)] + x[(slice(None), *b)]  # [K, H', W']: k(p) and k(q)
+            out.append(atoms.log_not(atoms.log_not(both).sum(dim=0)))  # exists k
+        return out
+
+    def dense(self, atoms: Atoms) -> Tuple[torch.Tensor, torch.Tensor]:
+        values = self._per_direction(atoms)
+        return torch.cat([v.reshape(-1) for v in values]), torch.cat([m.reshape(-1) for m in self.pair_masks])
+
+    def truth(self, atoms: Atoms) -> torch.Tensor:
+        total = atoms.x.new_zeros(())
+        for value, mask in zip(self._per_direction(atoms), self.pair_masks):
+            total = total + (value * mask.to(value.dtype)).sum()
+        return total
+
+    def to(self, device: torch.device) -> "ColourAffinityConstraint":
+        return replace(self, pair_masks=tuple(m.to(device) for m in self.pair_masks))
