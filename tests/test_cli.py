@@ -6,6 +6,8 @@ import argparse
 import os
 import time
 
+from pathlib import Path
+
 import pytest
 
 from stage1_pseudolabel.pipeline.config import build_config
@@ -20,6 +22,8 @@ from wsss.core.cli import (
     parse_cfg_options,
     run_cli,
 )
+
+REPO = Path(__file__).resolve().parents[1]
 
 
 def test_cfg_options_and_set_are_one_flag():
@@ -80,3 +84,17 @@ def test_exit_statuses(capsys):
 
     with pytest.raises(KeyError):
         run_cli(bug)
+
+
+@pytest.mark.parametrize("path", sorted(str(p) for p in (REPO / "configs" / "stage1").glob("*.yaml")))
+def test_every_stage1_config_builds_with_its_constraints(path):
+    from logic.constraints import ConstraintConfig
+
+    cfg = build_config(config_file=path)
+    ConstraintConfig.from_dict(dict(cfg.loss))  # unknown loss keys would be refused here
+
+
+def test_proxy_voc_config_has_the_boxes_only_fix():
+    cfg = build_config(config_file="configs/stage1/proxy_voc.yaml")
+    assert cfg.model_type == "proxy" and cfg.loss["box_fill"] > 0 and cfg.loss["colour_affinity"] > 0
+    assert build_config(config_file="configs/stage1/voc_box.yaml").loss["box_fill"] > 0

@@ -42,7 +42,7 @@ from wsss.core.atomic import write_json
 from wsss.core.cli import setup_logging
 from wsss.core.weak_labels.annotation import WEAK_LABEL_SETTINGS
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
+REPO_ROOT = Path(__file__).resolve().parents[2]  # wsss/apps/demo.py
 PROXY_NOTE = ("Model: the project's proxy SAM, a small SAM-architecture stand-in for pretrained SAM trained by "
               "this project on synthetic source scenes (make proxy-sam). It is NOT pretrained SAM: these numbers "
               "show that the method works, not how well it works with SAM. Pass SAM_CHECKPOINT for official weights.")
@@ -108,8 +108,12 @@ def ensure_synthetic(root: Path, *, num_train: int, num_val: int, seed: int) -> 
 def stage1_config(args, work: Path, data: Path, split: str, model_type: str, checkpoint: Optional[str]):
     from stage1_pseudolabel.pipeline.config import build_config
 
-    config_file = args.stage1_config or ("configs/stage1/demo_proxy.yaml" if model_type == "proxy"
-                                         else "configs/stage1/voc_box_scribble.yaml")
+    if args.stage1_config:
+        config_file = args.stage1_config
+    elif model_type == "proxy":  # the synthetic demo's tuned config; on real photographs the VOC loss
+        config_file = "configs/stage1/proxy_voc.yaml" if args.bench_quality else "configs/stage1/demo_proxy.yaml"
+    else:
+        config_file = "configs/stage1/voc_box_scribble.yaml"
     overrides = {"data": str(data), "split": split, "work_dir": str(work / "stage1"), "model_type": model_type,
                  "checkpoint": checkpoint, "device": args.device}
     if args.stage1_epochs is not None:
@@ -212,8 +216,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="the weak labels every method uses (prompts and loss of stage 1, seeds of the baselines); "
                         "default: the stage 1 config's")
     p.add_argument("--stage1-config", default=None,
-                   help="stage 1 YAML (default: configs/stage1/demo_proxy.yaml with the proxy SAM, "
-                        "configs/stage1/voc_box_scribble.yaml with official weights)")
+                   help="stage 1 YAML (default with the proxy SAM: configs/stage1/demo_proxy.yaml for the demo, "
+                        "configs/stage1/proxy_voc.yaml for --bench-quality; with official weights: "
+                        "configs/stage1/voc_box_scribble.yaml)")
     p.add_argument("--stage1-epochs", type=int, default=None,
                    help="stage 1 fine-tuning epochs (default: the stage 1 config's; with --bench-quality and the "
                         f"proxy SAM: {BENCH_QUALITY_PROXY_EPOCHS})")
