@@ -62,6 +62,22 @@ def test_read_train_log_formats(tmp_path):
     assert read_train_log(tmp_path / "missing.jsonl") == []
 
 
+def test_foreground_in_boxes_gets_its_own_panel(tmp_path):
+    from wsss.apps.report.plots import plot_training_curves
+
+    log = tmp_path / "fg.jsonl"
+    log.write_text("".join(json.dumps({"step": s, "loss": 1.0 / s, "fg_in_boxes": 0.2 / s, "fg_in_boxes_zero_shot": 0.2})
+                           + "\n" for s in range(1, 4)))
+    recs = read_train_log(log)
+    assert [r["fg_in_boxes"] for r in recs] == pytest.approx([0.2, 0.1, 0.2 / 3])
+    assert plot_training_curves(recs, tmp_path / "with.png") is not None
+    assert plot_training_curves(read_train_log(_log(tmp_path / "plain.jsonl")), tmp_path / "without.png") is not None
+    from PIL import Image
+
+    # three panels are wider than two
+    assert Image.open(tmp_path / "with.png").size[0] > Image.open(tmp_path / "without.png").size[0]
+
+
 def test_per_image_miou_and_selection():
     gt = np.zeros((4, 4), np.uint8)
     gt[:2] = 1

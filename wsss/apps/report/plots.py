@@ -60,6 +60,9 @@ def read_train_log(path: Path) -> List[dict]:
         rec = {"step": step, "loss": _num(obj.get("loss")), "truth": {}, "losses": {}, "log_truth": {}}
         if "epoch" in obj:
             rec["epoch"] = _num(obj["epoch"])
+        for key in ("fg_in_boxes", "fg_in_boxes_zero_shot"):  # the boxes-only collapse shows here
+            if _num(obj.get(key)) is not None:
+                rec[key] = _num(obj[key])
         for key, val in obj.items():
             if key == "log_truth" and isinstance(val, dict):
                 rec["log_truth"].update({k: f for k, v in val.items() if (f := _num(v)) is not None})
@@ -90,7 +93,9 @@ def _agg():
 
 
 def plot_training_curves(records: Sequence[dict], out_png: Path, *, title: str = "logic fine-tuning") -> Optional[Path]:
-    """Two panels over the training steps: losses (total and per constraint), and per-constraint truth.
+    """Panels over the training steps: losses (total and per constraint), per-constraint truth, and,
+    where logged, the foreground fraction inside the boxes next to the zero-shot model's (a decoder
+    that paints its boxes as background, the boxes-only collapse, shows as a falling curve).
 
     Truth values are plotted as logged; a log of log-truths (<= 0) is labelled as such. Returns
     ``None`` (and writes nothing) when there is nothing to plot.
@@ -102,7 +107,19 @@ def plot_training_curves(records: Sequence[dict], out_png: Path, *, title: str =
     out_png = Path(out_png)
     out_png.parent.mkdir(parents=True, exist_ok=True)
     steps = [r["step"] for r in records]
-    fig, (ax_l, ax_t) = plt.subplots(1, 2, figsize=(11, 4))
+    with_fg = any("fg_in_boxes" in r for r in records)
+    fig, axes = plt.subplots(1, 3 if with_fg else 2, figsize=(16 if with_fg else 11, 4))
+    ax_l, ax_t = axes[0], axes[1]
+    if with_fg:
+        ax_f = axes[2]
+        for key, style, label in (("fg_in_boxes", "-", "fine-tuned decoder"),
+                                  ("fg_in_boxes_zero_shot", "--", "zero-shot decoder")):
+            pts = [(r["step"], r[key]) for r in records if key in r]
+            if pts:
+                ax_f.plot(*zip(*pts), style, lw=1.5, label=label)
+        ax_f.set_ylim(0, 1), ax_f.set_xlabel("step"), ax_f.set_ylabel("fraction of box cells labelled foreground")
+        ax_f.set_title(f"{title}: foreground inside the boxes")
+        ax_f.legend(fontsize=7)
     if any(r.get("loss") is not None for r in records):
         ax_l.plot([r["step"] for r in records if r.get("loss") is not None],
                   [r["loss"] for r in records if r.get("loss") is not None], "k-", lw=2, label="total")
@@ -131,7 +148,7 @@ def plot_training_curves(records: Sequence[dict], out_png: Path, *, title: str =
     else:
         ax_t.text(0.5, 0.5, "no per-constraint truth logged", ha="center", va="center", transform=ax_t.transAxes)
     if len(set(steps)) == 1:
-        for ax in (ax_l, ax_t):
+        for ax in axes:
             for line in ax.get_lines():
                 line.set_marker("o")
     fig.tight_layout()
