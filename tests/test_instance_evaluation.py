@@ -106,6 +106,17 @@ def test_ground_truth_as_pseudo_labels_gives_ap_100_on_real_voc(voc_root, tmp_pa
     print("GT as pseudo-labels on", len(ids), "real VOC train images:", m)
     assert (m["AP"], m["AP50"], m["AP75"]) == (100.0, 100.0, 100.0)
     assert m["gt_objects"] == m["pred_objects"] > len(ids)
+    # the CLI: the same check as a row (--gt-as-pred), and the ground truth written for stage 2
+    boxes = tmp_path / "box.json"
+    run_instance_baseline("box", voc_root, boxes, ids=ids[:5])
+    assert main(["--pred", str(boxes), "--voc", str(voc_root), "--gt-as-pred", "--json", str(tmp_path / "m.json"),
+                 "--write-gt", str(tmp_path / "gt.json")]) == 0
+    rows = json.loads((tmp_path / "m.json").read_text())
+    assert rows["ground truth as pred"]["AP"] == 100.0 and rows["ground truth as pred"]["images"] == 5
+    assert 0 < rows["box.json"]["AP"] < 100
+    written = inst.read_document(tmp_path / "gt.json")
+    assert [im["name"] for im in written["images"]] == ids[:5]
+    assert evaluate_instances(written, voc_ground_truth(voc_root, ids[:5]))["AP"] == 100.0
 
 
 @pytest.mark.realdata

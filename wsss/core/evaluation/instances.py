@@ -2,6 +2,7 @@
 
     wsss-evaluate-instances --pred instances.json --voc data/VOCdevkit/VOC2012 [--split train] [--json out.json]
     wsss-evaluate-instances --pred instances.json --coco instances_val.json
+    wsss-evaluate-instances --voc data/VOCdevkit/VOC2012 --split val --write-gt gt_val_instances.json
 
 Ground truth
 ------------
@@ -192,7 +193,11 @@ def format_table(rows: Dict[str, Dict[str, Any]]) -> str:
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
     parser = argparse.ArgumentParser(prog="wsss-evaluate-instances", description=__doc__.splitlines()[0])
-    parser.add_argument("--pred", required=True, nargs="+", type=Path, help="instances JSON file(s) to evaluate")
+    parser.add_argument("--pred", nargs="+", type=Path, default=[], help="instances JSON file(s) to evaluate")
+    parser.add_argument("--split", help="with --voc: the images of ImageSets/Segmentation/<split>.txt (default: "
+                                        "those of --pred)")
+    parser.add_argument("--write-gt", type=Path, help="write the ground truth as COCO JSON here (stage 2's "
+                                                      "validation file)")
     gt = parser.add_mutually_exclusive_group(required=True)
     gt.add_argument("--voc", type=Path, help="VOC-layout root: SegmentationObject (else class components) + SegmentationClass")
     gt.add_argument("--coco", type=Path, help="COCO instances JSON with the ground-truth masks")
@@ -203,9 +208,14 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     args = parser.parse_args(argv)
 
     def body() -> int:
+        if not args.pred and not args.write_gt:
+            parser.error("give --pred FILE ... (to evaluate) and/or --write-gt FILE")
         preds = {str(p): inst.read_document(p) for p in args.pred}
         if args.voc is not None:
-            names = sorted({image_name(im) for d in preds.values() for im in d["images"]})
+            if args.split:
+                names = read_id_list(args.voc / "ImageSets" / "Segmentation" / f"{args.split}.txt")
+            else:
+                names = sorted({image_name(im) for d in preds.values() for im in d["images"]})
             missing = [n for n in names if not (args.voc / "SegmentationClass" / f"{n}.png").is_file()]
             if missing:
                 raise FileNotFoundError(f"{args.voc / 'SegmentationClass'}: no ground truth for {len(missing)} "
@@ -213,6 +223,12 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             truth = voc_ground_truth(args.voc, names)
         else:
             truth = coco_ground_truth(args.coco)
+        if args.write_gt:
+            inst.write_document(args.write_gt, truth)
+            print(f"ground truth of {len(truth['images'])} image(s), {len(truth['annotations'])} object(s) -> "
+                  f"{args.write_gt}")
+        if not preds:
+            return 0
         rows = {Path(k).name: evaluate_instances(d, truth) for k, d in preds.items()}
         if args.gt_as_pred:
             names = {image_name(im) for d in preds.values() for im in d["images"]}
