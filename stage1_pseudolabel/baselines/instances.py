@@ -104,7 +104,7 @@ def run_instance_baseline(
     """Write ``method``'s instances of the dataset (this shard) as one COCO JSON, ``out_file``.
 
     Images already in ``out_file`` are kept (a killed job is re-run); the file is rewritten atomically
-    at the end. Returns ``{"written", "existing", "failed": [(id, message)], "objects", "seconds"}``.
+    at the end (not when nothing was added). Returns ``{"written", "existing", "failed": [(id, message)], "objects", "seconds"}``.
     """
     fn = INSTANCE_METHODS[method]
     dataset = VocDataset(data, split=split if ids is None else None, ids=ids, verify_images=False)
@@ -139,6 +139,7 @@ def run_instance_baseline(
         run["objects"] += len(objects)
         if progress_every and (n + 1) % progress_every == 0:
             print(f"{method}: {n + 1} image(s)", flush=True)
-    inst.write_document(out_file, doc)
+    if run["written"] or not out_file.is_file():  # a rerun with nothing new rewrites nothing
+        inst.write_document(out_file, doc)
     run["seconds"] = round(time.perf_counter() - start, 2)
     return run
