@@ -183,11 +183,11 @@ def evaluate_instances(pred: Dict[str, Any], gt: Dict[str, Any]) -> Dict[str, An
 
 
 def format_row(name: str, m: Dict[str, Any]) -> str:
-    return f"{name:<24} {m['AP']:6.2f} {m['AP50']:6.2f} {m['AP75']:6.2f} {m['images']:7d} {m['gt_objects']:8d} {m['pred_objects']:8d}"
+    return f"{name:<28} {m['AP']:6.2f} {m['AP50']:6.2f} {m['AP75']:6.2f} {m['images']:7d} {m['gt_objects']:8d} {m['pred_objects']:8d}"
 
 
 def format_table(rows: Dict[str, Dict[str, Any]]) -> str:
-    head = f"{'pseudo-labels':<24} {'AP':>6} {'AP50':>6} {'AP75':>6} {'images':>7} {'gt objs':>8} {'pred objs':>8}"
+    head = f"{'pseudo-labels':<28} {'AP':>6} {'AP50':>6} {'AP75':>6} {'images':>7} {'gt objs':>8} {'pred objs':>8}"
     return "\n".join([head] + [format_row(k, v) for k, v in rows.items()])
 
 
@@ -229,7 +229,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                   f"{args.write_gt}")
         if not preds:
             return 0
-        rows = {Path(k).name: evaluate_instances(d, truth) for k, d in preds.items()}
+        short = [Path(k).name for k in preds]
+        labels = short if len(set(short)) == len(short) else [str(Path(Path(k).parent.name) / Path(k).name) for k in preds]
+        rows = {label: evaluate_instances(d, truth) for label, d in zip(labels, preds.values())}
         if args.gt_as_pred:
             names = {image_name(im) for d in preds.values() for im in d["images"]}
             perfect = inst.new_document()
