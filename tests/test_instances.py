@@ -15,6 +15,7 @@ from wsss.core import instances as inst
 from wsss.core.masks import read_mask
 from wsss.core.synthetic import write_dataset
 from stage1_pseudolabel.pipeline.config import build_config
+from stage1_pseudolabel.pipeline import generate as generate_module
 from stage1_pseudolabel.pipeline.generate import main as generate_main
 from stage1_pseudolabel.pipeline.generate import run_generate
 from stage1_pseudolabel.pipeline.predict import pseudo_mask, pseudo_mask_and_instances
@@ -120,7 +121,7 @@ def test_instance_json_rebuilds_the_png_of_the_same_run(one_run):
     assert np.array_equal(coco.annToMask(coco.anns[first["id"]]).astype(bool), inst.decode_mask(first["segmentation"]))
 
 
-def test_generate_instances_resume_and_shards_merge(one_run, synthetic, tmp_path, capsys):
+def test_generate_instances_resume_and_shards_merge(one_run, synthetic, tmp_path, capsys, monkeypatch):
     cfg, summary = one_run
     reference = inst.read_document(summary["instances_file"])
     out = cfg.output_path(zero_shot=True)
@@ -128,7 +129,14 @@ def test_generate_instances_resume_and_shards_merge(one_run, synthetic, tmp_path
     # a run killed after the PNGs but before its instance file: the objects are redone, PNGs kept
     work = tmp_path / "resume"
     c2 = make_cfg(synthetic, work, instances=True)
+    monkeypatch.setattr(generate_module, "INSTANCE_FLUSH_SECONDS", 0.0)  # rewritten after every image
+    writes = []
+    real_write = inst.write_document
+    monkeypatch.setattr(inst, "write_document", lambda path, doc: (writes.append(len(doc["images"])),
+                                                                   real_write(path, doc)))
     run_generate(c2, zero_shot=True, progress=False)
+    assert writes == [1, 2, 3, 4, 5]
+    monkeypatch.setattr(inst, "write_document", real_write)
     path = Path(c2.instances_path(zero_shot=True))
     doc = inst.read_document(path)
     dropped = doc["images"][1]["id"]

@@ -13,7 +13,10 @@ CRF on the image when the config sets ``crf`` (:mod:`wsss.core.crf`); with
 ``confidence_threshold > 0`` pixels whose top class probability is lower become 255. Images whose
 mask exists are skipped (a killed job is simply resubmitted), every PNG is written atomically, and
 ``--shard-index/--num-shards`` split the image list deterministically (``ids[i::N]``), so a SLURM
-array covers a dataset.
+array covers a dataset. Images without any weak label get an all-background mask or are skipped
+(``no_label_policy``), and are counted in the summary. An image whose files cannot be read is
+reported and the rest goes on; any other error (e.g. a full disk) stops the run. Reading runs ahead
+and writing behind in threads (:mod:`stage1_pseudolabel.pipeline.io`), so the decoder sets the pace.
 
 ``--instances`` (config ``instances: true``) also writes instance pseudo-labels: one COCO instances
 JSON per shard, ``<work_dir>/instances/<mask folder>.shard<i>of<N>.json`` (merge the shards with
@@ -22,12 +25,9 @@ mask and a score. A pixel belongs to the object, among those of the class the ar
 logit is highest there (:func:`~stage1_pseudolabel.pipeline.predict.pseudo_mask_and_instances`), so
 objects do not overlap and rebuild the PNG exactly (:func:`wsss.core.instances.semantic_from_instances`).
 The score is the mean probability of the object's class over its mask (not the decoder's predicted
-IoU, whose head the logic loss does not train). The file is rewritten atomically every
-``INSTANCE_FLUSH_EVERY`` images and at the end; on a rerun, images already in it are kept and an image
-whose PNG exists but which is not in the file is decoded again for its objects (its PNG is kept). Images without any weak label get an all-background mask or are skipped
-(``no_label_policy``), and are counted in the summary. An image whose files cannot be read is
-reported and the rest goes on; any other error (e.g. a full disk) stops the run. Reading runs ahead
-and writing behind in threads (:mod:`stage1_pseudolabel.pipeline.io`), so the decoder sets the pace.
+IoU, whose head the logic loss does not train). The file is rewritten atomically at most every
+``INSTANCE_FLUSH_SECONDS`` and at the end; on a rerun, images already in it are kept and an image
+whose PNG exists but which is not in the file is decoded again for its objects (its PNG is kept).
 """
 
 from __future__ import annotations
@@ -59,8 +59,9 @@ from wsss.core.weak_labels.images import read_image
 
 log = logging.getLogger(__name__)
 
-#: images between two rewrites of a shard's instance file (a killed run redoes at most these)
-INSTANCE_FLUSH_EVERY = 50
+#: seconds between two rewrites of a shard's instance file (a killed run redoes the objects of the
+#: images decoded since the last one; their PNGs are kept)
+INSTANCE_FLUSH_SECONDS = 60.0
 
 
 def run_generate(
@@ -104,27 +105,30 @@ def run_generate(
                        "zero_shot": zero_shot, "shard_index": shard_index, "num_shards": num_shards,
                        "score": "mean probability of the object's class over its mask"}
         done_instances = {im["name"] for im in doc["images"]}
-    pending = 0
+    in_doc = {im["id"] for im in doc["images"]} if doc is not None else set()
+    pending, last_flush = 0, time.monotonic()
 
     def add_instances(image_id: str, height: int, width: int, mask: np.ndarray, objects=None, weak_boxes=None):
         nonlocal pending
         k = position[image_id] + 1
-        doc["images"] = [im for im in doc["images"] if im["id"] != k]
-        doc["annotations"] = [a for a in doc["annotations"] if a["image_id"] != k]
+        if k in in_doc:  # decoded again (its PNG was missing): its old entry goes
+            doc["images"] = [im for im in doc["images"] if im["id"] != k]
+            doc["annotations"] = [a for a in doc["annotations"] if a["image_id"] != k]
+        in_doc.add(k)
         doc["images"].append(inst.image_entry(k - 1, image_id, height, width, ignore=mask == 255,
                                               file_name=dataset.image_path(image_id).name))
         if objects is not None:
             doc["annotations"] += inst.object_annotations(k, objects.masks, objects.classes, objects.scores,
                                                           weak_boxes[objects.objects])
         pending += 1
-        if pending >= INSTANCE_FLUSH_EVERY:
+        if time.monotonic() - last_flush >= INSTANCE_FLUSH_SECONDS:
             flush_instances()
 
     def flush_instances():
-        nonlocal pending
+        nonlocal pending, last_flush
         if doc is not None and pending:
             inst.write_document(inst_path, doc)
-        pending = 0
+        pending, last_flush = 0, time.monotonic()
     counts = {"written": 0, "existing": 0, "no_labels_background": 0, "no_labels_skipped": 0, "embedded_now": 0,
               "instances": 0, "instances_added": 0}
     problems: List[Dict[str, str]] = []
