@@ -169,3 +169,7 @@ def test_baselines_cli_writes_instances_that_rebuild_its_pngs(tmp_path, capsys):
     assert baselines_main(["--method", "box", "--data", str(root), "--out-dir", str(tmp_path / "inst"),
                            "--instances", "--shard-index", "0", "--num-shards", "2"]) == 0
     assert "2 already present" in capsys.readouterr().out and shards[0].read_bytes() == before
+    assert baselines_main(["--method", "box", "--data", str(root), "--out-dir", str(tmp_path / "inst"),
+                           "--instances", "--shard-index", "0", "--num-shards", "2", "--overwrite"]) == 0
+    assert "2 image(s) written" in capsys.readouterr().out
+    assert json.loads(shards[0].read_text())["annotations"] == json.loads(before)["annotations"]

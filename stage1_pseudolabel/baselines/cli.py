@@ -129,7 +129,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             name = "instances.json" if args.num_shards == 1 else f"instances.shard{args.shard_index}of{args.num_shards}.json"
             out = Path(args.out_dir) / name
             r = run_instance_baseline(args.method, args.data, out, split=args.split, shard_index=args.shard_index,
-                                      num_shards=args.num_shards)
+                                      num_shards=args.num_shards, overwrite=args.overwrite)
             print(f"baseline {args.method} instances -> {out}: {r['written']} image(s) written ({r['objects']} "
                   f"object(s)), {r['existing']} already present, {len(r['failed'])} failed ({r['seconds']} s)")
             return finish([f"[{i}] {m}" for i, m in r["failed"]], what="wsss-baselines")

@@ -99,11 +99,13 @@ def run_instance_baseline(
     ids: Optional[Sequence[str]] = None,
     shard_index: int = 0,
     num_shards: int = 1,
+    overwrite: bool = False,
     progress_every: int = 0,
 ) -> Dict[str, object]:
     """Write ``method``'s instances of the dataset (this shard) as one COCO JSON, ``out_file``.
 
-    Images already in ``out_file`` are kept (a killed job is re-run); the file is rewritten atomically
+    Images already in ``out_file`` are kept (a killed job is re-run; ``overwrite`` starts afresh); the
+    file is rewritten atomically
     at the end (not when nothing was added). Returns ``{"written", "existing", "failed": [(id, message)], "objects", "seconds"}``.
     """
     fn = INSTANCE_METHODS[method]
@@ -112,7 +114,7 @@ def run_instance_baseline(
     out_file = Path(out_file)
     out_file.parent.mkdir(parents=True, exist_ok=True)
     remove_stale_temp_files(out_file.parent)
-    doc = inst.read_document(out_file) if out_file.is_file() else inst.new_document(
+    doc = inst.read_document(out_file) if out_file.is_file() and not overwrite else inst.new_document(
         {"description": f"{method} baseline instances", "score": "1 (no confidence)"})
     done = {im["name"] for im in doc["images"]}
     run = {"written": 0, "existing": 0, "failed": [], "objects": 0}
@@ -139,7 +141,7 @@ def run_instance_baseline(
         run["objects"] += len(objects)
         if progress_every and (n + 1) % progress_every == 0:
             print(f"{method}: {n + 1} image(s)", flush=True)
-    if run["written"] or not out_file.is_file():  # a rerun with nothing new rewrites nothing
+    if run["written"] or overwrite or not out_file.is_file():  # a rerun with nothing new rewrites nothing
         inst.write_document(out_file, doc)
     run["seconds"] = round(time.perf_counter() - start, 2)
     return run
