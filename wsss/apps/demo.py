@@ -446,6 +446,11 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             ft, zs = pseudo[ft_name].miou, pseudo[zs_name].miou
             targets.append({"name": f"{ft_name} >= {zs_name} + 5 mIoU points",
                             "measured": f"{ft:.2f} vs {zs:.2f} ({ft - zs:+.2f})", "passed": bool(ft >= zs + 5)})
+        for ft_name, zs_name in pairs:
+            if ft_name in instances and zs_name in instances:
+                ft, zs = instances[ft_name]["AP"], instances[zs_name]["AP"]
+                targets.append({"name": f"{ft_name} > {zs_name} in instance mask AP",
+                                "measured": f"{ft:.2f} vs {zs:.2f} ({ft - zs:+.2f})", "passed": bool(ft > zs)})
         for baseline in ("box fill", "GrabCut"):
             ft, b = pseudo[final].miou, pseudo[baseline].miou
             targets.append({"name": f"{final} > {baseline}", "measured": f"{ft:.2f} vs {b:.2f}", "passed": bool(ft > b)})
