@@ -18,7 +18,9 @@ instance pseudo-labels, with test-time mask AP.
   download), ``--resume`` (newest checkpoint of the work dir), checkpoints loaded by ``torch.load``
   with ``weights_only=True`` (:mod:`stage2_segnet.compat`), ``--gpus N`` / torchrun / SLURM, and the
   metrics (``coco/segm_mAP``, ``_50``, ``_75``, in COCO's 0..1 scale) written atomically to
-  ``<work-dir>/test_<split>_instance_metrics.json``.
+  ``<work-dir>/test_<split>_instance_metrics.json``, the predictions as COCO results to
+  ``<work-dir>/test_<split>_instances.segm.json`` (and ``.bbox.json``). A model with no detection at all
+  has AP 0 (mmdet reports nothing then; the metrics file says so).
 """
 
 from __future__ import annotations
@@ -184,9 +186,14 @@ def build_test_config(args: argparse.Namespace, launcher: str) -> Config:
     cfg.load_from, cfg.resume = checkpoint, False
     cfg.model.backbone.init_cfg = None  # the trained weights replace the ImageNet initialisation
     _set_gt(cfg, "test_dataloader", "test_evaluator", ground_truth_file(str(root), args.gt or args.split, args.work_dir))
+    cfg.test_evaluator.outfile_prefix = str(Path(args.work_dir).resolve() / f"test_{_split_tag(args)}_instances")
     if args.cfg_dict:
         cfg.merge_from_dict(args.cfg_dict)
     return cfg
+
+
+def _split_tag(args: argparse.Namespace) -> str:
+    return Path(args.gt).stem if args.gt else args.split
 
 
 def test_main(argv: Optional[Sequence[str]] = None) -> int:
@@ -198,11 +205,16 @@ def test_main(argv: Optional[Sequence[str]] = None) -> int:
         return status
     metrics: Dict[str, float] = _runner(cfg).test() or {}
     if rank() == 0:
-        split = Path(args.gt).stem if args.gt else args.split
+        split = _split_tag(args)
         out = Path(args.json) if args.json else Path(args.work_dir) / f"test_{split}_instance_metrics.json"
-        record = dict(metrics={k: float(v) for k, v in metrics.items() if isinstance(v, (int, float))},
-                      checkpoint=cfg.load_from, config=str(args.config), split=split,
-                      ground_truth=cfg.test_evaluator.ann_file)
+        values = {k: float(v) for k, v in metrics.items() if isinstance(v, (int, float))}
+        note = None
+        if "coco/segm_mAP" not in values:  # mmdet's CocoMetric reports nothing when nothing was detected
+            values.update({f"coco/segm_mAP{s}": 0.0 for s in ("", "_50", "_75")})
+            note = "no detection on the test images: AP 0"
+        record = dict(metrics=values, checkpoint=cfg.load_from, config=str(args.config), split=split,
+                      ground_truth=cfg.test_evaluator.ann_file, note=note,
+                      predictions=cfg.test_evaluator.outfile_prefix + ".segm.json")
         write_json(out, record)
         print(f"[stage2] {json.dumps(record['metrics'])} -> {out}", flush=True)
     return 0

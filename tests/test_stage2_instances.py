@@ -75,6 +75,14 @@ def test_mask_rcnn_smoke_train_resume_test(mini_voc, tmp_path):
     for key in ("coco/segm_mAP", "coco/segm_mAP_50", "coco/segm_mAP_75", "coco/bbox_mAP"):
         assert 0.0 <= m[key] <= 1.0, (key, m)
     assert record["ground_truth"] == str(gt_file.resolve())
+    # mmdet's test-time mask AP equals the toolkit's evaluator on the same predictions (COCO results file)
+    results = json.loads(Path(record["predictions"]).read_text())
+    assert results, "the smoke model keeps every detection (score_thr 0)"
+    pred = {"images": gt["images"], "annotations": [dict(r, id=k + 1) for k, r in enumerate(results)]}
+    ours = evaluate_instances(pred, gt)
+    assert ours["pred_objects"] == len(results)
+    assert ours["AP"] == pytest.approx(100 * m["coco/segm_mAP"], abs=0.051)
+    assert ours["AP50"] == pytest.approx(100 * m["coco/segm_mAP_50"], abs=0.051)
 
 
 def test_instance_clis_refuse_bad_input_in_one_line(mini_voc, tmp_path):
