@@ -120,3 +120,17 @@ def test_full_instance_configs_parse_with_voc_settings(name, mini_voc, tmp_path)
     cfg.model.backbone.init_cfg.checkpoint = str(tmp_path / "resnet50-0676ba61.pth")
     with pytest.raises(FileNotFoundError, match=r"resnet50-0676ba61\.pth not found.*wget"):
         check_pretrained(cfg.model)
+    # the network builds (random weights) with a 20-class output
+    from mmengine.registry import init_default_scope
+    from mmdet.registry import MODELS
+
+    from stage2_segnet.register import register_all
+
+    register_all()
+    init_default_scope("mmdet")
+    cfg.model.backbone.init_cfg = None
+    model = MODELS.build(cfg.model)
+    if "roi_head" in cfg.model:
+        assert model.roi_head.bbox_head.fc_cls.out_features == 21  # 20 classes + background
+    else:
+        assert model.panoptic_head.cls_embed.out_features == 21  # 20 classes + "no object"
