@@ -48,7 +48,7 @@ from typing import Dict, List, Optional, Sequence
 from wsss.core.atomic import write_json
 from wsss.core.cli import setup_logging
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
+REPO_ROOT = Path(__file__).resolve().parents[2]  # wsss/apps/demo.py -> the repository
 PROXY_NOTE = ("Model: the project's proxy SAM, a small SAM-architecture stand-in for pretrained SAM trained by "
               "this project on synthetic source scenes (make proxy-sam). It is NOT pretrained SAM: these numbers "
               "show that the method works, not how well it works with SAM. Pass SAM_CHECKPOINT for official weights.")
