@@ -22,7 +22,8 @@ def test_demo_flow_small(tmp_path):
     work = tmp_path / "demo"
     argv = ["--work-dir", str(work), "--proxy-checkpoint", str(tmp_path / "proxy" / "proxy_sam.pth"),
             "--proxy-steps", "2", "--proxy-eval-scenes", "2", "--num-train", "3", "--num-val", "2",
-            "--stage1-max-steps", "1", "--stage2-iters", "2", "--stage2-batch", "2", "--threads", "1",
+            "--stage1-max-steps", "1", "--stage2-iters", "2", "--stage2-batch", "2",
+            "--stage2-instance-iters", "2", "--stage2-instance-batch", "2", "--threads", "1",
             "--no-progress", "--device", "cpu"]
     with_stage2 = stage2_available() is None
     if not with_stage2:

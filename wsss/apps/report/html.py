@@ -101,7 +101,8 @@ def _instances_section(inst: dict) -> list:
     parts = ["<h2>Instance pseudo-labels (mask AP)</h2>",
              _ap_table(inst["methods"], caption=(
                  f"COCO mask AP / AP50 / AP75 (%) on the same images, against {gt.get('note', 'ground-truth instances')}"
-                 f" ({gt.get('gt_source', '')}); scores: {inst.get('score', '')}."))]
+                 f" ({', '.join(f'{n} image(s): {k}' for k, n in (gt.get('gt_source') or {}).items() if n)});"
+                 f" scores: {inst.get('score', '')}."))]
     if inst.get("stage2"):
         parts.append("<h3>Stage 2: instance network trained on instance pseudo-labels</h3>")
         if inst.get("stage2_description"):
