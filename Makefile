@@ -39,6 +39,11 @@ STAGE2_SPLIT ?= val
 STAGE2_OUT  ?= $(STAGE2_WORK)/preds_$(STAGE2_SPLIT)
 STAGE2_ARGS ?=
 
+# Instances (stage1-instances, merge-instances, evaluate-instances, stage2-instance) ---------------------
+INSTANCES            ?= $(WORK)/instances/pseudo_masks.json
+INSTANCE_CONFIG      ?= configs/stage2/mask_rcnn_r50_fpn_voc_instances.py
+STAGE2_INSTANCE_WORK ?= work_dirs/stage2_instance
+
 # Evaluation (make evaluate) ---------------------------------------------------------------------
 PRED        ?= $(WORK)/pseudo_masks
 GT          ?= $(DATA)/SegmentationClass
@@ -53,7 +58,8 @@ SYNTH_OUT   ?= data/synthetic
 
 .PHONY: help setup test test-fast synthetic evaluate weights \
         stage1 stage1-embed stage1-train stage1-generate stage1-evaluate stage1-zeroshot \
-        stage2 stage2-test proxy-sam demo bench bench-logic bench-stage1 bench-stage2 bench-synthetic bench-quality tune-crf clean
+        stage1-instances merge-instances evaluate-instances \
+        stage2 stage2-test stage2-instance stage2-instance-test proxy-sam demo bench bench-logic bench-stage1 bench-stage2 bench-synthetic bench-quality tune-crf clean
 
 # `make help` is generated from this file: every target with a `## text` comment, and the variables
 # its recipe reads (scripts/make_help.py); nothing to keep in sync by hand.
@@ -105,6 +111,19 @@ stage1-zeroshot: setup ## pseudo-masks of the untrained decoder (the baseline of
 	$(PY) -m stage1_pseudolabel.pipeline.generate $(STAGE1_COMMON) $(GENERATE_ARGS) --zero-shot \
 	    --shard-index $(SHARD_INDEX) --num-shards $(NUM_SHARDS)
 
+# Instance pseudo-labels: every shard job writes $(WORK)/instances/pseudo_masks.shard<i>of<N>.json; merge
+# them once all shards are done.
+stage1-instances: setup ## instance pseudo-labels (COCO JSON per shard) with the masks (resumable, sharded)
+	$(PY) -m stage1_pseudolabel.pipeline.generate $(STAGE1_COMMON) $(GENERATE_ARGS) --instances \
+	    --shard-index $(SHARD_INDEX) --num-shards $(NUM_SHARDS)
+
+merge-instances: setup ## merge the NUM_SHARDS instance files of stage1-instances into INSTANCES
+	$(PY) -m wsss.core.instances $(WORK)/instances/pseudo_masks.shard*of$(NUM_SHARDS)*.json --out $(INSTANCES)
+
+evaluate-instances: setup ## mask AP / AP50 / AP75 of INSTANCES against the ground-truth instances of DATA
+	$(PY) -m wsss.core.evaluation.instances --pred $(INSTANCES) --voc $(DATA) --gt-as-pred \
+	    --json $(WORK)/instances_ap.json
+
 # -- stage 2: segmentation network -----------------------------------------------------------------
 stage2: setup ## train a segmentation network on pseudo-masks (resumes)
 	$(PY) -m stage2_segnet.train --config $(CONFIG) --pseudo $(PSEUDO) --data $(DATA) --work-dir $(STAGE2_WORK) \
@@ -113,6 +132,14 @@ stage2: setup ## train a segmentation network on pseudo-masks (resumes)
 stage2-test: setup ## mIoU on STAGE2_SPLIT + prediction PNGs (STAGE2_SPLIT=test: PNGs for the VOC server)
 	$(PY) -m stage2_segnet.test --config $(CONFIG) --data $(DATA) --work-dir $(STAGE2_WORK) --split $(STAGE2_SPLIT) \
 	    --out-dir $(STAGE2_OUT) --gpus $(GPUS) $(STAGE2_ARGS)
+
+stage2-instance: setup ## train an instance network (INSTANCE_CONFIG, mmdet) on INSTANCES (resumes)
+	$(PY) -m stage2_segnet.instances train --config $(INSTANCE_CONFIG) --pseudo $(INSTANCES) --data $(DATA) \
+	    --work-dir $(STAGE2_INSTANCE_WORK) --gpus $(GPUS) --resume $(STAGE2_ARGS)
+
+stage2-instance-test: setup ## mask AP of the instance network on STAGE2_SPLIT
+	$(PY) -m stage2_segnet.instances test --config $(INSTANCE_CONFIG) --data $(DATA) \
+	    --work-dir $(STAGE2_INSTANCE_WORK) --split $(STAGE2_SPLIT) --gpus $(GPUS) $(STAGE2_ARGS)
 
 # -- demo and benchmarks ---------------------------------------------------------------------------
 proxy-sam: setup ## pretrain the proxy SAM (the demo's stand-in for pretrained SAM)

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from wsss.core.evaluation import evaluate_folders
+from wsss.core.instances import read_document, semantic_from_instances
 from wsss.core.masks import read_mask, write_mask
 from wsss.core.weak_labels.voc import read_id_list
 
@@ -21,7 +22,8 @@ def test_demo_flow_small(tmp_path):
     work = tmp_path / "demo"
     argv = ["--work-dir", str(work), "--proxy-checkpoint", str(tmp_path / "proxy" / "proxy_sam.pth"),
             "--proxy-steps", "2", "--proxy-eval-scenes", "2", "--num-train", "3", "--num-val", "2",
-            "--stage1-max-steps", "1", "--stage2-iters", "2", "--stage2-batch", "2", "--threads", "1",
+            "--stage1-max-steps", "1", "--stage2-iters", "2", "--stage2-batch", "2",
+            "--stage2-instance-iters", "2", "--stage2-instance-batch", "2", "--threads", "1",
             "--no-progress", "--device", "cpu"]
     with_stage2 = stage2_available() is None
     if not with_stage2:
@@ -46,6 +48,20 @@ def test_demo_flow_small(tmp_path):
     if with_stage2:
         s2 = report["stage2"]["methods"]
         assert len(s2) == 2 and all(m["mIoU"] is not None for m in s2.values())
+    # the instance table: every method's instance pseudo-labels, scored against SegmentationObject
+    inst_rows = report["instances"]["methods"]
+    assert set(inst_rows) == set(methods)
+    assert report["instances"]["ground_truth"]["gt_source"] == {"SegmentationObject": 3, "class_components": 0}
+    assert all(r["images"] == 3 and 0 <= r["AP"] <= 100 for r in inst_rows.values())
+    assert inst_rows["box fill"]["AP50"] > 0  # filled boxes of the scenes' own objects overlap them
+    assert "Instance pseudo-labels (mask AP)" in (work / "report.html").read_text()
+    if with_stage2 and stage2_available(("mmcv", "mmengine", "mmdet")) is None:
+        s2i = report["instances"]["stage2"]
+        assert len(s2i) == 1 and all(0 <= r["AP"] <= 100 for r in s2i.values())
+    # the fine-tuned instances rebuild the fine-tuned PNGs of the same run
+    doc = read_document(work / "stage1" / "instances" / "pseudo_masks.shard0of1.json")
+    for i in ids:
+        assert np.array_equal(semantic_from_instances(doc, i), read_mask(work / "stage1" / "pseudo_masks" / f"{i}.png"))
     assert report["model"]["type"] == "proxy" and "stand-in" in " ".join(report["notes"])
     assert {t["name"] for t in report["targets"]} >= {"fine-tuned >= zero-shot + 5 mIoU points",
                                                       "fine-tuned + CRF > GrabCut"}

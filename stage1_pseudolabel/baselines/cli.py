@@ -10,6 +10,11 @@ Existing outputs are skipped, so a killed job is simply re-run. ``--shard-index 
 takes every N-th id of the list starting at i, so N jobs (a SLURM array) cover the list exactly once.
 An image that cannot be read or processed is reported (id, file, error) and skipped; the exit status
 is then 3 (:data:`wsss.core.cli.EXIT_SKIPPED`), after all the others were written.
+
+``--instances`` writes the baseline's objects instead, as one COCO instances JSON
+``<out-dir>/instances.json`` (``instances.shard<i>of<N>.json`` for a shard; merge them with
+``wsss-merge-instances``), for ``wsss-evaluate-instances``
+(:mod:`stage1_pseudolabel.baselines.instances`).
 """
 
 from __future__ import annotations
@@ -114,6 +119,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--weak-labels", choices=sorted(WEAK_LABEL_SETTINGS), default="all",
                    help="which weak labels the method may use (default all: boxes, and scribbles as GrabCut seeds)")
     p.add_argument("--overwrite", action="store_true", help="recompute existing masks")
+    p.add_argument("--instances", action="store_true",
+                   help="write the objects as COCO instances JSON (<out-dir>/instances.json) instead of PNGs")
     p.add_argument("--no-progress", action="store_true")
     return p
 
@@ -122,6 +129,16 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     args = build_parser().parse_args(argv)
 
     def body() -> int:
+        if args.instances:
+            from stage1_pseudolabel.baselines.instances import run_instance_baseline
+
+            name = "instances.json" if args.num_shards == 1 else f"instances.shard{args.shard_index}of{args.num_shards}.json"
+            out = Path(args.out_dir) / name
+            r = run_instance_baseline(args.method, args.data, out, split=args.split, shard_index=args.shard_index,
+                                      num_shards=args.num_shards, overwrite=args.overwrite)
+            print(f"baseline {args.method} instances -> {out}: {r['written']} image(s) written ({r['objects']} "
+                  f"object(s)), {r['existing']} already present, {len(r['failed'])} failed ({r['seconds']} s)")
+            return finish([f"[{i}] {m}" for i, m in r["failed"]], what="wsss-baselines")
         run = run_baseline(args.method, args.data, args.out_dir, split=args.split, shard_index=args.shard_index,
                            num_shards=args.num_shards, overwrite=args.overwrite, progress=not args.no_progress,
                            weak_labels=WEAK_LABEL_SETTINGS[args.weak_labels][0])

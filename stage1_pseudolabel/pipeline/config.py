@@ -84,6 +84,9 @@ class Stage1Config:
     #: dense-CRF refinement of the pixel class distribution before the argmax: null (off), or a
     #: mapping of :class:`wsss.core.crf.CRFParams` fields (``{}``: DeepLab's VOC defaults)
     crf: Optional[Dict[str, Any]] = None
+    #: also write instance pseudo-labels (COCO JSON with RLE masks, one file per shard under
+    #: ``<work_dir>/instances/``; see :mod:`wsss.core.instances`)
+    instances: bool = False
 
     # -- derived paths ----------------------------------------------------------------------------
     @property
@@ -110,6 +113,15 @@ class Stage1Config:
         if self.output_dir:
             return Path(self.output_dir)
         return self.work_path / (f"zeroshot_{self.prompt_mode}" if zero_shot else "pseudo_masks")
+
+    def instances_path(self, *, zero_shot: bool, shard_index: int = 0, num_shards: int = 1, rank: int = 0,
+                       world_size: int = 1) -> Path:
+        """This shard's instance file: ``<work_dir>/instances/<mask folder name>.shard<i>of<N>.json``
+        (``.rank<r>of<W>`` added under torchrun, where each rank writes its own)."""
+        name = f"{self.output_path(zero_shot=zero_shot).name}.shard{shard_index}of{num_shards}"
+        if world_size > 1:
+            name += f".rank{rank}of{world_size}"
+        return self.work_path / "instances" / f"{name}.json"
 
     def decoder_path(self) -> Path:
         return Path(self.decoder_checkpoint) if self.decoder_checkpoint else self.decoder_dir / "final.pth"

@@ -17,6 +17,17 @@ array covers a dataset. Images without any weak label get an all-background mask
 (``no_label_policy``), and are counted in the summary. An image whose files cannot be read is
 reported and the rest goes on; any other error (e.g. a full disk) stops the run. Reading runs ahead
 and writing behind in threads (:mod:`stage1_pseudolabel.pipeline.io`), so the decoder sets the pace.
+
+``--instances`` (config ``instances: true``) also writes instance pseudo-labels: one COCO instances
+JSON per shard, ``<work_dir>/instances/<mask folder>.shard<i>of<N>.json`` (merge the shards with
+``wsss-merge-instances``), each object with its class, the tight box of its mask, its weak box, an RLE
+mask and a score. A pixel belongs to the object, among those of the class the argmax gives it, whose
+logit is highest there (:func:`~stage1_pseudolabel.pipeline.predict.pseudo_mask_and_instances`), so
+objects do not overlap and rebuild the PNG exactly (:func:`wsss.core.instances.semantic_from_instances`).
+The score is the mean probability of the object's class over its mask (not the decoder's predicted
+IoU, whose head the logic loss does not train). The file is rewritten atomically at most every
+``INSTANCE_FLUSH_SECONDS`` and at the end; on a rerun, images already in it are kept and an image
+whose PNG exists but which is not in the file is decoded again for its objects (its PNG is kept).
 """
 
 from __future__ import annotations
@@ -32,20 +43,25 @@ import torch
 from tqdm import tqdm
 
 from wsss.core.crf import crf_params, require_crf
+from wsss.core import instances as inst
 from wsss.core.masks import write_mask
 from wsss.core.atomic import remove_stale_temp_files, write_json
 from stage1_pseudolabel.pipeline.cache import EmbeddingCache
 from stage1_pseudolabel.pipeline.config import Stage1Config, add_common_arguments, config_from_args
 from stage1_pseudolabel.pipeline.io import BackgroundWriter, prefetch
 from stage1_pseudolabel.pipeline.model import load_decoder, load_model, resolve_device
-from stage1_pseudolabel.pipeline.predict import DecoderRunner, pseudo_mask
+from stage1_pseudolabel.pipeline.predict import DecoderRunner, pseudo_mask, pseudo_mask_and_instances
 from stage1_pseudolabel.pipeline.prepare import open_dataset, prepare_image
 from stage1_pseudolabel.sam.encoder import encode, resize_for_encoder
-from wsss.core.cli import add_shard_arguments, finish, rank_shard_ids, run_cli, setup_logging
+from wsss.core.cli import add_shard_arguments, finish, rank_shard_ids, run_cli, setup_logging, world
 from wsss.core.weak_labels.errors import WeakLabelError
 from wsss.core.weak_labels.images import read_image
 
 log = logging.getLogger(__name__)
+
+#: seconds between two rewrites of a shard's instance file (a killed run redoes the objects of the
+#: images decoded since the last one; their PNGs are kept)
+INSTANCE_FLUSH_SECONDS = 60.0
 
 
 def run_generate(
@@ -76,7 +92,45 @@ def run_generate(
 
     dataset = open_dataset(cfg)
     ids = rank_shard_ids(dataset.ids, shard_index=shard_index, num_shards=num_shards)
-    counts = {"written": 0, "existing": 0, "no_labels_background": 0, "no_labels_skipped": 0, "embedded_now": 0}
+    position = {image_id: k for k, image_id in enumerate(dataset.ids)}
+    doc, inst_path, done_instances = None, None, set()
+    if cfg.instances:
+        rank, size = world()
+        inst_path = cfg.instances_path(zero_shot=zero_shot, shard_index=shard_index, num_shards=num_shards,
+                                       rank=rank, world_size=size)
+        inst_path.parent.mkdir(parents=True, exist_ok=True)
+        remove_stale_temp_files(inst_path.parent)
+        doc = inst.read_document(inst_path) if inst_path.is_file() else inst.new_document()
+        doc["info"] = {"description": "instance pseudo-labels (wsss-generate)", "masks": str(out_dir),
+                       "zero_shot": zero_shot, "shard_index": shard_index, "num_shards": num_shards,
+                       "score": "mean probability of the object's class over its mask"}
+        done_instances = {im["name"] for im in doc["images"]}
+    in_doc = {im["id"] for im in doc["images"]} if doc is not None else set()
+    pending, last_flush = 0, time.monotonic()
+
+    def add_instances(image_id: str, height: int, width: int, mask: np.ndarray, objects=None, weak_boxes=None):
+        nonlocal pending
+        k = position[image_id] + 1
+        if k in in_doc:  # decoded again (its PNG was missing): its old entry goes
+            doc["images"] = [im for im in doc["images"] if im["id"] != k]
+            doc["annotations"] = [a for a in doc["annotations"] if a["image_id"] != k]
+        in_doc.add(k)
+        doc["images"].append(inst.image_entry(k - 1, image_id, height, width, ignore=mask == 255,
+                                              file_name=dataset.image_path(image_id).name))
+        if objects is not None:
+            doc["annotations"] += inst.object_annotations(k, objects.masks, objects.classes, objects.scores,
+                                                          weak_boxes[objects.objects])
+        pending += 1
+        if time.monotonic() - last_flush >= INSTANCE_FLUSH_SECONDS:
+            flush_instances()
+
+    def flush_instances():
+        nonlocal pending, last_flush
+        if doc is not None and pending:
+            inst.write_document(inst_path, doc)
+        pending, last_flush = 0, time.monotonic()
+    counts = {"written": 0, "existing": 0, "no_labels_background": 0, "no_labels_skipped": 0, "embedded_now": 0,
+              "instances": 0, "instances_added": 0}
     problems: List[Dict[str, str]] = []
     decode_seconds = 0.0
     t_start = time.time()
@@ -84,7 +138,8 @@ def run_generate(
     def read(image_id: str) -> Tuple[str, object, object, Optional[np.ndarray]]:
         """File work for one image, run ahead in a thread: what to do, its inputs, and the RGB image
         where it is needed (to embed it, or for the CRF)."""
-        if (out_dir / f"{image_id}.png").is_file():
+        png_exists = (out_dir / f"{image_id}.png").is_file()
+        if png_exists and (doc is None or image_id in done_instances):
             return "existing", None, None, None
         ann = dataset.load(image_id)
         prepared = prepare_image(ann, cfg, encoder_size=encoder_size, lowres=lowres)
@@ -118,7 +173,11 @@ def run_generate(
                     counts["no_labels_skipped"] += 1
                     log.info("%s has no object label: skipped (no_label_policy=skip)", image_id)
                     continue
-                writer.submit(write_mask, out_path, np.zeros((a.height, a.width), np.uint8), num_foreground=cfg.num_foreground)
+                empty = np.zeros((a.height, a.width), np.uint8)
+                if doc is not None:
+                    add_instances(image_id, a.height, a.width, empty)
+                if not out_path.is_file():
+                    writer.submit(write_mask, out_path, empty, num_foreground=cfg.num_foreground)
                 counts["no_labels_background"] += 1
                 log.info("%s has no object label: all-background mask (no_label_policy=background)", image_id)
                 continue
@@ -136,17 +195,30 @@ def run_generate(
             t0 = time.perf_counter()
             with torch.inference_mode():
                 logits = runner.object_logits(prepared, embedding)
-                mask = pseudo_mask(prepared, logits, confidence_threshold=cfg.confidence_threshold, crf=crf, image=image)
+                if doc is None:
+                    mask = pseudo_mask(prepared, logits, confidence_threshold=cfg.confidence_threshold, crf=crf,
+                                       image=image)
+                else:
+                    mask, objects = pseudo_mask_and_instances(prepared, logits, crf=crf, image=image,
+                                                              confidence_threshold=cfg.confidence_threshold)
             decode_seconds += time.perf_counter() - t0
+            if doc is not None:
+                add_instances(image_id, mask.shape[0], mask.shape[1], mask, objects, prepared.objects.boxes)
+                counts["instances"] += len(objects.classes)
+            if out_path.is_file():  # decoded again for its objects only
+                counts["instances_added"] += 1
+                continue
             writer.submit(write_mask, out_path, mask, num_foreground=cfg.num_foreground)
             counts["written"] += 1
     bar.close()
+    flush_instances()
     decoded = counts["written"]
     summary: Dict[str, object] = {
         "step": "generate", "zero_shot": zero_shot, "output_dir": str(out_dir), "shard_index": shard_index,
         "num_shards": num_shards, "images": len(ids), **counts, "problems": problems,
         "decode_seconds_per_image": round(decode_seconds / max(decoded, 1), 5),
         "seconds": round(time.time() - t_start, 3),
+        "instances_file": str(inst_path) if inst_path is not None else None,
     }
     tag = "zeroshot_" + cfg.prompt_mode if zero_shot else "finetuned"
     summary["problems_file"] = str(cfg.work_path / "logs" / f"generate_{tag}_shard{shard_index}of{num_shards}.json")
@@ -163,18 +235,23 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     parser.add_argument("--decoder", dest="decoder_checkpoint", help="fine-tuned decoder (default <work_dir>/decoder/final.pth)")
     parser.add_argument("--confidence-threshold", type=float, dest="confidence_threshold",
                         help="pixels whose top class probability is below become 255 (0: off)")
+    parser.add_argument("--instances", action="store_true", default=None,
+                        help="also write instance pseudo-labels (COCO JSON per shard under <work_dir>/instances)")
     parser.add_argument("--no-progress", action="store_true")
     args = parser.parse_args(argv)
     setup_logging()
 
     def body() -> int:
-        extra = {k: getattr(args, k) for k in ("output_dir", "decoder_checkpoint", "confidence_threshold")}
+        extra = {k: getattr(args, k) for k in ("output_dir", "decoder_checkpoint", "confidence_threshold", "instances")}
         cfg = config_from_args(args, extra)
         s = run_generate(cfg, zero_shot=args.zero_shot, shard_index=args.shard_index, num_shards=args.num_shards,
                          progress=not args.no_progress)
         print(f"{s['written']} mask(s) written, {s['existing']} already there, "
               f"{s['no_labels_background']} all-background (no weak label), {s['no_labels_skipped']} skipped (no "
               f"weak label), {len(s['problems'])} problem(s) -> {s['output_dir']}")
+        if s["instances_file"]:
+            print(f"{s['instances']} object(s) of {s['written'] + s['instances_added']} image(s) added -> "
+                  f"{s['instances_file']}")
         return finish([f"no mask for {p['image_id']}: {p['error']}" for p in s["problems"]],
                       what=f"wsss-generate (problems listed in {s['problems_file']})")
 

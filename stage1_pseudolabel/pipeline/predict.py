@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Callable, Optional
+from dataclasses import dataclass
+from typing import Callable, Optional, Tuple
 
 import numpy as np
 import torch
@@ -72,7 +73,10 @@ def pixel_log_distribution(prepared: PreparedImage, logits: torch.Tensor) -> tor
     ``postprocess_masks`` does (:meth:`~wsss.core.frames.SamFrame.lowres_to_pixels`), then
     turned into the class distribution there.
     """
-    pix = prepared.frame.lowres_to_pixels(logits)  # [N, H, W]
+    return _distribution_of_pixel_logits(prepared, prepared.frame.lowres_to_pixels(logits))  # [N, H, W] in
+
+
+def _distribution_of_pixel_logits(prepared: PreparedImage, pix: torch.Tensor) -> torch.Tensor:
     return log_class_distribution(pix, prepared.channels.to(pix.device), num_channels=prepared.num_channels)
 
 
@@ -90,12 +94,23 @@ def mask_from_distribution(
     CPU; it only sees the image's own classes, so its cost does not grow with the label set). With
     ``confidence_threshold > 0``, pixels whose top probability is below it become 255.
     """
-    if crf is not None:
-        if image is None:
-            raise ValueError("pseudo_mask: the dense CRF needs the image")
-        probs = dense_crf(image, log_probs.exp().float().cpu().numpy(), crf)
-        log_probs = torch.from_numpy(probs).clamp_min(1e-12).log()
+    log_probs = refined_distribution(log_probs, crf=crf, image=image)
     top, arg = log_probs.max(dim=0)
+    return _labels(classes, top, arg, confidence_threshold)
+
+
+def refined_distribution(log_probs: torch.Tensor, *, crf: Optional[CRFParams] = None,
+                         image: Optional[np.ndarray] = None) -> torch.Tensor:
+    """``log_probs`` after the dense CRF on ``image`` when ``crf`` is set (unchanged otherwise)."""
+    if crf is None:
+        return log_probs
+    if image is None:
+        raise ValueError("pseudo_mask: the dense CRF needs the image")
+    probs = dense_crf(image, log_probs.exp().float().cpu().numpy(), crf)
+    return torch.from_numpy(probs).clamp_min(1e-12).log()
+
+
+def _labels(classes: torch.Tensor, top: torch.Tensor, arg: torch.Tensor, confidence_threshold: float) -> np.ndarray:
     labels = channel_labels(classes).to(arg.device)[arg]
     if confidence_threshold > 0:
         labels = torch.where(top.exp() < confidence_threshold, torch.full_like(labels, IGNORE_INDEX), labels)
@@ -128,3 +143,60 @@ def pseudo_mask(
         return np.zeros((prepared.frame.height, prepared.frame.width), np.uint8)
     return mask_from_distribution(pixel_log_distribution(prepared, logits), prepared.classes,
                                   confidence_threshold=confidence_threshold, crf=crf, image=image)
+
+
+@dataclass
+class PseudoInstances:
+    """The objects of one image that own pixels, from the same argmax as its semantic mask.
+
+    Attributes:
+        masks: ``bool [M, H, W]`` disjoint object masks (objects that own no pixel are left out).
+        classes: ``int64 [M]`` their classes.
+        scores: ``float [M]`` the mean probability of the object's class over its mask.
+        objects: ``int64 [M]`` index of each in the image's objects (its weak box).
+    """
+
+    masks: np.ndarray
+    classes: np.ndarray
+    scores: np.ndarray
+    objects: np.ndarray
+
+
+@torch.no_grad()
+def pseudo_mask_and_instances(
+    prepared: PreparedImage,
+    logits: torch.Tensor,
+    *,
+    confidence_threshold: float = 0.0,
+    crf: Optional[CRFParams] = None,
+    image: Optional[np.ndarray] = None,
+) -> Tuple[np.ndarray, PseudoInstances]:
+    """The pseudo-mask of :func:`pseudo_mask` and, from the same argmax, one mask per object.
+
+    Ownership: a pixel whose argmax channel is class ``k`` (and that is not set to 255 by the
+    confidence threshold) belongs to the object of class ``k`` with the highest pixel-space logit
+    there (the logits the class distribution was made from); background and 255 pixels belong to no
+    object. So the objects are disjoint and their union, labelled with their classes, is the
+    semantic mask. Score: the mean of ``p(class k)`` (after the CRF, when set) over the object's mask.
+    """
+    h, w = prepared.frame.height, prepared.frame.width
+    if logits.shape[0] == 0:
+        empty = PseudoInstances(np.zeros((0, h, w), bool), np.zeros(0, np.int64), np.zeros(0, np.float32),
+                                np.zeros(0, np.int64))
+        return np.zeros((h, w), np.uint8), empty
+    pix = prepared.frame.lowres_to_pixels(logits)  # [N, H, W]
+    log_probs = refined_distribution(_distribution_of_pixel_logits(prepared, pix), crf=crf, image=image)
+    top, arg = log_probs.max(dim=0)
+    mask = _labels(prepared.classes, top, arg, confidence_threshold)
+    channels = prepared.channels.to(pix.device)
+    candidates = pix.float().masked_fill(channels.view(-1, 1, 1) != arg.to(pix.device).unsqueeze(0), float("-inf"))
+    owner = candidates.argmax(dim=0)  # [H, W]; meaningless where arg == 0 (masked below)
+    owned = torch.from_numpy((mask != 0) & (mask != IGNORE_INDEX)).to(pix.device)
+    masks = (owner.unsqueeze(0) == torch.arange(len(channels), device=pix.device).view(-1, 1, 1)) & owned
+    keep = masks.flatten(1).any(dim=1)
+    idx = torch.nonzero(keep).flatten()
+    probs = log_probs.to(pix.device).exp()
+    scores = [float(probs[channels[i]][masks[i]].mean()) for i in idx.tolist()]
+    classes = torch.as_tensor(prepared.objects.classes)[idx.cpu()]
+    return mask, PseudoInstances(masks[idx].cpu().numpy(), classes.numpy().astype(np.int64),
+                                 np.asarray(scores, np.float32), idx.cpu().numpy().astype(np.int64))

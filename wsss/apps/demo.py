@@ -16,6 +16,13 @@
    pseudo-masks and on the box-filled masks, evaluated on the ``val`` ground truth;
 7. ``report.html`` + ``report.json`` (+ PNGs) in the work dir.
 
+Instances ride along: the baselines and stage 1 also write instance pseudo-labels (COCO JSON, one
+object per box), evaluated by mask AP / AP50 / AP75 against the ground-truth instances of the same
+images (:mod:`wsss.core.evaluation.instances`; SegmentationObject on synthetic scenes), and on synthetic
+scenes a smoke Mask R-CNN (``configs/stage2/tiny_mask_rcnn_r18_smoke.py``, mmdet) is trained on the
+fine-tuned instances and tested on the val scenes' instances. The report has an instance table beside
+the semantic one.
+
 With official weights and real data: ``--checkpoint sam_vit_h_4b8939.pth --model-type vit_h --data
 data/VOCdevkit/VOC2012``. ``--bench-quality`` runs steps 3-5 and 7 on ``--data``/``--split`` (``make
 bench-quality``). Every step prints its time; steps whose outputs exist are skipped (re-running is
@@ -42,7 +49,7 @@ from wsss.core.atomic import write_json
 from wsss.core.cli import setup_logging
 from wsss.core.weak_labels.annotation import WEAK_LABEL_SETTINGS
 
-REPO_ROOT = Path(__file__).resolve().parents[2]  # wsss/apps/demo.py
+REPO_ROOT = Path(__file__).resolve().parents[2]  # wsss/apps/demo.py -> the repository
 PROXY_NOTE = ("Model: the project's proxy SAM, a small SAM-architecture stand-in for pretrained SAM trained by "
               "this project on synthetic source scenes (make proxy-sam). It is NOT pretrained SAM: these numbers "
               "show that the method works, not how well it works with SAM. Pass SAM_CHECKPOINT for official weights.")
@@ -70,14 +77,16 @@ class Timer:
             print(f"=== {name}: {dt:.1f} s (total {time.perf_counter() - self.start:.1f} s)", flush=True)
 
 
-def stage2_available() -> Optional[str]:
+def stage2_available(mods: Sequence[str] = ("mmcv", "mmengine", "mmseg")) -> Optional[str]:
     """None if the OpenMMLab stack imports, else the reason."""
-    for mod in ("mmcv", "mmengine", "mmseg"):
+    for mod in mods:
         if importlib.util.find_spec(mod) is None:
             return f"{mod} is not installed (make setup installs the OpenMMLab stack)"
     try:
-        import mmcv  # noqa: F401
-        import mmseg  # noqa: F401
+        for mod in mods:
+            importlib.import_module(mod)
+        if "mmdet" in mods:
+            importlib.import_module("mmcv.ops")  # Mask R-CNN's RoIAlign and NMS
     except Exception as exc:  # noqa: BLE001 -- any import failure means: no stage 2 here
         return f"the OpenMMLab stack does not import: {type(exc).__name__}: {exc}"
     return None
@@ -176,6 +185,44 @@ def run_stage2(args, work: Path, data: Path, pseudo: Path, name: str) -> Optiona
             "iterations": args.stage2_iters, "config": args.stage2_config}
 
 
+def run_stage2_instances(args, work: Path, data: Path, pseudo: Path, name: str) -> Optional[dict]:
+    """Train the smoke Mask R-CNN on the instance pseudo-labels ``pseudo`` and test it on the val
+    instances; returns its mask AP (percent)."""
+    s2 = work / "stage2_instance" / name
+    metrics_file = s2 / "test_val_instance_metrics.json"
+    if metrics_file.is_file():
+        print(f"stage 2 instances ({name}): cached result {metrics_file}")
+    else:
+        if s2.exists():
+            shutil.rmtree(s2)
+        it = args.stage2_instance_iters
+        opts = [f"train_cfg.max_iters={it}", f"train_cfg.val_interval={it}", f"default_hooks.checkpoint.interval={it}",
+                "default_hooks.logger.interval=25", f"train_dataloader.batch_size={args.stage2_instance_batch}"]
+        env = dict(os.environ, PYTHONWARNINGS="ignore")
+        env.setdefault("OMP_NUM_THREADS", str(max(1, args.threads)))
+        base = [sys.executable, "-m", "stage2_segnet.instances"]
+        train = base + ["train", args.stage2_instance_config, "--data", str(data), "--pseudo", str(pseudo),
+                        "--work-dir", str(s2), "--val-list", "val", "--seed", str(args.seed), "--launcher", "none",
+                        "--cfg-options", *opts]
+        test = base + ["test", args.stage2_instance_config, "--data", str(data), "--work-dir", str(s2), "--split", "val",
+                       "--launcher", "none", "--json", str(metrics_file)]
+        for cmd in (train, test):
+            print("$ " + " ".join(cmd), flush=True)
+            log_path = s2 / ("train.log" if cmd is train else "test.log")
+            log_path.parent.mkdir(parents=True, exist_ok=True)
+            with open(log_path, "w") as log:
+                rc = subprocess.call(cmd, cwd=REPO_ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
+            if rc != 0:
+                tail = log_path.read_text().splitlines()[-15:]
+                print(f"stage 2 instances ({name}) failed (exit {rc}); last lines of {log_path}:\n  " + "\n  ".join(tail))
+                return None
+    m = json.loads(metrics_file.read_text()).get("metrics", {})
+    pct = {k: (100 * m[f"coco/segm_mAP{s}"] if m.get(f"coco/segm_mAP{s}", -1) >= 0 else 0.0)
+           for k, s in (("AP", ""), ("AP50", "_50"), ("AP75", "_75"))}
+    return {**{k: round(v, 2) for k, v in pct.items()}, "trained_on": name, "iterations": args.stage2_instance_iters,
+            "config": args.stage2_instance_config}
+
+
 def overlay_rows(ids, data: Path, methods: Dict[str, Path], rank_by: str, gt_dir: Path):
     from wsss.core.masks import read_mask
     from wsss.apps.report import OverlayRow, per_image_miou, select_best_median_worst
@@ -231,6 +278,11 @@ def build_parser() -> argparse.ArgumentParser:
                    help="stage 2 mmseg config (default: a quarter-width DeepLabV3+ R18 that learns on 2 CPU cores)")
     p.add_argument("--stage2-iters", type=int, default=300)
     p.add_argument("--stage2-batch", type=int, default=8)
+    p.add_argument("--stage2-instance-config", default="configs/stage2/tiny_mask_rcnn_r18_smoke.py",
+                   help="mmdet config of the instance network trained on the fine-tuned instance pseudo-labels")
+    p.add_argument("--stage2-instance-iters", type=int, default=100,
+                   help="iterations of the instance network (about 2.5 s each on 2 CPU cores at batch 4)")
+    p.add_argument("--stage2-instance-batch", type=int, default=4)
     p.add_argument("--skip-stage2", action="store_true")
     p.add_argument("--device", default="auto")
     p.add_argument("--threads", type=int, default=int(os.environ.get("DEMO_THREADS", "2")))
@@ -245,6 +297,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
 
     torch.set_num_threads(max(1, args.threads))
     from stage1_pseudolabel.baselines.cli import run_baseline
+    from stage1_pseudolabel.baselines.instances import run_instance_baseline
+    from wsss.core.evaluation.instances import evaluate_instances, format_table, voc_ground_truth
+    from wsss.core.instances import read_document
     from stage1_pseudolabel.pipeline.embed import run_embed
     from stage1_pseudolabel.pipeline.generate import run_generate
     from stage1_pseudolabel.pipeline.train import run_train
@@ -313,6 +368,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
 
     # 3. baselines ----------------------------------------------------------------------------------
     pred_dirs: Dict[str, Path] = {}
+    instance_files: Dict[str, Path] = {}
     if "boxes" in cfg.weak_labels:
         for method, name in (("box", "box fill"), ("grabcut", "GrabCut")):
             with timer.step(f"baseline: {name}"):
@@ -320,11 +376,14 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                 run = run_baseline(method, data, out, split=split, progress=progress, weak_labels=cfg.weak_labels)
                 print(f"{name}: {run.summary()}")
                 pred_dirs[name] = out
+                instance_files[name] = work / "baselines" / f"{method}_instances.json"
+                run_instance_baseline(method, data, instance_files[name], split=split, weak_labels=cfg.weak_labels)
     else:
         notes.append(f"Weak labels '{setting}' have no boxes: the box-fill and GrabCut baselines (both start "
                      "from boxes) were not run.")
 
     # 4. stage 1 ------------------------------------------------------------------------------------
+    cfg = dataclasses.replace(cfg, instances=True)
     with timer.step("stage 1: embed"):
         s = run_embed(cfg, progress=progress)
         print(f"embedded {s['embedded']} image(s), {s['already_cached']} cached")
@@ -339,10 +398,12 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     with timer.step("stage 1: zero-shot pseudo-masks"):
         s = run_generate(raw, zero_shot=True, progress=progress)
         pred_dirs["zero-shot"] = Path(s["output_dir"])
+        instance_files["zero-shot"] = Path(s["instances_file"])
         if cfg.crf is not None:
             refined = dataclasses.replace(cfg, output_dir=str(cfg.output_path(zero_shot=True)) + "_crf")
             s = run_generate(refined, zero_shot=True, progress=progress)
             pred_dirs["zero-shot + CRF"] = Path(s["output_dir"])
+            instance_files["zero-shot + CRF"] = Path(s["instances_file"])
     finetuned_dir = cfg.output_path(zero_shot=False)
     raw_finetuned_dir = cfg.work_path / "pseudo_masks_no_crf"
     with timer.step("stage 1: logic fine-tuning of the mask decoder"):
@@ -358,11 +419,14 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         if cfg.crf is not None:
             s = run_generate(dataclasses.replace(raw, output_dir=str(raw_finetuned_dir)), progress=progress)
             pred_dirs["fine-tuned"] = Path(s["output_dir"])
+            instance_files["fine-tuned"] = Path(s["instances_file"])
             s = run_generate(cfg, zero_shot=False, progress=progress)
             pred_dirs["fine-tuned + CRF"] = Path(s["output_dir"])
+            instance_files["fine-tuned + CRF"] = Path(s["instances_file"])
         else:
             s = run_generate(cfg, zero_shot=False, progress=progress)
             pred_dirs["fine-tuned"] = Path(s["output_dir"])
+            instance_files["fine-tuned"] = Path(s["instances_file"])
     final = "fine-tuned + CRF" if cfg.crf is not None else "fine-tuned"  # what stage 2 trains on
 
     # 5. evaluation ---------------------------------------------------------------------------------
@@ -374,9 +438,15 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         print(f"pseudo-mask mIoU on {len(ids)} {split} images (ground truth used for evaluation only):")
         for name, m in pseudo.items():
             print(f"  {name:<{width}}  {m.miou:6.2f}")
+    with timer.step("instance pseudo-label evaluation"):
+        truth = voc_ground_truth(data, ids)
+        instances = {name: evaluate_instances(read_document(f), truth) for name, f in instance_files.items()}
+        print(f"instance pseudo-labels, mask AP on the same images ({truth['info']['note']}):")
+        print(format_table(instances))
 
     # 6. stage 2 ------------------------------------------------------------------------------------
-    stage2 = {}
+    stage2: Dict[str, dict] = {}
+    stage2_instances: Dict[str, dict] = {}
     if synthetic and not args.bench_quality and not args.skip_stage2:
         reason = stage2_available()
         if reason:
@@ -391,6 +461,19 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                         stage2[name] = r
                         print(f"{name}: val mIoU {r['mIoU']:.2f}")
 
+        if final in instance_files:
+            reason = stage2_available(("mmcv", "mmengine", "mmdet"))
+            if reason:
+                print(f"stage 2 instance network skipped: {reason}")
+                notes.append(f"The stage 2 instance network was skipped: {reason}.")
+            else:
+                name = f"Mask R-CNN (smoke) on {final} instances"
+                with timer.step(name):
+                    r = run_stage2_instances(args, work, data, instance_files[final], "fine_tuned")
+                    if r is not None:
+                        stage2_instances[name] = r
+                        print(f"{name}: val mask AP {r['AP']:.2f}")
+
     # 7. report -------------------------------------------------------------------------------------
     with timer.step("report"):
         shown = [k for k in ("zero-shot", "fine-tuned", "fine-tuned + CRF") if k in pred_dirs]
@@ -401,6 +484,11 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             ft, zs = pseudo[ft_name].miou, pseudo[zs_name].miou
             targets.append({"name": f"{ft_name} >= {zs_name} + 5 mIoU points",
                             "measured": f"{ft:.2f} vs {zs:.2f} ({ft - zs:+.2f})", "passed": bool(ft >= zs + 5)})
+        for ft_name, zs_name in pairs:
+            if ft_name in instances and zs_name in instances:
+                ft, zs = instances[ft_name]["AP"], instances[zs_name]["AP"]
+                targets.append({"name": f"{ft_name} > {zs_name} in instance mask AP",
+                                "measured": f"{ft:.2f} vs {zs:.2f} ({ft - zs:+.2f})", "passed": bool(ft > zs)})
         for baseline in [b for b in ("box fill", "GrabCut") if b in pseudo]:
             ft, b = pseudo[final].miou, pseudo[baseline].miou
             targets.append({"name": f"{final} > {baseline}", "measured": f"{ft:.2f} vs {b:.2f}", "passed": bool(ft > b)})
@@ -427,7 +515,13 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             dataset={"root": str(data), "split": split, "images": len(ids), "weak_labels": setting,
                      "kind": "synthetic target domain" if synthetic else "VOC-layout dataset"},
             model=model_info, targets=targets, timings=timer.times, notes=notes,
-            extra={"per_image_miou": {"method": final, "scores": per_image}, "crf": cfg.crf},
+            extra={"per_image_miou": {"method": final, "scores": per_image}, "crf": cfg.crf,
+                   "instances": {"methods": instances, "ground_truth": truth["info"],
+                                 "score": "stage 1: mean class probability over the mask; baselines: 1",
+                                 "stage2": stage2_instances,
+                                 "stage2_description": (f"{args.stage2_instance_config}, {args.stage2_instance_iters} "
+                                                        "iterations from scratch; mask AP on the val scenes' "
+                                                        "instances" if stage2_instances else None)}},
         )
     report["timings_s"] = timer.times  # now with the report step's own time
     write_json(work / "report.json", report)
@@ -436,6 +530,10 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         print(f"  pseudo-masks  {name:<16} mIoU {m.miou:6.2f}")
     for name, r in stage2.items():
         print(f"  {name:<40} mIoU {r['mIoU']:6.2f}")
+    for name, m in instances.items():
+        print(f"  instances     {name:<16} mask AP {m['AP']:6.2f}  AP50 {m['AP50']:6.2f}  AP75 {m['AP75']:6.2f}")
+    for name, r in stage2_instances.items():
+        print(f"  {name:<40} mask AP {r['AP']:6.2f}")
     for t in targets:
         print(f"  target: {t['name']:<60} {t['measured']:<28} {'MET' if t['passed'] else 'NOT MET'}")
     print(f"\nreport: {work / 'report.html'} (and report.json); total {time.perf_counter() - timer.start:.0f} s")

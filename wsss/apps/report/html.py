@@ -80,6 +80,37 @@ def _kv_table(d: Dict[str, object]) -> str:
     return f"<table><tbody>{rows}</tbody></table>"
 
 
+def _ap_table(rows: Dict[str, dict], caption: str) -> str:
+    cols = ("AP", "AP50", "AP75")
+    best = {c: max((r.get(c) for r in rows.values() if r.get(c) is not None), default=None) for c in cols}
+    out = [f"<table><caption>{_e(caption)}</caption><thead><tr><th>method</th>"
+           + "".join(f"<th>{c}</th>" for c in cols) + "<th>objects</th></tr></thead><tbody>"]
+    for name, r in rows.items():
+        cells = "".join(f"<td>{'<b>' if r.get(c) is not None and r.get(c) == best[c] else ''}{_fmt(r.get(c))}"
+                        f"{'</b>' if r.get(c) is not None and r.get(c) == best[c] else ''}</td>" for c in cols)
+        out.append(f"<tr><td>{_e(name)}</td>{cells}<td>{_e(r.get('pred_objects', ''))}</td></tr>")
+    out.append("</tbody></table>")
+    return "".join(out)
+
+
+def _instances_section(inst: dict) -> list:
+    """The instance table (mask AP of the instance pseudo-labels) and the instance network's AP."""
+    if not inst.get("methods"):
+        return []
+    gt = inst.get("ground_truth") or {}
+    parts = ["<h2>Instance pseudo-labels (mask AP)</h2>",
+             _ap_table(inst["methods"], caption=(
+                 f"COCO mask AP / AP50 / AP75 (%) on the same images, against {gt.get('note', 'ground-truth instances')}"
+                 f" ({', '.join(f'{n} image(s): {k}' for k, n in (gt.get('gt_source') or {}).items() if n)});"
+                 f" scores: {inst.get('score', '')}."))]
+    if inst.get("stage2"):
+        parts.append("<h3>Stage 2: instance network trained on instance pseudo-labels</h3>")
+        if inst.get("stage2_description"):
+            parts.append(f"<p>{_e(inst['stage2_description'])}</p>")
+        parts.append(_ap_table(inst["stage2"], caption="COCO mask AP (%) of the network on held-out instances."))
+    return parts
+
+
 def render_html(report: dict, out_path: Path) -> Path:
     """Write ``report.html`` from the report dict (see :func:`wsss.apps.report.build_report`)."""
     out_path = Path(out_path)
@@ -122,6 +153,8 @@ def render_html(report: dict, out_path: Path) -> Path:
         if s2.get("description"):
             parts.append(f"<p>{_e(s2['description'])}</p>")
         parts.append(_metrics_table(s2["methods"], caption="IoU (%) of the stage 2 network on held-out ground truth, by the pseudo-masks it was trained on."))
+
+    parts += _instances_section(report.get("instances") or {})
 
     tr = report.get("training") or {}
     parts.append("<h2>Logic fine-tuning: truth and loss per constraint</h2>")

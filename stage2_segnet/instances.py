@@ -1,0 +1,234 @@
+"""Stage 2 for instances: train and test an mmdet network (Mask R-CNN, Mask2Former) on stage 1's
+instance pseudo-labels, with test-time mask AP.
+
+    python -m stage2_segnet.instances train CONFIG --data VOCROOT --pseudo INSTANCES.json --work-dir DIR
+        [--val-gt FILE | --val-list SPLIT] [--resume [CKPT]] [--gpus N] [--cfg-options ...]
+    python -m stage2_segnet.instances test CONFIG --data VOCROOT --work-dir DIR [--checkpoint CKPT]
+        [--gt FILE | --split SPLIT] [--json FILE]
+
+(console scripts ``wsss-stage2-instance-train`` and ``wsss-stage2-instance-test``.)
+
+* Training annotations: the merged instance pseudo-label JSON (``wsss-merge-instances``); checked
+  before the runner starts (COCO instances file, VOC categories, every image in ``JPEGImages``).
+* Validation / test ground truth: a COCO instances JSON (``--val-gt`` / ``--gt``), or, by default,
+  the ground-truth instances of the VOC split (``--val-list`` / ``--split``, default ``val``) written
+  once to ``<work-dir>/gt_<split>_instances.json`` by :func:`wsss.core.evaluation.instances.voc_ground_truth`
+  (SegmentationObject, else connected components of each class: approximate; see there).
+* Everything else is the semantic stage 2's: backbone weights read from ``data/checkpoints/`` (no
+  download), ``--resume`` (newest checkpoint of the work dir), checkpoints loaded by ``torch.load``
+  with ``weights_only=True`` (:mod:`stage2_segnet.compat`), ``--gpus N`` / torchrun / SLURM, and the
+  metrics (``coco/segm_mAP``, ``_50``, ``_75``, in COCO's 0..1 scale) written atomically to
+  ``<work-dir>/test_<split>_instance_metrics.json``, the predictions as COCO results to
+  ``<work-dir>/test_<split>_instances.segm.json`` (and ``.bbox.json``). A model with no detection at all
+  has AP 0 (mmdet reports nothing then; the metrics file says so).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Dict, Optional, Sequence
+
+from mmengine.config import Config
+
+from wsss.core import instances as inst
+from wsss.core.atomic import write_json
+from wsss.core.cli import run_checked
+from wsss.core.evaluation.instances import voc_ground_truth
+from wsss.core.weak_labels.classes import VOC_CLASSES
+from wsss.core.weak_labels.voc import read_id_list
+
+from .checks import check_pretrained
+from .launch import add_common_args, configure_runtime, finish_args, list_file, rank, relaunch_with_torchrun, set_data_root, start
+from .test import find_checkpoint
+
+
+def ground_truth_file(data: str, split_or_file: str, work_dir: str) -> str:
+    """The COCO ground-truth file of a VOC split (written once under ``work_dir``), or the given JSON."""
+    path = Path(split_or_file)
+    if path.suffix == ".json":
+        if not path.is_file():
+            raise FileNotFoundError(f"{path}: ground-truth instances JSON not found")
+        return str(path.resolve())
+    ids = read_id_list(list_file(data, split_or_file))
+    out = Path(work_dir) / f"gt_{Path(split_or_file).stem}_instances.json"
+    if rank() == 0 and not out.is_file():
+        out.parent.mkdir(parents=True, exist_ok=True)
+        truth = voc_ground_truth(data, ids)
+        inst.write_document(out, truth)
+        print(f"[stage2] ground-truth instances of {len(ids)} image(s) ({truth['info']['note']}) -> {out}", flush=True)
+    return str(out.resolve())
+
+
+def check_instances_file(path: str, image_dir: Path) -> int:
+    """Refuse a training file that is not COCO instances of VOC classes or names missing images;
+    returns the number of objects."""
+    doc = inst.read_document(path)
+    names = {c["id"]: c["name"] for c in doc.get("categories", [])}
+    bad = {i: n for i, n in names.items() if not (0 < i < len(VOC_CLASSES) and VOC_CLASSES[i] == n)}
+    if bad:
+        raise ValueError(f"{path}: categories {bad} are not VOC's (id = class index, name = VOC name)")
+    missing = [im["file_name"] for im in doc["images"] if not (image_dir / im["file_name"]).is_file()]
+    if missing:
+        raise FileNotFoundError(f"{path}: {len(missing)} image(s) not in {image_dir}, e.g. {missing[:3]}")
+    if not doc["annotations"]:
+        raise ValueError(f"{path}: no object to train on")
+    return len(doc["annotations"])
+
+
+def _set_gt(cfg: Config, loader: str, evaluator: str, gt: str) -> None:
+    cfg[loader].dataset.ann_file = gt
+    cfg[evaluator].ann_file = gt
+
+
+# -- train --------------------------------------------------------------------------------------------
+def parse_train_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="wsss-stage2-instance-train", description=__doc__.split("\n\n")[0],
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_common_args(parser)
+    parser.add_argument("--pseudo", required=True, help="instance pseudo-labels (merged COCO JSON of stage 1)")
+    parser.add_argument("--val-gt", default=None, help="validation ground truth as COCO JSON (default: from --val-list)")
+    parser.add_argument("--val-list", default="val", help="VOC split whose ground truth validates (default val)")
+    parser.add_argument("--resume", nargs="?", const="auto", default=None,
+                        help="resume from CKPT, or (no value) from the newest checkpoint in --work-dir")
+    parser.add_argument("--seed", type=int, default=None)
+    return finish_args(parser.parse_args(argv), parser)
+
+
+def build_train_config(args: argparse.Namespace, launcher: str) -> Config:
+    cfg = Config.fromfile(args.config)
+    configure_runtime(cfg, launcher, args.work_dir)
+    set_data_root(cfg, args.data, ["train_dataloader", "val_dataloader", "test_dataloader"])
+    root = Path(args.data).expanduser().resolve()
+    for loader in ("train_dataloader", "val_dataloader", "test_dataloader"):
+        cfg[loader].dataset.data_root = str(root) + "/"
+    pseudo = Path(args.pseudo).expanduser().resolve()
+    if not pseudo.is_file():
+        raise FileNotFoundError(f"{pseudo}: instance pseudo-labels not found (wsss-generate --instances, then "
+                                "wsss-merge-instances)")
+    cfg.train_dataloader.dataset.ann_file = str(pseudo)
+    gt = ground_truth_file(str(root), args.val_gt or args.val_list, args.work_dir)
+    _set_gt(cfg, "val_dataloader", "val_evaluator", gt)
+    _set_gt(cfg, "test_dataloader", "test_evaluator", gt)
+    if args.resume == "auto":
+        cfg.resume, cfg.load_from = True, None
+    elif args.resume:
+        cfg.resume, cfg.load_from = True, args.resume
+    if args.seed is not None:
+        cfg.randomness = dict(seed=args.seed)
+    if args.cfg_dict:
+        cfg.merge_from_dict(args.cfg_dict)
+    return cfg
+
+
+def preflight(cfg: Config) -> None:
+    check_pretrained(cfg.model)
+    if rank() != 0:
+        return
+    ds = cfg.train_dataloader.dataset
+    image_dir = Path(ds.data_root) / ds.get("data_prefix", {}).get("img", "JPEGImages/")
+    n = check_instances_file(ds.ann_file, image_dir)
+    print(f"[stage2] instance pseudo-labels checked: {n} object(s) in {ds.ann_file}", flush=True)
+
+
+def _runner(cfg: Config):
+    from mmengine.registry import RUNNERS
+    from mmengine.runner import Runner
+
+    return RUNNERS.build(cfg) if "runner_type" in cfg else Runner.from_cfg(cfg)
+
+
+def train_main(argv: Optional[Sequence[str]] = None) -> int:
+    argv, args, launcher = start(parse_train_args, argv)
+
+    def checked_config():
+        cfg = build_train_config(args, "none" if launcher == "torchrun" else launcher)
+        preflight(cfg)
+        return None if launcher == "torchrun" else cfg
+
+    cfg, status = run_checked(checked_config)
+    if status:
+        return status
+    if launcher == "torchrun":
+        return relaunch_with_torchrun("stage2_segnet.instances", ["train"] + argv, args.gpus)
+    _runner(cfg).train()
+    if rank() == 0:
+        last = Path(cfg.work_dir) / "last_checkpoint"
+        if last.is_file():
+            print(f"[stage2] done; last checkpoint: {last.read_text().strip()}", flush=True)
+    return 0
+
+
+# -- test ---------------------------------------------------------------------------------------------
+def parse_test_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="wsss-stage2-instance-test", description=__doc__.split("\n\n")[0],
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_common_args(parser)
+    parser.add_argument("--checkpoint", default=None, help="model to test (default: best, else last, in --work-dir)")
+    parser.add_argument("--gt", default=None, help="ground truth as COCO JSON (default: from --split)")
+    parser.add_argument("--split", default="val", help="VOC split to test on (default val)")
+    parser.add_argument("--json", default=None,
+                        help="metrics JSON path (default: <work-dir>/test_<split>_instance_metrics.json)")
+    return finish_args(parser.parse_args(argv), parser)
+
+
+def build_test_config(args: argparse.Namespace, launcher: str) -> Config:
+    cfg = Config.fromfile(args.config)
+    configure_runtime(cfg, launcher, args.work_dir)
+    set_data_root(cfg, args.data, ["test_dataloader"])
+    root = Path(args.data).expanduser().resolve()
+    cfg.test_dataloader.dataset.data_root = str(root) + "/"
+    checkpoint = args.checkpoint or find_checkpoint(args.work_dir)
+    if not Path(checkpoint).is_file():
+        raise FileNotFoundError(f"checkpoint {checkpoint} not found")
+    cfg.load_from, cfg.resume = checkpoint, False
+    cfg.model.backbone.init_cfg = None  # the trained weights replace the ImageNet initialisation
+    _set_gt(cfg, "test_dataloader", "test_evaluator", ground_truth_file(str(root), args.gt or args.split, args.work_dir))
+    cfg.test_evaluator.outfile_prefix = str(Path(args.work_dir).resolve() / f"test_{_split_tag(args)}_instances")
+    if args.cfg_dict:
+        cfg.merge_from_dict(args.cfg_dict)
+    return cfg
+
+
+def _split_tag(args: argparse.Namespace) -> str:
+    return Path(args.gt).stem if args.gt else args.split
+
+
+def test_main(argv: Optional[Sequence[str]] = None) -> int:
+    argv, args, launcher = start(parse_test_args, argv)
+    if launcher == "torchrun":
+        return relaunch_with_torchrun("stage2_segnet.instances", ["test"] + argv, args.gpus)
+    cfg, status = run_checked(lambda: build_test_config(args, launcher))
+    if status:
+        return status
+    metrics: Dict[str, float] = _runner(cfg).test() or {}
+    if rank() == 0:
+        split = _split_tag(args)
+        out = Path(args.json) if args.json else Path(args.work_dir) / f"test_{split}_instance_metrics.json"
+        values = {k: float(v) for k, v in metrics.items() if isinstance(v, (int, float))}
+        note = None
+        if "coco/segm_mAP" not in values:  # mmdet's CocoMetric reports nothing when nothing was detected
+            values.update({f"coco/segm_mAP{s}": 0.0 for s in ("", "_50", "_75")})
+            note = "no detection on the test images: AP 0"
+        record = dict(metrics=values, checkpoint=cfg.load_from, config=str(args.config), split=split,
+                      ground_truth=cfg.test_evaluator.ann_file, note=note,
+                      predictions=cfg.test_evaluator.outfile_prefix + ".segm.json")
+        write_json(out, record)
+        print(f"[stage2] {json.dumps(record['metrics'])} -> {out}", flush=True)
+    return 0
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    """``python -m stage2_segnet.instances train|test ...``."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if not argv or argv[0] not in ("train", "test"):
+        print("usage: python -m stage2_segnet.instances {train,test} ... (or wsss-stage2-instance-train / -test)",
+              file=sys.stderr)
+        return 2
+    return (train_main if argv[0] == "train" else test_main)(argv[1:])
+
+
+if __name__ == "__main__":
+    sys.exit(main())

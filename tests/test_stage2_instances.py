@@ -1,0 +1,136 @@
+"""Stage 2 for instances (mmdet): the smoke Mask R-CNN trains, resumes and tests (mask AP) on CPU on a
+few real VOC images, whose training instances are the box-fill baseline's (weak pseudo-labels); the
+full configs parse with VOC settings; bad inputs are refused in one line."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+pytest.importorskip("mmdet", reason="the OpenMMLab stack is not installed (make setup)")
+pytest.importorskip("mmcv.ops", reason="mmcv's compiled ops are not installed (make setup)")
+
+from wsss.core import instances as inst  # noqa: E402
+from wsss.core.evaluation.instances import evaluate_instances, voc_ground_truth  # noqa: E402
+from stage1_pseudolabel.baselines.instances import run_instance_baseline  # noqa: E402
+
+pytestmark = [pytest.mark.stage2, pytest.mark.filterwarnings("ignore:pkg_resources is deprecated")]
+
+REPO = Path(__file__).resolve().parents[1]
+TINY = REPO / "configs/stage2/tiny_mask_rcnn_r18_smoke.py"
+N_TRAIN, N_VAL = 6, 3
+
+
+@pytest.fixture(scope="module")
+def mini_voc(voc_root, tmp_path_factory):
+    root = tmp_path_factory.mktemp("voc")
+    for sub in ("JPEGImages", "SegmentationClass", "Annotations", "scribbles", "points"):
+        (root / sub).symlink_to(voc_root / sub, target_is_directory=True)
+    lists = root / "ImageSets" / "Segmentation"
+    lists.mkdir(parents=True)
+    ids = {}
+    for split, n in (("train", N_TRAIN), ("val", N_VAL)):
+        ids[split] = (voc_root / "ImageSets/Segmentation" / f"{split}.txt").read_text().split()[:n]
+        (lists / f"{split}.txt").write_text("\n".join(ids[split]) + "\n")
+    pseudo = root / "box_instances.json"
+    run_instance_baseline("box", root, pseudo, split="train")
+    return dict(root=root, pseudo=pseudo, ids=ids)
+
+
+def _cli(*args, check=True) -> subprocess.CompletedProcess:
+    env = dict(os.environ, PYTHONUNBUFFERED="1", OMP_NUM_THREADS="1")
+    proc = subprocess.run([sys.executable, "-m", "stage2_segnet.instances", *map(str, args)], cwd=REPO, env=env,
+                          capture_output=True, text=True, timeout=900)
+    if check:
+        assert proc.returncode == 0, f"failed:\n{proc.stdout[-4000:]}\n{proc.stderr[-6000:]}"
+    return proc
+
+
+@pytest.mark.slow
+def test_mask_rcnn_smoke_train_resume_test(mini_voc, tmp_path):
+    data, work = mini_voc["root"], tmp_path / "work"
+    common = [TINY, "--data", data, "--work-dir", work]
+    # 1) two iterations, checkpoint at 2; the val ground truth is written from the VOC split
+    _cli("train", *common, "--pseudo", mini_voc["pseudo"], "--resume", "--cfg-options", "train_cfg.max_iters=2")
+    assert (work / "iter_2.pth").is_file()
+    gt_file = work / "gt_val_instances.json"
+    gt = inst.read_document(gt_file)
+    assert [im["name"] for im in gt["images"]] == mini_voc["ids"]["val"]
+    assert evaluate_instances(gt, voc_ground_truth(data, mini_voc["ids"]["val"]))["AP"] == 100.0
+    # 2) the same command resumes from iter_2 (checkpoint loaded with weights_only) and validates (mask AP)
+    out = _cli("train", *common, "--pseudo", mini_voc["pseudo"], "--resume")
+    log = out.stdout + out.stderr
+    assert "resumed" in log and "iter: 2" in log, log[-3000:]
+    assert (work / "iter_4.pth").is_file()
+    assert "coco/segm_mAP" in log
+    # 3) test: COCO mask AP on the val instances, written atomically
+    _cli("test", *common, "--checkpoint", work / "iter_4.pth")
+    record = json.loads((work / "test_val_instance_metrics.json").read_text())
+    m = record["metrics"]
+    for key in ("coco/segm_mAP", "coco/segm_mAP_50", "coco/segm_mAP_75", "coco/bbox_mAP"):
+        assert 0.0 <= m[key] <= 1.0, (key, m)
+    assert record["ground_truth"] == str(gt_file.resolve())
+    # mmdet's test-time mask AP equals the toolkit's evaluator on the same predictions (COCO results file)
+    results = json.loads(Path(record["predictions"]).read_text())
+    assert results, "the smoke model keeps every detection (score_thr 0)"
+    pred = {"images": gt["images"], "annotations": [dict(r, id=k + 1) for k, r in enumerate(results)]}
+    ours = evaluate_instances(pred, gt)
+    assert ours["pred_objects"] == len(results)
+    assert ours["AP"] == pytest.approx(100 * m["coco/segm_mAP"], abs=0.051)
+    assert ours["AP50"] == pytest.approx(100 * m["coco/segm_mAP_50"], abs=0.051)
+
+
+def test_instance_clis_refuse_bad_input_in_one_line(mini_voc, tmp_path):
+    data = mini_voc["root"]
+    proc = _cli("train", TINY, "--data", data, "--work-dir", tmp_path / "w", "--pseudo", tmp_path / "none.json",
+                check=False)
+    assert proc.returncode == 2 and proc.stderr.strip().splitlines()[-1].startswith("error:"), proc.stderr[-2000:]
+    assert "none.json" in proc.stderr
+    bad = tmp_path / "bad.json"
+    doc = inst.read_document(mini_voc["pseudo"])
+    doc["images"][0]["file_name"] = "missing.jpg"
+    inst.write_document(bad, doc)
+    proc = _cli("train", TINY, "--data", data, "--work-dir", tmp_path / "w2", "--pseudo", bad, check=False)
+    assert proc.returncode == 2 and "missing.jpg" in proc.stderr, proc.stderr[-2000:]
+    proc = _cli("test", TINY, "--data", data, "--work-dir", tmp_path / "empty", check=False)
+    assert proc.returncode == 2 and "no checkpoint" in proc.stderr, proc.stderr[-2000:]
+
+
+@pytest.mark.parametrize("name", ["mask_rcnn_r50_fpn_voc_instances", "mask2former_r50_voc_instances"])
+def test_full_instance_configs_parse_with_voc_settings(name, mini_voc, tmp_path):
+    from mmengine.config import Config
+
+    from stage2_segnet.checks import check_pretrained, pretrained_paths
+
+    cfg = Config.fromfile(str(REPO / f"configs/stage2/{name}.py"))
+    assert len(cfg.train_dataloader.dataset.metainfo["classes"]) == 20
+    assert cfg.train_dataloader.dataset.type == "CocoDataset"
+    assert "segm" in cfg.val_evaluator.metric and cfg.val_evaluator.type == "CocoMetric"
+    assert cfg.val_evaluator.ann_file == cfg.val_dataloader.dataset.ann_file
+    heads = ([cfg.model.roi_head.bbox_head.num_classes, cfg.model.roi_head.mask_head.num_classes]
+             if "roi_head" in cfg.model else [cfg.model.panoptic_head.num_things_classes])
+    assert heads and all(n == 20 for n in heads)
+    paths = pretrained_paths(cfg.model)
+    assert paths == ["data/checkpoints/resnet50-0676ba61.pth"]
+    cfg.model.backbone.init_cfg.checkpoint = str(tmp_path / "resnet50-0676ba61.pth")
+    with pytest.raises(FileNotFoundError, match=r"resnet50-0676ba61\.pth not found.*wget"):
+        check_pretrained(cfg.model)
+    # the network builds (random weights) with a 20-class output
+    from mmengine.registry import init_default_scope
+    from mmdet.registry import MODELS
+
+    from stage2_segnet.register import register_all
+
+    register_all()
+    init_default_scope("mmdet")
+    cfg.model.backbone.init_cfg = None
+    model = MODELS.build(cfg.model)
+    if "roi_head" in cfg.model:
+        assert model.roi_head.bbox_head.fc_cls.out_features == 21  # 20 classes + background
+    else:
+        assert model.panoptic_head.cls_embed.out_features == 21  # 20 classes + "no object"
