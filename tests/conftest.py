@@ -48,3 +48,17 @@ def _segment_anything_importable():
     from stage1_pseudolabel.sam.modeling import sam_modeling
 
     sam_modeling()
+
+
+def link_voc_subset(voc_root: Path, root: Path, counts, subdirs=("JPEGImages", "SegmentationClass")) -> dict:
+    """A VOC-layout folder at ``root`` with the first ``counts[split]`` ids of each split of the real
+    slice (folders linked, not copied); returns ``{split: ids}``."""
+    for sub in subdirs:
+        (root / sub).symlink_to(voc_root / sub, target_is_directory=True)
+    lists = root / "ImageSets" / "Segmentation"
+    lists.mkdir(parents=True)
+    ids = {}
+    for split, n in counts.items():
+        ids[split] = (voc_root / "ImageSets/Segmentation" / f"{split}.txt").read_text().split()[:n]
+        (lists / f"{split}.txt").write_text("\n".join(ids[split]) + "\n")
+    return ids

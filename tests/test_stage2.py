@@ -22,6 +22,7 @@ from PIL import Image
 pytest.importorskip("mmseg", reason="the OpenMMLab stack is not installed (make setup)")
 pytest.importorskip("mmcv.ops", reason="mmcv's compiled ops are not installed (make setup)")
 
+from conftest import link_voc_subset  # noqa: E402
 from wsss.core.masks import read_mask, write_mask  # noqa: E402
 
 pytestmark = [pytest.mark.stage2, pytest.mark.filterwarnings("ignore:pkg_resources is deprecated")]
@@ -46,14 +47,7 @@ def box_filled(gt: np.ndarray) -> np.ndarray:
 def mini_voc(voc_root, tmp_path_factory):
     """A VOC root with a few train / val ids (images and GT linked from the real slice) + pseudo-masks."""
     root = tmp_path_factory.mktemp("voc")
-    for sub in ("JPEGImages", "SegmentationClass"):
-        (root / sub).symlink_to(voc_root / sub, target_is_directory=True)
-    lists = root / "ImageSets" / "Segmentation"
-    lists.mkdir(parents=True)
-    ids = {}
-    for split, n in (("train", N_TRAIN), ("val", N_VAL)):
-        ids[split] = (voc_root / "ImageSets/Segmentation" / f"{split}.txt").read_text().split()[:n]
-        (lists / f"{split}.txt").write_text("\n".join(ids[split]) + "\n")
+    ids = link_voc_subset(voc_root, root, {"train": N_TRAIN, "val": N_VAL})
     pseudo = root / "pseudo"
     for i in ids["train"]:
         write_mask(pseudo / f"{i}.png", box_filled(read_mask(voc_root / "SegmentationClass" / f"{i}.png")))

@@ -15,6 +15,7 @@ import pytest
 pytest.importorskip("mmdet", reason="the OpenMMLab stack is not installed (make setup)")
 pytest.importorskip("mmcv.ops", reason="mmcv's compiled ops are not installed (make setup)")
 
+from conftest import link_voc_subset  # noqa: E402
 from wsss.core import instances as inst  # noqa: E402
 from wsss.core.evaluation.instances import evaluate_instances, voc_ground_truth  # noqa: E402
 from stage1_pseudolabel.baselines.instances import run_instance_baseline  # noqa: E402
@@ -29,14 +30,8 @@ N_TRAIN, N_VAL = 6, 3
 @pytest.fixture(scope="module")
 def mini_voc(voc_root, tmp_path_factory):
     root = tmp_path_factory.mktemp("voc")
-    for sub in ("JPEGImages", "SegmentationClass", "Annotations", "scribbles", "points"):
-        (root / sub).symlink_to(voc_root / sub, target_is_directory=True)
-    lists = root / "ImageSets" / "Segmentation"
-    lists.mkdir(parents=True)
-    ids = {}
-    for split, n in (("train", N_TRAIN), ("val", N_VAL)):
-        ids[split] = (voc_root / "ImageSets/Segmentation" / f"{split}.txt").read_text().split()[:n]
-        (lists / f"{split}.txt").write_text("\n".join(ids[split]) + "\n")
+    ids = link_voc_subset(voc_root, root, {"train": N_TRAIN, "val": N_VAL},
+                          subdirs=("JPEGImages", "SegmentationClass", "Annotations", "scribbles", "points"))
     pseudo = root / "box_instances.json"
     run_instance_baseline("box", root, pseudo, split="train")
     return dict(root=root, pseudo=pseudo, ids=ids)

@@ -16,13 +16,12 @@ background constraint already decides). Evaluated as a shifted-slice pass per di
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import List, Optional, Tuple
 
 import torch
 
-from logic.constraints.base import Atoms, Constraint
-from logic.constraints.border_precision import _pair_slices
+from logic.constraints.pairwise import SameClassPairs, pair_slices
 
 
 def _offsets(dilation: int) -> Tuple[Tuple[int, int], ...]:
@@ -43,21 +42,9 @@ def rgb_to_lab(image: torch.Tensor) -> torch.Tensor:
 
 
 @dataclass(frozen=True)
-class ColourAffinityConstraint(Constraint):
-    """Groundings: the valid pixel pairs of similar colour (per direction, as in border precision).
+class ColourAffinityConstraint(SameClassPairs):
+    """Groundings: the valid pixel pairs of similar colour (:class:`SameClassPairs`)."""
 
-    Attributes:
-        pair_masks: per offset ``(dy, dx)``, ``bool [H - dy, W - |dx|]`` grounded pairs ``(p, p + (dy, dx))``.
-        offsets: the offsets.
-        height, width: the map size.
-        num_groundings: total number of grounded pairs.
-    """
-
-    pair_masks: Tuple[torch.Tensor, ...]
-    offsets: Tuple[Tuple[int, int], ...]
-    height: int
-    width: int
-    num_groundings: int
     name: str = "colour_affinity"
 
     @classmethod
@@ -83,36 +70,11 @@ class ColourAffinityConstraint(Constraint):
             if dy >= height or abs(dx) >= width:
                 masks.append(torch.zeros((max(height - dy, 0), max(width - abs(dx), 0)), dtype=torch.bool, device=valid.device))
                 continue
-            a, b = _pair_slices(height, width, dy, dx)
+            a, b = pair_slices(height, width, dy, dx)
             affinity = torch.exp(-torch.linalg.vector_norm(lab[a] - lab[b], dim=-1) / theta)
             m = valid[a] & valid[b] & (affinity >= threshold)
             if inside is not None:
                 m = m & (inside[a] | inside[b])
             masks.append(m)
         return cls(pair_masks=tuple(masks), offsets=offsets, height=height, width=width,
-                   num_groundings=int(sum(int(m.sum()) for m in masks)))
-
-    def _per_direction(self, atoms: Atoms) -> List[torch.Tensor]:
-        x = atoms.x
-        out = []
-        for (dy, dx), mask in zip(self.offsets, self.pair_masks):
-            if mask.numel() == 0:
-                out.append(x.new_zeros(mask.shape))
-                continue
-            a, b = _pair_slices(self.height, self.width, dy, dx)
-            both = x[(slice(None), *a)] + x[(slice(None), *b)]  # [K, H', W']: k(p) and k(q)
-            out.append(atoms.log_not(atoms.log_not(both).sum(dim=0)))  # exists k
-        return out
-
-    def dense(self, atoms: Atoms) -> Tuple[torch.Tensor, torch.Tensor]:
-        values = self._per_direction(atoms)
-        return torch.cat([v.reshape(-1) for v in values]), torch.cat([m.reshape(-1) for m in self.pair_masks])
-
-    def truth(self, atoms: Atoms) -> torch.Tensor:
-        total = atoms.x.new_zeros(())
-        for value, mask in zip(self._per_direction(atoms), self.pair_masks):
-            total = total + (value * mask.to(value.dtype)).sum()
-        return total
-
-    def to(self, device: torch.device) -> "ColourAffinityConstraint":
-        return replace(self, pair_masks=tuple(m.to(device) for m in self.pair_masks))
+                   num_groundings=cls.count(masks))

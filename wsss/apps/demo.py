@@ -147,6 +147,22 @@ def weak_label_setting_name(kinds: Sequence[str]) -> str:
     return "+".join(kinds)
 
 
+def run_logged(commands, folder: Path, env: Dict[str, str], *, what: str) -> bool:
+    """Run ``[(name, argv), ...]`` in turn from the repository, each logging to ``folder/<name>.log``;
+    False (with the log's last lines printed) at the first that fails."""
+    folder.mkdir(parents=True, exist_ok=True)
+    for name, cmd in commands:
+        print("$ " + " ".join(cmd), flush=True)
+        log_path = folder / f"{name}.log"
+        with open(log_path, "w") as log:
+            rc = subprocess.call(cmd, cwd=REPO_ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
+        if rc != 0:
+            tail = log_path.read_text().splitlines()[-15:]
+            print(f"{what} failed (exit {rc}); last lines of {log_path}:\n  " + "\n  ".join(tail))
+            return False
+    return True
+
+
 def run_stage2(args, work: Path, data: Path, pseudo: Path, name: str) -> Optional[dict]:
     """Train the tiny stage 2 network on ``pseudo`` and test it on the val ground truth; returns metrics."""
     s2 = work / "stage2" / name
@@ -168,16 +184,8 @@ def run_stage2(args, work: Path, data: Path, pseudo: Path, name: str) -> Optiona
                         "--launcher", "none", "--cfg-options", *opts]
         test = base + ["stage2_segnet.test", "--config", args.stage2_config, "--data", str(data), "--work-dir", str(s2),
                        "--split", "val", "--launcher", "none", "--json", str(metrics_file)]
-        for cmd in (train, test):
-            print("$ " + " ".join(cmd), flush=True)
-            log_path = s2 / ("train.log" if cmd is train else "test.log")
-            log_path.parent.mkdir(parents=True, exist_ok=True)
-            with open(log_path, "w") as log:
-                rc = subprocess.call(cmd, cwd=REPO_ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
-            if rc != 0:
-                tail = log_path.read_text().splitlines()[-15:]
-                print(f"stage 2 ({name}) failed (exit {rc}); last lines of {log_path}:\n  " + "\n  ".join(tail))
-                return None
+        if not run_logged([("train", train), ("test", test)], s2, env, what=f"stage 2 ({name})"):
+            return None
     rec = json.loads(metrics_file.read_text())
     m = rec.get("metrics", {})
     miou = m.get("mIoU")
@@ -206,16 +214,8 @@ def run_stage2_instances(args, work: Path, data: Path, pseudo: Path, name: str) 
                         "--cfg-options", *opts]
         test = base + ["test", args.stage2_instance_config, "--data", str(data), "--work-dir", str(s2), "--split", "val",
                        "--launcher", "none", "--json", str(metrics_file)]
-        for cmd in (train, test):
-            print("$ " + " ".join(cmd), flush=True)
-            log_path = s2 / ("train.log" if cmd is train else "test.log")
-            log_path.parent.mkdir(parents=True, exist_ok=True)
-            with open(log_path, "w") as log:
-                rc = subprocess.call(cmd, cwd=REPO_ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
-            if rc != 0:
-                tail = log_path.read_text().splitlines()[-15:]
-                print(f"stage 2 instances ({name}) failed (exit {rc}); last lines of {log_path}:\n  " + "\n  ".join(tail))
-                return None
+        if not run_logged([("train", train), ("test", test)], s2, env, what=f"stage 2 instances ({name})"):
+            return None
     m = json.loads(metrics_file.read_text()).get("metrics", {})
     pct = {k: (100 * m[f"coco/segm_mAP{s}"] if m.get(f"coco/segm_mAP{s}", -1) >= 0 else 0.0)
            for k, s in (("AP", ""), ("AP50", "_50"), ("AP75", "_75"))}
