@@ -41,7 +41,8 @@ from wsss.core.weak_labels.classes import VOC_CLASSES
 from wsss.core.weak_labels.voc import read_id_list
 
 from .checks import check_pretrained
-from .launch import add_common_args, configure_runtime, finish_args, list_file, rank, relaunch_with_torchrun, set_data_root, start
+from .launch import (add_common_args, add_resume_argument, apply_resume, build_runner, configure_runtime, finish_args,
+                     list_file, rank, relaunch_with_torchrun, report_last_checkpoint, set_data_root, start)
 from .test import find_checkpoint
 
 
@@ -91,8 +92,7 @@ def parse_train_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace
     parser.add_argument("--pseudo", required=True, help="instance pseudo-labels (merged COCO JSON of stage 1)")
     parser.add_argument("--val-gt", default=None, help="validation ground truth as COCO JSON (default: from --val-list)")
     parser.add_argument("--val-list", default="val", help="VOC split whose ground truth validates (default val)")
-    parser.add_argument("--resume", nargs="?", const="auto", default=None,
-                        help="resume from CKPT, or (no value) from the newest checkpoint in --work-dir")
+    add_resume_argument(parser)
     parser.add_argument("--seed", type=int, default=None)
     return finish_args(parser.parse_args(argv), parser)
 
@@ -112,10 +112,7 @@ def build_train_config(args: argparse.Namespace, launcher: str) -> Config:
     gt = ground_truth_file(str(root), args.val_gt or args.val_list, args.work_dir)
     _set_gt(cfg, "val_dataloader", "val_evaluator", gt)
     _set_gt(cfg, "test_dataloader", "test_evaluator", gt)
-    if args.resume == "auto":
-        cfg.resume, cfg.load_from = True, None
-    elif args.resume:
-        cfg.resume, cfg.load_from = True, args.resume
+    apply_resume(cfg, args.resume)
     if args.seed is not None:
         cfg.randomness = dict(seed=args.seed)
     if args.cfg_dict:
@@ -133,13 +130,6 @@ def preflight(cfg: Config) -> None:
     print(f"[stage2] instance pseudo-labels checked: {n} object(s) in {ds.ann_file}", flush=True)
 
 
-def _runner(cfg: Config):
-    from mmengine.registry import RUNNERS
-    from mmengine.runner import Runner
-
-    return RUNNERS.build(cfg) if "runner_type" in cfg else Runner.from_cfg(cfg)
-
-
 def train_main(argv: Optional[Sequence[str]] = None) -> int:
     argv, args, launcher = start(parse_train_args, argv)
 
@@ -153,11 +143,8 @@ def train_main(argv: Optional[Sequence[str]] = None) -> int:
         return status
     if launcher == "torchrun":
         return relaunch_with_torchrun("stage2_segnet.instances", ["train"] + argv, args.gpus)
-    _runner(cfg).train()
-    if rank() == 0:
-        last = Path(cfg.work_dir) / "last_checkpoint"
-        if last.is_file():
-            print(f"[stage2] done; last checkpoint: {last.read_text().strip()}", flush=True)
+    build_runner(cfg).train()
+    report_last_checkpoint(cfg)
     return 0
 
 
@@ -203,7 +190,7 @@ def test_main(argv: Optional[Sequence[str]] = None) -> int:
     cfg, status = run_checked(lambda: build_test_config(args, launcher))
     if status:
         return status
-    metrics: Dict[str, float] = _runner(cfg).test() or {}
+    metrics: Dict[str, float] = build_runner(cfg).test() or {}
     if rank() == 0:
         split = _split_tag(args)
         out = Path(args.json) if args.json else Path(args.work_dir) / f"test_{split}_instance_metrics.json"

@@ -135,6 +135,35 @@ def configure_runtime(cfg, launcher: str, work_dir: str) -> None:
             torch.distributed.init_process_group("gloo")
 
 
+def add_resume_argument(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--resume", nargs="?", const="auto", default=None,
+                        help="resume from CKPT, or (no value) from the newest checkpoint in --work-dir")
+
+
+def apply_resume(cfg, resume: Optional[str]) -> None:
+    """``--resume``: ``"auto"`` resumes from the work dir's newest checkpoint (afresh if none), a path
+    from that checkpoint; None leaves the config as it is."""
+    if resume == "auto":
+        cfg.resume, cfg.load_from = True, None
+    elif resume:
+        cfg.resume, cfg.load_from = True, resume
+
+
+def build_runner(cfg):
+    """mmengine's runner of ``cfg`` (a custom ``runner_type`` through the registry)."""
+    from mmengine.registry import RUNNERS
+    from mmengine.runner import Runner
+
+    return RUNNERS.build(cfg) if "runner_type" in cfg else Runner.from_cfg(cfg)
+
+
+def report_last_checkpoint(cfg) -> None:
+    """Rank 0 prints the checkpoint a finished training left (``<work_dir>/last_checkpoint``)."""
+    last = Path(cfg.work_dir) / "last_checkpoint"
+    if rank() == 0 and last.is_file():
+        print(f"[stage2] done; last checkpoint: {last.read_text().strip()}", flush=True)
+
+
 def set_data_root(cfg, data_root: str, loaders: Sequence[str]) -> None:
     """Point the named dataloaders' datasets at ``data_root`` (checked to look like VOC)."""
     root = Path(data_root).expanduser()

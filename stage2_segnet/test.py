@@ -25,8 +25,8 @@ from wsss.core.atomic import write_json
 from wsss.core.cli import run_checked
 from wsss.core.crf import require_crf
 
-from .launch import (add_common_args, configure_runtime, finish_args, list_file, rank, relaunch_with_torchrun,
-                     set_data_root, start)
+from .launch import (add_common_args, build_runner, configure_runtime, finish_args, list_file, rank,
+                     relaunch_with_torchrun, set_data_root, start)
 
 
 def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
@@ -89,11 +89,7 @@ def build_config(args: argparse.Namespace, launcher: str) -> Config:
 
 
 def run(cfg: Config) -> Dict[str, float]:
-    from mmengine.registry import RUNNERS
-    from mmengine.runner import Runner
-
-    runner = RUNNERS.build(cfg) if "runner_type" in cfg else Runner.from_cfg(cfg)
-    return runner.test()
+    return build_runner(cfg).test()
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:

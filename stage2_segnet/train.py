@@ -28,8 +28,8 @@ from wsss.core.cli import run_checked
 from wsss.core.weak_labels.voc import read_id_list
 
 from .checks import check_pretrained, check_pseudo_masks, raise_on_problems
-from .launch import (add_common_args, configure_runtime, finish_args, list_file, rank, relaunch_with_torchrun,
-                     set_data_root, start)
+from .launch import (add_common_args, add_resume_argument, apply_resume, build_runner, configure_runtime, finish_args,
+                     list_file, rank, relaunch_with_torchrun, report_last_checkpoint, set_data_root, start)
 
 
 def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
@@ -37,8 +37,7 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     add_common_args(parser)
     parser.add_argument("--pseudo", required=True, help="stage 1's pseudo-mask folder (<id>.png)")
-    parser.add_argument("--resume", nargs="?", const="auto", default=None,
-                        help="resume from CKPT, or (no value) from the newest checkpoint in --work-dir")
+    add_resume_argument(parser)
     parser.add_argument("--train-list", default=None, help="training split name or list file (default: the config's)")
     parser.add_argument("--val-list", default=None, help="validation split name or list file (default: the config's)")
     parser.add_argument("--no-check", action="store_true", help="skip the pseudo-mask folder check")
@@ -57,10 +56,7 @@ def build_config(args: argparse.Namespace, launcher: str) -> Config:
         cfg.train_dataloader.dataset.ann_file = list_file(args.data, args.train_list)
     if args.val_list:
         cfg.val_dataloader.dataset.ann_file = list_file(args.data, args.val_list)
-    if args.resume == "auto":
-        cfg.resume, cfg.load_from = True, None
-    elif args.resume:
-        cfg.resume, cfg.load_from = True, args.resume
+    apply_resume(cfg, args.resume)
     if args.amp:
         cfg.optim_wrapper.type = "AmpOptimWrapper"
         cfg.optim_wrapper.setdefault("loss_scale", "dynamic")
@@ -92,10 +88,7 @@ def preflight(cfg: Config, check_masks: bool = True) -> None:
 
 def run(cfg: Config):
     """Build mmseg's runner from ``cfg`` and train; returns the runner."""
-    from mmengine.registry import RUNNERS
-    from mmengine.runner import Runner
-
-    runner = RUNNERS.build(cfg) if "runner_type" in cfg else Runner.from_cfg(cfg)
+    runner = build_runner(cfg)
     runner.train()
     return runner
 
@@ -118,10 +111,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     if launcher == "torchrun":
         return relaunch_with_torchrun("stage2_segnet.train", argv + ["--no-check"], args.gpus)
     run(cfg)
-    if rank() == 0:
-        last = Path(cfg.work_dir) / "last_checkpoint"
-        if last.is_file():
-            print(f"[stage2] done; last checkpoint: {last.read_text().strip()}", flush=True)
+    report_last_checkpoint(cfg)
     return 0
 
 
