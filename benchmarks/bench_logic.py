@@ -27,7 +27,9 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from stage1_pseudolabel.sam.modeling import sam_modeling  # noqa: E402
-from logic.constraints import CONSTRAINT_NAMES, CompiledConstraints, ConstraintConfig  # noqa: E402
+from logic.constraints import CompiledConstraints, ConstraintConfig  # noqa: E402
+
+CONSTRAINT_NAMES = ("background", "box_tightness", "scribbles", "neighbourhood", "border_precision")
 from logic.superpixels import DEFAULT_N_SEGMENTS, compute_superpixels  # noqa: E402
 from wsss.core.frames import SamFrame  # noqa: E402
 
@@ -78,7 +80,7 @@ def logic_step(problem: Dict, device: torch.device, *, only: str = "") -> Callab
     weights = {n: float(not only or n == only) for n in CONSTRAINT_NAMES}
     cc = CompiledConstraints.build(
         num_labels=NUM_LABELS, boxes=problem["boxes"], box_classes=problem["box_classes"], valid=problem["valid"],
-        scribbles=problem["scribbles"], superpixels=problem["superpixels"], config=ConstraintConfig(**weights),
+        scribbles=problem["scribbles"], superpixels=problem["superpixels"], config=ConstraintConfig(weights),
         device=device,
     )
     size = problem["valid"].shape[0]

@@ -24,6 +24,7 @@ from typing import Tuple
 import torch
 
 from logic.constraints.base import Atoms, Constraint
+from logic.constraints.registry import ConstraintInputs, register_constraint
 
 
 @dataclass(frozen=True)
@@ -89,3 +90,10 @@ class BoxFillConstraint(Constraint):
         counts = (rows * self.row_span.T.to(dtype)).sum(dim=1)  # [B]: sum_{p in b} k(p)
         log_count = torch.log(counts.clamp_min(torch.finfo(dtype).tiny))
         return (log_count - self.log_size.to(dtype)).clamp(max=0.0), self.mask
+
+
+@register_constraint("box_fill", requires=("boxes",), options={"fraction": 0.5})
+def build_box_fill(inputs: ConstraintInputs, *, fraction: float) -> BoxFillConstraint:
+    """forall boxes b: Most_fraction p in b: class(b)(p)"""
+    return BoxFillConstraint.build(boxes=inputs.boxes, box_classes=inputs.box_classes, valid=inputs.valid,
+                                   num_labels=inputs.num_labels, fraction=fraction)

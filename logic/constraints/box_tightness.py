@@ -19,6 +19,7 @@ from typing import Tuple
 import torch
 
 from logic.constraints.base import Atoms, Constraint
+from logic.constraints.registry import ConstraintInputs, register_constraint
 
 
 @dataclass(frozen=True)
@@ -81,3 +82,10 @@ class BoxTightnessConstraint(Constraint):
         box = torch.arange(num_boxes, device=negated.device)
         sums = torch.cat([row_sums[self.box_to_class, :, box], col_sums[self.box_to_class, :, box]], dim=1)  # [B, H + W]
         return atoms.log_not(sums), self.mask
+
+
+@register_constraint("box_tightness", requires=("boxes",), default_weight=1.0)
+def build_box_tightness(inputs: ConstraintInputs) -> BoxTightnessConstraint:
+    """forall boxes b, forall rows (columns) r of b: exists p in r: class(b)(p)"""
+    return BoxTightnessConstraint.build(boxes=inputs.boxes, box_classes=inputs.box_classes, valid=inputs.valid,
+                                        num_labels=inputs.num_labels)

@@ -9,6 +9,7 @@ from typing import Tuple
 import torch
 
 from logic.constraints.base import Atoms, Constraint
+from logic.constraints.registry import ConstraintInputs, register_constraint
 
 
 @dataclass(frozen=True)
@@ -47,3 +48,10 @@ class ScribbleConstraint(Constraint):
 
     def truth(self, atoms: Atoms) -> torch.Tensor:
         return atoms.x.reshape(-1)[self.flat_index].sum()
+
+
+@register_constraint("scribbles", requires=("scribbles",), default_weight=1.0)
+def build_scribbles(inputs: ConstraintInputs) -> ScribbleConstraint:
+    """forall p scribbled with k: k(p)"""
+    return ScribbleConstraint.build(scribbles=inputs.scribbles, valid=inputs.valid, num_labels=inputs.num_labels,
+                                    ignore_index=inputs.ignore_index)
