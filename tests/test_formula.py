@@ -12,24 +12,7 @@ import torch
 
 from logic.constraints import CompiledConstraints, ConstraintConfig, constraint_types
 from logic.formula import FormulaError, parse_formula
-
-#: Each built-in type, its options, and the same knowledge written in the language.
-RESTATED = {
-    "background": ({}, "forall p in outside_boxes: background(p)"),
-    "box_tightness": ({}, "forall b in boxes: (forall r in rows(b): exists p in r: class_of(b, p)) "
-                          "and (forall c in cols(b): exists p in c: class_of(b, p))"),
-    "scribbles": ({}, "forall k in classes: forall p in scribble(k): k(p)"),
-    "neighbourhood": ({"connectivity": 8}, "forall k in classes: forall p in pixels: (k(p) -> exists q in N8(p): k(q)) "
-                                           "and ((forall q in N8(p): k(q)) -> k(p))"),
-    "border_precision": ({"connectivity": 4}, "forall p in pixels: forall q in next4(p): same_superpixel(p, q) -> "
-                                              "exists k in classes: k(p) and k(q)"),
-    "box_fill": ({"fraction": 0.6}, "forall b in boxes: most(0.6) p in box(b): class_of(b, p)"),
-    "zero_shot_anchor": ({"threshold": 0.7}, "forall k in classes: forall p in pixels: confident(k, p, 0.7) -> k(p)"),
-    "colour_affinity": ({"theta": 2.0, "threshold": 0.3, "dilation": 2},
-                        "forall p in pixels: forall q in next8(p, 2): (in_box(p) or in_box(q)) and similar(p, q, 2.0, 0.3) -> "
-                        "exists k in classes: k(p) and k(q)"),
-}
-
+from logic.formula.restated import RESTATED
 
 @pytest.fixture(scope="module")
 def voc_problems(voc_root):
@@ -228,3 +211,23 @@ def test_a_user_module_registers_a_type_loaded_through_custom_imports(tmp_path):
     with pytest.raises(ImportError, match="custom_imports: cannot import 'no_such_module_xyz'"):
         build_config(config_file=str(bad))
 
+
+
+@pytest.mark.realdata
+@pytest.mark.parametrize("name", list(RESTATED))
+def test_violation_maps_sum_to_minus_the_truth_and_agree_with_the_formula(voc_problems, name):
+    """Each type's pixel map sums to minus its log-truth; where the formula has a per-pixel reading
+    (its outer forall over pixels) the module's map and the formula's agree."""
+    options, text = RESTATED[name]
+    pb = voc_problems[0]
+    kw = {k: v for k, v in pb.items() if k != "logits"}
+    cfg = ConstraintConfig({n: float(n == name) for n in constraint_types()} | {"f": 1.0}, {name: options} if options else None,
+                           formulas={"f": text})
+    cc = CompiledConstraints.build(config=cfg, **kw)
+    log_probs = torch.log_softmax(torch.tensor(pb["logits"]), dim=0)
+    truths = cc.truths(log_probs)
+    maps = cc.violation_maps(log_probs)
+    assert maps[name].shape == (128, 128) and bool((maps[name] >= -1e-9).all())
+    assert maps[name].sum().item() == pytest.approx(-truths[name].item(), rel=1e-6)
+    if text.startswith("forall p in") and name != "colour_affinity":
+        assert torch.allclose(maps["f"], maps[name], rtol=1e-5, atol=1e-7)

@@ -95,6 +95,15 @@ class Constraint:
         values, mask = self.dense(atoms)
         return (values * mask.to(values.dtype)).sum()
 
+    def pixel_map(self, atoms: Atoms) -> Optional[torch.Tensor]:
+        """``[H, W]`` the log-truths of the groundings summed at the pixel each belongs to (its sum is
+        :meth:`truth`): where the constraint is violated. This default serves types whose groundings
+        end in the pixel axes (``[..., H, W]``); others override it, or return None (no map)."""
+        values, mask = self.dense(atoms)
+        if tuple(values.shape[-2:]) != tuple(atoms.x.shape[-2:]):
+            return None
+        return (values * mask.to(values.dtype)).reshape(-1, *values.shape[-2:]).sum(dim=0)
+
     def groundings(self, atoms: Atoms) -> torch.Tensor:
         """``[num_groundings]`` log-truth of each grounding (diagnostics and tests)."""
         values, mask = self.dense(atoms)

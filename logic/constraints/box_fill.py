@@ -91,6 +91,15 @@ class BoxFillConstraint(Constraint):
         log_count = torch.log(counts.clamp_min(torch.finfo(dtype).tiny))
         return (log_count - self.log_size.to(dtype)).clamp(max=0.0), self.mask
 
+    def pixel_map(self, atoms: Atoms) -> torch.Tensor:
+        """Each box's log-truth spread evenly over its valid cells."""
+        values, mask = self.dense(atoms)
+        values = values * mask.to(values.dtype)
+        rows, cols = self.row_span.to(values.dtype), self.col_span.to(values.dtype)  # [H, B], [W, B]
+        validf = atoms.valid.to(values.dtype)
+        size = ((rows.T @ validf) * cols.T).sum(dim=1)  # [B]
+        return ((rows * (values / size.clamp_min(1))) @ cols.T) * validf
+
 
 @register_constraint("box_fill", requires=("boxes",), options={"fraction": 0.5})
 def build_box_fill(inputs: ConstraintInputs, *, fraction: float) -> BoxFillConstraint:

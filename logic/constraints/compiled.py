@@ -204,6 +204,27 @@ class CompiledConstraints:
         """The loss of :meth:`loss_and_truths`."""
         return self.loss_and_truths(log_probs, object_log_probs)[0]
 
+    def violation_maps(self, log_probs: torch.Tensor, object_log_probs: Optional[torch.Tensor] = None) -> Dict[str, torch.Tensor]:
+        """Where each constraint is violated: ``{name: float [H, W]}`` minus the log-truths of its
+        groundings summed at their pixels (:meth:`Constraint.pixel_map`), in the full frame (0 outside
+        the valid crop; a map sums to minus the constraint's log-truth). Types without a map are left out."""
+        atoms = {"classes": self.atoms(log_probs)}
+        if self.needs_objects and object_log_probs is not None:
+            atoms["objects"] = self._atoms(self._crop(object_log_probs, None, "object_log_probs"), "objects")
+        r0, r1, c0, c1 = self.crop
+        out: Dict[str, torch.Tensor] = {}
+        for name, c in self.constraints.items():
+            kind = self._atom_kind(name)
+            if kind not in atoms:
+                continue
+            local = c.pixel_map(atoms[kind])
+            if local is None:
+                continue
+            full = local.new_zeros(self.shape)
+            full[r0:r1, c0:c1] = -local
+            out[name] = full
+        return out
+
     @property
     def num_groundings(self) -> Dict[str, int]:
         return {name: c.num_groundings for name, c in self.constraints.items()}

@@ -94,6 +94,10 @@ class NeighbourhoodConstraint(Constraint):
         isolated, hole = self._parts(atoms)
         return torch.stack([isolated, hole]), self.mask.expand_as(isolated).unsqueeze(0).expand(2, *isolated.shape)
 
+    def pixel_map(self, atoms: Atoms) -> torch.Tensor:
+        isolated, hole = self._parts(atoms)
+        return ((isolated + hole) * self.mask.to(isolated.dtype)).sum(dim=0)
+
     def truth(self, atoms: Atoms) -> torch.Tensor:
         isolated, hole = self._parts(atoms)
         return ((isolated + hole) * self.mask.to(isolated.dtype)).sum()

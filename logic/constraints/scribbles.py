@@ -46,6 +46,12 @@ class ScribbleConstraint(Constraint):
         values = atoms.x.reshape(-1)[self.flat_index]
         return values, torch.ones_like(values, dtype=torch.bool)
 
+    def pixel_map(self, atoms: Atoms) -> torch.Tensor:
+        k, h, w = atoms.x.shape
+        out = atoms.x.new_zeros(h * w)
+        out.index_add_(0, self.flat_index % (h * w), atoms.x.reshape(-1)[self.flat_index])
+        return out.reshape(h, w)
+
     def truth(self, atoms: Atoms) -> torch.Tensor:
         return atoms.x.reshape(-1)[self.flat_index].sum()
 

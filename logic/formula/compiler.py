@@ -217,6 +217,28 @@ def _shift(t: torch.Tensor, dy: int, dx: int, fill) -> torch.Tensor:
     return F.pad(src, pad, value=fill)
 
 
+def _shifted_stack(t: torch.Tensor, offsets: Sequence[Tuple[int, int]], fill) -> torch.Tensor:
+    """``[O, *t.shape]``: :func:`_shift` for every offset, written into one buffer (one copy each)."""
+    if t.dtype == torch.bool:
+        return torch.stack([_shift(t, dy, dx, fill) for dy, dx in offsets])
+    h, w = t.shape[-2:]
+    out = t.new_full((len(offsets), *t.shape), float(fill))
+    for o, (dy, dx) in enumerate(offsets):
+        out[o, ..., max(-dy, 0): h - max(dy, 0), max(-dx, 0): w - max(dx, 0)] = \
+            t[..., max(dy, 0): h + min(dy, 0), max(dx, 0): w + min(dx, 0)]
+    return out
+
+
+def _offset_kernel(offsets: Sequence[Tuple[int, int]], dtype: torch.dtype, device) -> torch.Tensor:
+    """``[2d + 1, 2d + 1]`` 0/1 kernel with ones at ``(dy + d, dx + d)``: cross-correlating a map with
+    it sums each pixel's neighbours at ``offsets`` (zero outside the map)."""
+    d = max(max(abs(dy), abs(dx)) for dy, dx in offsets)
+    kernel = torch.zeros(2 * d + 1, 2 * d + 1, dtype=dtype, device=device)
+    for dy, dx in offsets:
+        kernel[dy + d, dx + d] = 1
+    return kernel
+
+
 @dataclass(eq=False)
 class BoundFormula(Constraint):
     """A formula compiled for one image: the static masks of its sets and crisp predicates, and the
@@ -271,7 +293,7 @@ class BoundFormula(Constraint):
         """A map ``[*lead, H, W]`` read at pixel variable ``var`` (shifted by its neighbour offsets)."""
         t, axes = field_t, tuple(lead) + var.yx
         for axis, offsets in var.offsets:
-            t = torch.stack([_shift(t, dy, dx, fill) for dy, dx in offsets])
+            t = _shifted_stack(t, offsets, fill)
             axes = (axis,) + axes
         return self._value(t, axes, crisp)
 
@@ -479,6 +501,28 @@ class BoundFormula(Constraint):
         t = self._fuzzy(value, atoms).t
         return t.reshape(1), torch.ones(1, dtype=torch.bool, device=t.device)
 
+    def pixel_map(self, atoms: Atoms) -> Optional[torch.Tensor]:
+        """``[H, W]``: the groundings' log-truths summed at the pixel of the outermost ``forall`` over
+        a pixel set (``forall p in pixels`` and the like); None if the formula has none."""
+        chain: List[Quantified] = []
+        node = self.formula.tree
+        while isinstance(node, Quantified) and node.quantifier == "forall":
+            chain.append(node)
+            node = node.body
+        pixel = next((q for q in chain if self.vars_at[id(q)].kind == "pixel" and self.vars_at[id(q)].own == self.vars_at[id(q)].yx), None)
+        if pixel is None:
+            return None
+        value = self._fuzzy(self._eval(node, atoms), atoms)
+        for q in reversed(chain):
+            if q is pixel:  # keep its axes: mask only
+                axes, (m, b) = self._aligned(self.static[id(q)], value)
+                value = Value(torch.where(m, b, torch.zeros((), dtype=b.dtype, device=b.device)), axes, False)
+            else:
+                value = self._forall(q, value, atoms)
+        yx = self.vars_at[id(pixel)].yx
+        shape = [self.sizes[a] for a in yx]
+        return value.t.expand(shape) if value.axes == yx else value.t.reshape(shape)
+
     def _fuzzy(self, v: Value, atoms: Atoms) -> Value:
         if not v.crisp:
             return v
@@ -532,8 +576,9 @@ class BoundFormula(Constraint):
         """``not node``, without a double negation where ``node`` is itself a negation or ``exists``."""
         if isinstance(node, Not):
             return self._eval(node.operand, atoms)
-        if isinstance(node, Quantified) and node.quantifier == "exists":
-            return self._forall(node, self._negate(node.body, atoms), atoms)  # not exists = forall not
+        if isinstance(node, Quantified) and node.quantifier == "exists":  # not exists = forall not
+            fast = self._neighbour_sum(node, atoms, negate=True)
+            return fast if fast is not None else self._forall(node, self._negate(node.body, atoms), atoms)
         if isinstance(node, Apply):
             neg = self._negated_atom(node, atoms)
             if neg is not None:
@@ -559,9 +604,12 @@ class BoundFormula(Constraint):
 
     def _quantify(self, node: Quantified, atoms: Atoms) -> Value:
         if node.quantifier == "forall":
-            return self._forall(node, self._eval(node.body, atoms), atoms)
+            fast = self._neighbour_sum(node, atoms, negate=False)
+            return fast if fast is not None else self._forall(node, self._eval(node.body, atoms), atoms)
         if node.quantifier == "exists":
-            inner = self._forall(node, self._negate(node.body, atoms), atoms)
+            inner = self._neighbour_sum(node, atoms, negate=True)
+            if inner is None:
+                inner = self._forall(node, self._negate(node.body, atoms), atoms)
             return Value(atoms.log_not(inner.t), inner.axes, False)
         # most(rho): min(0, logsumexp_{v in S} body - log |S| - log rho)
         body = self._fuzzy(self._eval(node.body, atoms), atoms)
@@ -576,6 +624,33 @@ class BoundFormula(Constraint):
         out = torch.where(count > 0, (lse - torch.log(count.clamp_min(1).to(lse.dtype) * node.fraction)).clamp(max=0.0),
                           torch.zeros((), dtype=lse.dtype, device=lse.device))
         return Value(out, tuple(a for a in axes if a not in own), False)
+
+    def _neighbour_sum(self, node: Quantified, atoms: Atoms, *, negate: bool) -> Optional[Value]:
+        """``forall q in N(p): [not] k(q)`` as one convolution of the valid-masked atom map with the
+        neighbourhood's kernel (as :mod:`logic.constraints.neighbourhood`), instead of a stack of
+        shifted maps; None where the shape of the formula is not that."""
+        var, body = self.vars_at[id(node)], node.body
+        if len(var.offsets) != 1 or not isinstance(body, Apply) or body.name in PREDICATES:
+            return None
+        args = self.args_at[id(body)]
+        if args[0] is not var:
+            return None
+        x = atoms.negated if negate else atoms.x
+        if body.name in self.channel_of:
+            ch = self.channel_of[body.name]
+            if ch is None:
+                return None
+            field_t, lead = x[ch], ()
+        else:
+            field_t, lead = x, (args[1].own[0],)
+        if atoms.valid_weight is not None:
+            field_t = field_t * atoms.valid_weight
+        offsets = var.offsets[0][1]
+        kernel = _offset_kernel(offsets, field_t.dtype, field_t.device)
+        flat = field_t.reshape(1, -1, *field_t.shape[-2:])
+        c = flat.shape[1]
+        out = F.conv2d(flat, kernel.expand(c, 1, *kernel.shape), padding=kernel.shape[-1] // 2, groups=c)
+        return self._value(out.reshape(field_t.shape), tuple(lead) + var.yx, False)
 
     def _forall(self, node: Quantified, body: Value, atoms: Atoms) -> Value:
         body = self._fuzzy(body, atoms)

@@ -91,6 +91,7 @@ class Stage1Config:
     #: also write instance pseudo-labels (COCO JSON with RLE masks, one file per shard under
     #: ``<work_dir>/instances/``; see :mod:`wsss.core.instances`)
     instances: bool = False
+    diagnostics: bool = False  #: generate also writes where each constraint is violated (low-res maps)
 
     # -- derived paths ----------------------------------------------------------------------------
     @property
@@ -117,6 +118,10 @@ class Stage1Config:
         if self.output_dir:
             return Path(self.output_dir)
         return self.work_path / (f"zeroshot_{self.prompt_mode}" if zero_shot else "pseudo_masks")
+
+    def diagnostics_path(self, *, zero_shot: bool) -> Path:
+        """Per-image violation maps: ``<work_dir>/diagnostics/<mask folder name>/<id>.npz``."""
+        return self.work_path / "diagnostics" / self.output_path(zero_shot=zero_shot).name
 
     def instances_path(self, *, zero_shot: bool, shard_index: int = 0, num_shards: int = 1, rank: int = 0,
                        world_size: int = 1) -> Path:
