@@ -114,7 +114,7 @@ class ConstraintType:
         default_weight: the weight when the config does not name the type.
         atoms: ``"classes"`` (the class distribution) or ``"objects"`` (the object distribution,
             ``[1 + N, H, W]``: background, then each object).
-        doc: one line for listings (``wsss-stage1 --list-constraints``, error messages).
+        doc: one line for listings (``wsss-train --list-constraints``).
     """
 
     name: str

@@ -372,6 +372,21 @@ def run_train(cfg: Stage1Config, *, resume: bool = False, progress: bool = True)
     }
 
 
+def describe_constraints(cfg: Stage1Config) -> str:
+    """The registered constraint types and the config's weights, as a table (``--list-constraints``)."""
+    from logic.constraints import constraint_types
+
+    config = constraint_config(cfg)
+    lines = [f"{'constraint':18s} {'weight':>6s}  {'needs':24s} {'options':34s} formula"]
+    for name, t in constraint_types().items():
+        opts = ", ".join(f"{k}={v}" for k, v in config.options[name].items())
+        lines.append(f"{name:18s} {config.weights[name]:6g}  {', '.join(sorted(t.requires)) or '-':24s} {opts or '-':34s} {t.doc}")
+    for name, formula in config.formulas.items():
+        lines.append(f"{name:18s} {config.weights[name]:6g}  {', '.join(sorted(formula.requires)) or '-':24s} {'-':34s} "
+                     f"{formula.text}")
+    return "\n".join(lines) + f"\nactive (weight > 0): {', '.join(config.active)}"
+
+
 def main(argv: Optional[Sequence[str]] = None) -> int:
     parser = argparse.ArgumentParser(prog="wsss-train", description=__doc__.split("\n\n")[0])
     add_common_arguments(parser)
@@ -382,12 +397,18 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     parser.add_argument("--seed", type=int)
     parser.add_argument("--checkpoint-every", type=int, dest="checkpoint_every")
     parser.add_argument("--no-progress", action="store_true")
+    parser.add_argument("--list-constraints", action="store_true",
+                        help="list the registered constraint types (with the config's custom_imports) and the "
+                             "config's active constraints, then exit")
     args = parser.parse_args(argv)
     setup_logging()
 
     def body() -> int:
         extra = {k: getattr(args, k) for k in ("epochs", "max_steps", "batch_size", "lr", "seed", "checkpoint_every")}
         cfg = config_from_args(args, extra)
+        if args.list_constraints:
+            print(describe_constraints(cfg))
+            return 0
         try:
             summary = run_train(cfg, resume=args.resume, progress=not args.no_progress)
         finally:
