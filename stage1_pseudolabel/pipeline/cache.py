@@ -2,10 +2,18 @@
 
 Layout under ``root`` (``<work_dir>/embeddings``)::
 
-    cache_meta.json     {"model_type", "encoder_fingerprint", "encoder_size", "embedding_shape", "version"}
-    <image_id>.pt       {"embedding": float16 [256, h, w], "meta": {... the same keys ..., "image_hw": [H, W]}}
+    cache_meta.json     {"backend", "model_type", "encoder_fingerprint", "encoder_size", "geometry",
+                         "embedding_shape", "extra_shapes", "version"}
+    <image_id>.pt       {"embedding": float16 [256, h, w], "extra": {name: float16 [C, h', w']},
+                         "meta": {... the same keys ..., "image_hw": [H, W]}}
 
-A cache made by another model variant, other weights or another encoder input size is refused with
+``extra`` holds what a backend caches besides the embedding (SAM 2.1: its two high-resolution
+feature maps; HQ-SAM: the early ViT feature; SAM 1: nothing). :meth:`EmbeddingCache.load` returns
+the embedding tensor where there is no extra, else an
+:class:`~stage1_pseudolabel.sam.backends.base.ImageFeatures`.
+
+A cache made by another backend, model variant, other weights, another encoder input size or
+geometry is refused with
 :class:`CacheMismatchError` (never silently reused); so is an entry whose image size differs from the
 image it is asked for (another dataset under the same id). Files are written to a temporary name and
 renamed, so an interrupted job leaves no partial entry; existing entries are what resuming skips.
@@ -24,7 +32,7 @@ import torch
 from wsss.core.atomic import atomic_write
 from wsss.core.cli import UserError
 
-CACHE_VERSION = 1
+CACHE_VERSION = 2
 META_FILE = "cache_meta.json"
 
 
@@ -41,12 +49,23 @@ class CacheKey:
         encoder_fingerprint: :func:`stage1_pseudolabel.sam.checkpoint.encoder_fingerprint`.
         encoder_size: side of the encoder input (1024 for SAM).
         embedding_shape: ``(C, h, w)`` of one embedding (``(256, 64, 64)`` for SAM).
+        backend: ``sam1``, ``sam2.1`` or ``hq-sam`` (:mod:`stage1_pseudolabel.sam.backends`).
+        geometry: ``longest_side_pad`` (SAM 1, HQ-SAM) or ``square`` (SAM 2).
+        extra_shapes: ``((name, (C, h, w)), ...)`` of the other cached feature maps.
     """
 
     model_type: str
     encoder_fingerprint: str
     encoder_size: int
     embedding_shape: Tuple[int, int, int]
+    backend: str = "sam1"
+    geometry: str = "longest_side_pad"
+    extra_shapes: Tuple[Tuple[str, Tuple[int, ...]], ...] = ()
+
+    @property
+    def padded(self) -> bool:
+        """Whether the encoder input is zero-padded (:class:`wsss.core.frames.SamFrame` ``padded``)."""
+        return self.geometry == "longest_side_pad"
 
     @property
     def lowres_size(self) -> int:
@@ -56,6 +75,7 @@ class CacheKey:
     def as_dict(self) -> Dict[str, object]:
         d = asdict(self)
         d["embedding_shape"] = list(self.embedding_shape)
+        d["extra_shapes"] = {name: list(shape) for name, shape in self.extra_shapes}
         d["version"] = CACHE_VERSION
         return d
 
@@ -106,12 +126,19 @@ class EmbeddingCache:
         """True when a complete entry exists (entries are renamed into place only when complete)."""
         return self.path(image_id).is_file()
 
-    def save(self, image_id: str, embedding: torch.Tensor, *, height: int, width: int) -> Path:
-        """Store ``[C, h, w]`` (or ``[1, C, h, w]``) as fp16, atomically."""
-        emb = embedding.detach().reshape(self.key.embedding_shape).to("cpu", torch.float16).contiguous()
+    def save(self, image_id: str, embedding, *, height: int, width: int) -> Path:
+        """Store one image's ``[C, h, w]`` (or ``[1, C, h, w]``) embedding, or its
+        :class:`~stage1_pseudolabel.sam.backends.base.ImageFeatures` (batch 1), as fp16, atomically."""
+        tensors = getattr(embedding, "tensors", None) or {"image_embed": embedding}
+        half = lambda t, shape: t.detach().reshape(shape).to("cpu", torch.float16).contiguous()  # noqa: E731
+        emb = half(tensors["image_embed"], self.key.embedding_shape)
+        extra = {name: half(tensors[name], shape) for name, shape in self.key.extra_shapes}
         meta = dict(self._expected, image_hw=[int(height), int(width)])
         path = self.path(image_id)
-        atomic_torch_save({"embedding": emb, "meta": meta}, path)
+        obj = {"embedding": emb, "meta": meta}
+        if extra:
+            obj["extra"] = extra
+        atomic_torch_save(obj, path)
         return path
 
     def load(
@@ -122,8 +149,10 @@ class EmbeddingCache:
         width: Optional[int] = None,
         device: Union[str, torch.device] = "cpu",
         dtype: torch.dtype = torch.float32,
-    ) -> torch.Tensor:
-        """The embedding of ``image_id`` as ``dtype [1, C, h, w]`` on ``device``.
+    ):
+        """The embedding of ``image_id`` as ``dtype [1, C, h, w]`` on ``device`` (an
+        :class:`~stage1_pseudolabel.sam.backends.base.ImageFeatures` of batch 1 when the key has
+        ``extra_shapes``).
 
         Raises:
             FileNotFoundError: no entry (run the embed step).
@@ -142,7 +171,13 @@ class EmbeddingCache:
                 f"{path} was computed for a {image_hw[1]}x{image_hw[0]} image but {image_id} is {width}x{height} "
                 "(another dataset in the same work dir?)"
             )
-        return obj["embedding"].to(device=device, dtype=dtype).unsqueeze(0)
+        emb = obj["embedding"].to(device=device, dtype=dtype).unsqueeze(0)
+        if not self.key.extra_shapes:
+            return emb
+        from stage1_pseudolabel.sam.backends.base import ImageFeatures
+
+        extra = {k: v.to(device=device, dtype=dtype).unsqueeze(0) for k, v in obj["extra"].items()}
+        return ImageFeatures({"image_embed": emb, **extra})
 
     def nbytes(self, image_id: str) -> int:
         return self.path(image_id).stat().st_size

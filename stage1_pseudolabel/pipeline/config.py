@@ -52,6 +52,9 @@ class Stage1Config:
     model_kwargs: Dict[str, Any] = field(default_factory=dict)  #: architecture overrides (reduced test models)
     model_seed: int = 0  #: seed of random weights when there is no checkpoint
     device: str = "auto"  #: auto | cpu | cuda | cuda:N
+    #: autocast precision of the encoder and decoder in embed / train / generate: fp32 | bf16 | fp16
+    #: (the logic loss always runs in fp32; cached embeddings are fp16 whatever this is)
+    precision: str = "fp32"
 
     # -- prompts ---------------------------------------------------------------------------------
     prompt_mode: str = "both"  #: box | points | both
@@ -144,7 +147,8 @@ class Stage1Config:
     def validate(self) -> "Stage1Config":
         from logic.constraints import ConstraintConfig
         from stage1_pseudolabel.sam.prompts import PROMPT_MODES
-        from stage1_pseudolabel.sam.registry import MODEL_TYPES
+        from stage1_pseudolabel.sam.backends.variants import MODEL_TYPES
+        from stage1_pseudolabel.sam.precision import PRECISIONS
 
         import_custom_modules(self.custom_imports)
         if not isinstance(self.loss, dict):
@@ -161,6 +165,8 @@ class Stage1Config:
             raise ValueError(f"prompt_mode must be one of {PROMPT_MODES}, got {self.prompt_mode!r}")
         if self.model_type not in MODEL_TYPES:
             raise ValueError(f"model_type must be one of {MODEL_TYPES}, got {self.model_type!r}")
+        if self.precision not in PRECISIONS:
+            raise ValueError(f"precision must be one of {PRECISIONS}, got {self.precision!r}")
         if self.no_label_policy not in ("background", "skip"):
             raise ValueError(f"no_label_policy must be 'background' or 'skip', got {self.no_label_policy!r}")
         if self.train_heads not in ("single", "all"):
@@ -281,7 +287,7 @@ def add_common_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--data", help="VOC-layout dataset folder")
     parser.add_argument("--split", help="id list under ImageSets/Segmentation ('all' for every JPEG)")
     parser.add_argument("--work-dir", dest="work_dir", help="where caches, checkpoints, logs and masks go")
-    parser.add_argument("--model-type", dest="model_type", help="vit_h | vit_l | vit_b | vit_t | proxy")
+    parser.add_argument("--model-type", dest="model_type", help="vit_h | vit_l | vit_b | vit_t | proxy | sam2.1_hiera_{tiny,small,base_plus,large} | hq_vit_{h,l,b}")
     parser.add_argument("--checkpoint", help="SAM checkpoint file ('none': random weights, for tests only)")
     parser.add_argument("--prompt-mode", dest="prompt_mode", choices=("box", "points", "both"))
     parser.add_argument("--device", help="auto | cpu | cuda | cuda:N")

@@ -30,7 +30,7 @@ from stage1_pseudolabel.pipeline.cache import EmbeddingCache
 from stage1_pseudolabel.pipeline.config import Stage1Config, add_common_arguments, config_from_args
 from stage1_pseudolabel.pipeline.io import BackgroundWriter, prefetch
 from stage1_pseudolabel.pipeline.model import load_model, resolve_device
-from stage1_pseudolabel.sam.encoder import encode, resize_for_encoder
+from stage1_pseudolabel.sam.precision import autocast
 from stage1_pseudolabel.pipeline.prepare import has_objects, open_dataset
 from wsss.core.cli import add_shard_arguments, finish, rank_shard_ids, run_cli, setup_logging
 from wsss.core.weak_labels.errors import WeakLabelError
@@ -48,9 +48,9 @@ class ImageToEmbed(NamedTuple):
     width: int
 
 
-def _load(item: ImageToEmbed, encoder_size: int) -> Tuple[str, int, int, torch.Tensor]:
+def _load(item: ImageToEmbed, model: nn.Module) -> Tuple[str, int, int, torch.Tensor]:
     image = read_image(item.image_path)
-    return item.image_id, item.height, item.width, resize_for_encoder(image, encoder_size=encoder_size)
+    return item.image_id, item.height, item.width, model.prepare_image(image)
 
 
 def images_to_embed(cfg: Stage1Config, ids: Iterable[str], dataset, *,
@@ -80,6 +80,7 @@ def embed_ids(
     batch_size: int = 1,
     progress: bool = True,
     problems: Optional[List[Dict[str, str]]] = None,
+    precision: str = "fp32",
 ) -> int:
     """Embed ``images`` (already filtered for cached ones) and store them; returns how many were written.
 
@@ -87,20 +88,20 @@ def embed_ids(
     cannot be read is recorded in ``problems`` and the rest goes on; any other error (a full disk ...)
     stops the run, and no partial cache entry remains.
     """
-    encoder_size = int(model.image_encoder.img_size)
     written = 0
     bar = tqdm(total=len(images), desc="embed", unit="img", disable=not progress, dynamic_ncols=True)
     batch: List[Tuple[str, int, int, torch.Tensor]] = []
 
     def flush(writer: BackgroundWriter) -> None:
-        emb = encode(model, [b[3] for b in batch], device=device).to("cpu", torch.float16)
-        for (image_id, h, w, _), e in zip(batch, emb):
-            writer.submit(cache.save, image_id, e, height=h, width=w)
+        with autocast(precision, device):
+            features = model.encode([b[3] for b in batch], device=device).to("cpu", torch.float16)
+        for k, (image_id, h, w, _) in enumerate(batch):
+            writer.submit(cache.save, image_id, features.image(k), height=h, width=w)
         bar.update(len(batch))
         batch.clear()
 
     with BackgroundWriter(max_pending=2 * batch_size) as writer:
-        loaded = prefetch(lambda item: _load(item, encoder_size), images, ahead=2 * batch_size)
+        loaded = prefetch(lambda item: _load(item, model), images, ahead=2 * batch_size)
         for image, item, error in loaded:
             if error is not None:
                 if not isinstance(error, WeakLabelError):
@@ -138,7 +139,8 @@ def run_embed(cfg: Stage1Config, *, shard_index: int = 0, num_shards: int = 1, p
              len(ids), shard_index, num_shards, cached, empty, len(todo))
     t0 = time.time()
     written = embed_ids(model, cache, todo, device=device,
-                        batch_size=cfg.embed_batch_size, progress=progress, problems=problems)
+                        batch_size=cfg.embed_batch_size, progress=progress, problems=problems,
+                        precision=cfg.precision)
     seconds = time.time() - t0
     problems_file = cfg.work_path / "logs" / f"embed_shard{shard_index}of{num_shards}.json"
     summary = {

@@ -59,7 +59,7 @@ from stage1_pseudolabel.pipeline.predict import (
     DecoderRunner, lowres_log_distribution, lowres_object_distribution, pseudo_mask, pseudo_mask_and_instances,
 )
 from stage1_pseudolabel.pipeline.prepare import compile_constraints, open_dataset, prepare_image
-from stage1_pseudolabel.sam.encoder import encode, resize_for_encoder
+from stage1_pseudolabel.sam.precision import autocast
 from wsss.core.cli import add_shard_arguments, finish, rank_shard_ids, run_cli, setup_logging, world
 from wsss.core.weak_labels.errors import WeakLabelError
 from wsss.core.weak_labels.images import read_image
@@ -90,7 +90,7 @@ def run_generate(
     if cfg.crf is not None:  # fail before any work, not on the first image
         require_crf()
         crf = crf_params(cfg.crf, where="stage-1 config key crf")
-    runner = DecoderRunner(model, device=device, multimask_output=cfg.multimask_output)
+    runner = DecoderRunner(model, device=device, multimask_output=cfg.multimask_output, precision=cfg.precision)
     encoder_size, lowres = key.encoder_size, key.lowres_size
     out_dir = cfg.output_path(zero_shot=zero_shot)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -152,7 +152,7 @@ def run_generate(
         if png_exists and diag_exists and (doc is None or image_id in done_instances):
             return "existing", None, None, None, None
         ann = dataset.load(image_id)
-        prepared = prepare_image(ann, cfg, encoder_size=encoder_size, lowres=lowres)
+        prepared = prepare_image(ann, cfg, encoder_size=encoder_size, lowres=lowres, padded=key.padded)
         if prepared.objects.num_objects == 0:
             return "no_objects", ann, None, None, None
         constraints = compile_constraints(ann, prepared, cfg) if diag_dir is not None else None
@@ -197,8 +197,9 @@ def run_generate(
                 if not cfg.embed_missing:
                     raise FileNotFoundError(f"no cached embedding for {image_id} in {cache.root}: run stage1-embed "
                                             "first (or set embed_missing: true)")
-                emb = encode(model, [resize_for_encoder(image, encoder_size=encoder_size)], device=device)
-                cache.save(image_id, emb[0], height=b.height, width=b.width)
+                with autocast(cfg.precision, device):
+                    emb = model.encode([model.prepare_image(image)], device=device)
+                cache.save(image_id, emb, height=b.height, width=b.width)
                 embedding = cache.load(image_id, height=b.height, width=b.width, device=device)
                 counts["embedded_now"] += 1
             else:

@@ -1,9 +1,11 @@
-"""The stage-1 model as the pipeline uses it: SAM from the config, its cache key, decoder checkpoints.
+"""The stage-1 model as the pipeline uses it: the configured backend, its cache key, decoder checkpoints.
 
-Only the mask decoder is ever trained. :func:`freeze_for_decoder_training` turns every other
-parameter off (``requires_grad=False``, eval mode) and, with ``train_heads="single"``, also the
-decoder parts that the single-mask output never uses (the three multimask hyper-network MLPs and the
-IoU head), so that every trainable parameter receives a gradient (DDP needs no unused-parameter scan).
+The model is a :class:`~stage1_pseudolabel.sam.backends.base.SamBackend` (SAM 1, SAM 2.1 or HQ-SAM,
+:mod:`stage1_pseudolabel.sam.backends`) with ``.image_encoder``, ``.prompt_encoder`` and
+``.mask_decoder``. Only the mask decoder is ever trained. :func:`freeze_for_decoder_training` turns
+every other parameter off (``requires_grad=False``, eval mode) and, with ``train_heads="single"``,
+also the decoder parts that the single-mask output never uses (the backend says which), so that
+every trainable parameter receives a gradient (DDP needs no unused-parameter scan).
 """
 
 from __future__ import annotations
@@ -17,8 +19,9 @@ from torch import nn
 
 from stage1_pseudolabel.pipeline.cache import CacheKey, atomic_torch_save
 from stage1_pseudolabel.pipeline.config import Stage1Config
-from stage1_pseudolabel.sam.checkpoint import CheckpointError, encoder_fingerprint
-from stage1_pseudolabel.sam.registry import build_sam, encoder_input_size
+from stage1_pseudolabel.sam.backends import build_backend
+from stage1_pseudolabel.sam.backends.base import EMBED, state_fingerprint
+from stage1_pseudolabel.sam.checkpoint import CheckpointError, checkpoint_fingerprint, encoder_fingerprint
 
 log = logging.getLogger(__name__)
 
@@ -44,39 +47,35 @@ def load_model(cfg: Stage1Config, *, device: torch.device) -> Tuple[nn.Module, C
     ckpt = cfg.checkpoint_path
     if ckpt is None:
         log.warning("no SAM checkpoint: using RANDOM weights (model_seed=%d); only for tests and benchmarks", cfg.model_seed)
-    model = build_sam(cfg.model_type, checkpoint=ckpt, seed=cfg.model_seed, device="cpu", **cfg.model_kwargs)
-    key = CacheKey(
-        model_type=cfg.model_type,
-        encoder_fingerprint=encoder_fingerprint(model, ckpt),
-        encoder_size=encoder_input_size(model),
-        embedding_shape=(
-            int(model.prompt_encoder.embed_dim),
-            int(model.prompt_encoder.image_embedding_size[0]),
-            int(model.prompt_encoder.image_embedding_size[1]),
-        ),
+    model = build_backend(cfg.model_type, checkpoint=ckpt, seed=cfg.model_seed, device="cpu", **cfg.model_kwargs)
+    return model.to(device).eval(), cache_key(model, ckpt)
+
+
+def cache_key(model: nn.Module, checkpoint: Optional[Path]) -> CacheKey:
+    """What the backend's cached features depend on: backend, variant, weights, input size, geometry, shapes."""
+    shapes = model.feature_shapes()
+    if model.backend == "sam1":
+        fingerprint = encoder_fingerprint(model, checkpoint)
+    else:
+        fingerprint = checkpoint_fingerprint(checkpoint) if checkpoint is not None else state_fingerprint(model.encoder_state())
+    return CacheKey(
+        model_type=model.model_type,
+        encoder_fingerprint=fingerprint,
+        encoder_size=model.encoder_size,
+        embedding_shape=tuple(shapes[EMBED]),
+        backend=model.backend,
+        geometry=model.geometry,
+        extra_shapes=tuple((k, tuple(v)) for k, v in shapes.items() if k != EMBED),
     )
-    return model.to(device).eval(), key
 
 
 def freeze_for_decoder_training(model: nn.Module, *, train_heads: str = "single") -> List[nn.Parameter]:
     """Freeze everything but the mask decoder; returns the trainable parameters.
 
-    The image and prompt encoders get ``requires_grad=False`` and stay in eval mode.
+    The image and prompt encoders get ``requires_grad=False`` and stay in eval mode; which decoder
+    parameters train is the backend's :meth:`~stage1_pseudolabel.sam.backends.base.SamBackend.trainable_parameters`.
     """
-    for p in model.parameters():
-        p.requires_grad_(False)
-    model.eval()
-    decoder = model.mask_decoder
-    for p in decoder.parameters():
-        p.requires_grad_(True)
-    if train_heads == "single":
-        for mlp in list(decoder.output_hypernetworks_mlps)[1:]:
-            for p in mlp.parameters():
-                p.requires_grad_(False)
-        for p in decoder.iou_prediction_head.parameters():
-            p.requires_grad_(False)
-    decoder.train()
-    return [p for p in decoder.parameters() if p.requires_grad]
+    return model.trainable_parameters(train_heads=train_heads)
 
 
 def save_decoder(
@@ -110,4 +109,5 @@ def load_decoder(path: Path, *, model: nn.Module, key: CacheKey) -> Dict[str, An
     if mismatch:
         raise CheckpointError(f"decoder {path} was trained on embeddings of another model: {mismatch} (found, expected)")
     model.mask_decoder.load_state_dict(obj["mask_decoder"], strict=True)
+    model.mark_fine_tuned()
     return meta

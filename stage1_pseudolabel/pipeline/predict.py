@@ -12,24 +12,28 @@ from torch import nn
 from wsss.core.crf import CRFParams, dense_crf
 from stage1_pseudolabel.pipeline.prepare import PreparedImage
 from stage1_pseudolabel.sam.class_distribution import channel_labels, log_class_distribution, log_object_distribution
-from stage1_pseudolabel.sam.decoder import decode_objects, dense_positional_encoding, encode_prompts
+from stage1_pseudolabel.sam.precision import autocast
 from wsss.core.weak_labels.classes import IGNORE_INDEX
 
 
 class DecoderRunner:
-    """Runs SAM's prompt encoder and mask decoder for all objects of an image in one call.
+    """Runs the backend's prompt encoder and mask decoder for all objects of an image in one call.
 
     Args:
-        model: a SAM-like module (``.prompt_encoder``, ``.mask_decoder``).
+        model: a :class:`~stage1_pseudolabel.sam.backends.base.SamBackend`.
         device: where the decoder runs.
-        multimask_output: see :func:`stage1_pseudolabel.sam.decoder.decode_objects`.
+        multimask_output: see :meth:`~stage1_pseudolabel.sam.backends.base.SamBackend.decode`.
+        precision: ``fp32`` | ``bf16`` | ``fp16``: autocast of the decoder call; the logits come back
+            as fp32 (the loss and the masks are computed in fp32).
     """
 
-    def __init__(self, model: nn.Module, *, device: torch.device, multimask_output: bool = False) -> None:
+    def __init__(self, model: nn.Module, *, device: torch.device, multimask_output: bool = False,
+                 precision: str = "fp32") -> None:
         self.model = model
         self.device = device
         self.multimask_output = multimask_output
-        self.dense_pe = dense_positional_encoding(model.prompt_encoder).to(device)
+        self.precision = precision
+        self.dense_pe = model.dense_pe().to(device)
 
     def object_logits(
         self,
@@ -42,23 +46,25 @@ class DecoderRunner:
 
         Args:
             prepared: the image's objects and prompts.
-            embedding: ``[1, 256, h, w]`` its image embedding, on the runner's device.
+            embedding: ``[1, 256, h, w]`` its image embedding (or the backend's
+                :class:`~stage1_pseudolabel.sam.backends.base.ImageFeatures`), on the runner's device.
             mask_decoder: the module to call (e.g. a DDP wrapper); default the model's own.
         """
         boxes, coords, labels = prepared.prompts.to_tensors(self.device)
-        sparse, dense = encode_prompts(self.model.prompt_encoder, boxes=boxes, point_coords=coords, point_labels=labels)
+        sparse, dense = self.model.encode_prompts(boxes=boxes, point_coords=coords, point_labels=labels)
         if boxes is None and coords is None:  # no object: no prompt
             sparse = sparse[:0]
             dense = dense[:0]
-        logits, _ = decode_objects(
-            mask_decoder=mask_decoder or self.model.mask_decoder,
-            image_embedding=embedding,
-            dense_pe=self.dense_pe,
-            sparse_embeddings=sparse,
-            dense_embeddings=dense,
-            multimask_output=self.multimask_output,
-        )
-        return logits
+        with autocast(self.precision, self.device):
+            logits, _ = self.model.decode(
+                embedding,
+                sparse_embeddings=sparse,
+                dense_embeddings=dense,
+                dense_pe=self.dense_pe,
+                mask_decoder=mask_decoder,
+                multimask_output=self.multimask_output,
+            )
+        return logits.float()
 
 
 def lowres_log_distribution(prepared: PreparedImage, logits: torch.Tensor) -> torch.Tensor:

@@ -85,10 +85,12 @@ def has_objects(ann: ImageAnnotation, cfg: Stage1Config) -> bool:
     return image_objects(select_weak_labels(ann, cfg.weak_labels), min_box_size=cfg.min_box_size).num_objects > 0
 
 
-def prepare_image(ann: ImageAnnotation, cfg: Stage1Config, *, encoder_size: int, lowres: int) -> PreparedImage:
-    """Objects, class channels and prompts of one image (no constraints)."""
+def prepare_image(ann: ImageAnnotation, cfg: Stage1Config, *, encoder_size: int, lowres: int,
+                  padded: bool = True) -> PreparedImage:
+    """Objects, class channels and prompts of one image (no constraints); ``padded=False`` is SAM 2's
+    square geometry (:class:`~wsss.core.frames.SamFrame`, the cache key's ``padded``)."""
     ann = select_weak_labels(ann, cfg.weak_labels)
-    frame = SamFrame(height=ann.height, width=ann.width, encoder_size=encoder_size, lowres=lowres)
+    frame = SamFrame(height=ann.height, width=ann.width, encoder_size=encoder_size, lowres=lowres, padded=padded)
     objects = image_objects(ann, min_box_size=cfg.min_box_size)
     classes_t = image_classes(torch.as_tensor(objects.classes))
     prompts = build_prompts(
@@ -139,7 +141,8 @@ def superpixel_cache_path(cfg: Stage1Config, image_id: str) -> Path:
 def lowres_superpixels(ann: ImageAnnotation, frame: SamFrame, cfg: Stage1Config) -> np.ndarray:
     """SLIC superpixels of the image in the low-res frame, cached on disk (``int32 [L, L]``, -1 none)."""
     settings = json.dumps(dict(cfg.superpixels, lowres=frame.lowres, encoder_size=frame.encoder_size,
-                               hw=[frame.height, frame.width]), sort_keys=True)
+                               hw=[frame.height, frame.width], **({} if frame.padded else {"padded": False})),
+                          sort_keys=True)
     path = superpixel_cache_path(cfg, ann.image_id)
     if path.is_file():
         obj = torch.load(path, map_location="cpu", weights_only=True)

@@ -113,7 +113,8 @@ class TrainImages:
             self._memo.move_to_end(image_id)
             return self._memo[image_id]
         ann = self.dataset.load(image_id)
-        prepared = prepare_image(ann, self.cfg, encoder_size=self.encoder_size, lowres=self.lowres)
+        prepared = prepare_image(ann, self.cfg, encoder_size=self.encoder_size, lowres=self.lowres,
+                                 padded=self.cache.key.padded)
         cover = lowres_box_cover(prepared)
         zero_shot, fg_zero_shot = None, float("nan")
         if self.zero_shot is not None and prepared.objects.num_objects:
@@ -219,7 +220,7 @@ def run_train(cfg: Stage1Config, *, resume: bool = False, progress: bool = True)
     frozen = copy.deepcopy(decoder).eval()
     for p in frozen.parameters():
         p.requires_grad_(False)
-    frozen_runner = DecoderRunner(model, device=device, multimask_output=cfg.multimask_output)
+    frozen_runner = DecoderRunner(model, device=device, multimask_output=cfg.multimask_output, precision=cfg.precision)
 
     def zero_shot(prepared: PreparedImage, embedding: torch.Tensor) -> torch.Tensor:
         logits = frozen_runner.object_logits(prepared, embedding, mask_decoder=frozen)
@@ -235,7 +236,7 @@ def run_train(cfg: Stage1Config, *, resume: bool = False, progress: bool = True)
         )
     else:
         decoder_call = decoder
-    runner = DecoderRunner(model, device=device, multimask_output=cfg.multimask_output)
+    runner = DecoderRunner(model, device=device, multimask_output=cfg.multimask_output, precision=cfg.precision)
     optimizer = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
 
     cfg.decoder_dir.mkdir(parents=True, exist_ok=True)

@@ -8,6 +8,12 @@ CPU/CUDA or version mismatch raises at import, or its compiled ``nms`` op is mis
 tiny ``torchvision`` stand-in in ``sys.modules`` that provides just those four functions with the
 same semantics, written with torch and PIL. Nothing is installed on disk.
 
+``sam2`` (SAM 2.1) and ``segment_anything_hq`` (HQ-SAM) import the same ops and, for
+``sam2.utils.transforms.SAM2Transforms``, the transform modules ``Normalize``, ``Resize`` and
+``ToTensor`` (``SAM2Transforms`` scripts ``Resize`` + ``Normalize`` with ``torch.jit.script``, so the
+stand-ins below are TorchScript-compatible modules). ``Resize`` on a float tensor is
+``F.interpolate(bilinear, align_corners=False, antialias=True)``, what torchvision >= 0.17 does.
+
 Call :func:`ensure_torchvision` before the first ``import segment_anything``;
 :func:`stage1_pseudolabel.sam.modeling.sam_modeling` does so (importing this package does nothing).
 """
@@ -21,6 +27,7 @@ from typing import Sequence, Union
 import numpy as np
 import torch
 import torch.nn.functional as F
+from torch import nn
 from PIL import Image
 
 _STAND_IN_ATTR = "__wsss_stand_in__"
@@ -94,6 +101,49 @@ def batched_nms(boxes: torch.Tensor, scores: torch.Tensor, idxs: torch.Tensor, i
     return _nms(boxes + offsets[:, None], scores, iou_threshold)
 
 
+class Normalize(nn.Module):
+    """``(x - mean) / std`` per channel of a ``float [..., C, H, W]`` tensor (torchvision's ``Normalize``)."""
+
+    def __init__(self, mean: Sequence[float], std: Sequence[float], inplace: bool = False) -> None:
+        super().__init__()
+        self.mean = [float(m) for m in mean]
+        self.std = [float(s) for s in std]
+
+    def forward(self, tensor: torch.Tensor) -> torch.Tensor:
+        mean = torch.tensor(self.mean, dtype=tensor.dtype, device=tensor.device).view(-1, 1, 1)
+        std = torch.tensor(self.std, dtype=tensor.dtype, device=tensor.device).view(-1, 1, 1)
+        return (tensor - mean) / std
+
+
+class Resize(nn.Module):
+    """Bilinear, antialiased resize of a ``float [C, H, W]`` or ``[B, C, H, W]`` tensor to ``(h, w)``."""
+
+    def __init__(self, size: Sequence[int], antialias: bool = True) -> None:
+        super().__init__()
+        if isinstance(size, int):
+            raise NotImplementedError("the torchvision stand-in's Resize takes an (h, w) size")
+        self.size = [int(size[0]), int(size[1])]
+        self.antialias = bool(antialias)
+
+    def forward(self, img: torch.Tensor) -> torch.Tensor:
+        squeeze = img.dim() == 3
+        x = img.unsqueeze(0) if squeeze else img
+        out = F.interpolate(x, size=(self.size[0], self.size[1]), mode="bilinear", align_corners=False,
+                            antialias=self.antialias)
+        return out.squeeze(0) if squeeze else out
+
+
+class ToTensor:
+    """``uint8 [H, W, C]`` array or PIL image to ``float [C, H, W]`` in ``[0, 1]`` (torchvision's ``ToTensor``)."""
+
+    def __call__(self, pic) -> torch.Tensor:
+        arr = np.asarray(pic)
+        if arr.ndim == 2:
+            arr = arr[:, :, None]
+        t = torch.from_numpy(np.ascontiguousarray(arr)).permute(2, 0, 1).contiguous()
+        return t.float().div(255) if t.dtype == torch.uint8 else t.float()
+
+
 def _install_stand_in() -> None:
     for name in [m for m in sys.modules if m == "torchvision" or m.startswith("torchvision.")]:
         del sys.modules[name]  # drop a half-imported broken torchvision
@@ -112,6 +162,9 @@ def _install_stand_in() -> None:
     ops.batched_nms = batched_nms
     ops.box_area = box_area
     transforms.functional = functional
+    transforms.Normalize = Normalize
+    transforms.Resize = Resize
+    transforms.ToTensor = ToTensor
     root.transforms = transforms
     root.ops = ops
     sys.modules.update(

@@ -14,6 +14,10 @@ Frames
    and right to ``encoder_size x encoder_size``. x and y are scaled separately, by
    ``resized_w / W`` and ``resized_h / H``, exactly as ``ResizeLongestSide.apply_coords``. Boxes and
    points are handed to SAM's prompt encoder in this frame (it adds the half-pixel shift itself).
+   **SAM 2 square frame** (``SamFrame(padded=False)``): SAM 2 resizes the whole image to the
+   ``encoder_size`` square without keeping the aspect ratio and without padding
+   (``SAM2Transforms``); x and y scale by ``encoder_size / W`` and ``encoder_size / H``
+   (``SAM2Transforms.transform_coords``), and the low-res frame covers the image exactly.
 4. **Low-res mask frame**: SAM's mask decoder output, ``lowres x lowres`` (256) over the *padded*
    1024 frame; one cell is a ``4 x 4`` block of the 1024 frame. The logic loss is evaluated here.
    Cells whose centre falls in the padding are not part of the image (:attr:`SamFrame.valid_lowres`)
@@ -66,13 +70,15 @@ class SamFrame:
     """Conversions between the pixel frame of one ``height x width`` image and SAM's frames.
 
     Construct with keyword arguments: ``SamFrame(height=H, width=W)``; ``encoder_size`` and
-    ``lowres`` default to SAM's 1024 and 256.
+    ``lowres`` default to SAM's 1024 and 256. ``padded=False`` is SAM 2's geometry: the image is
+    resized to the full ``encoder_size`` square (no aspect ratio kept, no padding).
     """
 
     height: int
     width: int
     encoder_size: int = 1024
     lowres: int = 256
+    padded: bool = True
 
     def __post_init__(self) -> None:
         if self.height <= 0 or self.width <= 0:
@@ -83,7 +89,10 @@ class SamFrame:
     # -- sizes -------------------------------------------------------------------------------------
     @property
     def resized_hw(self) -> Tuple[int, int]:
-        """Size of the image inside the 1024 frame (``ResizeLongestSide.get_preprocess_shape``)."""
+        """Size of the image inside the 1024 frame (``ResizeLongestSide.get_preprocess_shape``; the
+        whole square when not ``padded``)."""
+        if not self.padded:
+            return self.encoder_size, self.encoder_size
         scale = self.encoder_size / max(self.height, self.width)
         return int(self.height * scale + 0.5), int(self.width * scale + 0.5)
 
@@ -185,11 +194,15 @@ class SamFrame:
 
     # -- predictions: low-res frame -> pixel ---------------------------------------------------------
     def lowres_to_pixels(self, maps: torch.Tensor) -> torch.Tensor:
-        """``[..., lowres, lowres]`` maps (logits) back to ``[..., H, W]``, as SAM's ``postprocess_masks``."""
+        """``[..., lowres, lowres]`` maps (logits) back to ``[..., H, W]``, as SAM's ``postprocess_masks``
+        (SAM 2, not ``padded``: one bilinear resize to ``H x W``, as ``SAM2Transforms.postprocess_masks``)."""
         import torch.nn.functional as F
 
         lead = maps.shape[:-2]
         x = maps.reshape(-1, 1, self.lowres, self.lowres).float()
+        if not self.padded:
+            x = F.interpolate(x, (self.height, self.width), mode="bilinear", align_corners=False)
+            return x.reshape(*lead, self.height, self.width)
         x = F.interpolate(x, (self.encoder_size, self.encoder_size), mode="bilinear", align_corners=False)
         rh, rw = self.resized_hw
         x = F.interpolate(x[..., :rh, :rw], (self.height, self.width), mode="bilinear", align_corners=False)

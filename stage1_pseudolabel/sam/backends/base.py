@@ -1,0 +1,214 @@
+"""The interface every stage-1 model backend implements (SAM 1, SAM 2.1, HQ-SAM).
+
+A backend is an ``nn.Module`` with three children the pipeline knows by name, ``image_encoder``
+(frozen; ``None`` in training, which never encodes), ``prompt_encoder`` (frozen) and
+``mask_decoder`` (what stage 1 fine-tunes), and it answers four questions for the pipeline:
+
+* **What is cached per image** (:meth:`SamBackend.feature_shapes`): ``image_embed`` ``[C, h, w]``
+  always (SAM 1: ``256 x 64 x 64``), plus backend-specific maps (SAM 2: its two high-resolution
+  feature maps; HQ-SAM: the early ViT feature).
+* **Its geometry** (:attr:`SamBackend.padded`, :meth:`SamBackend.frame`): SAM 1 and HQ-SAM resize the
+  longest side and zero-pad to a square; SAM 2 resizes to the square; every conversion goes through
+  :class:`wsss.core.frames.SamFrame`.
+* **Which decoder parameters train** (:meth:`SamBackend.trainable_parameters`).
+* **One batched decoder call for all objects of an image** (:meth:`SamBackend.decode`).
+
+Features travel as a plain ``[B, C, h, w]`` tensor where the backend needs only the embedding (SAM 1,
+what :class:`~stage1_pseudolabel.pipeline.cache.EmbeddingCache` has always returned) and as
+:class:`ImageFeatures` otherwise; :func:`as_features` accepts both.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from typing import Dict, List, Mapping, Optional, Sequence, Tuple, Union
+
+import numpy as np
+import torch
+from torch import nn
+
+from wsss.core.frames import SamFrame
+
+EMBED = "image_embed"
+
+
+class ImageFeatures:
+    """Named encoder outputs of a batch of ``B`` images: ``{name: float [B, C, h, w]}``.
+
+    ``image_embed`` is always present; :attr:`shape` is its shape, so code that only reads the
+    embedding's size works with either a tensor or this.
+    """
+
+    def __init__(self, tensors: Mapping[str, torch.Tensor]) -> None:
+        if EMBED not in tensors:
+            raise ValueError(f"image features need {EMBED!r}, got {sorted(tensors)}")
+        self.tensors: Dict[str, torch.Tensor] = dict(tensors)
+
+    @property
+    def embedding(self) -> torch.Tensor:
+        return self.tensors[EMBED]
+
+    @property
+    def shape(self) -> torch.Size:
+        return self.embedding.shape
+
+    def __len__(self) -> int:
+        return int(self.embedding.shape[0])
+
+    def __getitem__(self, name: str) -> torch.Tensor:
+        return self.tensors[name]
+
+    def names(self) -> List[str]:
+        return list(self.tensors)
+
+    def image(self, index: int) -> "ImageFeatures":
+        """The features of one image of the batch (batch dimension kept: ``[1, C, h, w]``)."""
+        return ImageFeatures({k: v[index : index + 1] for k, v in self.tensors.items()})
+
+    def to(self, device=None, dtype: Optional[torch.dtype] = None, non_blocking: bool = False) -> "ImageFeatures":
+        return ImageFeatures({k: v.to(device=device, dtype=dtype, non_blocking=non_blocking) for k, v in self.tensors.items()})
+
+
+FeaturesLike = Union[torch.Tensor, ImageFeatures]
+
+
+def as_features(x: FeaturesLike) -> ImageFeatures:
+    """A ``[B, C, h, w]`` embedding tensor or :class:`ImageFeatures` as :class:`ImageFeatures`."""
+    return x if isinstance(x, ImageFeatures) else ImageFeatures({EMBED: x})
+
+
+def state_fingerprint(state: Mapping[str, torch.Tensor]) -> str:
+    """SHA-256 over names, shapes and values (as :func:`~stage1_pseudolabel.sam.checkpoint.module_fingerprint`)."""
+    h = hashlib.sha256()
+    for name, t in state.items():
+        h.update(name.encode())
+        h.update(str(tuple(t.shape)).encode())
+        h.update(t.detach().to("cpu", torch.float32).contiguous().numpy().tobytes())
+    return f"weights:{h.hexdigest()[:16]}"
+
+
+class SamBackend(nn.Module):
+    """Base class: the pipeline's view of one promptable-segmentation model.
+
+    Subclasses set :attr:`backend` (``"sam1"``, ``"sam2.1"``, ``"hq-sam"``), :attr:`padded` and
+    implement :meth:`prepare_image`, :meth:`encode_batch`, :meth:`encode_prompts`, :meth:`decode` and
+    :meth:`trainable_parameters`.
+
+    Args:
+        model_type: the variant name the model was built for (``vit_h``, ``sam2.1_hiera_large``, ...).
+        image_encoder, prompt_encoder, mask_decoder: the official modules (shared, not copied).
+        encoder_size: side of the square encoder input (1024 for the official variants).
+        lowres: side of the decoder's low-res mask logits (256).
+    """
+
+    backend: str = "base"
+    padded: bool = True
+
+    def __init__(self, *, model_type: str, image_encoder: nn.Module, prompt_encoder: nn.Module,
+                 mask_decoder: nn.Module, encoder_size: int, lowres: int) -> None:
+        super().__init__()
+        self.model_type = model_type
+        self.image_encoder = image_encoder
+        self.prompt_encoder = prompt_encoder
+        self.mask_decoder = mask_decoder
+        self.encoder_size = int(encoder_size)
+        self.lowres = int(lowres)
+
+    # -- geometry ------------------------------------------------------------------------------------
+    @property
+    def geometry(self) -> str:
+        """``longest_side_pad`` (SAM 1, HQ-SAM) or ``square`` (SAM 2): recorded in the cache key."""
+        return "longest_side_pad" if self.padded else "square"
+
+    def frame(self, *, height: int, width: int) -> SamFrame:
+        """The :class:`SamFrame` of a ``height x width`` image in this backend's geometry."""
+        return SamFrame(height=height, width=width, encoder_size=self.encoder_size, lowres=self.lowres,
+                        padded=self.padded)
+
+    def feature_shapes(self) -> Dict[str, Tuple[int, ...]]:
+        """``{name: (C, h, w)}`` of what is cached per image; ``image_embed`` first."""
+        c = int(self.prompt_encoder.embed_dim)
+        h, w = (int(s) for s in self.prompt_encoder.image_embedding_size)
+        return {EMBED: (c, h, w)}
+
+    # -- encoding ------------------------------------------------------------------------------------
+    def prepare_image(self, image: np.ndarray) -> torch.Tensor:
+        """``uint8 [H, W, 3]`` RGB to the CPU tensor :meth:`preprocess` batches (runs in loader threads)."""
+        raise NotImplementedError
+
+    def preprocess(self, images: Sequence[torch.Tensor], *, device: torch.device) -> torch.Tensor:
+        """Prepared images to the encoder's ``float [B, 3, S, S]`` input on ``device``."""
+        raise NotImplementedError
+
+    def encode_batch(self, batch: torch.Tensor) -> Dict[str, torch.Tensor]:
+        """``float [B, 3, S, S]`` to ``{name: [B, C, h, w]}`` (:meth:`feature_shapes`)."""
+        raise NotImplementedError
+
+    @torch.inference_mode()
+    def encode(self, images: Sequence[torch.Tensor], *, device: torch.device) -> ImageFeatures:
+        """Features of prepared images (:meth:`prepare_image`), one encoder call for the batch."""
+        return ImageFeatures(self.encode_batch(self.preprocess(images, device=device)))
+
+    def encoder_state(self) -> Dict[str, torch.Tensor]:
+        """Every tensor that the cached features depend on (for the cache's fingerprint)."""
+        return {f"image_encoder.{k}": v for k, v in self.image_encoder.state_dict().items()}
+
+    # -- prompts and the decoder ---------------------------------------------------------------------
+    def dense_pe(self) -> torch.Tensor:
+        """Dense positional encoding of the embedding grid ``[1, C, h, w]`` (compute once, reuse)."""
+        with torch.no_grad():
+            return self.prompt_encoder.get_dense_pe()
+
+    def encode_prompts(self, *, boxes: Optional[torch.Tensor], point_coords: Optional[torch.Tensor],
+                       point_labels: Optional[torch.Tensor]) -> Tuple[torch.Tensor, torch.Tensor]:
+        """Sparse ``[N, T, C]`` and dense ``[N, C, h, w]`` prompt embeddings (frozen: no gradient).
+
+        ``boxes`` ``[N, 4]`` and ``point_coords`` ``[N, P, 2]`` are in this backend's input frame
+        (:meth:`frame`), ``point_labels`` ``[N, P]`` (1 / 0 / -1 padding).
+        """
+        raise NotImplementedError
+
+    def decode(self, features: FeaturesLike, *, sparse_embeddings: torch.Tensor, dense_embeddings: torch.Tensor,
+               dense_pe: torch.Tensor, mask_decoder: Optional[nn.Module] = None,
+               multimask_output: bool = False) -> Tuple[torch.Tensor, torch.Tensor]:
+        """Low-res logits ``float [N, L, L]`` and predicted IoU ``[N]`` of every object of one image.
+
+        Args:
+            features: the image's features (batch 1).
+            mask_decoder: the module to call (a DDP wrapper, or a frozen copy); default :attr:`mask_decoder`.
+            multimask_output: keep, per object, the multimask output with the highest predicted IoU.
+        """
+        raise NotImplementedError
+
+    def trainable_parameters(self, *, train_heads: str = "single") -> List[nn.Parameter]:
+        """Freeze everything but the decoder parameters stage 1 trains; returns them (decoder in train mode).
+
+        ``train_heads="single"`` also freezes the decoder parts the single-mask output never uses,
+        so every trainable parameter gets a gradient (DDP needs no unused-parameter scan).
+        """
+        raise NotImplementedError
+
+    def mark_fine_tuned(self) -> None:
+        """Called when a fine-tuned decoder is loaded or trained (SAM 2 turns its zero-shot fallback off)."""
+
+    # -- helpers for subclasses ----------------------------------------------------------------------
+    def _freeze_all_but(self, params: Sequence[nn.Parameter]) -> List[nn.Parameter]:
+        keep = {id(p) for p in params}
+        for p in self.parameters():
+            p.requires_grad_(id(p) in keep)
+        self.eval()
+        self.mask_decoder.train()
+        return [p for p in self.mask_decoder.parameters() if p.requires_grad]
+
+    @staticmethod
+    def _select(masks: torch.Tensor, iou: torch.Tensor, multimask_output: bool) -> Tuple[torch.Tensor, torch.Tensor]:
+        """``[N, M, L, L]`` decoder outputs to one mask per object (best IoU among several, or the only one)."""
+        if multimask_output and masks.shape[1] > 1:
+            best = iou.argmax(dim=1)
+            idx = torch.arange(masks.shape[0], device=masks.device)
+            return masks[idx, best], iou[idx, best]
+        return masks[:, 0], iou[:, 0]
+
+    def _empty(self, features: ImageFeatures) -> Tuple[torch.Tensor, torch.Tensor]:
+        emb = features.embedding
+        return emb.new_zeros((0, self.lowres, self.lowres)), emb.new_zeros((0,))
