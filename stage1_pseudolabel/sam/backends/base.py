@@ -114,6 +114,11 @@ class SamBackend(nn.Module):
         self.encoder_size = int(encoder_size)
         self.lowres = int(lowres)
 
+    @property
+    def official(self) -> nn.Module:
+        """The package's own model object these modules belong to (what its official predictor takes)."""
+        return self.__dict__["_official"]
+
     # -- geometry ------------------------------------------------------------------------------------
     @property
     def geometry(self) -> str:

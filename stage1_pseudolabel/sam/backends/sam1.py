@@ -35,6 +35,7 @@ class Sam1Backend(SamBackend):
         super().__init__(model_type=model_type, image_encoder=sam.image_encoder, prompt_encoder=sam.prompt_encoder,
                          mask_decoder=sam.mask_decoder, encoder_size=int(sam.image_encoder.img_size),
                          lowres=4 * int(sam.prompt_encoder.image_embedding_size[0]))
+        self.__dict__["_official"] = sam  # not a child: the same modules, for the official predictor
         self.register_buffer("pixel_mean", sam.pixel_mean.detach().clone(), persistent=False)
         self.register_buffer("pixel_std", sam.pixel_std.detach().clone(), persistent=False)
 

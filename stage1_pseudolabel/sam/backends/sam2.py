@@ -91,7 +91,7 @@ class Sam2Backend(SamBackend):
         if not sam2.use_high_res_features_in_sam:
             raise ValueError("the SAM 2 backend expects a model with use_high_res_features_in_sam (all official configs)")
         self.no_mem_embed = sam2.no_mem_embed  # the same Parameter: .to() moves it for both
-        self.__dict__["_sam2"] = sam2  # not a child: only its encoder-side methods are called
+        self.__dict__["_official"] = sam2  # not a child: only its encoder-side methods are called
         from sam2.utils.transforms import SAM2Transforms
 
         self.__dict__["_transforms"] = SAM2Transforms(resolution=self.encoder_size, mask_threshold=0.0)
@@ -112,7 +112,7 @@ class Sam2Backend(SamBackend):
 
     def encode_batch(self, batch: torch.Tensor) -> Dict[str, torch.Tensor]:
         """As ``SAM2ImagePredictor.set_image``: backbone, decoder projections, no-memory embedding."""
-        sam2 = self._sam2
+        sam2 = self.official
         backbone_out = sam2.forward_image(batch)
         _, vision_feats, _, feat_sizes = sam2._prepare_backbone_features(backbone_out)
         if sam2.directly_add_no_mem_embed:
