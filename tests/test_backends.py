@@ -124,3 +124,87 @@ def test_bf16_autocast_masks_agree_with_fp32(backend, voc_root, tmp_path):
         same += int((m32 == m16).sum())
         total += m32.size
     assert same / total >= 0.99, same / total
+
+
+# -- the pipeline end to end with each backend, caches, checkpoints -----------------------------------
+@pytest.fixture(scope="module")
+def synthetic(tmp_path_factory):
+    from wsss.core.synthetic import write_dataset
+
+    root = tmp_path_factory.mktemp("synthetic_backends") / "data"
+    write_dataset(root, domain="target", num_train=3, num_val=1, seed=0, size_range=(120, 160))
+    return root
+
+
+@pytest.mark.parametrize("backend", ["sam2.1", "hq-sam"])
+def test_stage1_runs_end_to_end_and_trains_only_the_decoder(backend, synthetic, tmp_path):
+    from stage1_pseudolabel.pipeline.cache import CacheMismatchError, EmbeddingCache
+    from stage1_pseudolabel.pipeline.embed import run_embed
+    from stage1_pseudolabel.pipeline.generate import run_generate
+    from stage1_pseudolabel.pipeline.train import run_train
+
+    cfg = build_config(config_file=str(CONFIGS[backend]), overrides={"data": str(synthetic), "work_dir": str(tmp_path)},
+                       cfg_options=["epochs=1", "batch_size=1", "checkpoint_every=10"])
+    assert run_embed(cfg, progress=False)["embedded"] == 3
+    model, key = load_model(cfg, device=torch.device("cpu"))
+    cache = EmbeddingCache(cfg.cache_dir, key=key)
+    ids = open_dataset(cfg).ids
+    feats = cache.load(ids[0])
+    shapes = model.feature_shapes()
+    assert sorted(feats.names()) == sorted(shapes)
+    assert all(tuple(feats[k].shape[1:]) == shapes[k] for k in shapes)
+    stored = torch.load(cache.path(ids[0]), weights_only=True)
+    assert stored["embedding"].dtype == torch.float16 and all(v.dtype == torch.float16 for v in stored["extra"].values())
+    assert stored["meta"]["backend"] == backend and stored["meta"]["geometry"] == key.geometry
+
+    # A cache made by another backend is refused.
+    sam1 = build_config(config_file=str(CONFIGS["sam1"]), overrides={"data": str(synthetic), "work_dir": str(tmp_path)})
+    with pytest.raises(CacheMismatchError, match="backend"):
+        EmbeddingCache(sam1.cache_dir, key=load_model(sam1, device=torch.device("cpu"))[1])
+
+    initial = {k: v.clone() for k, v in model.state_dict().items()}
+    summary = run_train(cfg, progress=False)
+    assert summary["steps"] == 3 and all(np.isfinite(summary["losses"]))
+    final = torch.load(cfg.decoder_path(), weights_only=True)["mask_decoder"]
+    assert set(final) == set(model.mask_decoder.state_dict())  # only the decoder is saved
+    changed = [k for k, v in final.items() if not torch.equal(v, initial["mask_decoder." + k])]
+    assert changed and all(not k.startswith(("conv_s0", "conv_s1")) for k in changed)  # cached projections stay
+    out = run_generate(cfg, progress=False)
+    assert out["written"] == 3 and not out["problems"]
+
+
+def test_trainable_parameters_get_gradients(voc_root, tmp_path):
+    """train_heads=single: every trainable parameter of each backend's decoder receives a gradient."""
+    for backend in ("sam1", "sam2.1", "hq-sam"):
+        cfg = backend_cfg(backend, voc_root, tmp_path, max_images=1)
+        model, key = load_model(cfg, device=torch.device("cpu"))
+        ann = open_dataset(cfg).load(open_dataset(cfg).ids[0])
+        features = model.encode([model.prepare_image(read_image(ann.image_path))], device=torch.device("cpu"))
+        features = type(features)({k: v.clone() for k, v in features.tensors.items()})  # out of inference mode
+        params = model.trainable_parameters(train_heads="single")
+        assert params and all(p.requires_grad for p in params)
+        assert not any(p.requires_grad for p in model.prompt_encoder.parameters())
+        assert not any(p.requires_grad for p in model.image_encoder.parameters())
+        prepared = prepare_image(ann, cfg, encoder_size=key.encoder_size, lowres=key.lowres_size, padded=key.padded)
+        DecoderRunner(model, device=torch.device("cpu")).object_logits(prepared, features).sum().backward()
+        missing = [n for n, p in model.mask_decoder.named_parameters() if p.requires_grad and p.grad is None]
+        assert not missing, (backend, missing)
+
+
+@pytest.mark.parametrize("model_type", ["sam2.1_hiera_tiny", "hq_vit_b"])
+def test_checkpoints_load_strictly_and_fail_clearly(model_type, tmp_path):
+    from stage1_pseudolabel.sam.backends import build_backend
+    from stage1_pseudolabel.sam.checkpoint import CheckpointError
+
+    kwargs = build_config(config_file=str(CONFIGS["sam2.1" if model_type.startswith("sam2") else "hq-sam"])).model_kwargs
+    a = build_backend(model_type, seed=1, **kwargs)
+    path = tmp_path / "ckpt.pt"
+    torch.save({"model": a.official.state_dict()}, path)  # the SAM 2 release format; plain dicts load too
+    b = build_backend(model_type, checkpoint=path, **kwargs)
+    assert all(torch.equal(v, b.official.state_dict()[k]) for k, v in a.official.state_dict().items())
+    with pytest.raises(CheckpointError, match="does not exist.*official"):
+        build_backend(model_type, checkpoint=tmp_path / "missing.pt", **kwargs)
+    wrong = {k: v for k, v in list(a.official.state_dict().items())[1:]}
+    torch.save(wrong, tmp_path / "wrong.pt")
+    with pytest.raises(CheckpointError, match="does not fit model type"):
+        build_backend(model_type, checkpoint=tmp_path / "wrong.pt", **kwargs)
