@@ -16,6 +16,13 @@ SAM_CHECKPOINT  ?=
 SAM_FILE_vit_h  := sam_vit_h_4b8939.pth
 SAM_FILE_vit_l  := sam_vit_l_0b3195.pth
 SAM_FILE_vit_b  := sam_vit_b_01ec64.pth
+SAM_FILE_sam2.1_hiera_tiny      := sam2.1_hiera_tiny.pt
+SAM_FILE_sam2.1_hiera_small     := sam2.1_hiera_small.pt
+SAM_FILE_sam2.1_hiera_base_plus := sam2.1_hiera_base_plus.pt
+SAM_FILE_sam2.1_hiera_large     := sam2.1_hiera_large.pt
+SAM_FILE_hq_vit_h := sam_hq_vit_h.pth
+SAM_FILE_hq_vit_l := sam_hq_vit_l.pth
+SAM_FILE_hq_vit_b := sam_hq_vit_b.pth
 STAGE1_CHECKPOINT = $(or $(SAM_CHECKPOINT),data/checkpoints/$(or $(SAM_FILE_$(SAM_MODEL)),sam_$(SAM_MODEL).pth))
 WORK            ?= work_dirs/stage1
 SHARD_INDEX     ?= 0
@@ -69,7 +76,7 @@ help: ## list the targets and the variables each reads
 # -- environment ----------------------------------------------------------------------------------
 setup: $(VENV)/.setup-stamp ## create $(VENV) and install everything (torch, SAM, OpenMMLab with mmcv ops)
 
-$(VENV)/.setup-stamp: scripts/setup_env.sh requirements/core.txt requirements/test.txt requirements/stage2.txt setup.cfg pyproject.toml
+$(VENV)/.setup-stamp: scripts/setup_env.sh requirements/core.txt requirements/test.txt requirements/stage2.txt requirements/backends.txt setup.cfg pyproject.toml
 	VENV=$(VENV) bash scripts/setup_env.sh
 	@touch $@
 

@@ -9,11 +9,15 @@ case "$MODEL" in
   vit_h) FILE=sam_vit_h_4b8939.pth ;;
   vit_l) FILE=sam_vit_l_0b3195.pth ;;
   vit_b) FILE=sam_vit_b_01ec64.pth ;;
+  sam2.1_hiera_tiny|sam2.1_hiera_small|sam2.1_hiera_base_plus|sam2.1_hiera_large)
+    FILE=$MODEL.pt; BASE=https://dl.fbaipublicfiles.com/segment_anything_2/092824 ;;
+  hq_vit_h|hq_vit_l|hq_vit_b)
+    FILE=sam_${MODEL}.pth; BASE=https://huggingface.co/lkeab/hq-sam/resolve/main ;;
   vit_t)
     echo "vit_t (MobileSAM) weights are published at https://github.com/ChaoningZhang/MobileSAM (weights/mobile_sam.pt);" >&2
     echo "it also needs the mobile_sam package. Download it by hand into $DEST." >&2
     exit 2 ;;
-  *) echo "unknown SAM model '$MODEL': choose vit_h, vit_l or vit_b" >&2; exit 2 ;;
+  *) echo "unknown SAM model '$MODEL': choose vit_h, vit_l, vit_b, sam2.1_hiera_{tiny,small,base_plus,large} or hq_vit_{h,l,b}" >&2; exit 2 ;;
 esac
 mkdir -p "$DEST"
 OUT="$DEST/$FILE"

@@ -31,6 +31,8 @@ TORCH_TAG=$("$PY" -c 'import torch; print(torch.__version__.replace("+", "_"))')
 say "installing the toolkit's requirements"
 "${PIP[@]}" install -q -r requirements/core.txt -r requirements/test.txt
 "${PIP[@]}" install -q --no-deps -r requirements/stage2.txt
+say "installing the SAM 2.1 and HQ-SAM backends (no torchvision: the toolkit's stand-ins serve them)"
+SAM2_BUILD_CUDA=0 "${PIP[@]}" install -q --no-deps --no-build-isolation -r requirements/backends.txt
 
 # mmcv 2.1.0 with its compiled ops: no wheel exists for this torch, so build one once per torch
 # version and keep it in a wheelhouse outside the checkout (fresh clones reuse it).
