@@ -208,3 +208,32 @@ def test_checkpoints_load_strictly_and_fail_clearly(model_type, tmp_path):
     torch.save(wrong, tmp_path / "wrong.pt")
     with pytest.raises(CheckpointError, match="does not fit model type"):
         build_backend(model_type, checkpoint=tmp_path / "wrong.pt", **kwargs)
+
+
+# -- speed options -----------------------------------------------------------------------------------
+@pytest.mark.parametrize("backend", ["sam1", "hq-sam"])
+def test_sdpa_attention_equals_the_eager_vit(backend, voc_root, tmp_path):
+    """attention: sdpa (relative-position bias as an attention mask) against segment_anything's own."""
+    from stage1_pseudolabel.sam.precision import autocast
+    from stage1_pseudolabel.sam.sdpa import use_eager_attention, use_sdpa_attention
+
+    cfg = backend_cfg(backend, voc_root, tmp_path, max_images=2)
+    model, _ = load_model(cfg, device=torch.device("cpu"))
+    dataset = open_dataset(cfg)
+    images = [model.prepare_image(read_image(dataset.load(i).image_path)) for i in dataset.ids]
+    eager = model.encode(images, device=torch.device("cpu"))
+    eager_bf16 = None
+    with autocast("bf16", "cpu"):
+        eager_bf16 = model.encode(images, device=torch.device("cpu"))
+    assert use_sdpa_attention(model.image_encoder) == cfg.model_kwargs["encoder_depth"]
+    sdpa = model.encode(images, device=torch.device("cpu"))
+    with autocast("bf16", "cpu"):
+        sdpa_bf16 = model.encode(images, device=torch.device("cpu"))
+    use_eager_attention(model.image_encoder)
+    for name in eager.names():
+        ref = eager[name]
+        scale = float(ref.abs().max())
+        assert (sdpa[name] - ref).abs().max() <= 1e-5 * max(scale, 1.0), name
+        # bf16 has 8 mantissa bits: both attention forms are within bf16 rounding of fp32 and of each other
+        assert (sdpa_bf16[name].float() - ref).abs().max() <= 0.05 * scale, name
+        assert (sdpa_bf16[name].float() - eager_bf16[name].float()).abs().max() <= 0.05 * scale, name

@@ -55,6 +55,10 @@ class Stage1Config:
     #: autocast precision of the encoder and decoder in embed / train / generate: fp32 | bf16 | fp16
     #: (the logic loss always runs in fp32; cached embeddings are fp16 whatever this is)
     precision: str = "fp32"
+    #: attention of SAM 1 / HQ-SAM's ViT encoder: "eager" (segment_anything's own) or "sdpa"
+    #: (torch's scaled_dot_product_attention, the relative-position bias as an attention mask)
+    attention: str = "eager"
+    compile_encoder: bool = False  #: torch.compile the image encoder (embed / generate; first batch compiles)
 
     # -- prompts ---------------------------------------------------------------------------------
     prompt_mode: str = "both"  #: box | points | both
@@ -167,6 +171,8 @@ class Stage1Config:
             raise ValueError(f"model_type must be one of {MODEL_TYPES}, got {self.model_type!r}")
         if self.precision not in PRECISIONS:
             raise ValueError(f"precision must be one of {PRECISIONS}, got {self.precision!r}")
+        if self.attention not in ("eager", "sdpa"):
+            raise ValueError(f"attention must be 'eager' or 'sdpa', got {self.attention!r}")
         if self.no_label_policy not in ("background", "skip"):
             raise ValueError(f"no_label_policy must be 'background' or 'skip', got {self.no_label_policy!r}")
         if self.train_heads not in ("single", "all"):

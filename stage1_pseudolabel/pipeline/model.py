@@ -48,7 +48,9 @@ def load_model(cfg: Stage1Config, *, device: torch.device) -> Tuple[nn.Module, C
     if ckpt is None:
         log.warning("no SAM checkpoint: using RANDOM weights (model_seed=%d); only for tests and benchmarks", cfg.model_seed)
     model = build_backend(cfg.model_type, checkpoint=ckpt, seed=cfg.model_seed, device="cpu", **cfg.model_kwargs)
-    return model.to(device).eval(), cache_key(model, ckpt)
+    key = cache_key(model, ckpt)
+    model.set_speed_options(attention=cfg.attention, compile_encoder=cfg.compile_encoder)
+    return model.to(device).eval(), key
 
 
 def cache_key(model: nn.Module, checkpoint: Optional[Path]) -> CacheKey:

@@ -193,6 +193,16 @@ class SamBackend(nn.Module):
         """
         raise NotImplementedError
 
+    def set_speed_options(self, *, attention: str = "eager", compile_encoder: bool = False) -> None:
+        """``attention="sdpa"``: SDPA in the ViT encoder (SAM 1, HQ-SAM; SAM 2's Hiera has it already).
+        ``compile_encoder``: ``torch.compile`` the image encoder in place (state dict unchanged)."""
+        if attention == "sdpa" and self.image_encoder is not None:
+            from stage1_pseudolabel.sam.sdpa import use_sdpa_attention
+
+            use_sdpa_attention(self.image_encoder)
+        if compile_encoder and self.image_encoder is not None:
+            self.image_encoder.compile()
+
     def mark_fine_tuned(self) -> None:
         """Called when a fine-tuned decoder is loaded or trained (SAM 2 turns its zero-shot fallback off)."""
 
