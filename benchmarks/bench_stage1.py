@@ -1,9 +1,10 @@
 """Stage-1 speed benchmark with random-weight SAM models (not a test; prints a table).
 
-    .venv/bin/python benchmarks/bench_stage1.py [--images 2] [--models vit_b,vit_t] [--devices cpu,cuda]
+    .venv/bin/python benchmarks/bench_stage1.py [--images 2] [--models vit_b,vit_t,sam2.1_hiera_tiny,hq_vit_b]
+                                                [--precisions fp32,bf16] [--reduced] [--devices cpu,cuda]
                                                 [--data ../shared/data/voc2012] [--json out.json]
 
-For each model and device it measures, on the same images:
+For each model (backend), precision and device it measures, on the same images:
 
 * encoder s/img: the bare image-encoder forward on a preprocessed 1024x1024 input (mean of a pass
   before and a pass after the embed step, so that load drift on a shared machine cancels);
@@ -15,7 +16,14 @@ For each model and device it measures, on the same images:
 * generate s/img: the generate step from cached embeddings (annotation, prompts, decoder, class
   distribution in pixel space, PNG) and its ratio to the bare prompt-encoder + decoder forward for
   the same prompts (target <= 1.5);
-* cache bytes/img and peak memory (process RSS high-water mark; CUDA max allocated).
+* cache MB/img (SAM 2.1 and HQ-SAM cache more than the embedding) and peak memory (process RSS
+  high-water mark; CUDA max allocated);
+* bf16 vs fp32: the share of pseudo-mask pixels (``generate``) on which a bf16 run agrees with the
+  fp32 run of the same model.
+
+``--reduced`` runs each backend at the reduced random-weight size of the tests
+(configs/stage1/tiny_random*.yaml) instead of its official size: a smoke run of every column in
+seconds. Throughputs are also printed as images per second.
 
 ``vit_t`` here is a plain ViT of MobileSAM's size (width 192, 12 blocks, 3 heads), not TinyViT:
 ``mobile_sam`` is not installable from PyPI. Images: synthetic scenes of VOC-like size (300-500 px),
@@ -43,7 +51,8 @@ sys.path.insert(0, str(REPO))
 from stage1_pseudolabel.pipeline.cache import EmbeddingCache  # noqa: E402
 from stage1_pseudolabel.pipeline.config import build_config  # noqa: E402
 from stage1_pseudolabel.pipeline.embed import run_embed  # noqa: E402
-from stage1_pseudolabel.sam.encoder import encode, resize_for_encoder  # noqa: E402
+from stage1_pseudolabel.sam.precision import autocast  # noqa: E402
+from wsss.core.masks import read_mask  # noqa: E402
 from stage1_pseudolabel.pipeline.generate import run_generate  # noqa: E402
 from stage1_pseudolabel.pipeline.model import freeze_for_decoder_training, load_model  # noqa: E402
 from stage1_pseudolabel.pipeline.predict import DecoderRunner, lowres_log_distribution  # noqa: E402
@@ -52,11 +61,29 @@ from stage1_pseudolabel.pipeline.train import run_train  # noqa: E402
 from stage1_pseudolabel.sam.registry import VIT_T_SIZED  # noqa: E402
 from wsss.core.weak_labels.images import read_image  # noqa: E402
 
+#: name -> (model_type, model_kwargs) at the official size (random weights)
 MODELS = {
-    "vit_b": {},
-    "vit_t": {"encoder_embed_dim": VIT_T_SIZED.encoder_embed_dim, "encoder_depth": VIT_T_SIZED.encoder_depth,
-              "encoder_num_heads": VIT_T_SIZED.encoder_num_heads},
+    "vit_b": ("vit_b", {}),
+    "vit_t": ("vit_b", {"encoder_embed_dim": VIT_T_SIZED.encoder_embed_dim, "encoder_depth": VIT_T_SIZED.encoder_depth,
+                        "encoder_num_heads": VIT_T_SIZED.encoder_num_heads}),
+    "sam2.1_hiera_tiny": ("sam2.1_hiera_tiny", {}),
+    "sam2.1_hiera_large": ("sam2.1_hiera_large", {}),
+    "hq_vit_b": ("hq_vit_b", {}),
 }
+#: the tests' reduced sizes (--reduced)
+REDUCED = {"sam1": "tiny_random.yaml", "sam2.1": "tiny_random_sam2.yaml", "hq-sam": "tiny_random_hq.yaml"}
+
+
+def model_spec(name: str, *, reduced: bool):
+    """``(model_type, model_kwargs)`` of a benchmark model name."""
+    model_type, kwargs = MODELS[name]
+    if reduced:
+        from stage1_pseudolabel.pipeline.config import load_yaml_config
+        from stage1_pseudolabel.sam.backends.variants import variant
+
+        kwargs = load_yaml_config(REPO / "configs/stage1" / REDUCED[variant(model_type).backend])["model_kwargs"]
+        kwargs = {k: v for k, v in kwargs.items() if k != "_delete_"}
+    return model_type, kwargs
 
 
 def _sync(device: torch.device) -> None:
@@ -77,19 +104,21 @@ def _reset_gpu(device: torch.device) -> None:
         torch.cuda.reset_peak_memory_stats(device)
 
 
-def bench_one(model_name: str, device_name: str, *, data: Path, images: int, repeats: int, work: Path) -> Dict[str, float]:
+def bench_one(model_name: str, device_name: str, *, data: Path, images: int, repeats: int, work: Path,
+              precision: str = "fp32", reduced: bool = False) -> Dict[str, float]:
     device = torch.device(device_name)
+    model_type, kwargs = model_spec(model_name, reduced=reduced)
     cfg = build_config(
-        overrides={"data": str(data), "work_dir": str(work), "model_type": "vit_b", "checkpoint": "none",
+        overrides={"data": str(data), "work_dir": str(work), "model_type": model_type, "checkpoint": "none",
                    "device": device_name, "split": "train"},
-        cfg_options=[f"model_kwargs={json.dumps(MODELS[model_name])}", f"max_images={images}", "epochs=2", "batch_size=1",
-              "checkpoint_every=1000", "lr=1e-4", "warmup_steps=0"],
+        cfg_options=[f"model_kwargs={json.dumps(kwargs)}", f"max_images={images}", "epochs=2", "batch_size=1",
+              "checkpoint_every=1000", "lr=1e-4", "warmup_steps=0", f"precision={precision}"],
     )
     out: Dict[str, float] = {}
     model, key = load_model(cfg, device=device)
     dataset = open_dataset(cfg)
     ids = dataset.ids[:images]
-    resized = [resize_for_encoder(read_image(dataset.load(i).image_path), encoder_size=key.encoder_size) for i in ids]
+    resized = [model.prepare_image(read_image(dataset.load(i).image_path)) for i in ids]
 
     # -- encoder: warm-up, bare forwards, the embed step, bare forwards again (drift on shared machines) --
     def bare_pass() -> List[float]:
@@ -97,12 +126,14 @@ def bench_one(model_name: str, device_name: str, *, data: Path, images: int, rep
         for img in resized:
             _sync(device)
             t = time.perf_counter()
-            encode(model, [img], device=device)
+            with autocast(precision, device):
+                model.encode([img], device=device)
             _sync(device)
             times.append(time.perf_counter() - t)
         return times
 
-    encode(model, resized[:1], device=device)
+    with autocast(precision, device):
+        model.encode(resized[:1], device=device)
     times = bare_pass()
     _reset_gpu(device)
     embed = run_embed(cfg, progress=False)
@@ -128,12 +159,12 @@ def bench_one(model_name: str, device_name: str, *, data: Path, images: int, rep
     model, key = load_model(cfg, device=device)
     model.image_encoder = None
     params = freeze_for_decoder_training(model)
-    runner = DecoderRunner(model, device=device)
+    runner = DecoderRunner(model, device=device, precision=precision)
     lowres = key.lowres_size
     logic, plain, decoder_fwd, objects = [], [], [], []
     for image_id in ids:
         ann = dataset.load(image_id)
-        prepared = prepare_image(ann, cfg, encoder_size=key.encoder_size, lowres=lowres)
+        prepared = prepare_image(ann, cfg, encoder_size=key.encoder_size, lowres=lowres, padded=key.padded)
         constraints = compile_constraints(ann, prepared, cfg).to(device)
         emb = cache.load(image_id, device=device)
         objects.append(prepared.objects.num_objects)
@@ -178,14 +209,31 @@ def bench_one(model_name: str, device_name: str, *, data: Path, images: int, rep
     out["generate_ratio"] = out["generate_s_per_img"] / out["decoder_fwd_s_per_img"]
     out["peak_gpu_mb_generate"] = _gpu_mb(device)
     out["peak_rss_mb"] = _rss_mb()
+    out["cache_mb_per_img"] = out["cache_bytes_per_img"] / 2**20
+    for k in ("encoder", "embed", "train", "generate"):
+        out[f"{k}_img_per_s"] = 1.0 / out[f"{k}_s_per_img"]
+    out["masks"] = str(cfg.output_path(zero_shot=False))
     return out
+
+
+def mask_agreement(a: Path, b: Path) -> float:
+    """Share of pixels on which the PNG masks of two folders agree (same file names)."""
+    same = total = 0
+    for path in sorted(Path(a).glob("*.png")):
+        x, y = read_mask(path), read_mask(Path(b) / path.name)
+        same += int((x == y).sum())
+        total += x.size
+    return same / max(total, 1)
 
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--images", type=int, default=2, help="images per measurement (default 2)")
     parser.add_argument("--repeats", type=int, default=3, help="timed repeats of the decoder measurements")
-    parser.add_argument("--models", default="vit_b,vit_t")
+    parser.add_argument("--models", default="vit_b,vit_t,sam2.1_hiera_tiny,hq_vit_b",
+                        help=f"comma-separated, of {', '.join(MODELS)}")
+    parser.add_argument("--precisions", default="fp32,bf16", help="fp32,bf16,fp16 (fp16 needs CUDA)")
+    parser.add_argument("--reduced", action="store_true", help="the tests' reduced model sizes (smoke run)")
     parser.add_argument("--devices", default="cpu,cuda", help="cuda is skipped where unavailable")
     parser.add_argument("--data", type=Path, help="VOC-layout folder (default: synthetic scenes of VOC-like size)")
     parser.add_argument("--json", type=Path, help="also write the numbers here")
@@ -206,12 +254,25 @@ def main(argv=None) -> int:
                 print(f"[{device}] not available: skipped")
                 continue
             for name in args.models.split(","):
-                print(f"[{name} on {device}] running ({args.images} image(s), torch threads {torch.get_num_threads()})...",
-                      flush=True)
-                r = bench_one(name, device, data=data, images=args.images, repeats=args.repeats,
-                              work=Path(tmp) / f"{name}_{device}")
-                results.append({"model": name, "device": device, **r})
+                fp32 = None
+                for precision in args.precisions.split(","):
+                    if precision == "fp16" and device == "cpu":
+                        print(f"[{name} {precision} on {device}] fp16 autocast needs CUDA: skipped")
+                        continue
+                    print(f"[{name} {precision} on {device}] running ({args.images} image(s), torch threads "
+                          f"{torch.get_num_threads()})...", flush=True)
+                    r = bench_one(name, device, data=data, images=args.images, repeats=args.repeats,
+                                  work=Path(tmp) / f"{name}_{device}_{precision}", precision=precision,
+                                  reduced=args.reduced)
+                    if precision == "fp32":
+                        fp32 = r["masks"]
+                    r["agreement_vs_fp32"] = mask_agreement(r["masks"], fp32) if fp32 else float("nan")
+                    results.append({"model": name, "device": device, "precision": precision, **r})
     keys = [
+        ("encoder_img_per_s", "encoder img/s", "{:.3f}"),
+        ("embed_img_per_s", "embed img/s", "{:.3f}"),
+        ("train_img_per_s", "train step img/s", "{:.3f}"),
+        ("generate_img_per_s", "generate img/s", "{:.3f}"),
         ("encoder_s_per_img", "encoder s/img", "{:.3f}"),
         ("embed_s_per_img", "embed s/img", "{:.3f}"),
         ("embed_ratio", "embed / encoder (<=1.10)", "{:.3f}"),
@@ -224,15 +285,17 @@ def main(argv=None) -> int:
         ("generate_ratio", "generate / decoder fwd (<=1.5)", "{:.3f}"),
         ("objects_per_img", "objects per image", "{:.1f}"),
         ("cache_bytes_per_img", "cache bytes/img", "{:.0f}"),
+        ("cache_mb_per_img", "cache MB/img", "{:.2f}"),
+        ("agreement_vs_fp32", "pixel agreement with fp32", "{:.2%}"),
         ("peak_rss_mb", "peak RSS MB (process)", "{:.0f}"),
         ("peak_gpu_mb_embed", "peak GPU MB embed", "{:.0f}"),
         ("peak_gpu_mb_train", "peak GPU MB train", "{:.0f}"),
         ("peak_gpu_mb_generate", "peak GPU MB generate", "{:.0f}"),
     ]
-    header = f"{'':34s}" + "".join(f"{r['model'] + '/' + r['device']:>16s}" for r in results)
+    header = f"{'':34s}" + "".join(f"{r['model'] + '/' + r['precision'] + '/' + r['device']:>30s}" for r in results)
     print("\n" + header)
     for k, label, fmt in keys:
-        print(f"{label:34s}" + "".join(f"{fmt.format(r[k]):>16s}" for r in results))
+        print(f"{label:34s}" + "".join(f"{fmt.format(r[k]):>30s}" for r in results))
     if args.json:
         args.json.write_text(json.dumps(results, indent=2))
     return 0

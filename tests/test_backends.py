@@ -237,3 +237,17 @@ def test_sdpa_attention_equals_the_eager_vit(backend, voc_root, tmp_path):
         # bf16 has 8 mantissa bits: both attention forms are within bf16 rounding of fp32 and of each other
         assert (sdpa_bf16[name].float() - ref).abs().max() <= 0.05 * scale, name
         assert (sdpa_bf16[name].float() - eager_bf16[name].float()).abs().max() <= 0.05 * scale, name
+
+
+@pytest.mark.slow
+def test_light_hq_sam_tinyvit_equals_its_predictor(voc_root, tmp_path):
+    """hq_vit_tiny (MobileSAM's TinyViT + the HQ decoder; the package's TinyViT is 1024 px only, so
+    this runs at the official size: slow on a CPU)."""
+    cfg = backend_cfg("hq-sam", voc_root, tmp_path, max_images=1, model_type="hq_vit_tiny", model_kwargs={})
+    model, key = load_model(cfg, device=torch.device("cpu"))
+    ann = open_dataset(cfg).load(open_dataset(cfg).ids[0])
+    image = read_image(ann.image_path)
+    prepared, low, pix = pipeline_predictions(cfg, model, key, ann, image)
+    with torch.no_grad():
+        ref_low, ref_pix = official_predictions("hq-sam", model, image, prepared.objects.boxes)
+    assert (low - ref_low).abs().max() < 1e-4 and ((pix > 0) == (ref_pix > 0)).float().mean() >= 0.9999

@@ -40,6 +40,12 @@ def build_hq_model(vit: str, **architecture_overrides) -> nn.Module:
     sam_hq_package()
     from segment_anything_hq.modeling import ImageEncoderViT, MaskDecoderHQ, PromptEncoder, Sam, TwoWayTransformer
 
+    if vit == "vit_tiny":  # TinyViT (MobileSAM's encoder): the package's builder, whose TinyViT is 1024 px only
+        if architecture_overrides:
+            raise ValueError("hq_vit_tiny takes no architecture overrides (its TinyViT is written for 1024 px)")
+        from segment_anything_hq.build_sam import build_sam_vit_t
+
+        return build_sam_vit_t(checkpoint=None).eval()
     arch = sam_architecture(vit, **architecture_overrides)
     sam = Sam(
         image_encoder=ImageEncoderViT(
@@ -73,7 +79,7 @@ class HqSamBackend(Sam1Backend):
     def feature_shapes(self) -> Dict[str, tuple]:
         shapes = super().feature_shapes()
         _, h, w = shapes[EMBED]
-        vit_dim = int(self.image_encoder.patch_embed.proj.out_channels)
+        vit_dim = int(self.mask_decoder.compress_vit_feat[0].in_channels)
         shapes[VIT_EARLY] = (vit_dim, h, w)
         return shapes
 

@@ -43,6 +43,8 @@ _HQ = {
     "hq_vit_h": ("vit_h", "sam_hq_vit_h.pth"),
     "hq_vit_l": ("vit_l", "sam_hq_vit_l.pth"),
     "hq_vit_b": ("vit_b", "sam_hq_vit_b.pth"),
+    # Light HQ-SAM: MobileSAM's TinyViT encoder (segment_anything_hq ships the TinyViT class) + the HQ decoder
+    "hq_vit_tiny": ("vit_tiny", "sam_hq_vit_tiny.pth"),
 }
 
 VARIANTS: Dict[str, BackendVariant] = {
