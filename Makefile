@@ -34,6 +34,8 @@ STAGE1_ARGS     ?=
 EMBED_ARGS      ?=
 TRAIN_ARGS      ?=
 GENERATE_ARGS   ?=
+# bench-stage1 flags, e.g. "--models vit_b,sam2.1_hiera_tiny,hq_vit_b --precisions fp32,bf16 --reduced"
+BENCH_STAGE1_ARGS ?=
 STAGE1_COMMON    = --config $(STAGE1_CONFIG) --data $(DATA) --split $(SPLIT) --work-dir $(WORK) \
                    --model-type $(SAM_MODEL) --checkpoint $(STAGE1_CHECKPOINT) $(STAGE1_ARGS)
 
@@ -182,7 +184,7 @@ bench-logic: setup ## logic loss forward+backward vs SAM's mask decoder
 	$(PY) benchmarks/bench_logic.py
 
 bench-stage1: setup ## stage 1 seconds per image, cache size, peak memory
-	$(PY) benchmarks/bench_stage1.py
+	$(PY) benchmarks/bench_stage1.py $(BENCH_STAGE1_ARGS)
 
 bench-stage2: setup ## stage 2 seconds per iteration and peak memory
 	$(PY) benchmarks/bench_stage2.py

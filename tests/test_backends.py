@@ -243,7 +243,8 @@ def test_sdpa_attention_equals_the_eager_vit(backend, voc_root, tmp_path):
 def test_light_hq_sam_tinyvit_equals_its_predictor(voc_root, tmp_path):
     """hq_vit_tiny (MobileSAM's TinyViT + the HQ decoder; the package's TinyViT is 1024 px only, so
     this runs at the official size: slow on a CPU)."""
-    cfg = backend_cfg("hq-sam", voc_root, tmp_path, max_images=1, model_type="hq_vit_tiny", model_kwargs={})
+    cfg = backend_cfg("hq-sam", voc_root, tmp_path, max_images=1, model_type="hq_vit_tiny",
+                      model_kwargs={"_delete_": True})
     model, key = load_model(cfg, device=torch.device("cpu"))
     ann = open_dataset(cfg).load(open_dataset(cfg).ids[0])
     image = read_image(ann.image_path)
