@@ -252,3 +252,44 @@ def test_light_hq_sam_tinyvit_equals_its_predictor(voc_root, tmp_path):
     with torch.no_grad():
         ref_low, ref_pix = official_predictions("hq-sam", model, image, prepared.objects.boxes)
     assert (low - ref_low).abs().max() < 1e-4 and ((pix > 0) == (ref_pix > 0)).float().mean() >= 0.9999
+
+
+@pytest.mark.parametrize("backend", ["sam1", "sam2.1"])
+def test_lora_adapters_train_alone_and_checkpoints_hold_only_them(backend, synthetic, tmp_path):
+    from stage1_pseudolabel.pipeline.cache import EmbeddingCache
+    from stage1_pseudolabel.pipeline.embed import run_embed
+    from stage1_pseudolabel.pipeline.generate import run_generate
+    from stage1_pseudolabel.pipeline.model import freeze_for_decoder_training, load_decoder
+    from stage1_pseudolabel.pipeline.train import run_train
+    from stage1_pseudolabel.sam.lora import lora_state_dict
+
+    cfg = build_config(config_file=str(CONFIGS[backend]), overrides={"data": str(synthetic), "work_dir": str(tmp_path)},
+                       cfg_options=["epochs=1", "batch_size=1", "checkpoint_every=10", "train_params=lora",
+                                    "lora_rank=4", "lr=1e-2"])
+    run_embed(cfg, progress=False)
+    model, key = load_model(cfg, device=torch.device("cpu"))
+    ids = open_dataset(cfg).ids
+    ann = open_dataset(cfg).load(ids[0])
+    prepared = prepare_image(ann, cfg, encoder_size=key.encoder_size, lowres=key.lowres_size, padded=key.padded)
+    features = EmbeddingCache(cfg.cache_dir, key=key).load(ids[0])
+    runner = DecoderRunner(model, device=torch.device("cpu"))
+    with torch.no_grad():
+        before = runner.object_logits(prepared, features)
+    params = freeze_for_decoder_training(model, lora_rank=4)
+    trainable = {n for n, p in model.named_parameters() if p.requires_grad}
+    assert trainable and all(n.endswith(("lora_A", "lora_B")) for n in trainable)
+    assert len(params) == len(trainable)
+    model.mask_decoder.eval()  # SAM 2's decoder reads another output in train mode (no stability fallback)
+    with torch.no_grad():
+        assert torch.equal(runner.object_logits(prepared, features), before)  # B = 0: unchanged at start
+
+    run_train(cfg, progress=False)
+    saved = torch.load(cfg.decoder_path(), weights_only=True)
+    assert set(saved["mask_decoder"]) == set(lora_state_dict(model.mask_decoder))
+    assert saved["meta"]["adapter"] == {"type": "lora", "rank": 4, "alpha": 16.0}
+    fresh, _ = load_model(cfg, device=torch.device("cpu"))
+    load_decoder(cfg.decoder_path(), model=fresh, key=key)
+    with torch.no_grad():
+        after = DecoderRunner(fresh, device=torch.device("cpu")).object_logits(prepared, features)
+    assert not torch.allclose(after, before)
+    assert run_generate(cfg, progress=False)["written"] == 3

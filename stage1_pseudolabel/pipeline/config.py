@@ -86,6 +86,11 @@ class Stage1Config:
     seed: int = 0
     checkpoint_every: int = 200  #: optimizer steps between checkpoints (and at every epoch end)
     train_heads: str = "single"  #: "single": train the single-mask head only; "all": every decoder param
+    #: what trains: "decoder" (the mask decoder's parameters, per train_heads) or "lora" (LoRA adapters
+    #: of rank lora_rank on the decoder's attention projections; checkpoints then hold only the adapters)
+    train_params: str = "decoder"
+    lora_rank: int = 8
+    lora_alpha: float = 16.0
 
     # -- generate --------------------------------------------------------------------------------
     confidence_threshold: float = 0.0  #: pixels whose top class probability is below -> 255 (0: off)
@@ -175,6 +180,8 @@ class Stage1Config:
             raise ValueError(f"attention must be 'eager' or 'sdpa', got {self.attention!r}")
         if self.no_label_policy not in ("background", "skip"):
             raise ValueError(f"no_label_policy must be 'background' or 'skip', got {self.no_label_policy!r}")
+        if self.train_params not in ("decoder", "lora") or self.lora_rank < 1:
+            raise ValueError(f"train_params must be 'decoder' or 'lora' (lora_rank >= 1), got {self.train_params!r}")
         if self.train_heads not in ("single", "all"):
             raise ValueError(f"train_heads must be 'single' or 'all', got {self.train_heads!r}")
         if not 0.0 <= self.confidence_threshold < 1.0:

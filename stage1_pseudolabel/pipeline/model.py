@@ -22,6 +22,7 @@ from stage1_pseudolabel.pipeline.config import Stage1Config
 from stage1_pseudolabel.sam.backends import build_backend
 from stage1_pseudolabel.sam.backends.base import EMBED, state_fingerprint
 from stage1_pseudolabel.sam.checkpoint import CheckpointError, checkpoint_fingerprint, encoder_fingerprint
+from stage1_pseudolabel.sam.lora import add_lora, has_lora, lora_layers, lora_state_dict
 
 log = logging.getLogger(__name__)
 
@@ -71,12 +72,24 @@ def cache_key(model: nn.Module, checkpoint: Optional[Path]) -> CacheKey:
     )
 
 
-def freeze_for_decoder_training(model: nn.Module, *, train_heads: str = "single") -> List[nn.Parameter]:
+def freeze_for_decoder_training(model: nn.Module, *, train_heads: str = "single", lora_rank: int = 0,
+                                lora_alpha: float = 16.0) -> List[nn.Parameter]:
     """Freeze everything but the mask decoder; returns the trainable parameters.
 
     The image and prompt encoders get ``requires_grad=False`` and stay in eval mode; which decoder
     parameters train is the backend's :meth:`~stage1_pseudolabel.sam.backends.base.SamBackend.trainable_parameters`.
+    With ``lora_rank > 0`` only LoRA adapters on the decoder's attention projections train
+    (:mod:`stage1_pseudolabel.sam.lora`).
     """
+    if lora_rank > 0:
+        params = add_lora(model.mask_decoder, rank=lora_rank, alpha=lora_alpha)
+        for p in model.parameters():
+            p.requires_grad_(False)
+        for p in params:
+            p.requires_grad_(True)
+        model.eval()
+        model.mask_decoder.train()
+        return params
     return model.trainable_parameters(train_heads=train_heads)
 
 
@@ -87,11 +100,16 @@ def save_decoder(
     key: CacheKey,
     extra: Optional[Dict[str, Any]] = None,
 ) -> None:
-    """Write the mask decoder's state dict and what it was trained on (atomic)."""
-    obj = {
-        "mask_decoder": {k: v.detach().cpu() for k, v in model.mask_decoder.state_dict().items()},
-        "meta": dict(key.as_dict(), **(extra or {})),
-    }
+    """Write the mask decoder's state dict and what it was trained on (atomic). With LoRA adapters,
+    only the adapters are written (``meta["adapter"]`` says which rank and scale)."""
+    decoder = model.mask_decoder
+    state = lora_state_dict(decoder) if has_lora(decoder) else decoder.state_dict()
+    meta = dict(key.as_dict(), **(extra or {}))
+    if has_lora(decoder):
+        layer = next(iter(lora_layers(decoder).values()))
+        meta["adapter"] = {"type": "lora", "rank": int(layer.lora_A.shape[0]),
+                           "alpha": float(layer.lora_scale * layer.lora_A.shape[0])}
+    obj = {"mask_decoder": {k: v.detach().cpu() for k, v in state.items()}, "meta": meta}
     atomic_torch_save(obj, path)
 
 
@@ -107,9 +125,17 @@ def load_decoder(path: Path, *, model: nn.Module, key: CacheKey) -> Dict[str, An
     obj = torch.load(path, map_location="cpu", weights_only=True)
     meta = dict(obj.get("meta", {}))
     expected = key.as_dict()
+    adapter = meta.pop("adapter", None)
     mismatch = {k: (meta.get(k), v) for k, v in expected.items() if meta.get(k) != v}
     if mismatch:
         raise CheckpointError(f"decoder {path} was trained on embeddings of another model: {mismatch} (found, expected)")
-    model.mask_decoder.load_state_dict(obj["mask_decoder"], strict=True)
+    if adapter is not None:  # the official decoder plus the trained LoRA adapters, nothing else
+        add_lora(model.mask_decoder, rank=adapter["rank"], alpha=adapter["alpha"])
+        expected_keys = set(lora_state_dict(model.mask_decoder))
+        if set(obj["mask_decoder"]) != expected_keys:
+            raise CheckpointError(f"decoder {path}: its LoRA adapters do not fit this decoder's attention projections")
+        model.mask_decoder.load_state_dict(obj["mask_decoder"], strict=False)
+    else:
+        model.mask_decoder.load_state_dict(obj["mask_decoder"], strict=True)
     model.mark_fine_tuned()
     return meta

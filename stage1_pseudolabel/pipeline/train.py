@@ -186,7 +186,8 @@ def run_train(cfg: Stage1Config, *, resume: bool = False, progress: bool = True)
     model.to(device)
     cache = EmbeddingCache(cfg.cache_dir, key=key)
     encoder_size, lowres = key.encoder_size, key.lowres_size
-    params = freeze_for_decoder_training(model, train_heads=cfg.train_heads)
+    params = freeze_for_decoder_training(model, train_heads=cfg.train_heads, lora_alpha=cfg.lora_alpha,
+                                         lora_rank=cfg.lora_rank if cfg.train_params == "lora" else 0)
 
     dataset = open_dataset(cfg)
     ids, skipped = [], {"no_objects": 0, "no_embedding": 0, "problems": 0}
