@@ -320,3 +320,17 @@ def test_embed_shards_across_ranks_and_batches(synthetic, tmp_path, monkeypatch)
         fa, fb = a.load(image_id), b.load(image_id)
         for name in fa.names():
             assert torch.allclose(fa[name], fb[name], atol=2e-3, rtol=1e-2), (image_id, name)
+
+
+def test_bf16_training_runs_with_an_fp32_loss(synthetic, tmp_path):
+    from stage1_pseudolabel.pipeline.embed import run_embed
+    from stage1_pseudolabel.pipeline.train import run_train
+    from stage1_pseudolabel.sam.precision import autocast
+
+    cfg = build_config(config_file=str(CONFIGS["sam1"]), overrides={"data": str(synthetic), "work_dir": str(tmp_path)},
+                       cfg_options=["epochs=1", "batch_size=1", "checkpoint_every=10", "precision=bf16"])
+    run_embed(cfg, progress=False)
+    summary = run_train(cfg, progress=False)
+    assert summary["steps"] == 3 and all(np.isfinite(summary["losses"]))
+    with pytest.raises(ValueError, match="fp16 needs a CUDA device"):
+        autocast("fp16", "cpu")
