@@ -334,3 +334,24 @@ def test_bf16_training_runs_with_an_fp32_loss(synthetic, tmp_path):
     assert summary["steps"] == 3 and all(np.isfinite(summary["losses"]))
     with pytest.raises(ValueError, match="fp16 needs a CUDA device"):
         autocast("fp16", "cpu")
+
+
+def test_square_frame_is_sam2_transforms():
+    """SamFrame(padded=False): prompts as SAM2Transforms.transform_boxes, masks as its postprocess_masks,
+    every low-res cell is image."""
+    from stage1_pseudolabel.sam.modeling import sam2_package
+    from wsss.core.frames import SamFrame
+
+    sam2_package()
+    from sam2.utils.transforms import SAM2Transforms
+
+    t = SAM2Transforms(resolution=1024, mask_threshold=0.0)
+    frame = SamFrame(height=281, width=500, padded=False)
+    boxes = np.array([[10.0, 20.5, 300.0, 281.0], [0.0, 0.0, 500.0, 1.0]], np.float32)
+    ref = t.transform_boxes(torch.as_tensor(boxes), normalize=True, orig_hw=(281, 500)).reshape(-1, 4)
+    assert np.allclose(frame.boxes_to_sam(boxes), ref.numpy(), atol=1e-4)
+    logits = torch.randn(2, 256, 256)
+    assert torch.allclose(frame.lowres_to_pixels(logits), t.postprocess_masks(logits[:, None], (281, 500))[:, 0], atol=1e-6)
+    assert frame.valid_lowres().all() and frame.resized_hw == (1024, 1024)
+    padded = SamFrame(height=281, width=500)
+    assert padded.resized_hw == (575, 1024) and not padded.valid_lowres().all()
