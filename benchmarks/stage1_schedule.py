@@ -50,7 +50,7 @@ def load_items(cfg, dataset, ids, key):
     for image_id in ids:
         ann = dataset.load(image_id)
         gt = read_mask(dataset.gt_path(image_id), height=ann.height, width=ann.width)
-        prepared = prepare_image(ann, cfg, encoder_size=encoder_size, lowres=lowres)
+        prepared = prepare_image(ann, cfg, encoder_size=encoder_size, lowres=lowres, padded=key.padded)
         emb = cache.load(image_id, height=ann.height, width=ann.width, device=torch.device("cpu"), dtype=torch.float32)
         items.append((ann, gt, prepared, emb))
     return items

@@ -101,7 +101,8 @@ def main() -> int:
             pending = []
             for image_id in tqdm(dataset.ids, desc=f"{len(settings) - 1} CRF settings", unit="img"):
                 ann = dataset.load(image_id)
-                prepared = prepare_image(ann, cfg, encoder_size=key.encoder_size, lowres=key.lowres_size)
+                prepared = prepare_image(ann, cfg, encoder_size=key.encoder_size, lowres=key.lowres_size,
+                                         padded=key.padded)
                 if prepared.objects.num_objects == 0:
                     continue
                 with torch.inference_mode():
