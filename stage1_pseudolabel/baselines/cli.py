@@ -33,7 +33,7 @@ from stage1_pseudolabel.baselines import METHODS
 from wsss.core.masks import write_mask
 from wsss.core.atomic import remove_stale_temp_files
 from wsss.core.cli import add_shard_arguments, finish, run_cli, shard_ids
-from wsss.core.weak_labels import VocDataset, read_image
+from wsss.core.weak_labels import VocDataset
 from wsss.core.weak_labels.annotation import WEAK_LABEL_KINDS, WEAK_LABEL_SETTINGS, select_weak_labels
 from wsss.core.weak_labels.errors import PathLike, WeakLabelError
 
@@ -97,7 +97,7 @@ def run_baseline(
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")  # repairs were already reported by the reader policy
                 ann = select_weak_labels(dataset.load(image_id), weak_labels)
-            image = read_image(ann.image_path)
+            image = ann.read_image()
             mask = method_fn(image, ann)
             write_mask(target, mask, num_foreground=dataset.num_foreground)
         except (WeakLabelError, OSError, ValueError, RuntimeError) as exc:
