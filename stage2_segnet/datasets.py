@@ -1,6 +1,7 @@
 """PASCAL VOC with stage 1's pseudo-masks as training labels, registered in mmseg's registries.
 
-* ``PseudoMaskVOCDataset``: the VOC image list (``ImageSets/Segmentation/<split>.txt``) with label
+* ``PseudoMaskVOCDataset``: the VOC image list (or a described dataset's, with its own
+  ``metainfo.classes`` / ``palette``: ``--dataset``, :func:`stage2_segnet.launch.apply_dataset`) (``ImageSets/Segmentation/<split>.txt``) with label
   maps from ``pseudo_dir`` (stage 1's output) instead of ``SegmentationClass``. Without ``pseudo_dir``
   it is mmseg's ``PascalVOCDataset`` (validation and test read the real ``SegmentationClass``). Every
   listed image must have its label map: missing ones are listed in the error.
@@ -73,6 +74,12 @@ class PseudoMaskVOCDataset(PascalVOCDataset):
         self.require_labels = require_labels
         kwargs.setdefault("reduce_zero_label", False)
         super().__init__(ann_file=ann_file, **kwargs)
+
+    @classmethod
+    def get_label_map(cls, new_classes=None):
+        """None: label values are always the indices of the dataset's own class list (a dataset
+        description's ``metainfo.classes``, VOC's by default), never remapped by class name."""
+        return None
 
     def load_data_list(self) -> List[dict]:
         data_list = super().load_data_list()

@@ -1,0 +1,121 @@
+"""A non-VOC class set through both stages on CPU, from one dataset description.
+
+Synthetic scenes are written with three classes that are not VOC's (their weak labels as a LabelMe
+folder, their ground truth as PNGs); stage 1 (tiny random SAM) writes pseudo-masks, the evaluator names
+the dataset's classes, and the tiny stage-2 DeepLabV3+ trains and tests with 4 output classes.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+from PIL import Image
+
+from wsss.core.frames import voc_box_to_pixel
+from wsss.core.synthetic import write_dataset
+from wsss.core.weak_labels.classes import VOC_CLASSES
+
+pytest.importorskip("mmseg", reason="the OpenMMLab stack is not installed (make setup)")
+
+pytestmark = [pytest.mark.stage2, pytest.mark.filterwarnings("ignore:pkg_resources is deprecated")]
+
+REPO = Path(__file__).resolve().parents[1]
+CLASSES = ["background", "rock", "paper", "scissors"]
+VOC_IDS = (1, 3, 8)  # drawn as VOC's aeroplane, bird, cat; renamed to CLASSES[1:]
+COLOURS = {"rock": [200, 30, 30], "paper": [30, 200, 30], "scissors": [30, 30, 200]}
+
+
+def _cli(module: str, *args) -> subprocess.CompletedProcess:
+    env = dict(os.environ, PYTHONUNBUFFERED="1", OMP_NUM_THREADS="1",
+               PYTHONPATH=os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")]))
+    proc = subprocess.run([sys.executable, "-m", module, *map(str, args)], cwd=REPO, env=env,
+                          capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, f"{module} failed:\n{proc.stdout[-4000:]}\n{proc.stderr[-6000:]}"
+    return proc
+
+
+@pytest.fixture(scope="module")
+def rps(tmp_path_factory) -> dict:
+    """Synthetic scenes re-labelled rock / paper / scissors: LabelMe weak labels, PNG ground truth."""
+    root = tmp_path_factory.mktemp("rps")
+    write_dataset(root, domain="target", num_train=4, num_val=2, seed=3, size_range=(96, 128), classes=VOC_IDS)
+    rename = {VOC_CLASSES[v]: CLASSES[k + 1] for k, v in enumerate(VOC_IDS)}
+    lut = np.full(256, 255, np.uint8)
+    lut[0] = 0
+    for k, v in enumerate(VOC_IDS):
+        lut[v] = k + 1
+    (root / "gt").mkdir()
+    (root / "labelme").mkdir()
+    for xml_path in sorted((root / "Annotations").glob("*.xml")):
+        image_id = xml_path.stem
+        gt = np.asarray(Image.open(root / "SegmentationClass" / f"{image_id}.png"))
+        Image.fromarray(lut[gt]).save(root / "gt" / f"{image_id}.png")  # values 0..3 (grey PNG)
+        shapes = []
+        for obj in ET.parse(xml_path).getroot().findall("object"):
+            b = obj.find("bndbox")
+            x0, y0, x1, y1 = voc_box_to_pixel(*(float(b.findtext(t)) for t in ("xmin", "ymin", "xmax", "ymax")))
+            shapes.append({"label": rename[obj.findtext("name").strip()], "points": [[x0, y0], [x1 - 1, y1 - 1]],
+                           "shape_type": "rectangle"})
+        (root / "labelme" / f"{image_id}.json").write_text(json.dumps(
+            {"imagePath": f"../JPEGImages/{image_id}.jpg", "imageHeight": int(gt.shape[0]),
+             "imageWidth": int(gt.shape[1]), "shapes": shapes}))
+    description = root / "rps.yaml"
+    description.write_text(yaml.safe_dump({
+        "name": "rock_paper_scissors", "root": str(root), "images": "JPEGImages", "classes": CLASSES,
+        "colours": COLOURS, "sources": [{"format": "labelme", "path": "labelme"}],
+        "ground_truth": {"format": "png", "path": "gt"},
+        "splits": {"train": "ImageSets/Segmentation/train.txt", "val": "ImageSets/Segmentation/val.txt"},
+    }))
+    return {"root": root, "description": description}
+
+
+def test_three_classes_through_both_stages(rps, tmp_path):
+    stage1 = tmp_path / "stage1"
+    common = ["--config", REPO / "configs/stage1/tiny_random.yaml", "--dataset", rps["description"],
+              "--work-dir", stage1, "--set", "weak_labels=[boxes]", "--set", "prompt_mode=box",
+              "--set", "max_steps=2", "--set", "superpixels={n_segments: 30}"]
+    for module in ("stage1_pseudolabel.pipeline.embed", "stage1_pseudolabel.pipeline.train",
+                   "stage1_pseudolabel.pipeline.generate"):
+        _cli(module, *common, "--split", "train", *(["--no-progress"] if "train" not in module else []))
+    masks = sorted((stage1 / "pseudo_masks").glob("*.png"))
+    train_ids = (rps["root"] / "ImageSets/Segmentation/train.txt").read_text().split()
+    assert [m.stem for m in masks] == sorted(train_ids)
+    for m in masks:
+        with Image.open(m) as im:
+            values = np.unique(np.asarray(im))
+            palette = np.asarray(im.getpalette(), np.uint8).reshape(-1, 3)
+        assert set(values.tolist()) <= {0, 1, 2, 3, 255}
+        assert palette[1].tolist() == COLOURS["rock"] and palette[3].tolist() == COLOURS["scissors"]
+
+    out = _cli("wsss.core.evaluation.cli", "--pred", stage1 / "pseudo_masks", "--dataset", rps["description"],
+               "--split", "train", "--json", tmp_path / "miou.json")
+    report = json.loads((tmp_path / "miou.json").read_text())
+    assert list(report["per_class_iou"]) == CLASSES and report["num_images"] == len(train_ids)
+    assert all(name in out.stdout for name in CLASSES) and "aeroplane" not in out.stdout
+
+    stage2 = tmp_path / "stage2"
+    config = REPO / "configs/stage2/tiny_deeplabv3plus_r18_smoke.py"
+    s2 = ["--config", config, "--dataset", rps["description"], "--work-dir", stage2]
+    _cli("stage2_segnet.train", *s2, "--pseudo", stage1 / "pseudo_masks", "--cfg-options",
+         "train_cfg.max_iters=2", "train_cfg.val_interval=2", "default_hooks.checkpoint.interval=2")
+    dumped = (stage2 / "tiny_deeplabv3plus_r18_smoke.py").read_text()
+    assert "num_classes=4" in dumped and "num_classes=21" not in dumped
+    preds = tmp_path / "preds"
+    test = _cli("stage2_segnet.test", *s2, "--checkpoint", stage2 / "iter_2.pth", "--split", "val",
+                "--out-dir", preds)
+    record = json.loads((stage2 / "test_val_metrics.json").read_text())
+    assert "mIoU" in record["metrics"]
+    log = test.stdout + test.stderr
+    assert all(name in log for name in CLASSES[1:]) and "aeroplane" not in log  # mmseg's per-class table
+    val_ids = (rps["root"] / "ImageSets/Segmentation/val.txt").read_text().split()
+    assert sorted(p.stem for p in preds.glob("*.png")) == sorted(val_ids)
+    for p in preds.glob("*.png"):
+        assert set(np.unique(np.asarray(Image.open(p))).tolist()) <= {0, 1, 2, 3}
