@@ -299,3 +299,10 @@ def test_voc_description_matches_voc_dataset(voc_root):
         np.testing.assert_array_equal(described.read_gt(image_id), np.asarray(Image.open(b.gt_path)))
     with pytest.raises(DatasetDescriptionError, match="split 'nope' is not one of"):
         DescribedDataset(desc, split="nope")
+
+
+def test_read_image_is_writable(tmp_path):
+    Image.fromarray(rgb(4, 5)).save(tmp_path / "a.png")
+    out = read_image(tmp_path / "a.png")
+    out[0, 0] = 0  # callers (the dense CRF, augmentations) write into it
+    assert out.flags.c_contiguous and out.flags.writeable

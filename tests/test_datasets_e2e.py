@@ -119,3 +119,41 @@ def test_three_classes_through_both_stages(rps, tmp_path):
     assert sorted(p.stem for p in preds.glob("*.png")) == sorted(val_ids)
     for p in preds.glob("*.png"):
         assert set(np.unique(np.asarray(Image.open(p))).tolist()) <= {0, 1, 2, 3}
+
+
+@pytest.mark.parametrize("config", ["tiny_deeplabv3plus_r18_smoke.py", "tiny_mask2former_r18_smoke.py",
+                                    "deeplabv2_aspp_r101_voc_pseudo.py"])
+def test_apply_dataset_sets_every_head(rps, tmp_path, config):
+    """num_classes of every head (and Mask2Former's per-class loss weights), the class names, palette and
+    label reader of every loader come from the description; nothing of VOC's 21 is left."""
+    from mmengine.config import Config
+
+    from stage2_segnet.launch import apply_dataset
+
+    cfg = Config.fromfile(str(REPO / "configs/stage2" / config))
+    info = apply_dataset(cfg, str(rps["description"]), work_dir=str(tmp_path),
+                         loaders=["train_dataloader", "val_dataloader", "test_dataloader"],
+                         splits={"train_dataloader": "train", "val_dataloader": "val", "test_dataloader": "val"})
+    assert info["num_foreground"] == 3
+    found = []
+
+    def walk(node):
+        if isinstance(node, dict):
+            if "num_classes" in node:
+                found.append(node["num_classes"])
+            if isinstance(node.get("class_weight"), list):
+                assert len(node["class_weight"]) == 5  # 4 classes + "no object"
+            for v in node.values():
+                walk(v)
+        elif isinstance(node, (list, tuple)):
+            for v in node:
+                walk(v)
+
+    walk(cfg.model.to_dict() if hasattr(cfg.model, "to_dict") else dict(cfg.model))
+    assert found and set(found) == {4}
+    for name in ("train_dataloader", "val_dataloader", "test_dataloader"):
+        ds = cfg[name].dataset
+        assert list(ds.metainfo["classes"]) == CLASSES
+        assert [list(c) for c in ds.metainfo["palette"]][1] == COLOURS["rock"]
+        assert all(t["num_foreground"] == 3 for t in ds.pipeline if t["type"] == "LoadVOCLabel")
+        assert Path(ds.ann_file).name == ("train.txt" if name == "train_dataloader" else "val.txt")

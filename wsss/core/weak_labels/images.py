@@ -99,7 +99,7 @@ def read_image(path: PathLike, *, orientation: str = "exif") -> np.ndarray:
             raise CorruptImageError(path, f"corrupt image data: {exc}") from exc
     if transpose is not None:
         rgb = np.asarray(Image.fromarray(rgb).transpose(transpose))
-    return np.ascontiguousarray(rgb)
+    return np.array(rgb, dtype=np.uint8, order="C")  # a writable copy (PIL's buffer is read-only)
 
 
 def image_size(path: PathLike, *, orientation: str = "exif") -> Tuple[int, int]:
