@@ -120,6 +120,14 @@ def test_three_classes_through_both_stages(rps, tmp_path):
     for p in preds.glob("*.png"):
         assert set(np.unique(np.asarray(Image.open(p))).tolist()) <= {0, 1, 2, 3}
 
+    # the HTML report: the per-class table and the legend name the dataset's classes
+    from wsss.apps.report import build_report
+
+    build_report(tmp_path / "report", pseudo_metrics={"stage 1 (tiny random SAM)": report},
+                 stage2_metrics={"stage 2": record["metrics"]}, classes=CLASSES)
+    html = (tmp_path / "report" / "report.html").read_text()
+    assert all(name in html for name in CLASSES[1:]) and "aeroplane" not in html
+
 
 @pytest.mark.parametrize("config", ["tiny_deeplabv3plus_r18_smoke.py", "tiny_mask2former_r18_smoke.py",
                                     "deeplabv2_aspp_r101_voc_pseudo.py"])

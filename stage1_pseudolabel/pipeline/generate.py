@@ -101,7 +101,7 @@ def run_generate(
                                        rank=rank, world_size=size)
         inst_path.parent.mkdir(parents=True, exist_ok=True)
         remove_stale_temp_files(inst_path.parent)
-        doc = inst.read_document(inst_path) if inst_path.is_file() else inst.new_document()
+        doc = inst.read_document(inst_path) if inst_path.is_file() else inst.new_document(classes=dataset.classes)
         doc["info"] = {"description": "instance pseudo-labels (wsss-generate)", "masks": str(out_dir),
                        "zero_shot": zero_shot, "shard_index": shard_index, "num_shards": num_shards,
                        "score": "mean probability of the object's class over its mask"}
