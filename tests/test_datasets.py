@@ -306,3 +306,31 @@ def test_read_image_is_writable(tmp_path):
     out = read_image(tmp_path / "a.png")
     out[0, 0] = 0  # callers (the dense CRF, augmentations) write into it
     assert out.flags.c_contiguous and out.flags.writeable
+
+
+def test_voc_style_folders_default_ids_and_unknown_names(tmp_path):
+    """Without splits the ids are the images that have annotations in some source; an XML name outside
+    the class list is an error naming the file and the valid names, or ignored with one warning."""
+    (tmp_path / "img").mkdir()
+    (tmp_path / "xml").mkdir()
+    (tmp_path / "clicks").mkdir()
+    for name in ("a", "b", "c"):
+        Image.fromarray(rgb(10, 12)).save(tmp_path / "img" / f"{name}.png")
+    objects = "".join(f"<object><name>{n}</name><bndbox><xmin>2</xmin><ymin>3</ymin><xmax>6</xmax><ymax>8</ymax>"
+                      "</bndbox></object>" for n in ("dog", "zebra"))
+    (tmp_path / "xml" / "a.xml").write_text(f"<annotation>{objects}</annotation>")
+    (tmp_path / "clicks" / "b.json").write_text(json.dumps({"objects": [{"x": 3, "y": 4, "cls": 1}]}))
+    values = {"root": str(tmp_path), "images": "img", "classes": ["background", "dog"],
+              "sources": [{"format": "voc_xml", "path": "xml"}, {"format": "points", "path": "clicks"}]}
+    ds = DescribedDataset(write_yaml(tmp_path / "d.yaml", values))
+    assert ds.ids == ["a", "b"]  # c has no annotation
+    b = ds.load("b")
+    assert b.image_path == tmp_path / "img" / "b.png" and b.points.tolist() == [[3, 4]] and b.num_objects == 0
+    with pytest.raises(UnknownClassError, match=r"a\.xml.*'zebra'.*valid classes: dog"):
+        ds.load("a")
+    lenient = DescribedDataset(write_yaml(tmp_path / "l.yaml", {**values, "unknown_classes": "ignore"}))
+    with pytest.warns(WeakLabelWarning, match=r"a\.xml.*'zebra'.*ignored") as record:
+        a = lenient.load("a")
+    assert len(record) == 1
+    np.testing.assert_array_equal(a.boxes, [[1, 2, 6, 8]])
+    assert a.box_classes.tolist() == [1]

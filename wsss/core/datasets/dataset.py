@@ -225,7 +225,7 @@ class DescribedDataset:
             if source.format == "voc_xml":
                 xml_path = source.path / f"{image_id}.xml"
                 if xml_path.is_file():
-                    xml = parse_voc_xml(xml_path, classes=self.classes)
+                    xml = parse_voc_xml(xml_path, classes=self.classes, unknown_classes=desc.unknown_classes)
                     if xml.size is not None and xml.size != (height, width):
                         warn_file(xml_path, f"<size> says {xml.size[1]}x{xml.size[0]} (WxH) but the image is "
                                             f"{width}x{height}; using the image size")
