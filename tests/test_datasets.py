@@ -334,3 +334,19 @@ def test_voc_style_folders_default_ids_and_unknown_names(tmp_path):
     assert len(record) == 1
     np.testing.assert_array_equal(a.boxes, [[1, 2, 6, 8]])
     assert a.box_classes.tolist() == [1]
+
+
+def test_many_classes_get_distinct_colours(tmp_path):
+    """A 254-class list: every label value has its own colour, masks with values above 20 round-trip."""
+    from wsss.core.masks import read_mask, write_mask
+
+    values = {"root": str(tmp_path), "classes": ["background"] + [f"c{i}" for i in range(254)],
+              "colours": {"c0": [1, 2, 3]}, "sources": [{"format": "voc_xml", "path": "xml"}]}
+    desc = load_description(write_yaml(tmp_path / "d.yaml", values))
+    palette = desc.palette()
+    assert len({tuple(c) for c in palette[:255].tolist()}) == 255 and palette[1].tolist() == [1, 2, 3]
+    mask = np.arange(255, dtype=np.uint8).reshape(15, 17)
+    write_mask(tmp_path / "m.png", mask, num_foreground=254, palette=palette)
+    np.testing.assert_array_equal(read_mask(tmp_path / "m.png", num_foreground=254), mask)
+    with Image.open(tmp_path / "m.png") as im:
+        assert np.asarray(im.getpalette(), np.uint8).reshape(-1, 3)[1].tolist() == [1, 2, 3]

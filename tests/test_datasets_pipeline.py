@@ -8,6 +8,7 @@ upright original.
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
 import xml.etree.ElementTree as ET
@@ -21,6 +22,7 @@ import yaml
 from PIL import Image
 
 from stage1_pseudolabel.pipeline.config import build_config
+from stage1_pseudolabel.pipeline.embed import main as embed_main
 from stage1_pseudolabel.pipeline.embed import run_embed
 from stage1_pseudolabel.pipeline.generate import run_generate
 from stage1_pseudolabel.pipeline.train import run_train
@@ -171,3 +173,15 @@ def test_exif_rotated_copy_gives_the_upright_mask(voc_root, tmp_path):
     assert masks["rotated"] == masks["upright"]
     assert len(np.unique(decode(masks["upright"]["photo"]))) > 1
     assert np.asarray(Image.open(tmp_path / "w_rotated/pseudo_masks/photo.png")).shape == (h, w)
+
+
+def test_stage1_cli_refuses_a_bad_description_in_one_line(tmp_path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(yaml.safe_dump({"root": str(tmp_path), "clases": ["background", "x"],
+                                   "sources": [{"format": "labelme", "path": "."}]}))
+    err = io.StringIO()
+    with contextlib.redirect_stderr(err):
+        status = embed_main(["--config", str(TINY_CONFIG), "--dataset", str(bad), "--work-dir", str(tmp_path / "w"),
+                             "--no-progress"])
+    assert status == 2
+    assert "bad.yaml" in err.getvalue() and "clases" in err.getvalue() and "Traceback" not in err.getvalue()
