@@ -350,3 +350,19 @@ def test_many_classes_get_distinct_colours(tmp_path):
     np.testing.assert_array_equal(read_mask(tmp_path / "m.png", num_foreground=254), mask)
     with Image.open(tmp_path / "m.png") as im:
         assert np.asarray(im.getpalette(), np.uint8).reshape(-1, 3)[1].tolist() == [1, 2, 3]
+
+
+def test_two_labelme_files_for_one_image(tmp_path):
+    Image.fromarray(rgb(10, 12)).save(tmp_path / "p.jpg")
+    Image.fromarray(rgb(10, 12)).save(tmp_path / "q.jpg")
+    box = [{"label": "cat", "points": [[1, 1], [4, 5]], "shape_type": "rectangle"}]
+    labelme_file(tmp_path / "p.json", "p.jpg", 10, 12, box)
+    labelme_file(tmp_path / "p_copy.json", "p.jpg", 10, 12, box)
+    labelme_file(tmp_path / "q.json", "q.jpg", 10, 12, box)
+    ds = DescribedDataset(write_yaml(tmp_path / "d.yaml", {
+        "root": str(tmp_path), "images": ".", "classes": ["background", "cat"],
+        "sources": [{"format": "labelme", "path": "."}]}))
+    for image_id in ("p", "p_copy"):
+        with pytest.raises(MalformedAnnotationError, match=r"p(_copy)?\.json.*annotate the same image p\.jpg"):
+            ds.load(image_id)
+    assert ds.load("q").num_objects == 1

@@ -87,6 +87,7 @@ class DescribedDataset:
                 self._coco.append(index_coco_instances(
                     source.path, classes=self.classes, unknown_classes=description.unknown_classes,
                     polygon_only=description.polygon_only))
+        self._labelme_dupes = self._labelme_duplicates(description)
         self._gt_coco: Optional[Dict[str, CocoImage]] = None
         gt = description.ground_truth
         if gt is not None and gt.format == "coco":
@@ -124,6 +125,25 @@ class DescribedDataset:
                 found = sorted({n for p in sorted(source.path.glob("*.json")) for n in labelme_labels(p)})
             names += [n for n in found if n not in names and n.lower() != "background"]
         return list(check_classes(["background", *names], description.path))
+
+    @staticmethod
+    def _labelme_duplicates(description: DatasetDescription) -> Dict[str, str]:
+        """``{json stem: message}`` for LabelMe files whose image another file of the folder annotates too."""
+        import json
+
+        owners: Dict[Path, List[Path]] = {}
+        for source in description.sources:
+            if source.format != "labelme":
+                continue
+            for path in sorted(source.path.glob("*.json")):
+                try:
+                    image = json.loads(path.read_text(encoding="utf-8")).get("imagePath")
+                except (ValueError, UnicodeDecodeError, AttributeError):
+                    continue  # reported when the file is loaded
+                if image:
+                    owners.setdefault((path.parent / str(image)).resolve(), []).append(path)
+        return {p.stem: f"{p.name} and {', '.join(o.name for o in files if o != p)} annotate the same image {image}"
+                for image, files in owners.items() if len(files) > 1 for p in files}
 
     # -- ids and paths ---------------------------------------------------------------------------
     def _annotated_ids(self) -> List[str]:
@@ -189,6 +209,8 @@ class DescribedDataset:
                                          orientation=orientation))
         for source in desc.sources:
             if source.format == "labelme" and (source.path / f"{image_id}.json").is_file():
+                if image_id in self._labelme_dupes:
+                    raise MalformedAnnotationError(source.path / f"{image_id}.json", self._labelme_dupes[image_id])
                 ann = read_labelme(source.path / f"{image_id}.json", classes=self.classes,
                                    unknown_classes=desc.unknown_classes)
                 if not ann.image_path.is_file():  # imagePath relative to the JSON, else in the image folder

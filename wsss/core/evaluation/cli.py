@@ -47,6 +47,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         ids = read_id_list(args.list) if args.list is not None else None
         if args.dataset is not None and args.gt is None:
             dataset = DescribedDataset(args.dataset, split=args.split)
+            if dataset.description.ground_truth is None:  # `make stage1` on a dataset without ground truth
+                print(f"{args.dataset} describes no ground_truth: nothing to evaluate")
+                return 0
             metrics = evaluate_described(dataset, pred_dir=args.pred, ids=ids)
         else:
             names = dataset_class_names(args.dataset) if args.dataset is not None else VOC_CLASSES
