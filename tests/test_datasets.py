@@ -363,6 +363,6 @@ def test_two_labelme_files_for_one_image(tmp_path):
         "root": str(tmp_path), "images": ".", "classes": ["background", "cat"],
         "sources": [{"format": "labelme", "path": "."}]}))
     for image_id in ("p", "p_copy"):
-        with pytest.raises(MalformedAnnotationError, match=r"p(_copy)?\.json.*annotate the same image p\.jpg"):
+        with pytest.raises(MalformedAnnotationError, match=r"p(_copy)?\.json.*annotate the same image .*p\.jpg"):
             ds.load(image_id)
     assert ds.load("q").num_objects == 1
