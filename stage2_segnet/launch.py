@@ -263,7 +263,7 @@ def apply_dataset(cfg, description: str, *, work_dir: str, loaders: Sequence[str
             ids = read_id_list(ann_file)
         elif split in desc.splits:
             ann_file = desc.splits[split].resolve()
-            ids = DescribedDataset(desc, split=split).ids
+            ids = read_id_list(ann_file)
         else:
             with_gt = loader_name != "train_dataloader"
             ids = [i for i in dataset.ids if dataset.has_gt(i)] if with_gt else list(dataset.ids)

@@ -122,7 +122,13 @@ class DescribedDataset:
             if source.format == "coco":
                 found = coco_category_names(source.path)
             else:
-                found = sorted({n for p in sorted(source.path.glob("*.json")) for n in labelme_labels(p)})
+                labels = set()
+                for path in sorted(source.path.glob("*.json")):
+                    try:
+                        labels.update(labelme_labels(path))
+                    except WeakLabelError as exc:  # the image is reported (and skipped) when it is loaded
+                        warn_file(None, f"{exc} (left out of the class list)")
+                found = sorted(labels)
             names += [n for n in found if n not in names and n.lower() != "background"]
         return list(check_classes(["background", *names], description.path))
 
