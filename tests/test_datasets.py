@@ -323,15 +323,24 @@ def test_voc_style_folders_default_ids_and_unknown_names(tmp_path):
                       "</bndbox></object>" for n in ("dog", "zebra"))
     (tmp_path / "xml" / "a.xml").write_text(f"<annotation>{objects}</annotation>")
     (tmp_path / "clicks" / "b.json").write_text(json.dumps({"objects": [{"x": 3, "y": 4, "cls": 1}]}))
+    (tmp_path / "strokes").mkdir()
+    (tmp_path / "strokes" / "b.xml").write_text(
+        "<annotation><polygon><tag>dog</tag><point><X>1</X><Y>1</Y></point><point><X>5</X><Y>1</Y></point></polygon>"
+        "<polygon><tag>yak</tag><point><X>1</X><Y>6</Y></point></polygon></annotation>")
     values = {"root": str(tmp_path), "images": "img", "classes": ["background", "dog"],
-              "sources": [{"format": "voc_xml", "path": "xml"}, {"format": "points", "path": "clicks"}]}
+              "sources": [{"format": "voc_xml", "path": "xml"}, {"format": "points", "path": "clicks"},
+                          {"format": "scribblesup", "path": "strokes"}]}
     ds = DescribedDataset(write_yaml(tmp_path / "d.yaml", values))
     assert ds.ids == ["a", "b"]  # c has no annotation
-    b = ds.load("b")
+    with pytest.raises(UnknownClassError, match=r"b\.xml.*'yak'"):
+        ds.load("b")
+    lenient = DescribedDataset(write_yaml(tmp_path / "l.yaml", {**values, "unknown_classes": "ignore"}))
+    with pytest.warns(WeakLabelWarning, match=r"b\.xml.*'yak'.*ignored"):
+        b = lenient.load("b")
+    assert set(np.unique(b.scribbles).tolist()) == {1, 255}
     assert b.image_path == tmp_path / "img" / "b.png" and b.points.tolist() == [[3, 4]] and b.num_objects == 0
     with pytest.raises(UnknownClassError, match=r"a\.xml.*'zebra'.*valid classes: dog"):
         ds.load("a")
-    lenient = DescribedDataset(write_yaml(tmp_path / "l.yaml", {**values, "unknown_classes": "ignore"}))
     with pytest.warns(WeakLabelWarning, match=r"a\.xml.*'zebra'.*ignored") as record:
         a = lenient.load("a")
     assert len(record) == 1

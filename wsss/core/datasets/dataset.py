@@ -266,8 +266,9 @@ class DescribedDataset:
                     scribbles = _overlay(scribbles, read_scribble_png(png, height=height, width=width,
                                                                       num_foreground=self.num_foreground))
                 elif xml_scribble.is_file():
-                    scribbles = _overlay(scribbles, read_scribblesup_xml(xml_scribble, height=height, width=width,
-                                                                         classes=self.classes))
+                    scribbles = _overlay(scribbles, read_scribblesup_xml(
+                        xml_scribble, height=height, width=width, classes=self.classes,
+                        unknown_classes=desc.unknown_classes))
             elif source.format == "points":
                 points_path = source.path / f"{image_id}.json"
                 if points_path.is_file():
