@@ -185,3 +185,16 @@ def test_stage1_cli_refuses_a_bad_description_in_one_line(tmp_path):
                              "--no-progress"])
     assert status == 2
     assert "bad.yaml" in err.getvalue() and "clases" in err.getvalue() and "Traceback" not in err.getvalue()
+
+
+@pytest.mark.parametrize("method", ["box", "grabcut"])
+def test_baselines_read_descriptions(formats, tmp_path, method):
+    """The classical baselines give the same masks from the LabelMe description as from the VOC layout."""
+    from stage1_pseudolabel.baselines.cli import run_baseline
+
+    voc = run_baseline(method, formats["voc"], tmp_path / "voc", split="train", progress=False)
+    described = run_baseline(method, None, tmp_path / "labelme", split="train", progress=False,
+                             dataset=formats["labelme"])
+    assert not voc.failed and not described.failed and sorted(described.written) == sorted(formats["ids"])
+    for image_id in formats["ids"]:
+        assert (tmp_path / "labelme" / f"{image_id}.png").read_bytes() == (tmp_path / "voc" / f"{image_id}.png").read_bytes()
