@@ -11,7 +11,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Iterator, List, Optional, Sequence
+from typing import Any, Dict, Iterator, List, Optional, Sequence
 
 import numpy as np
 from PIL import Image
@@ -79,6 +79,7 @@ def check_pseudo_masks(
     img_suffix: str = ".jpg",
     num_foreground: int = NUM_FOREGROUND,
     palette: Optional[np.ndarray] = None,
+    image_paths: Optional[Dict[str, PathLike]] = None,
 ) -> List[FileProblem]:
     """Problems of the pseudo-mask folder for the training ids (empty when all is well).
 
@@ -89,6 +90,7 @@ def check_pseudo_masks(
         gt_dir: the real ``SegmentationClass``; its palette is the reference for palette masks.
         num_foreground: classes ``C`` (ids ``0..C`` / 255); 20 for VOC, a description's otherwise.
         palette: ``[C + 1, 3]`` reference colours (a dataset description's); default: ``gt_dir``'s.
+        image_paths: ``{id: image}`` (a described dataset's index); default ``img_dir/<id><img_suffix>``.
     """
     mask_dir = Path(mask_dir)
     if not mask_dir.is_dir():
@@ -107,8 +109,9 @@ def check_pseudo_masks(
             continue
         path = mask_dir / f"{image_id}.png"
         message = palette_problem(path, reference, num_foreground=num_foreground)
-        if message is None and img_dir is not None:
-            img_path = Path(img_dir) / f"{image_id}{img_suffix}"
+        if message is None and (img_dir is not None or image_paths is not None):
+            img_path = Path(image_paths[image_id]) if image_paths and image_id in image_paths \
+                else Path(img_dir or ".") / f"{image_id}{img_suffix}"
             if img_path.is_file():
                 with Image.open(path) as m:
                     mw, mh = m.size

@@ -12,9 +12,11 @@
 
 from __future__ import annotations
 
+import json
 import os.path as osp
 from typing import List, Optional
 
+import mmengine
 from mmseg.datasets import PascalVOCDataset
 from mmseg.datasets.transforms import LoadAnnotations
 from mmseg.registry import DATASETS, TRANSFORMS
@@ -61,17 +63,20 @@ class PseudoMaskVOCDataset(PascalVOCDataset):
             ``seg_map_path`` (``SegmentationClass``) is used, as for validation.
         require_labels: every image must have its label map (False for the test split, which has
             none: its pipeline must not load labels).
+        image_index: a JSON file ``{id: image path}`` (written by ``--dataset``): each id's image, whatever
+            its folder or extension; None: ``<img_path>/<id><img_suffix>``.
         **kwargs: as mmseg's ``PascalVOCDataset`` / ``BaseSegDataset``.
     """
 
     def __init__(self, ann_file: str, pseudo_dir: Optional[str] = None, require_labels: bool = True,
-                 **kwargs) -> None:
+                 image_index: Optional[str] = None, **kwargs) -> None:
         if pseudo_dir is not None:
             data_prefix = dict(kwargs.pop("data_prefix", None) or dict(img_path="JPEGImages"))
             data_prefix["seg_map_path"] = osp.abspath(osp.expanduser(pseudo_dir))
             kwargs["data_prefix"] = data_prefix
         self.pseudo_dir = pseudo_dir
         self.require_labels = require_labels
+        self.image_index = image_index
         kwargs.setdefault("reduce_zero_label", False)
         super().__init__(ann_file=ann_file, **kwargs)
 
@@ -83,6 +88,16 @@ class PseudoMaskVOCDataset(PascalVOCDataset):
 
     def load_data_list(self) -> List[dict]:
         data_list = super().load_data_list()
+        if self.image_index is not None:  # one line of ann_file per entry, in order
+            with open(self.image_index, encoding="utf-8") as handle:
+                index = json.load(handle)
+            ids = [line.strip() for line in mmengine.list_from_file(self.ann_file)]
+            unknown = [i for i in ids if i not in index]
+            if unknown:
+                raise FileNotFoundError(f"{len(unknown)} id(s) of {self.ann_file} are not in {self.image_index}: "
+                                        f"{', '.join(unknown[:10])}")
+            for info, image_id in zip(data_list, ids):
+                info["img_path"] = index[image_id]
         if not self.require_labels:
             return data_list
         missing = [d["seg_map_path"] for d in data_list if not osp.isfile(d["seg_map_path"])]

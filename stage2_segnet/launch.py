@@ -11,6 +11,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import sys
 from pathlib import Path
@@ -212,23 +213,16 @@ def _set_num_classes(node, num_classes: int) -> None:
             _set_num_classes(value, num_classes)
 
 
-def _image_suffix(dataset, ids: Sequence[str]) -> str:
-    suffixes = {dataset.image_path(i).suffix for i in ids}
-    if len(suffixes) != 1:
-        raise ValueError(f"{dataset.description.path}: stage 2 reads one image extension per dataset; the images "
-                         f"have {sorted(suffixes)} (convert them, or split the dataset)")
-    return suffixes.pop()
-
-
 def apply_dataset(cfg, description: str, *, work_dir: str, loaders: Sequence[str], splits: dict) -> dict:
     """Point a stage-2 config at a described dataset (configs/datasets/*.yaml): the one place where class
     names, palette and every head's ``num_classes`` come from the description (no mmseg config edits).
 
     ``splits`` maps each dataloader name to the split it reads (``train_dataloader: "train"``); a split
     the description does not list becomes every annotated image (train) or every image with ground
-    truth (val/test), written as an id list under ``<work_dir>/lists``. Ground truth that is not a PNG
-    folder (COCO segmentations, LabelMe polygons) is written as palette PNGs under
-    ``<work_dir>/ground_truth`` once. Returns ``{"num_foreground", "gt_dir", "img_dir", "lists"}``.
+    truth (val/test), written as an id list under ``<work_dir>/lists``. Each id's image (any folder,
+    any extension) is in ``<work_dir>/lists/images.json`` (the dataset's ``image_index``). Ground truth
+    that is not a PNG folder (COCO segmentations, LabelMe polygons) is written as palette PNGs under
+    ``<work_dir>/ground_truth`` once. Returns ``{"num_foreground", "gt_dir", "image_index", "lists"}``.
     """
     from wsss.core.datasets import DescribedDataset
     from wsss.core.weak_labels.voc import read_id_list
@@ -251,6 +245,8 @@ def apply_dataset(cfg, description: str, *, work_dir: str, loaders: Sequence[str
                 write_mask(target, dataset.read_gt(image_id), num_foreground=dataset.num_foreground,
                            palette=dataset.palette, durable=False)
     lists = {}
+    image_index = (Path(work_dir) / "lists" / "images.json").resolve()
+    used: List[str] = []
     for loader_name in loaders:
         loader = cfg.get(loader_name)
         if loader is None:
@@ -272,11 +268,12 @@ def apply_dataset(cfg, description: str, *, work_dir: str, loaders: Sequence[str
                 handle.write("".join(f"{i}\n" for i in ids).encode())
         if not ids:
             raise ValueError(f"{desc.path}: no images for {loader_name} (split {split!r})")
+        used += ids
         lists[loader_name] = str(ann_file)
         ds = loader.dataset
         ds.data_root = str(desc.root.resolve())
         ds.ann_file = str(ann_file)
-        ds.img_suffix = _image_suffix(dataset, ids)
+        ds.image_index = str(image_index)
         prefix = dict(ds.get("data_prefix") or {})
         prefix["img_path"] = str(desc.images.resolve())
         if gt_dir is not None:
@@ -288,5 +285,9 @@ def apply_dataset(cfg, description: str, *, work_dir: str, loaders: Sequence[str
         for transform in ds.get("pipeline") or []:
             if transform.get("type") == "LoadVOCLabel":
                 transform["num_foreground"] = dataset.num_foreground
+    with atomic_write(image_index, durable=False) as handle:
+        handle.write(json.dumps({i: str(dataset.image_path(i).resolve()) for i in dict.fromkeys(used)},
+                                ensure_ascii=False, sort_keys=True).encode("utf-8"))
     _set_num_classes(cfg.model, num_labels)
-    return {"num_foreground": dataset.num_foreground, "gt_dir": gt_dir, "img_dir": desc.images, "lists": lists}
+    return {"num_foreground": dataset.num_foreground, "gt_dir": gt_dir, "image_index": str(image_index),
+            "lists": lists}

@@ -18,6 +18,7 @@ Distributed: ``--gpus N`` on one node (re-launched through torchrun), or run und
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from pathlib import Path
 from typing import Optional, Sequence
@@ -95,8 +96,10 @@ def preflight(cfg: Config, check_masks: bool = True) -> None:
     seg_prefix = val.dataset.get("data_prefix", {}).get("seg_map_path") if val is not None else None
     gt_dir = Path(val.dataset.data_root) / seg_prefix if seg_prefix else None
     palette = (ds.get("metainfo") or {}).get("palette")  # a description's colours
+    image_paths = json.loads(Path(ds.image_index).read_text(encoding="utf-8")) if ds.get("image_index") else None
     problems = check_pseudo_masks(ds.pseudo_dir, ids, img_dir=img_dir, gt_dir=gt_dir, palette=palette,
-                                  num_foreground=num_foreground, img_suffix=ds.get("img_suffix", ".jpg"))
+                                  num_foreground=num_foreground, img_suffix=ds.get("img_suffix", ".jpg"),
+                                  image_paths=image_paths)
     raise_on_problems(problems, f"the pseudo-mask folder {ds.pseudo_dir} ({len(ids)} training images)")
     print(f"[stage2] pseudo-masks checked: {len(ids)} images in {ds.pseudo_dir}", flush=True)
 

@@ -1,7 +1,7 @@
 """A non-VOC class set through both stages on CPU, from one dataset description.
 
 Synthetic scenes are written with three classes that are not VOC's (their weak labels as a LabelMe
-folder, their ground truth as PNGs); stage 1 (tiny random SAM) writes pseudo-masks, the evaluator names
+folder, their ground truth as PNGs, JPEG and PNG images mixed in one folder); stage 1 (tiny random SAM) writes pseudo-masks, the evaluator names
 the dataset's classes, and the tiny stage-2 DeepLabV3+ trains and tests with 4 output classes.
 """
 
@@ -54,8 +54,13 @@ def rps(tmp_path_factory) -> dict:
         lut[v] = k + 1
     (root / "gt").mkdir()
     (root / "labelme").mkdir()
+    for image_id in ("target_train_00001", "target_val_00000"):  # mixed extensions in one image folder
+        jpg = root / "JPEGImages" / f"{image_id}.jpg"
+        Image.open(jpg).save(jpg.with_suffix(".png"))
+        jpg.unlink()
     for xml_path in sorted((root / "Annotations").glob("*.xml")):
         image_id = xml_path.stem
+        image_name = next(p.name for p in (root / "JPEGImages").glob(f"{image_id}.*"))
         gt = np.asarray(Image.open(root / "SegmentationClass" / f"{image_id}.png"))
         Image.fromarray(lut[gt]).save(root / "gt" / f"{image_id}.png")  # values 0..3 (grey PNG)
         shapes = []
@@ -65,7 +70,7 @@ def rps(tmp_path_factory) -> dict:
             shapes.append({"label": rename[obj.findtext("name").strip()], "points": [[x0, y0], [x1 - 1, y1 - 1]],
                            "shape_type": "rectangle"})
         (root / "labelme" / f"{image_id}.json").write_text(json.dumps(
-            {"imagePath": f"../JPEGImages/{image_id}.jpg", "imageHeight": int(gt.shape[0]),
+            {"imagePath": f"../JPEGImages/{image_name}", "imageHeight": int(gt.shape[0]),
              "imageWidth": int(gt.shape[1]), "shapes": shapes}))
     description = root / "rps.yaml"
     description.write_text(yaml.safe_dump({
