@@ -102,6 +102,8 @@ def test_shipped_descriptions_parse(tmp_path):
         assert desc.sources
     voc = load_description(REPO / "configs/datasets/voc2012.yaml", overrides={"root": str(tmp_path)})
     assert voc.classes == VOC_CLASSES and set(voc.splits) == {"train", "val", "trainval"}
+    with pytest.raises(DatasetDescriptionError, match=r"voc2012\.yaml: images folder .*JPEGImages not found"):
+        DescribedDataset(voc)
 
 
 def test_description_base_and_errors(tmp_path):

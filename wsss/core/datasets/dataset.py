@@ -27,6 +27,7 @@ from wsss.core.datasets.description import (
     load_description,
 )
 from wsss.core.weak_labels.annotation import ImageAnnotation
+from wsss.core.weak_labels._json import load_json
 from wsss.core.weak_labels.checks import fit_boxes_to_image, fit_points_to_image
 from wsss.core.weak_labels.classes import IGNORE_INDEX, VOC_CLASSES
 from wsss.core.weak_labels.coco import CocoImage, coco_category_names, index_coco_instances, segmentation_mask
@@ -75,9 +76,13 @@ class DescribedDataset:
                  ids: Optional[Sequence[str]] = None) -> None:
         if not isinstance(description, DatasetDescription):
             description = load_description(description)
+        if not description.images.is_dir():
+            raise DatasetDescriptionError(description.path, f"images folder {description.images} not found")
+        # each COCO file is parsed once (COCO 2017's train JSON is 450 MB)
+        parsed = {s.path: load_json(s.path, what="COCO JSON") for s in description.sources if s.format == "coco"}
         self._coco: List[Dict[str, CocoImage]] = []
         if description.classes is None:
-            description = description.with_classes(self._classes_from(description))
+            description = description.with_classes(self._classes_from(description, parsed))
         self.description = description
         self.classes = description.classes
         self.num_foreground = len(self.classes) - 1
@@ -86,7 +91,7 @@ class DescribedDataset:
             if source.format == "coco":
                 self._coco.append(index_coco_instances(
                     source.path, classes=self.classes, unknown_classes=description.unknown_classes,
-                    polygon_only=description.polygon_only))
+                    polygon_only=description.polygon_only, data=parsed[source.path]))
         self._labelme_dupes = self._labelme_duplicates(description)
         self._gt_coco: Optional[Dict[str, CocoImage]] = None
         gt = description.ground_truth
@@ -114,13 +119,13 @@ class DescribedDataset:
 
     # -- class list from the annotations ---------------------------------------------------------
     @staticmethod
-    def _classes_from(description: DatasetDescription) -> List[str]:
+    def _classes_from(description: DatasetDescription, parsed: Optional[Dict[Path, object]] = None) -> List[str]:
         names: List[str] = []
         for source in description.sources:
             if source.format != description.classes_from:
                 continue
             if source.format == "coco":
-                found = coco_category_names(source.path)
+                found = coco_category_names(source.path, data=(parsed or {}).get(source.path))
             else:
                 labels = set()
                 for path in sorted(source.path.glob("*.json")):

@@ -122,10 +122,11 @@ class CocoImage:
     error: Optional[str] = None
 
 
-def coco_category_names(path: PathLike) -> List[str]:
-    """The category names of a COCO file, in category-id order (a class list's ``1..C``)."""
+def coco_category_names(path: PathLike, *, data: Any = None) -> List[str]:
+    """The category names of a COCO file, in category-id order (a class list's ``1..C``); ``data``: its
+    already parsed content (a large file is parsed once)."""
     path = Path(path)
-    data = load_json(path, what="COCO JSON")
+    data = load_json(path, what="COCO JSON") if data is None else data
     try:
         cats = sorted((int(c["id"]), str(c["name"])) for c in data.get("categories", []))
     except (AttributeError, KeyError, TypeError, ValueError) as exc:
@@ -174,6 +175,7 @@ def index_coco_instances(
     unknown_classes: str = "error",
     polygon_only: str = "box",
     include_crowd: bool = False,
+    data: Any = None,
 ) -> Dict[str, CocoImage]:
     """Index a COCO instances file by image id (``file_name`` stem), keeping each image's problem apart.
 
@@ -188,6 +190,7 @@ def index_coco_instances(
             objects are left out, with one warning per file.
         polygon_only: ``"box"``: an object without ``bbox`` gets its segmentation's box (one warning per
             file); ``"error"``: that image is refused.
+        data: the file's already parsed content, if any.
 
     Raises:
         MissingFileError, MalformedAnnotationError: file absent, empty, not JSON, without ``images``.
@@ -195,7 +198,7 @@ def index_coco_instances(
             lists the valid names.
     """
     path = Path(path)
-    data = load_json(path, what="COCO JSON")
+    data = load_json(path, what="COCO JSON") if data is None else data
     try:
         images = {int(im["id"]): im for im in data["images"]}
         categories = {int(c["id"]): str(c["name"]) for c in data.get("categories", [])}
