@@ -90,7 +90,8 @@ def check_pseudo_masks(
         gt_dir: the real ``SegmentationClass``; its palette is the reference for palette masks.
         num_foreground: classes ``C`` (ids ``0..C`` / 255); 20 for VOC, a description's otherwise.
         palette: ``[C + 1, 3]`` reference colours (a dataset description's); default: ``gt_dir``'s.
-        image_paths: ``{id: image}`` (a described dataset's index); default ``img_dir/<id><img_suffix>``.
+        image_paths: ``{id: [image, orientation]}`` (a described dataset's index); default
+            ``img_dir/<id><img_suffix>`` as viewers show it.
     """
     mask_dir = Path(mask_dir)
     if not mask_dir.is_dir():
@@ -110,12 +111,13 @@ def check_pseudo_masks(
         path = mask_dir / f"{image_id}.png"
         message = palette_problem(path, reference, num_foreground=num_foreground)
         if message is None and (img_dir is not None or image_paths is not None):
-            img_path = Path(image_paths[image_id]) if image_paths and image_id in image_paths \
-                else Path(img_dir or ".") / f"{image_id}{img_suffix}"
+            img_path, orientation = Path(img_dir or ".") / f"{image_id}{img_suffix}", "exif"
+            if image_paths and image_id in image_paths:
+                img_path, orientation = Path(image_paths[image_id][0]), image_paths[image_id][1]
             if img_path.is_file():
                 with Image.open(path) as m:
                     mw, mh = m.size
-                h, w = image_size(img_path)
+                h, w = image_size(img_path, orientation=orientation)
                 if (mh, mw) != (h, w):
                     message = f"mask is {mw}x{mh} (WxH) but the image {img_path} is {w}x{h}"
         if message is not None:

@@ -18,12 +18,35 @@ from typing import List, Optional
 
 import mmengine
 from mmseg.datasets import PascalVOCDataset
+import numpy as np
+from mmcv.transforms import LoadImageFromFile
 from mmseg.datasets.transforms import LoadAnnotations
 from mmseg.registry import DATASETS, TRANSFORMS
 
 from wsss.core.masks import read_mask
+from wsss.core.weak_labels.images import read_image
 
 from .checks import NUM_FOREGROUND
+
+
+@TRANSFORMS.register_module()
+class LoadDatasetImage(LoadImageFromFile):
+    """mmcv's ``LoadImageFromFile`` reading the image in its annotation's orientation when the dataset
+    gives one (``results['orientation']``, from a dataset description's image index): the pixels stage 1
+    saw (:func:`wsss.core.weak_labels.images.read_image`), e.g. a COCO photo whose JSON describes its
+    stored pixels although it carries an EXIF rotation (OpenCV would turn it). BGR, as mmcv's."""
+
+    def transform(self, results: dict) -> Optional[dict]:
+        orientation = results.get("orientation")
+        if orientation is None or self.backend_args is not None:
+            return super().transform(results)
+        img = np.ascontiguousarray(read_image(results["img_path"], orientation=orientation)[..., ::-1])
+        if self.to_float32:
+            img = img.astype(np.float32)
+        results["img"] = img
+        results["img_shape"] = img.shape[:2]
+        results["ori_shape"] = img.shape[:2]
+        return results
 
 
 @TRANSFORMS.register_module()
@@ -63,8 +86,9 @@ class PseudoMaskVOCDataset(PascalVOCDataset):
             ``seg_map_path`` (``SegmentationClass``) is used, as for validation.
         require_labels: every image must have its label map (False for the test split, which has
             none: its pipeline must not load labels).
-        image_index: a JSON file ``{id: image path}`` (written by ``--dataset``): each id's image, whatever
-            its folder or extension; None: ``<img_path>/<id><img_suffix>``.
+        image_index: a JSON file ``{id: [image path, orientation]}`` (written by ``--dataset``): each id's
+            image, whatever its folder or extension, and how to read it (:class:`LoadDatasetImage`);
+            None: ``<img_path>/<id><img_suffix>``.
         **kwargs: as mmseg's ``PascalVOCDataset`` / ``BaseSegDataset``.
     """
 
@@ -97,7 +121,7 @@ class PseudoMaskVOCDataset(PascalVOCDataset):
                 raise FileNotFoundError(f"{len(unknown)} id(s) of {self.ann_file} are not in {self.image_index}: "
                                         f"{', '.join(unknown[:10])}")
             for info, image_id in zip(data_list, ids):
-                info["img_path"] = index[image_id]
+                info["img_path"], info["orientation"] = index[image_id]
         if not self.require_labels:
             return data_list
         missing = [d["seg_map_path"] for d in data_list if not osp.isfile(d["seg_map_path"])]

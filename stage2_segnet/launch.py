@@ -224,7 +224,10 @@ def apply_dataset(cfg, description: str, *, work_dir: str, loaders: Sequence[str
     that is not a PNG folder (COCO segmentations, LabelMe polygons) is written as palette PNGs under
     ``<work_dir>/ground_truth`` once. Returns ``{"num_foreground", "gt_dir", "image_index", "lists"}``.
     """
+    import warnings
+
     from wsss.core.datasets import DescribedDataset
+    from wsss.core.weak_labels.errors import WeakLabelError, WeakLabelWarning
     from wsss.core.weak_labels.voc import read_id_list
     from wsss.core.masks import write_mask
     from wsss.core.atomic import atomic_write
@@ -285,9 +288,19 @@ def apply_dataset(cfg, description: str, *, work_dir: str, loaders: Sequence[str
         for transform in ds.get("pipeline") or []:
             if transform.get("type") == "LoadVOCLabel":
                 transform["num_foreground"] = dataset.num_foreground
+            if transform.get("type") == "LoadImageFromFile":  # the orientation stage 1 used
+                transform["type"] = "LoadDatasetImage"
+    index = {}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", WeakLabelWarning)  # stage 1 reported the repairs
+        for image_id in dict.fromkeys(used):  # the image and its orientation as stage 1 read them
+            try:
+                ann = dataset.load(image_id)
+                index[image_id] = [str(ann.image_path.resolve()), ann.orientation]
+            except WeakLabelError:  # reported by stage 1; here the image is read as viewers show it
+                index[image_id] = [str(dataset.image_path(image_id).resolve()), "exif"]
     with atomic_write(image_index, durable=False) as handle:
-        handle.write(json.dumps({i: str(dataset.image_path(i).resolve()) for i in dict.fromkeys(used)},
-                                ensure_ascii=False, sort_keys=True).encode("utf-8"))
+        handle.write(json.dumps(index, ensure_ascii=False, sort_keys=True).encode("utf-8"))
     _set_num_classes(cfg.model, num_labels)
     return {"num_foreground": dataset.num_foreground, "gt_dir": gt_dir, "image_index": str(image_index),
             "lists": lists}

@@ -169,4 +169,23 @@ def test_apply_dataset_sets_every_head(rps, tmp_path, config):
         assert list(ds.metainfo["classes"]) == CLASSES
         assert [list(c) for c in ds.metainfo["palette"]][1] == COLOURS["rock"]
         assert all(t["num_foreground"] == 3 for t in ds.pipeline if t["type"] == "LoadVOCLabel")
+        assert "LoadImageFromFile" not in [t["type"] for t in ds.pipeline]  # LoadDatasetImage instead
         assert Path(ds.ann_file).name == ("train.txt" if name == "train_dataloader" else "val.txt")
+
+
+def test_stage2_reads_images_in_the_annotation_orientation(tmp_path):
+    """A photo stored turned with an EXIF tag: stage 2 reads it as the annotation (and stage 1) did."""
+    from stage2_segnet.datasets import LoadDatasetImage
+    from wsss.core.weak_labels.images import read_image
+
+    upright = np.random.default_rng(0).integers(0, 256, (6, 9, 3), dtype=np.uint8)
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    Image.fromarray(np.ascontiguousarray(np.rot90(upright, 1))).save(tmp_path / "p.png", exif=exif)
+    load = LoadDatasetImage()
+    for orientation, shape in (("exif", (6, 9)), ("stored", (9, 6))):
+        out = load.transform({"img_path": str(tmp_path / "p.png"), "orientation": orientation})
+        assert out["img"].shape[:2] == shape == out["ori_shape"] == out["img_shape"]
+        np.testing.assert_array_equal(out["img"], read_image(tmp_path / "p.png", orientation=orientation)[..., ::-1])
+    np.testing.assert_array_equal(load.transform({"img_path": str(tmp_path / "p.png"), "orientation": "exif"})["img"],
+                                  upright[..., ::-1])
