@@ -219,7 +219,8 @@ def apply_dataset(cfg, description: str, *, work_dir: str, loaders: Sequence[str
 
     ``splits`` maps each dataloader name to the split it reads (``train_dataloader: "train"``); a split
     the description does not list becomes every annotated image (train) or every image with ground
-    truth (val/test), written as an id list under ``<work_dir>/lists``. Each id's image (any folder,
+    truth (val/test; every annotated image when none is described, ``gt_dir`` None in the result),
+    written as an id list under ``<work_dir>/lists``. Each id's image (any folder,
     any extension) is in ``<work_dir>/lists/images.json`` (the dataset's ``image_index``). Ground truth
     that is not a PNG folder (COCO segmentations, LabelMe polygons) is written as palette PNGs under
     ``<work_dir>/ground_truth`` once. Returns ``{"num_foreground", "gt_dir", "image_index", "lists"}``.
@@ -263,8 +264,8 @@ def apply_dataset(cfg, description: str, *, work_dir: str, loaders: Sequence[str
         elif split in desc.splits:
             ann_file = desc.splits[split].resolve()
             ids = read_id_list(ann_file)
-        else:
-            with_gt = loader_name != "train_dataloader"
+        else:  # validation / test: the images with ground truth (all of them when none is described)
+            with_gt = loader_name != "train_dataloader" and gt is not None
             ids = [i for i in dataset.ids if dataset.has_gt(i)] if with_gt else list(dataset.ids)
             ann_file = (Path(work_dir) / "lists" / f"{split or loader_name}.txt").resolve()
             with atomic_write(ann_file, durable=False) as handle:

@@ -60,9 +60,11 @@ def find_checkpoint(work_dir: str) -> str:
 def build_config(args: argparse.Namespace, launcher: str) -> Config:
     cfg = Config.fromfile(args.config)
     configure_runtime(cfg, launcher, args.work_dir)
+    no_ground_truth = False
     if args.dataset:
-        apply_dataset(cfg, args.dataset, work_dir=args.work_dir, loaders=["test_dataloader"],
-                      splits={"test_dataloader": args.split or "val"})
+        info = apply_dataset(cfg, args.dataset, work_dir=args.work_dir, loaders=["test_dataloader"],
+                             splits={"test_dataloader": args.split or "val"})
+        no_ground_truth = info["gt_dir"] is None
     else:
         set_data_root(cfg, args.data, ["test_dataloader"])
     checkpoint = args.checkpoint or find_checkpoint(args.work_dir)
@@ -78,9 +80,10 @@ def build_config(args: argparse.Namespace, launcher: str) -> Config:
     evaluator = cfg.test_evaluator
     if args.out_dir:
         evaluator.output_dir = str(Path(args.out_dir).resolve())
-    if split == "test":  # no ground truth: predictions only
+    if split == "test" or no_ground_truth:  # no ground truth: predictions only
         if not args.out_dir:
-            raise ValueError("--split test has no ground truth: give --out-dir for the prediction PNGs")
+            raise ValueError(f"{'the dataset description' if no_ground_truth else '--split test'} has no ground "
+                             "truth: give --out-dir for the prediction PNGs")
         evaluator.format_only = True
         test_ds.require_labels = False
         test_ds.pipeline = [t for t in test_ds.pipeline if t["type"] not in ("LoadVOCLabel", "LoadAnnotations")]

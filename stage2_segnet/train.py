@@ -53,10 +53,16 @@ def build_config(args: argparse.Namespace, launcher: str) -> Config:
     cfg = Config.fromfile(args.config)
     configure_runtime(cfg, launcher, args.work_dir)
     if args.dataset:
-        apply_dataset(cfg, args.dataset, work_dir=args.work_dir,
-                      loaders=["train_dataloader", "val_dataloader", "test_dataloader"],
-                      splits={"train_dataloader": args.train_list or "train", "val_dataloader": args.val_list or "val",
-                              "test_dataloader": args.val_list or "val"})
+        info = apply_dataset(cfg, args.dataset, work_dir=args.work_dir,
+                             loaders=["train_dataloader", "val_dataloader", "test_dataloader"],
+                             splits={"train_dataloader": args.train_list or "train",
+                                     "val_dataloader": args.val_list or "val", "test_dataloader": args.val_list or "val"})
+        if info["gt_dir"] is None:  # nothing to validate on: train only
+            print(f"[stage2] {args.dataset} describes no ground truth: training without validation", flush=True)
+            for key in ("val_dataloader", "val_cfg", "val_evaluator", "test_dataloader", "test_cfg", "test_evaluator"):
+                cfg[key] = None
+            if cfg.get("default_hooks", {}).get("checkpoint", {}).get("save_best"):
+                cfg.default_hooks.checkpoint.save_best = None
     else:
         set_data_root(cfg, args.data, ["train_dataloader", "val_dataloader", "test_dataloader"])
     cfg.train_dataloader.dataset.pseudo_dir = str(Path(args.pseudo).expanduser().resolve())

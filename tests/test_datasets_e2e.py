@@ -189,3 +189,28 @@ def test_stage2_reads_images_in_the_annotation_orientation(tmp_path):
         np.testing.assert_array_equal(out["img"], read_image(tmp_path / "p.png", orientation=orientation)[..., ::-1])
     np.testing.assert_array_equal(load.transform({"img_path": str(tmp_path / "p.png"), "orientation": "exif"})["img"],
                                   upright[..., ::-1])
+
+
+def test_stage2_without_described_ground_truth_trains_without_validation(rps, tmp_path):
+    """No ground_truth, no splits: stage 2 trains on every annotated image, validates on nothing, and
+    its test writes predictions only."""
+    from stage2_segnet import test as test_cli
+    from stage2_segnet import train as train_cli
+
+    values = yaml.safe_load(rps["description"].read_text())
+    del values["ground_truth"], values["splits"]
+    description = tmp_path / "no_gt.yaml"
+    description.write_text(yaml.safe_dump(values))
+    config = str(REPO / "configs/stage2/tiny_deeplabv3plus_r18_smoke.py")
+    common = [config, "--dataset", str(description), "--work-dir", str(tmp_path / "w")]
+    cfg = train_cli.build_config(train_cli.parse_args(common + ["--pseudo", str(tmp_path / "masks")]), "none")
+    assert cfg.val_dataloader is None and cfg.val_cfg is None and cfg.test_dataloader is None
+    listed = Path(cfg.train_dataloader.dataset.ann_file).read_text().split()
+    assert sorted(listed) == sorted(p.stem for p in (rps["root"] / "labelme").glob("*.json"))
+    (tmp_path / "w" / "iter_1.pth").write_bytes(b"")
+    with pytest.raises(ValueError, match="no ground truth: give --out-dir"):
+        test_cli.build_config(test_cli.parse_args(common + ["--checkpoint", str(tmp_path / "w" / "iter_1.pth")]), "none")
+    cfg = test_cli.build_config(test_cli.parse_args(common + ["--checkpoint", str(tmp_path / "w" / "iter_1.pth"),
+                                                              "--out-dir", str(tmp_path / "p")]), "none")
+    assert cfg.test_evaluator.format_only and not cfg.test_dataloader.dataset.require_labels
+    assert "LoadVOCLabel" not in [t["type"] for t in cfg.test_dataloader.dataset.pipeline]
