@@ -64,7 +64,7 @@ SYNTH_OUT   ?= data/synthetic
 .PHONY: help setup test test-fast synthetic evaluate weights \
         stage1 stage1-embed stage1-train stage1-generate stage1-evaluate stage1-zeroshot \
         stage1-instances merge-instances evaluate-instances \
-        stage2 stage2-test stage2-instance stage2-instance-test proxy-sam demo bench bench-logic bench-stage1 bench-stage2 bench-synthetic bench-quality tune-crf clean
+        stage2 stage2-test stage2-instance stage2-instance-test proxy-sam demo ablation bench bench-logic bench-stage1 bench-stage2 bench-synthetic bench-quality tune-crf clean
 
 # `make help` is generated from this file: every target with a `## text` comment, and the variables
 # its recipe reads (scripts/make_help.py); nothing to keep in sync by hand.
@@ -158,6 +158,15 @@ bench-quality: setup ## baselines + stage 1 on a labelled dataset, with the repo
 	$(PY) -m wsss.apps.demo --bench-quality --data $(DATA) --split $(SPLIT) \
 	    --work-dir work_dirs/bench_quality$(if $(WEAK_LABELS),_$(WEAK_LABELS),) $(if $(WEAK_LABELS),--weak-labels $(WEAK_LABELS),) \
 	    $(if $(SAM_CHECKPOINT),--checkpoint $(SAM_CHECKPOINT) --model-type $(SAM_MODEL),) $(DEMO_ARGS)
+
+# Leave each active constraint of the stage-1 config out once: one table of pseudo-mask mIoU. Without
+# ABLATION_DATA the demo's synthetic scenes and the proxy SAM; e.g. ABLATION_DATA=../shared/data/voc2012
+# ABLATION_ARGS="--config configs/stage1/proxy_voc.yaml --split val".
+ABLATION_DATA ?=
+ABLATION_ARGS ?=
+ablation: setup ## fine-tune leaving each constraint out once; prints a table of pseudo-mask mIoU
+	$(PY) -m wsss.apps.ablation --work-dir work_dirs/ablation$(if $(ABLATION_DATA),_$(notdir $(ABLATION_DATA)),) \
+	    $(if $(ABLATION_DATA),--data $(ABLATION_DATA),) $(if $(SAM_CHECKPOINT),--checkpoint $(SAM_CHECKPOINT) --model-type $(SAM_MODEL),) $(ABLATION_ARGS)
 
 # Without SAM_CHECKPOINT: the proxy SAM on synthetic source scenes (how demo_proxy.yaml's crf was chosen).
 CRF_SPLIT ?= val

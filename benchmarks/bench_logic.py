@@ -1,7 +1,7 @@
 """Speed of the logic constraint loss against SAM's mask decoder (not a test; prints a table).
 
     .venv/bin/python benchmarks/bench_logic.py [--devices cpu,cuda] [--sizes 256,512] [--repeats 7]
-                                               [--threads N] [--breakdown]
+                                               [--threads N] [--breakdown] [--formulas]
 
 For each device and map size it times one forward+backward of the full constraint set (background,
 box tightness, scribbles, 8-neighbourhood, 4-connected border precision; ``log_softmax`` of random
@@ -10,6 +10,10 @@ decoder (full-size ``MaskDecoder`` + ``TwoWayTransformer``, random weights, one 
 embedding, the 10 boxes as prompts through ``PromptEncoder``, single-mask output). The two are timed
 alternately and the medians compared, so that load drift on a shared machine affects both alike.
 The decoder's output is 256x256 whatever ``S``; at 512 the loss would be evaluated on upsampled masks.
+
+``--formulas`` also times each built-in type against the same constraint written in the formula
+language (:data:`logic.formula.restated.RESTATED`, compiled per image like a config's formulas):
+forward+backward medians and their ratio (target: within 2x).
 """
 
 from __future__ import annotations
@@ -27,7 +31,9 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from stage1_pseudolabel.sam.modeling import sam_modeling  # noqa: E402
-from logic.constraints import CONSTRAINT_NAMES, CompiledConstraints, ConstraintConfig  # noqa: E402
+from logic.constraints import CompiledConstraints, ConstraintConfig  # noqa: E402
+
+CONSTRAINT_NAMES = ("background", "box_tightness", "scribbles", "neighbourhood", "border_precision")
 from logic.superpixels import DEFAULT_N_SEGMENTS, compute_superpixels  # noqa: E402
 from wsss.core.frames import SamFrame  # noqa: E402
 
@@ -78,7 +84,7 @@ def logic_step(problem: Dict, device: torch.device, *, only: str = "") -> Callab
     weights = {n: float(not only or n == only) for n in CONSTRAINT_NAMES}
     cc = CompiledConstraints.build(
         num_labels=NUM_LABELS, boxes=problem["boxes"], box_classes=problem["box_classes"], valid=problem["valid"],
-        scribbles=problem["scribbles"], superpixels=problem["superpixels"], config=ConstraintConfig(**weights),
+        scribbles=problem["scribbles"], superpixels=problem["superpixels"], config=ConstraintConfig(weights),
         device=device,
     )
     size = problem["valid"].shape[0]
@@ -89,6 +95,34 @@ def logic_step(problem: Dict, device: torch.device, *, only: str = "") -> Callab
         cc.loss(torch.log_softmax(logits, dim=0)).backward()
 
     return step
+
+
+def formula_steps(problem: Dict, device: torch.device, name: str) -> Dict[str, Callable[[], None]]:
+    """Forward+backward of built-in type ``name`` alone, hand-written and as its restated formula."""
+    from logic.constraints import constraint_types
+    from logic.formula.restated import RESTATED
+
+    options, text = RESTATED[name]
+    size = problem["valid"].shape[0]
+    rng = np.random.default_rng(0)
+    extra = dict(image=rng.integers(0, 256, (size, size, 3)).astype(np.float32),
+                 zero_shot_log_probs=torch.log_softmax(torch.randn(NUM_LABELS, size, size) * 4, dim=0))
+    off = {n: 0.0 for n in constraint_types()}
+    configs = {"hand-written": ConstraintConfig({**off, name: 1.0}, {name: options} if options else None),
+               "formula": ConstraintConfig({**off, "f": 1.0}, formulas={"f": text})}
+    steps = {}
+    for what, config in configs.items():
+        cc = CompiledConstraints.build(
+            num_labels=NUM_LABELS, boxes=problem["boxes"], box_classes=problem["box_classes"], valid=problem["valid"],
+            scribbles=problem["scribbles"], superpixels=problem["superpixels"], config=config, device=device, **extra)
+        logits = torch.randn(NUM_LABELS, size, size, device=device).mul_(3).requires_grad_()
+
+        def step(cc=cc, logits=logits) -> None:
+            logits.grad = None
+            cc.loss(torch.log_softmax(logits, dim=0)).backward()
+
+        steps[what] = step
+    return steps
 
 
 def sam_decoder_step(problem: Dict, device: torch.device) -> Callable[[], None]:
@@ -119,6 +153,7 @@ def main() -> None:
     ap.add_argument("--repeats", type=int, default=7)
     ap.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch default)")
     ap.add_argument("--breakdown", action="store_true", help="also time each constraint type alone")
+    ap.add_argument("--formulas", action="store_true", help="time each built-in type against its restated formula")
     args = ap.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -152,6 +187,27 @@ def main() -> None:
     for name, size, what, lo, sa in rows:
         print(f"{name[:28]:28s} {size:>9s} {what:>17s} {lo * 1e3:10.1f} {sa * 1e3:11.1f} {lo / sa:7.3f}")
     print("\nratio = logic / decoder; target < 0.25 for 'all constraints'.")
+    if args.formulas:
+        from logic.formula.restated import RESTATED
+
+        print(f"\nbuilt-in types vs the same formula compiled by logic.formula, forward+backward, median of {args.repeats}\n")
+        header = f"{'device':28s} {'map':>9s} {'constraint':>17s} {'hand ms':>9s} {'formula ms':>11s} {'ratio':>7s}"
+        print(header)
+        print("-" * len(header))
+        for device in devices:
+            name = torch.cuda.get_device_name(device) if device.type == "cuda" else f"cpu ({torch.get_num_threads()} threads)"
+            for size in sizes:
+                for kind in RESTATED:
+                    steps = formula_steps(problems[size], device, kind)
+                    for step in steps.values():
+                        step()  # warm-up
+                    times = {w: [] for w in steps}
+                    for _ in range(args.repeats):
+                        for w, step in steps.items():
+                            times[w].append(timed(step, device))
+                    hand, form = statistics.median(times["hand-written"]), statistics.median(times["formula"])
+                    print(f"{name[:28]:28s} {size:>5d}x{size:<3d} {kind:>17s} {hand * 1e3:9.1f} {form * 1e3:11.1f} {form / hand:7.2f}")
+        print("\nratio = formula / hand-written; target <= 2.")
 
 
 if __name__ == "__main__":

@@ -28,7 +28,9 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from logic.constraints import CONSTRAINT_NAMES, CompiledConstraints, ConstraintConfig  # noqa: E402
+from logic.constraints import CompiledConstraints, ConstraintConfig  # noqa: E402
+
+CONSTRAINT_NAMES = ("background", "box_tightness", "scribbles", "neighbourhood", "border_precision")
 from logic.superpixels import DEFAULT_COMPACTNESS, DEFAULT_N_SEGMENTS, DEFAULT_SIGMA, boundary_recall, compute_superpixels  # noqa: E402
 from wsss.core.frames import SamFrame  # noqa: E402
 from wsss.core.weak_labels import VocDataset, read_image, read_label_png  # noqa: E402

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from logic.constraints import ConstraintConfig
 from stage1_pseudolabel.pipeline.config import build_config
 from wsss.core.atomic import TEMP_SUFFIX, atomic_write, remove_stale_temp_files
 from wsss.core.cli import (
@@ -96,5 +97,6 @@ def test_every_stage1_config_builds_with_its_constraints(path):
 
 def test_proxy_voc_config_has_the_boxes_only_fix():
     cfg = build_config(config_file="configs/stage1/proxy_voc.yaml")
-    assert cfg.model_type == "proxy" and cfg.loss["box_fill"] > 0 and cfg.loss["colour_affinity"] > 0
-    assert build_config(config_file="configs/stage1/voc_box.yaml").loss["box_fill"] > 0
+    weights = ConstraintConfig.from_dict(cfg.loss).weights
+    assert cfg.model_type == "proxy" and weights["box_fill"] > 0 and weights["colour_affinity"] > 0
+    assert ConstraintConfig.from_dict(build_config(config_file="configs/stage1/voc_box.yaml").loss).weights["box_fill"] > 0

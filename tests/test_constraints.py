@@ -17,7 +17,9 @@ from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
 from logic import DEFAULT_EPS
-from logic.constraints import CONSTRAINT_NAMES, CompiledConstraints, ConstraintConfig, neighbour_sum
+from logic.constraints import CompiledConstraints, ConstraintConfig, neighbour_sum
+
+METHOD_TYPES = ("background", "box_tightness", "scribbles", "neighbourhood", "border_precision")
 
 EPS = DEFAULT_EPS
 
@@ -117,8 +119,9 @@ def problems(draw):
     )
 
 
-def compile_problem(pb, **config):
-    cfg = ConstraintConfig(neighbourhood_connectivity=pb["nb_conn"], border_connectivity=pb["border_conn"], **config)
+def compile_problem(pb, normalisation="mean", **weights):
+    cfg = ConstraintConfig(weights, {"neighbourhood": {"connectivity": pb["nb_conn"]},
+                                     "border_precision": {"connectivity": pb["border_conn"]}}, normalisation=normalisation)
     return CompiledConstraints.build(
         num_labels=pb["logits"].shape[0],
         boxes=pb["boxes"],
@@ -159,8 +162,8 @@ def test_every_constraint_matches_the_probability_space_reference(pb):
 @settings(max_examples=30, deadline=None)
 @given(problems(), st.sampled_from(["sum", "mean"]), st.lists(st.sampled_from([0.0, 0.5, 2.0]), min_size=5, max_size=5))
 def test_loss_is_minus_the_weighted_normalised_sum(pb, normalisation, weights):
-    config = dict(zip(CONSTRAINT_NAMES, weights), normalisation=normalisation)
-    cc = compile_problem(pb, **config)
+    config = dict(zip(METHOD_TYPES, weights))
+    cc = compile_problem(pb, normalisation, **config)
     log_probs = log_softmax64(pb["logits"])
     truths = cc.truths(log_probs)
     expected = 0.0
@@ -282,10 +285,10 @@ def test_build_rejects_bad_input():
         CompiledConstraints.build(**{**kw, "scribbles": bad})
     with pytest.raises(ValueError, match="normalisation"):
         ConstraintConfig(normalisation="median")
-    with pytest.raises(ValueError, match="unknown constraint options"):
+    with pytest.raises(ValueError, match="unknown constraint .neighborhood.; registered"):
         ConstraintConfig.from_dict({"neighborhood": 1.0})
-    cfg = ConstraintConfig.from_dict({"weights": {"neighbourhood": 0.5}, "normalisation": "sum"})
-    assert cfg.neighbourhood == 0.5 and cfg.normalisation == "sum"
+    cfg = ConstraintConfig.from_dict({"neighbourhood": 0.5, "normalisation": "sum"})
+    assert cfg.weights["neighbourhood"] == 0.5 and cfg.normalisation == "sum"
     cc = CompiledConstraints.build(**kw)
     with pytest.raises(ValueError, match="log_probs must be"):
         cc.loss(torch.zeros(4, 48, 48))
@@ -328,7 +331,7 @@ def test_border_precision_uses_superpixels_from_compute_superpixels():
     labels = torch.zeros(16, 16, dtype=torch.long)
     labels[:, 8:] = 1
     log_probs = torch.log(torch.nn.functional.one_hot(labels, 2).permute(2, 0, 1).double())
-    cfg = ConstraintConfig(background=0, box_tightness=0, scribbles=0, neighbourhood=0)
+    cfg = ConstraintConfig({"background": 0, "box_tightness": 0, "scribbles": 0, "neighbourhood": 0})
     cc = CompiledConstraints.build(num_labels=2, boxes=np.zeros((0, 4)), box_classes=np.zeros(0), valid=np.ones((16, 16), bool), superpixels=sp, config=cfg)
     assert cc.truths(log_probs)["border_precision"].item() > -1e-3  # labels agree with the segments
     wrong = torch.roll(log_probs, 3, dims=2)

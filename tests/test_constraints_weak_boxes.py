@@ -145,7 +145,7 @@ def _compiled(**weights):
     image = rng.integers(0, 256, size=(H, W, 3)).astype(np.uint8)
     image[4:20, 4:16] = (180, 40, 40)
     zs = torch.log_softmax(torch.tensor(rng.normal(size=(3, H, W)) * 5, dtype=torch.float32), dim=0)
-    cfg = ConstraintConfig(**weights)
+    cfg = ConstraintConfig(weights)
     return rng, CompiledConstraints.build(num_labels=3, boxes=np.array([[3, 3, 17, 21], [10, 12, 22, 30]]),
                                           box_classes=np.array([1, 2]), valid=valid, image=image,
                                           zero_shot_log_probs=zs, config=cfg)
@@ -166,12 +166,12 @@ def test_new_constraints_are_off_by_default_and_need_their_data():
     _, cc = _compiled()
     assert not {"box_fill", "zero_shot_anchor", "colour_affinity"} & set(cc.constraints)
     cc = CompiledConstraints.build(num_labels=3, boxes=np.zeros((0, 4)), box_classes=np.zeros(0), valid=np.ones((8, 8), bool),
-                                   config=ConstraintConfig(box_fill=1, zero_shot_anchor=1, colour_affinity=1))
+                                   config=ConstraintConfig({"box_fill": 1, "zero_shot_anchor": 1, "colour_affinity": 1}))
     assert not {"box_fill", "zero_shot_anchor", "colour_affinity"} & set(cc.constraints)
     with pytest.raises(ValueError):
-        ConstraintConfig(box_fill_fraction=0.0)
+        ConstraintConfig(options={"box_fill": {"fraction": 0.0}})
     with pytest.raises(ValueError):
-        ConstraintConfig.from_dict({"weights": {"box_fil": 1.0}})
+        ConstraintConfig.from_dict({"box_fil": 1.0})
 
 
 def test_foreground_fraction_of_the_training_log():

@@ -1,16 +1,27 @@
-"""Weak-label constraints over per-pixel class log-probabilities, one module per constraint type."""
+"""Weak-label constraints over per-pixel class log-probabilities, one module per constraint type.
 
+Importing the package registers the built-in types (:mod:`logic.constraints.registry`), in the
+order the method lists them (the order of the training log's columns).
+"""
+
+# isort: off
 from logic.constraints.background import BackgroundConstraint
-from logic.constraints.base import Atoms, Constraint
+from logic.constraints.box_tightness import BoxTightnessConstraint
+from logic.constraints.scribbles import ScribbleConstraint
+from logic.constraints.neighbourhood import NeighbourhoodConstraint, neighbour_sum
 from logic.constraints.border_precision import BorderPrecisionConstraint
 from logic.constraints.box_fill import BoxFillConstraint
-from logic.constraints.box_tightness import BoxTightnessConstraint
-from logic.constraints.colour_affinity import ColourAffinityConstraint, rgb_to_lab
-from logic.constraints.compiled import CompiledConstraints
-from logic.constraints.config import CONSTRAINT_NAMES, ConstraintConfig
-from logic.constraints.neighbourhood import NeighbourhoodConstraint, neighbour_sum
-from logic.constraints.scribbles import ScribbleConstraint
 from logic.constraints.zero_shot_anchor import ZeroShotAnchorConstraint
+from logic.constraints.colour_affinity import ColourAffinityConstraint, rgb_to_lab
+from logic.constraints.objects import ObjectInBoxConstraint
+# isort: on
+
+from logic.constraints.base import Atoms, Constraint
+from logic.constraints.compiled import CompiledConstraints
+from logic.constraints.config import ConstraintConfig
+from logic.constraints.registry import (
+    INPUTS, ConstraintInputs, ConstraintType, constraint_types, get_constraint_type, register_constraint,
+)
 
 __all__ = [
     "Atoms",
@@ -19,10 +30,16 @@ __all__ = [
     "BoxFillConstraint",
     "BoxTightnessConstraint",
     "ColourAffinityConstraint",
-    "CONSTRAINT_NAMES",
     "CompiledConstraints",
     "Constraint",
     "ConstraintConfig",
+    "ConstraintInputs",
+    "ConstraintType",
+    "INPUTS",
+    "ObjectInBoxConstraint",
+    "constraint_types",
+    "get_constraint_type",
+    "register_constraint",
     "NeighbourhoodConstraint",
     "ScribbleConstraint",
     "ZeroShotAnchorConstraint",

@@ -7,16 +7,8 @@ from typing import Tuple
 
 import torch
 
-from logic.constraints.base import Atoms, Constraint
-
-
-def boxes_cover(boxes: torch.Tensor, *, height: int, width: int) -> torch.Tensor:
-    """``bool [H, W]``: pixels inside at least one of ``boxes`` (``long [N, 4]`` half-open ``x0 y0 x1 y1``)."""
-    rows = torch.arange(height, device=boxes.device)
-    cols = torch.arange(width, device=boxes.device)
-    in_rows = (rows[None, :] >= boxes[:, 1:2]) & (rows[None, :] < boxes[:, 3:4])  # [N, H]
-    in_cols = (cols[None, :] >= boxes[:, 0:1]) & (cols[None, :] < boxes[:, 2:3])  # [N, W]
-    return (in_rows[:, :, None] & in_cols[:, None, :]).any(dim=0)
+from logic.constraints.base import Atoms, Constraint, boxes_cover
+from logic.constraints.registry import ConstraintInputs, register_constraint
 
 
 @dataclass(frozen=True)
@@ -41,3 +33,9 @@ class BackgroundConstraint(Constraint):
 
     def dense(self, atoms: Atoms) -> Tuple[torch.Tensor, torch.Tensor]:
         return atoms.x[0], self.mask
+
+
+@register_constraint("background", requires=("boxes",), default_weight=1.0)
+def build_background(inputs: ConstraintInputs) -> BackgroundConstraint:
+    """forall p outside every box: background(p)"""
+    return BackgroundConstraint.build(boxes=inputs.boxes, valid=inputs.valid)

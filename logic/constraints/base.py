@@ -83,6 +83,8 @@ class Constraint:
 
     name: str = "constraint"
     num_groundings: int
+    #: True if the type reads ``not k(p)`` for every class (then it is computed once for all).
+    negates_all = False
 
     def dense(self, atoms: Atoms) -> Tuple[torch.Tensor, torch.Tensor]:
         """``(log_truths, mask)`` of the same shape; only positions where ``mask`` is True are groundings."""
@@ -92,6 +94,15 @@ class Constraint:
         """Log-truth of the conjunction of all groundings (a scalar): the sum of their log-truths."""
         values, mask = self.dense(atoms)
         return (values * mask.to(values.dtype)).sum()
+
+    def pixel_map(self, atoms: Atoms) -> Optional[torch.Tensor]:
+        """``[H, W]`` the log-truths of the groundings summed at the pixel each belongs to (its sum is
+        :meth:`truth`): where the constraint is violated. This default serves types whose groundings
+        end in the pixel axes (``[..., H, W]``); others override it, or return None (no map)."""
+        values, mask = self.dense(atoms)
+        if tuple(values.shape[-2:]) != tuple(atoms.x.shape[-2:]):
+            return None
+        return (values * mask.to(values.dtype)).reshape(-1, *values.shape[-2:]).sum(dim=0)
 
     def groundings(self, atoms: Atoms) -> torch.Tensor:
         """``[num_groundings]`` log-truth of each grounding (diagnostics and tests)."""
@@ -111,3 +122,12 @@ class Constraint:
 def as_tensor(value, *, dtype: torch.dtype, device=None) -> torch.Tensor:
     """``torch.as_tensor`` that accepts numpy arrays, tensors and lists alike."""
     return torch.as_tensor(value, dtype=dtype, device=device) if not isinstance(value, torch.Tensor) else value.to(device=device, dtype=dtype)
+
+
+def boxes_cover(boxes: torch.Tensor, *, height: int, width: int) -> torch.Tensor:
+    """``bool [H, W]``: pixels inside at least one of ``boxes`` (``long [N, 4]`` half-open ``x0 y0 x1 y1``)."""
+    rows = torch.arange(height, device=boxes.device)
+    cols = torch.arange(width, device=boxes.device)
+    in_rows = (rows[None, :] >= boxes[:, 1:2]) & (rows[None, :] < boxes[:, 3:4])  # [N, H]
+    in_cols = (cols[None, :] >= boxes[:, 0:1]) & (cols[None, :] < boxes[:, 2:3])  # [N, W]
+    return (in_rows[:, :, None] & in_cols[:, None, :]).any(dim=0)

@@ -19,6 +19,7 @@ from typing import List
 import torch
 
 from logic.constraints.pairwise import SameClassPairs, pair_slices
+from logic.constraints.registry import ConstraintInputs, register_constraint
 
 _OFFSETS = {4: ((0, 1), (1, 0)), 8: ((0, 1), (1, 0), (1, 1), (1, -1))}
 
@@ -52,3 +53,9 @@ class BorderPrecisionConstraint(SameClassPairs):
             masks.append(usable[a] & usable[b] & (sp[a] == sp[b]))
         return cls(pair_masks=tuple(masks), offsets=_OFFSETS[connectivity], height=height, width=width,
                    num_groundings=cls.count(masks), connectivity=connectivity)
+
+
+@register_constraint("border_precision", requires=("superpixels",), options={"connectivity": 4}, default_weight=1.0)
+def build_border_precision(inputs: ConstraintInputs, *, connectivity: int) -> BorderPrecisionConstraint:
+    """forall adjacent p, q in one superpixel: same(p, q)"""
+    return BorderPrecisionConstraint.build(superpixels=inputs.superpixels, valid=inputs.valid, connectivity=connectivity)

@@ -24,6 +24,7 @@ from typing import Tuple
 import torch
 
 from logic.constraints.base import Atoms, Constraint
+from logic.constraints.registry import ConstraintInputs, register_constraint
 
 
 @dataclass(frozen=True)
@@ -89,3 +90,19 @@ class BoxFillConstraint(Constraint):
         counts = (rows * self.row_span.T.to(dtype)).sum(dim=1)  # [B]: sum_{p in b} k(p)
         log_count = torch.log(counts.clamp_min(torch.finfo(dtype).tiny))
         return (log_count - self.log_size.to(dtype)).clamp(max=0.0), self.mask
+
+    def pixel_map(self, atoms: Atoms) -> torch.Tensor:
+        """Each box's log-truth spread evenly over its valid cells."""
+        values, mask = self.dense(atoms)
+        values = values * mask.to(values.dtype)
+        rows, cols = self.row_span.to(values.dtype), self.col_span.to(values.dtype)  # [H, B], [W, B]
+        validf = atoms.valid.to(values.dtype)
+        size = ((rows.T @ validf) * cols.T).sum(dim=1)  # [B]
+        return ((rows * (values / size.clamp_min(1))) @ cols.T) * validf
+
+
+@register_constraint("box_fill", requires=("boxes",), options={"fraction": 0.5})
+def build_box_fill(inputs: ConstraintInputs, *, fraction: float) -> BoxFillConstraint:
+    """forall boxes b: Most_fraction p in b: class(b)(p)"""
+    return BoxFillConstraint.build(boxes=inputs.boxes, box_classes=inputs.box_classes, valid=inputs.valid,
+                                   num_labels=inputs.num_labels, fraction=fraction)

@@ -19,6 +19,7 @@ from typing import Tuple
 import torch
 
 from logic.constraints.base import Atoms, Constraint
+from logic.constraints.registry import ConstraintInputs, register_constraint
 
 
 @dataclass(frozen=True)
@@ -81,3 +82,24 @@ class BoxTightnessConstraint(Constraint):
         box = torch.arange(num_boxes, device=negated.device)
         sums = torch.cat([row_sums[self.box_to_class, :, box], col_sums[self.box_to_class, :, box]], dim=1)  # [B, H + W]
         return atoms.log_not(sums), self.mask
+
+    def pixel_map(self, atoms: Atoms) -> torch.Tensor:
+        """Each row's (column's) log-truth spread evenly over the valid cells of the box in it."""
+        values, mask = self.dense(atoms)
+        values = values * mask.to(values.dtype)
+        height, width = self.row_span.shape[0], self.col_span.shape[0]
+        validf = atoms.valid.to(values.dtype)
+        row_cells = validf @ self.col_span.to(values.dtype)  # [H, B] valid cells of (row, box)
+        col_cells = validf.T @ self.row_span.to(values.dtype)  # [W, B]
+        per_row = values[:, :height].T / row_cells.clamp_min(1)  # [H, B]
+        per_col = values[:, height:].T / col_cells.clamp_min(1)  # [W, B]
+        out = (per_row * self.row_span.to(values.dtype)) @ self.col_span.to(values.dtype).T  # [H, W]
+        out = out + ((per_col * self.col_span.to(values.dtype)) @ self.row_span.to(values.dtype).T).T
+        return out * validf
+
+
+@register_constraint("box_tightness", requires=("boxes",), default_weight=1.0)
+def build_box_tightness(inputs: ConstraintInputs) -> BoxTightnessConstraint:
+    """forall boxes b, forall rows (columns) r of b: exists p in r: class(b)(p)"""
+    return BoxTightnessConstraint.build(boxes=inputs.boxes, box_classes=inputs.box_classes, valid=inputs.valid,
+                                        num_labels=inputs.num_labels)

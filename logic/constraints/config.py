@@ -1,93 +1,174 @@
-"""Which constraints make up the loss, their weights, and how each is normalised."""
+"""Which constraints make up the loss: weights and options by registered name, and formulas.
+
+In a config (the ``loss:`` section of a stage-1 YAML) every key but ``normalisation`` and ``eps`` names
+a constraint: a registered type (:mod:`logic.constraints.registry`) or a formula of the user's::
+
+    loss:
+      normalisation: mean
+      background: 4.0                             # a weight
+      box_fill: {weight: 2.0, fraction: 0.8}      # a weight and the type's options
+      cup_in_disc:                                # a formula (logic/README.md, "Formulas")
+        weight: 1.0
+        formula: "forall p in pixels: cup(p) -> forall q in N8(p): cup(q) or disc(q)"
+
+Types not named keep their registered default weight (the method's five: 1, the others: 0). Unknown
+names and options are refused with the known ones listed.
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, fields
-from typing import Dict
+from typing import Any, Dict, FrozenSet, Mapping, Optional, Sequence, Tuple
 
+from logic.constraints.registry import ConstraintType, constraint_types, get_constraint_type
 from logic.ops import DEFAULT_EPS
 
-CONSTRAINT_NAMES = (
-    "background", "box_tightness", "scribbles", "neighbourhood", "border_precision",
-    "box_fill", "zero_shot_anchor", "colour_affinity",
-)
 NORMALISATIONS = ("sum", "mean")
+GLOBAL_OPTIONS = ("normalisation", "eps")
 
 
-@dataclass(frozen=True)
 class ConstraintConfig:
     """Weights and options of the constraint loss. A weight of 0 leaves the constraint out (not built).
 
-    Attributes:
-        background, box_tightness, scribbles, neighbourhood, border_precision, box_fill,
-            zero_shot_anchor, colour_affinity: weight of each constraint type's log-truth in the loss.
-        normalisation: ``"sum"``: plain sum of log-truths over all groundings (the thesis; constraint
-            types with many groundings, e.g. neighbourhood over ``K x H x W``, dominate);
-            ``"mean"``: each constraint type's log-truth divided by its number of groundings, so
-            every type contributes on the scale of one grounding.
-        neighbourhood_connectivity: 4 or 8.
-        border_connectivity: 4 or 8 (adjacency of the border-precision pairs).
-        box_fill_fraction: ``rho`` of box fill (the box's class covers at least this fraction of it).
-        zero_shot_threshold: ``tau`` of the zero-shot anchor (pixels whose zero-shot class
-            probability is at least this keep that class).
-        colour_theta, colour_threshold, colour_dilation: colour affinity
-            ``exp(-||lab_p - lab_q|| / theta) >= threshold`` for pixels ``dilation`` cells apart.
+    Args:
+        weights: ``{name: weight}`` for registered types and formulas; registered types not given keep
+            their default weight.
+        options: ``{type name: {option: value}}``; options not given keep the type's defaults.
+        formulas: ``{name: formula text}`` constraints written in the formula language
+            (:mod:`logic.formula`), parsed here (a syntax error is raised at once).
+        class_names: the dataset's classes (background first): formulas' class atoms are checked
+            against them (an unknown name is an error listing them); None: not checked.
+        normalisation: ``"sum"``: plain sum of log-truths over all groundings (the thesis; types with
+            many groundings, e.g. neighbourhood over ``K x H x W``, dominate); ``"mean"``: each type's
+            log-truth divided by its number of groundings, so each contributes on the scale of one.
         eps: atoms are clipped to probabilities ``[eps, 1 - eps]`` (:func:`logic.ops.clamp_truth`).
     """
 
-    background: float = 1.0
-    box_tightness: float = 1.0
-    scribbles: float = 1.0
-    neighbourhood: float = 1.0
-    border_precision: float = 1.0
-    box_fill: float = 0.0
-    zero_shot_anchor: float = 0.0
-    colour_affinity: float = 0.0
-    normalisation: str = "mean"
-    neighbourhood_connectivity: int = 8
-    border_connectivity: int = 4
-    box_fill_fraction: float = 0.5
-    zero_shot_threshold: float = 0.9
-    colour_theta: float = 2.0
-    colour_threshold: float = 0.3
-    colour_dilation: int = 2
-    eps: float = DEFAULT_EPS
+    def __init__(
+        self,
+        weights: Optional[Mapping[str, float]] = None,
+        options: Optional[Mapping[str, Mapping[str, Any]]] = None,
+        *,
+        formulas: Optional[Mapping[str, str]] = None,
+        class_names: Optional[Sequence[str]] = None,
+        normalisation: str = "mean",
+        eps: float = DEFAULT_EPS,
+    ) -> None:
+        if normalisation not in NORMALISATIONS:
+            raise ValueError(f"normalisation must be one of {NORMALISATIONS}, got {normalisation!r}")
+        if not 0 < eps < 0.5:
+            raise ValueError(f"need 0 < eps < 0.5, got eps={eps}")
+        self.normalisation = normalisation
+        self.eps = float(eps)
+        self.class_names = None if class_names is None else tuple(class_names)
+        types = constraint_types()
+        self.formulas: Dict[str, Any] = {}
+        for name, text in dict(formulas or {}).items():
+            if name in types:
+                raise ValueError(f"formula {name!r} has the name of a registered constraint type; choose another")
+            from logic.formula import parse_formula  # the language module builds on this package
 
-    def __post_init__(self) -> None:
-        if self.normalisation not in NORMALISATIONS:
-            raise ValueError(f"normalisation must be one of {NORMALISATIONS}, got {self.normalisation!r}")
-        for name in ("neighbourhood_connectivity", "border_connectivity"):
-            if getattr(self, name) not in (4, 8):
-                raise ValueError(f"{name} must be 4 or 8, got {getattr(self, name)}")
-        for name in CONSTRAINT_NAMES:
-            if getattr(self, name) < 0:
-                raise ValueError(f"weight {name} must be >= 0, got {getattr(self, name)}")
-        for name in ("box_fill_fraction", "zero_shot_threshold", "colour_threshold"):
-            if not 0 < getattr(self, name) <= 1:
-                raise ValueError(f"need 0 < {name} <= 1, got {getattr(self, name)}")
-        if self.colour_theta <= 0 or self.colour_dilation < 1:
-            raise ValueError(f"need colour_theta > 0 and colour_dilation >= 1, got {self.colour_theta}, {self.colour_dilation}")
-        if not 0 < self.eps < 0.5:
-            raise ValueError(f"need 0 < eps < 0.5, got eps={self.eps}")
+            self.formulas[name] = parse_formula(text, name=name, class_names=self.class_names)
+        known = list(types) + list(self.formulas)
+        weights = dict(weights or {})
+        unknown = set(weights) - set(known)
+        if unknown:
+            raise ValueError(f"unknown constraints {sorted(unknown)}; known: {known}")
+        self.weights: Dict[str, float] = {name: t.default_weight for name, t in types.items()}
+        self.weights.update({name: 1.0 for name in self.formulas})
+        for name, w in weights.items():
+            if not isinstance(w, (int, float)) or isinstance(w, bool) or w < 0:
+                raise ValueError(f"weight of constraint {name!r} must be a number >= 0, got {w!r}")
+            self.weights[name] = float(w)
+        self.options: Dict[str, Dict[str, Any]] = {}
+        for name, given in dict(options or {}).items():
+            if name not in types:
+                raise ValueError(f"options for unknown constraint type {name!r}; registered: {list(types)}")
+            bad = set(given) - set(types[name].options)
+            if bad:
+                raise ValueError(f"unknown options {sorted(bad)} of constraint {name!r}; its options: "
+                                 f"{sorted(types[name].options) or 'none'}")
+        for name, t in types.items():
+            self.options[name] = {**t.options, **dict((options or {}).get(name, {}))}
+        self._check_builtin_options()
+
+    def _check_builtin_options(self) -> None:
+        o = self.options
+        for name in ("neighbourhood", "border_precision"):
+            if name in o and o[name]["connectivity"] not in (4, 8):
+                raise ValueError(f"{name} connectivity must be 4 or 8, got {o[name]['connectivity']}")
+        for name, key in (("box_fill", "fraction"), ("zero_shot_anchor", "threshold"), ("colour_affinity", "threshold")):
+            if name in o and not 0 < o[name][key] <= 1:
+                raise ValueError(f"need 0 < {name}.{key} <= 1, got {o[name][key]}")
+        if "colour_affinity" in o and (o["colour_affinity"]["theta"] <= 0 or o["colour_affinity"]["dilation"] < 1):
+            raise ValueError(f"need colour_affinity theta > 0 and dilation >= 1, got {o['colour_affinity']}")
+
+    # -- queries ------------------------------------------------------------------------------------
+    @property
+    def active(self) -> Tuple[str, ...]:
+        """Names with a non-zero weight, registered types first (registration order), then formulas."""
+        return tuple(name for name, w in self.weights.items() if w > 0)
+
+    def requires(self, name: str) -> FrozenSet[str]:
+        """Inputs (:data:`~logic.constraints.registry.INPUTS`) constraint ``name`` needs."""
+        if name in self.formulas:
+            return self.formulas[name].requires
+        return get_constraint_type(name).requires
 
     @property
-    def weights(self) -> Dict[str, float]:
-        return {name: float(getattr(self, name)) for name in CONSTRAINT_NAMES}
+    def needed_inputs(self) -> FrozenSet[str]:
+        """Inputs some active constraint needs (what a pipeline must compute, e.g. superpixels)."""
+        out: set = set()
+        for name in self.active:
+            out |= self.requires(name)
+        return frozenset(out)
 
+    def type_of(self, name: str) -> Optional[ConstraintType]:
+        """The registered type ``name``, or None for a formula."""
+        return None if name in self.formulas else get_constraint_type(name)
+
+    def without(self, *names: str) -> "ConstraintConfig":
+        """A copy with the weights of ``names`` set to 0 (ablations)."""
+        weights = {**self.weights, **{n: 0.0 for n in names}}
+        return ConstraintConfig(weights, self.options, formulas={n: f.text for n, f in self.formulas.items()},
+                                class_names=self.class_names, normalisation=self.normalisation, eps=self.eps)
+
+    def __repr__(self) -> str:
+        active = {n: self.weights[n] for n in self.active}
+        return f"ConstraintConfig(active={active}, normalisation={self.normalisation!r})"
+
+    # -- from a config file ----------------------------------------------------------------------
     @classmethod
-    def from_dict(cls, values: Dict) -> "ConstraintConfig":
-        """From a config mapping (e.g. YAML); unknown keys raise ``ValueError`` naming the valid ones.
+    def from_dict(cls, values: Mapping[str, Any], *, class_names: Optional[Sequence[str]] = None) -> "ConstraintConfig":
+        """From a config mapping (e.g. the ``loss:`` YAML section, module docstring).
 
-        Weights may be given flat (``{"neighbourhood": 0.5}``) or nested (``{"weights": {...}}``).
+        Each constraint entry is a weight or a mapping with ``weight`` and the type's options (or, for
+        a formula, ``weight`` and ``formula``). Raises ``ValueError`` naming the valid keys otherwise.
         """
         values = dict(values)
-        nested = values.pop("weights", None) or {}
-        bad = set(nested) - set(CONSTRAINT_NAMES)
-        if bad:
-            raise ValueError(f"unknown constraint weights {sorted(bad)}; valid: {list(CONSTRAINT_NAMES)}")
-        values.update(nested)
-        known = {f.name for f in fields(cls)}
-        unknown = set(values) - known
-        if unknown:
-            raise ValueError(f"unknown constraint options {sorted(unknown)}; valid: {sorted(known)}")
-        return cls(**values)
+        glob = {k: values.pop(k) for k in GLOBAL_OPTIONS if k in values}
+        types = constraint_types()
+        weights: Dict[str, float] = {}
+        options: Dict[str, Dict[str, Any]] = {}
+        formulas: Dict[str, str] = {}
+        for name, entry in values.items():
+            if isinstance(entry, Mapping):
+                entry = dict(entry)
+                if "formula" in entry:
+                    extra = set(entry) - {"formula", "weight"}
+                    if extra:
+                        raise ValueError(f"formula constraint {name!r}: unknown keys {sorted(extra)}; valid: formula, weight")
+                    formulas[name] = str(entry["formula"])
+                    weights[name] = entry.get("weight", 1.0)
+                    continue
+                if name not in types:
+                    raise ValueError(f"unknown constraint {name!r} (not registered and no 'formula'); registered: "
+                                     f"{list(types)}; global options: {list(GLOBAL_OPTIONS)}")
+                if "weight" in entry:
+                    weights[name] = entry.pop("weight")
+                options[name] = entry
+            else:
+                if name not in types:
+                    raise ValueError(f"unknown constraint {name!r}; registered: {list(types)}; "
+                                     f"global options: {list(GLOBAL_OPTIONS)}; a formula needs a 'formula' key")
+                weights[name] = entry
+        return cls(weights, options, formulas=formulas, class_names=class_names, **glob)

@@ -20,6 +20,7 @@ import torch
 import torch.nn.functional as F
 
 from logic.constraints.base import Atoms, Constraint
+from logic.constraints.registry import ConstraintInputs, register_constraint
 
 
 def _neighbour_sum(t: torch.Tensor, connectivity: int) -> torch.Tensor:
@@ -71,6 +72,7 @@ class NeighbourhoodConstraint(Constraint):
     connectivity: int
     num_groundings: int
     name: str = "neighbourhood"
+    negates_all = True
 
     @classmethod
     def build(cls, *, valid: torch.Tensor, num_labels: int, connectivity: int = 8) -> "NeighbourhoodConstraint":
@@ -92,6 +94,16 @@ class NeighbourhoodConstraint(Constraint):
         isolated, hole = self._parts(atoms)
         return torch.stack([isolated, hole]), self.mask.expand_as(isolated).unsqueeze(0).expand(2, *isolated.shape)
 
+    def pixel_map(self, atoms: Atoms) -> torch.Tensor:
+        isolated, hole = self._parts(atoms)
+        return ((isolated + hole) * self.mask.to(isolated.dtype)).sum(dim=0)
+
     def truth(self, atoms: Atoms) -> torch.Tensor:
         isolated, hole = self._parts(atoms)
         return ((isolated + hole) * self.mask.to(isolated.dtype)).sum()
+
+
+@register_constraint("neighbourhood", options={"connectivity": 8}, default_weight=1.0)
+def build_neighbourhood(inputs: ConstraintInputs, *, connectivity: int) -> NeighbourhoodConstraint:
+    """forall k, p: k(p) -> exists q in N(p): k(q); (forall q in N(p): k(q)) -> k(p)"""
+    return NeighbourhoodConstraint.build(valid=inputs.valid, num_labels=inputs.num_labels, connectivity=connectivity)

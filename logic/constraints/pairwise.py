@@ -73,5 +73,14 @@ class SameClassPairs(Constraint):
             total = total + (value * mask.to(value.dtype)).sum()
         return total
 
+    def pixel_map(self, atoms: Atoms) -> torch.Tensor:
+        """Each pair's log-truth at its first pixel ``p``."""
+        out = atoms.x.new_zeros(self.height, self.width)
+        for (dy, dx), value, mask in zip(self.offsets, self._per_offset(atoms), self.pair_masks):
+            if mask.numel():
+                a, _ = pair_slices(self.height, self.width, dy, dx)
+                out[a] += value * mask.to(value.dtype)
+        return out
+
     def to(self, device: torch.device) -> "SameClassPairs":
         return replace(self, pair_masks=tuple(m.to(device) for m in self.pair_masks))

@@ -9,6 +9,7 @@ from typing import Tuple
 import torch
 
 from logic.constraints.base import Atoms, Constraint
+from logic.constraints.registry import ConstraintInputs, register_constraint
 
 
 @dataclass(frozen=True)
@@ -45,5 +46,18 @@ class ScribbleConstraint(Constraint):
         values = atoms.x.reshape(-1)[self.flat_index]
         return values, torch.ones_like(values, dtype=torch.bool)
 
+    def pixel_map(self, atoms: Atoms) -> torch.Tensor:
+        k, h, w = atoms.x.shape
+        out = atoms.x.new_zeros(h * w)
+        out.index_add_(0, self.flat_index % (h * w), atoms.x.reshape(-1)[self.flat_index])
+        return out.reshape(h, w)
+
     def truth(self, atoms: Atoms) -> torch.Tensor:
         return atoms.x.reshape(-1)[self.flat_index].sum()
+
+
+@register_constraint("scribbles", requires=("scribbles",), default_weight=1.0)
+def build_scribbles(inputs: ConstraintInputs) -> ScribbleConstraint:
+    """forall p scribbled with k: k(p)"""
+    return ScribbleConstraint.build(scribbles=inputs.scribbles, valid=inputs.valid, num_labels=inputs.num_labels,
+                                    ignore_index=inputs.ignore_index)

@@ -20,6 +20,7 @@ from typing import Tuple
 import torch
 
 from logic.constraints.base import Atoms, Constraint
+from logic.constraints.registry import ConstraintInputs, register_constraint
 
 
 @dataclass(frozen=True)
@@ -59,3 +60,10 @@ class ZeroShotAnchorConstraint(Constraint):
         negated = atoms.negated if atoms.negate_all else atoms.log_not(atoms.x)
         # confident(p, k) -> k(p) = not(confident(p, k) and not k(p))
         return atoms.log_not(self.log_confidence.to(negated.dtype) + negated), self.mask
+
+
+@register_constraint("zero_shot_anchor", requires=("zero_shot",), options={"threshold": 0.9})
+def build_zero_shot_anchor(inputs: ConstraintInputs, *, threshold: float) -> ZeroShotAnchorConstraint:
+    """forall p, k: confident_zero_shot(p, k) -> k(p)"""
+    return ZeroShotAnchorConstraint.build(zero_shot_log_probs=inputs.zero_shot_log_probs, valid=inputs.valid,
+                                          threshold=threshold)

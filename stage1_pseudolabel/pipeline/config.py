@@ -16,6 +16,9 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import importlib
+import importlib.util
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence, Tuple
@@ -62,7 +65,8 @@ class Stage1Config:
     min_box_size: float = 1.0  #: boxes smaller than this (pixels, after clipping) are dropped
 
     # -- loss (logic constraints in the low-res frame) -------------------------------------------
-    loss: Dict[str, Any] = field(default_factory=dict)  #: passed to the logic constraint builder
+    loss: Dict[str, Any] = field(default_factory=dict)  #: weights, options and formulas (logic.constraints.ConstraintConfig)
+    custom_imports: List[str] = field(default_factory=list)  #: modules (or .py files) registering constraint types
     superpixels: Dict[str, Any] = field(default_factory=dict)  #: passed to logic.superpixels
 
     # -- embed -----------------------------------------------------------------------------------
@@ -91,6 +95,7 @@ class Stage1Config:
     #: also write instance pseudo-labels (COCO JSON with RLE masks, one file per shard under
     #: ``<work_dir>/instances/``; see :mod:`wsss.core.instances`)
     instances: bool = False
+    diagnostics: bool = False  #: generate also writes where each constraint is violated (low-res maps)
 
     # -- derived paths ----------------------------------------------------------------------------
     @property
@@ -118,6 +123,10 @@ class Stage1Config:
             return Path(self.output_dir)
         return self.work_path / (f"zeroshot_{self.prompt_mode}" if zero_shot else "pseudo_masks")
 
+    def diagnostics_path(self, *, zero_shot: bool) -> Path:
+        """Per-image violation maps: ``<work_dir>/diagnostics/<mask folder name>/<id>.npz``."""
+        return self.work_path / "diagnostics" / self.output_path(zero_shot=zero_shot).name
+
     def instances_path(self, *, zero_shot: bool, shard_index: int = 0, num_shards: int = 1, rank: int = 0,
                        world_size: int = 1) -> Path:
         """This shard's instance file: ``<work_dir>/instances/<mask folder name>.shard<i>of<N>.json``
@@ -137,8 +146,17 @@ class Stage1Config:
         return Path(self.checkpoint)
 
     def validate(self) -> "Stage1Config":
+        from logic.constraints import ConstraintConfig
         from stage1_pseudolabel.sam.prompts import PROMPT_MODES
         from stage1_pseudolabel.sam.registry import MODEL_TYPES
+
+        import_custom_modules(self.custom_imports)
+        if not isinstance(self.loss, dict):
+            raise ValueError(f"loss must be a mapping of constraint weights and options, got {self.loss!r}")
+        try:
+            ConstraintConfig.from_dict(self.loss)  # refuses unknown names and bad formulas before any work
+        except ValueError as exc:
+            raise ValueError(f"config key loss: {exc}") from None
 
         bad = [k for k in self.weak_labels if k not in WEAK_LABEL_KINDS]
         if bad:
@@ -169,6 +187,30 @@ class Stage1Config:
     def save(self, path: Path) -> None:
         with atomic_write(path, durable=False) as handle:
             handle.write(yaml.safe_dump(self.to_dict(), sort_keys=False).encode())
+
+
+def import_custom_modules(names: Sequence[str]) -> None:
+    """Import the config's ``custom_imports`` (module names, or paths of ``.py`` files), so that the
+    constraint types they register (:func:`logic.constraints.register_constraint`) can be named in
+    ``loss``; as mmengine's ``custom_imports``. Importing twice is a no-op."""
+    for name in names:
+        try:
+            if name.endswith(".py"):
+                path = Path(name).resolve()
+                if not path.is_file():
+                    raise FileNotFoundError(f"no such file {path}")
+                module_name = f"wsss_custom_{path.stem}_{abs(hash(str(path))) % 10**8}"
+                if module_name in sys.modules:
+                    continue
+                spec = importlib.util.spec_from_file_location(module_name, path)
+                module = importlib.util.module_from_spec(spec)
+                sys.modules[module_name] = module
+                spec.loader.exec_module(module)  # type: ignore[union-attr]
+            else:
+                importlib.import_module(name)
+        except Exception as exc:  # any failure of the user's module is a config error naming it
+            sys.modules.pop(locals().get("module_name", ""), None)
+            raise ImportError(f"custom_imports: cannot import {name!r}: {type(exc).__name__}: {exc}") from exc
 
 
 def merge_config(base: Dict[str, Any], overrides: Dict[str, Any]) -> Dict[str, Any]:

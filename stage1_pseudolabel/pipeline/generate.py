@@ -29,6 +29,11 @@ The score is the mean probability of the object's class over its mask (not the d
 IoU, whose head the logic loss does not train). The file is rewritten atomically at most every
 ``INSTANCE_FLUSH_SECONDS`` and at the end; on a rerun, images already in it are kept and an image
 whose PNG exists but which is not in the file is decoded again for its objects (its PNG is kept).
+
+``--diagnostics`` (config ``diagnostics: true``) also writes, per image, where each constraint of the
+loss is violated: ``<work_dir>/diagnostics/<mask folder>/<id>.npz`` with one ``float16 [256, 256]``
+map per constraint in the low-res frame (minus the log-truths of its groundings summed at their
+cells; a map sums to minus the constraint's log-truth), read by the report.
 """
 
 from __future__ import annotations
@@ -46,13 +51,15 @@ from tqdm import tqdm
 from wsss.core.crf import crf_params, require_crf
 from wsss.core import instances as inst
 from wsss.core.masks import write_mask
-from wsss.core.atomic import remove_stale_temp_files, write_json
+from wsss.core.atomic import atomic_write, remove_stale_temp_files, write_json
 from stage1_pseudolabel.pipeline.cache import EmbeddingCache
 from stage1_pseudolabel.pipeline.config import Stage1Config, add_common_arguments, config_from_args
 from stage1_pseudolabel.pipeline.io import BackgroundWriter, prefetch
 from stage1_pseudolabel.pipeline.model import load_decoder, load_model, resolve_device
-from stage1_pseudolabel.pipeline.predict import DecoderRunner, pseudo_mask, pseudo_mask_and_instances
-from stage1_pseudolabel.pipeline.prepare import open_dataset, prepare_image
+from stage1_pseudolabel.pipeline.predict import (
+    DecoderRunner, lowres_log_distribution, lowres_object_distribution, pseudo_mask, pseudo_mask_and_instances,
+)
+from stage1_pseudolabel.pipeline.prepare import compile_constraints, open_dataset, prepare_image
 from stage1_pseudolabel.sam.encoder import encode, resize_for_encoder
 from wsss.core.cli import add_shard_arguments, finish, rank_shard_ids, run_cli, setup_logging, world
 from wsss.core.weak_labels.errors import WeakLabelError
@@ -130,28 +137,32 @@ def run_generate(
         if doc is not None and pending:
             inst.write_document(inst_path, doc)
         pending, last_flush = 0, time.monotonic()
-    counts = {"written": 0, "existing": 0, "no_labels_background": 0, "no_labels_skipped": 0, "embedded_now": 0,
+    counts = {"written": 0, "existing": 0, "diagnostics": 0, "no_labels_background": 0, "no_labels_skipped": 0, "embedded_now": 0,
               "instances": 0, "instances_added": 0}
     problems: List[Dict[str, str]] = []
     decode_seconds = 0.0
     t_start = time.time()
 
-    def read(image_id: str) -> Tuple[str, object, object, Optional[np.ndarray]]:
-        """File work for one image, run ahead in a thread: what to do, its inputs, and the RGB image
-        where it is needed (to embed it, or for the CRF)."""
+    diag_dir = cfg.diagnostics_path(zero_shot=zero_shot) if cfg.diagnostics else None
+
+    def read(image_id: str) -> Tuple[str, object, object, Optional[np.ndarray], object]:
+        """File work for one image, run ahead in a thread: what to do, its inputs, the RGB image
+        where it is needed (to embed it, or for the CRF), and its constraints (diagnostics only)."""
         png_exists = (out_dir / f"{image_id}.png").is_file()
-        if png_exists and (doc is None or image_id in done_instances):
-            return "existing", None, None, None
+        diag_exists = diag_dir is None or (diag_dir / f"{image_id}.npz").is_file()
+        if png_exists and diag_exists and (doc is None or image_id in done_instances):
+            return "existing", None, None, None, None
         ann = dataset.load(image_id)
         prepared = prepare_image(ann, cfg, encoder_size=encoder_size, lowres=lowres)
         if prepared.objects.num_objects == 0:
-            return "no_objects", ann, None, None
+            return "no_objects", ann, None, None, None
+        constraints = compile_constraints(ann, prepared, cfg) if diag_dir is not None else None
         if cache.has(image_id):
             image = ann.read_image() if crf is not None else None
-            return "decode", prepared, cache.load(image_id, height=ann.height, width=ann.width), image
+            return "decode", prepared, cache.load(image_id, height=ann.height, width=ann.width), image, constraints
         if not cfg.embed_missing:  # the main loop says so
-            return "embed", prepared, ann, None
-        return "embed", prepared, ann, ann.read_image()  # unreadable: a WeakLabelError, reported
+            return "embed", prepared, ann, None, None
+        return "embed", prepared, ann, ann.read_image(), constraints  # unreadable: a WeakLabelError, reported
 
     bar = tqdm(total=len(ids), desc="generate" + (" (zero-shot)" if zero_shot else ""), unit="img",
                disable=not progress, dynamic_ncols=True)
@@ -165,7 +176,7 @@ def run_generate(
                 problems.append({"image_id": image_id, "error": str(error)})
                 log.warning("no mask for %s: %s", image_id, error)
                 continue
-            what, a, b, image = item
+            what, a, b, image, constraints = item
             if what == "existing":
                 counts["existing"] += 1
                 continue
@@ -203,11 +214,14 @@ def run_generate(
                     mask, objects = pseudo_mask_and_instances(prepared, logits, crf=crf, image=image,
                                                               confidence_threshold=cfg.confidence_threshold)
             decode_seconds += time.perf_counter() - t0
+            if constraints is not None and not (diag_dir / f"{image_id}.npz").is_file():
+                write_violation_maps(diag_dir / f"{image_id}.npz", constraints, logits, prepared)
+                counts["diagnostics"] += 1
             if doc is not None:
                 add_instances(image_id, mask.shape[0], mask.shape[1], mask, objects, prepared.objects.boxes)
                 counts["instances"] += len(objects.classes)
-            if out_path.is_file():  # decoded again for its objects only
-                counts["instances_added"] += 1
+            if out_path.is_file():  # decoded again for its objects (or its diagnostics) only
+                counts["instances_added"] += int(doc is not None)
                 continue
             writer.submit(write_mask, out_path, mask, num_foreground=cfg.num_foreground, palette=palette)
             counts["written"] += 1
@@ -227,6 +241,19 @@ def run_generate(
     return summary
 
 
+def write_violation_maps(path, constraints, logits: torch.Tensor, prepared) -> None:
+    """Write ``{constraint name: float16 [L, L]}`` violation maps (minus the grounding log-truths summed
+    per low-res cell, :meth:`~logic.constraints.CompiledConstraints.violation_maps`) of one image, and
+    ``valid`` (the low-res cells of the image), atomically."""
+    with torch.inference_mode():
+        log_probs = lowres_log_distribution(prepared, logits)
+        objects = lowres_object_distribution(logits) if constraints.needs_objects else None
+        maps = constraints.to(log_probs.device).violation_maps(log_probs, objects)
+    arrays = {name: m.float().cpu().numpy().astype(np.float16) for name, m in maps.items()}
+    with atomic_write(path, durable=False) as handle:
+        np.savez_compressed(handle, valid=prepared.frame.valid_lowres().numpy(), **arrays)
+
+
 def main(argv: Optional[Sequence[str]] = None) -> int:
     parser = argparse.ArgumentParser(prog="wsss-generate", description=__doc__.split("\n\n")[0])
     add_common_arguments(parser)
@@ -238,12 +265,15 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                         help="pixels whose top class probability is below become 255 (0: off)")
     parser.add_argument("--instances", action="store_true", default=None,
                         help="also write instance pseudo-labels (COCO JSON per shard under <work_dir>/instances)")
+    parser.add_argument("--diagnostics", action="store_true", default=None,
+                        help="also write where each constraint is violated (<work_dir>/diagnostics/<masks>/<id>.npz)")
     parser.add_argument("--no-progress", action="store_true")
     args = parser.parse_args(argv)
     setup_logging()
 
     def body() -> int:
-        extra = {k: getattr(args, k) for k in ("output_dir", "decoder_checkpoint", "confidence_threshold", "instances")}
+        extra = {k: getattr(args, k) for k in ("output_dir", "decoder_checkpoint", "confidence_threshold", "instances",
+                                               "diagnostics")}
         cfg = config_from_args(args, extra)
         s = run_generate(cfg, zero_shot=args.zero_shot, shard_index=args.shard_index, num_shards=args.num_shards,
                          progress=not args.no_progress)

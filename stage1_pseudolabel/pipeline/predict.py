@@ -11,7 +11,7 @@ from torch import nn
 
 from wsss.core.crf import CRFParams, dense_crf
 from stage1_pseudolabel.pipeline.prepare import PreparedImage
-from stage1_pseudolabel.sam.class_distribution import channel_labels, log_class_distribution
+from stage1_pseudolabel.sam.class_distribution import channel_labels, log_class_distribution, log_object_distribution
 from stage1_pseudolabel.sam.decoder import decode_objects, dense_positional_encoding, encode_prompts
 from wsss.core.weak_labels.classes import IGNORE_INDEX
 
@@ -64,6 +64,11 @@ class DecoderRunner:
 def lowres_log_distribution(prepared: PreparedImage, logits: torch.Tensor) -> torch.Tensor:
     """``[1 + K, L, L]`` log class distribution in the low-res frame (what the loss reads)."""
     return log_class_distribution(logits, prepared.channels.to(logits.device), num_channels=prepared.num_channels)
+
+
+def lowres_object_distribution(logits: torch.Tensor) -> torch.Tensor:
+    """``[1 + N, L, L]`` log distribution over background and the objects (instance-aware constraints)."""
+    return log_object_distribution(logits)
 
 
 def pixel_log_distribution(prepared: PreparedImage, logits: torch.Tensor) -> torch.Tensor:

@@ -14,12 +14,12 @@ the loss (the image's boxes say there is no such object), with a debug message.
 
 from __future__ import annotations
 
-import dataclasses
+import functools
 import json
 import logging
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Optional, Union
+from typing import Optional, Tuple, Union
 
 import numpy as np
 import torch
@@ -32,9 +32,9 @@ from stage1_pseudolabel.pipeline.config import Stage1Config
 from stage1_pseudolabel.sam.class_distribution import image_classes, object_channels
 from stage1_pseudolabel.sam.prompts import ImageObjects, ObjectPrompts, build_prompts, image_objects
 from wsss.core.weak_labels.annotation import ImageAnnotation, select_weak_labels
-from wsss.core.weak_labels.classes import IGNORE_INDEX
+from wsss.core.weak_labels.classes import IGNORE_INDEX, VOC_CLASSES
 from wsss.core.weak_labels.images import read_image
-from wsss.core.datasets import DescribedDataset
+from wsss.core.datasets import DescribedDataset, dataset_class_names
 from wsss.core.weak_labels.voc import VocDataset
 
 log = logging.getLogger(__name__)
@@ -171,28 +171,36 @@ def lowres_box_cover(prepared: PreparedImage) -> torch.Tensor:
     return cover & frame.valid_lowres()
 
 
+@functools.lru_cache(maxsize=8)
+def _constraint_config(loss_json: str, class_names: Tuple[str, ...]) -> ConstraintConfig:
+    return ConstraintConfig.from_dict(json.loads(loss_json), class_names=class_names)
+
+
+def constraint_config(cfg: Stage1Config) -> ConstraintConfig:
+    """The run's :class:`ConstraintConfig` (formulas parsed once per run, not once per image)."""
+    return _constraint_config(json.dumps(cfg.loss, sort_keys=True), class_names(cfg))
+
+
 def compile_constraints(ann: ImageAnnotation, prepared: PreparedImage, cfg: Stage1Config, *,
                         zero_shot_log_probs: Optional[torch.Tensor] = None) -> CompiledConstraints:
     """The image's logic constraints over ``[1 + K, L, L]`` in the low-res frame.
 
-    ``zero_shot_log_probs`` (``[1 + K, L, L]``, the untrained decoder's class distribution) feeds the
-    zero-shot anchor; without it that constraint is left out. The colour-affinity constraint reads the
-    image downsampled to the low-res frame (:meth:`SamFrame.image_to_lowres`).
+    Only the inputs some active constraint needs are computed (superpixels, the image downsampled to
+    the low-res frame by :meth:`SamFrame.image_to_lowres`). ``zero_shot_log_probs`` (``[1 + K, L, L]``,
+    the untrained decoder's class distribution) feeds the zero-shot anchor. Without annotated boxes
+    (objects prompted by scribbles or clicks) the box constraints are left out: the boxes are None.
     """
     ann = select_weak_labels(ann, cfg.weak_labels)
     frame = prepared.frame
-    config = ConstraintConfig.from_dict(dict(cfg.loss))
+    config = constraint_config(cfg)
+    need = config.needed_inputs
+    boxes = box_channels = object_boxes = None
     if prepared.objects.from_boxes and len(prepared.objects.classes):
         boxes = frame.boxes_to_lowres(prepared.objects.boxes)
         box_channels = prepared.channels.numpy()
-    else:
-        # No annotated boxes: "outside every box is background", box tightness and box fill do not apply.
-        # Colour affinity is left out too: over the whole image (no box to restrict its pairs to) it
-        # pulled scribble-/click-only masks to background (proxy SAM, VOC val 24.9 -> 9.8 mIoU, issue 11).
-        boxes, box_channels = np.zeros((0, 4), np.int64), np.zeros((0,), np.int64)
-        config = dataclasses.replace(config, background=0.0, box_tightness=0.0, box_fill=0.0, colour_affinity=0.0)
-    superpixels = lowres_superpixels(ann, frame, cfg) if config.border_precision > 0 else None
-    image = frame.image_to_lowres(read_image(ann.image_path)) if config.colour_affinity > 0 else None
+        object_boxes = boxes if "objects" in need else None
+    superpixels = lowres_superpixels(ann, frame, cfg) if "superpixels" in need else None
+    image = frame.image_to_lowres(read_image(ann.image_path)) if "image" in need else None
     return CompiledConstraints.build(
         num_labels=prepared.num_channels,
         boxes=boxes,
@@ -202,5 +210,28 @@ def compile_constraints(ann: ImageAnnotation, prepared: PreparedImage, cfg: Stag
         superpixels=superpixels,
         image=image,
         zero_shot_log_probs=None if zero_shot_log_probs is None else zero_shot_log_probs.detach().cpu(),
+        object_boxes=object_boxes,
+        class_names=channel_names(prepared.classes, cfg),
         config=config,
     )
+
+
+def channel_names(classes: torch.Tensor, cfg: Stage1Config) -> Tuple[str, ...]:
+    """Name of each channel ``[background, *classes]`` (formulas' class atoms)."""
+    names = class_names(cfg)
+    return ("background",) + tuple(names[int(c)] for c in classes.tolist())
+
+
+def class_names(cfg: Stage1Config) -> Tuple[str, ...]:
+    """Names of labels ``0..num_foreground`` (background first): the dataset description's, else VOC's."""
+    if cfg.dataset:
+        return _described_class_names(str(cfg.dataset))
+    if cfg.num_foreground == len(VOC_CLASSES) - 1:
+        return tuple(VOC_CLASSES)
+    return ("background",) + tuple(f"class{i}" for i in range(1, cfg.num_foreground + 1))
+
+
+@functools.lru_cache(maxsize=4)
+def _described_class_names(description: str) -> Tuple[str, ...]:
+    """A description's class list, read once per process (``{from: coco}`` parses the COCO file)."""
+    return tuple(dataset_class_names(description))

@@ -44,15 +44,16 @@ import torch
 import torch.distributed as dist
 from tqdm import tqdm
 
-from logic.constraints import CONSTRAINT_NAMES, CompiledConstraints
+from logic.constraints import CompiledConstraints
 from stage1_pseudolabel.pipeline.cache import EmbeddingCache, atomic_torch_save
 from stage1_pseudolabel.pipeline.config import Stage1Config, add_common_arguments, config_from_args
 from stage1_pseudolabel.pipeline.logs import JsonLinesLog
 from stage1_pseudolabel.pipeline.model import freeze_for_decoder_training, load_model, resolve_device, save_decoder
-from stage1_pseudolabel.pipeline.predict import DecoderRunner, lowres_log_distribution
+from stage1_pseudolabel.pipeline.predict import DecoderRunner, lowres_log_distribution, lowres_object_distribution
 from stage1_pseudolabel.pipeline.prepare import (
     PreparedImage,
     compile_constraints,
+    constraint_config,
     has_objects,
     lowres_box_cover,
     open_dataset,
@@ -283,6 +284,8 @@ def run_train(cfg: Stage1Config, *, resume: bool = False, progress: bool = True)
         if with_step_copy:
             save_decoder(cfg.decoder_dir / f"step_{step:06d}.pth", model=model, key=key, extra={"step": step})
 
+    # The active constraints of the run, the same list on every rank (the log's columns).
+    constraint_names = constraint_config(cfg).active
     done = step >= total_steps
     for epoch in range(start_epoch, cfg.epochs):
         if done:
@@ -297,7 +300,7 @@ def run_train(cfg: Stage1Config, *, resume: bool = False, progress: bool = True)
                 group["lr"] = _lr_at(step, cfg)
             optimizer.zero_grad(set_to_none=True)
             batch = batches[b]
-            sums = torch.zeros(1 + 2 * len(CONSTRAINT_NAMES), dtype=torch.float64)
+            sums = torch.zeros(1 + 2 * len(constraint_names), dtype=torch.float64)
             fg_sums = torch.zeros(3, dtype=torch.float64)  # fg fraction in boxes: fine-tuned, zero-shot, images
             for j, index in enumerate(batch):
                 item = images[index]
@@ -307,7 +310,8 @@ def run_train(cfg: Stage1Config, *, resume: bool = False, progress: bool = True)
                     constraints = item.constraints
                     t_logic = time.perf_counter()
                     log_probs = lowres_log_distribution(item.prepared, logits)
-                    loss, truths = constraints.loss_and_truths(log_probs)
+                    objects = lowres_object_distribution(logits) if constraints.needs_objects else None
+                    loss, truths = constraints.loss_and_truths(log_probs, objects)
                     fg = foreground_fraction(log_probs, item.box_cover)
                     if not (math.isnan(fg) or math.isnan(item.fg_zero_shot)):
                         fg_sums += torch.tensor([fg, item.fg_zero_shot, 1.0], dtype=torch.float64)
@@ -317,7 +321,7 @@ def run_train(cfg: Stage1Config, *, resume: bool = False, progress: bool = True)
                     (loss / len(batch)).backward()
                 sums[0] += float(loss.detach())
                 groundings = constraints.num_groundings
-                for k, name in enumerate(CONSTRAINT_NAMES):
+                for k, name in enumerate(constraint_names):
                     if name in truths:
                         sums[1 + 2 * k] += float(truths[name].detach()) / groundings[name]
                         sums[2 + 2 * k] += 1
@@ -337,7 +341,7 @@ def run_train(cfg: Stage1Config, *, resume: bool = False, progress: bool = True)
             if is_main:
                 record = {"step": step, "epoch": epoch, "loss": mean_loss, "lr": _lr_at(step - 1, cfg),
                           "images": int(counts[0]), "log_truth": {}, "truth": {}}
-                for k, name in enumerate(CONSTRAINT_NAMES):
+                for k, name in enumerate(constraint_names):
                     if sums[2 + 2 * k] > 0:
                         mean_log = float(sums[1 + 2 * k] / sums[2 + 2 * k])
                         record["log_truth"][name] = mean_log
@@ -368,6 +372,21 @@ def run_train(cfg: Stage1Config, *, resume: bool = False, progress: bool = True)
     }
 
 
+def describe_constraints(cfg: Stage1Config) -> str:
+    """The registered constraint types and the config's weights, as a table (``--list-constraints``)."""
+    from logic.constraints import constraint_types
+
+    config = constraint_config(cfg)
+    lines = [f"{'constraint':18s} {'weight':>6s}  {'needs':24s} {'options':34s} formula"]
+    for name, t in constraint_types().items():
+        opts = ", ".join(f"{k}={v}" for k, v in config.options[name].items())
+        lines.append(f"{name:18s} {config.weights[name]:6g}  {', '.join(sorted(t.requires)) or '-':24s} {opts or '-':34s} {t.doc}")
+    for name, formula in config.formulas.items():
+        lines.append(f"{name:18s} {config.weights[name]:6g}  {', '.join(sorted(formula.requires)) or '-':24s} {'-':34s} "
+                     f"{formula.text}")
+    return "\n".join(lines) + f"\nactive (weight > 0): {', '.join(config.active)}"
+
+
 def main(argv: Optional[Sequence[str]] = None) -> int:
     parser = argparse.ArgumentParser(prog="wsss-train", description=__doc__.split("\n\n")[0])
     add_common_arguments(parser)
@@ -378,12 +397,18 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     parser.add_argument("--seed", type=int)
     parser.add_argument("--checkpoint-every", type=int, dest="checkpoint_every")
     parser.add_argument("--no-progress", action="store_true")
+    parser.add_argument("--list-constraints", action="store_true",
+                        help="list the registered constraint types (with the config's custom_imports) and the "
+                             "config's active constraints, then exit")
     args = parser.parse_args(argv)
     setup_logging()
 
     def body() -> int:
         extra = {k: getattr(args, k) for k in ("epochs", "max_steps", "batch_size", "lr", "seed", "checkpoint_every")}
         cfg = config_from_args(args, extra)
+        if args.list_constraints:
+            print(describe_constraints(cfg))
+            return 0
         try:
             summary = run_train(cfg, resume=args.resume, progress=not args.no_progress)
         finally:

@@ -84,6 +84,24 @@ def log_class_distribution(
     return torch.cat([log_bg, log_cls], dim=0)
 
 
+def log_object_distribution(object_logits: torch.Tensor, *, background_logit: float = 0.0) -> torch.Tensor:
+    """Per-pixel log distribution over ``[background, object 1, ..., object N]``: the softmax of
+    :func:`log_class_distribution` before the objects of one class are summed (what instance-aware
+    constraints read, :mod:`logic.constraints.objects`).
+
+    Args:
+        object_logits: ``float [N, h, w]`` SAM mask logits, one map per object.
+        background_logit: the constant background logit.
+
+    Returns:
+        ``float [1 + N, h, w]`` log-probabilities; channel 0 equals :func:`log_class_distribution`'s.
+    """
+    n, h, w = object_logits.shape
+    logits = object_logits.float()
+    bg = torch.full((1, h, w), float(background_logit), dtype=logits.dtype, device=logits.device)
+    return torch.log_softmax(torch.cat([bg, logits], dim=0), dim=0)
+
+
 def channel_labels(classes: torch.Tensor) -> torch.Tensor:
     """Class index of each channel ``[background, *classes]``: ``int64 [1 + K]`` (0 first)."""
     return torch.cat([classes.new_zeros(1), classes.long()])

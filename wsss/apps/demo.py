@@ -420,11 +420,11 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             s = run_generate(dataclasses.replace(raw, output_dir=str(raw_finetuned_dir)), progress=progress)
             pred_dirs["fine-tuned"] = Path(s["output_dir"])
             instance_files["fine-tuned"] = Path(s["instances_file"])
-            s = run_generate(cfg, zero_shot=False, progress=progress)
+            s = run_generate(dataclasses.replace(cfg, diagnostics=True), zero_shot=False, progress=progress)
             pred_dirs["fine-tuned + CRF"] = Path(s["output_dir"])
             instance_files["fine-tuned + CRF"] = Path(s["instances_file"])
         else:
-            s = run_generate(cfg, zero_shot=False, progress=progress)
+            s = run_generate(dataclasses.replace(cfg, diagnostics=True), zero_shot=False, progress=progress)
             pred_dirs["fine-tuned"] = Path(s["output_dir"])
             instance_files["fine-tuned"] = Path(s["instances_file"])
     final = "fine-tuned + CRF" if cfg.crf is not None else "fine-tuned"  # what stage 2 trains on
@@ -512,6 +512,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                                 f"train scenes' masks; mIoU on the {args.num_val} held-out val scenes' ground truth."
                                 if stage2 else None),
             train_log=cfg.train_log, overlay_rows=rows, ranked_by=final, title=title,
+            diagnostics_dir=cfg.diagnostics_path(zero_shot=False),
             dataset={"root": str(data), "split": split, "images": len(ids), "weak_labels": setting,
                      "kind": "synthetic target domain" if synthetic else "VOC-layout dataset"},
             model=model_info, targets=targets, timings=timer.times, notes=notes,

@@ -21,14 +21,16 @@ from wsss.apps.report.overlays import (
     draw_weak_labels,
     overlay_grid,
     per_image_miou,
+    read_violation_maps,
     select_best_median_worst,
+    violation_grid,
 )
 from wsss.apps.report.plots import plot_miou_bars, plot_training_curves, read_train_log
 
 __all__ = [
     "OverlayRow", "blend", "build_report", "class_legend", "colorize", "draw_weak_labels", "metrics_dict",
     "overlay_grid", "per_image_miou", "plot_miou_bars", "plot_training_curves", "read_train_log",
-    "render_html", "select_best_median_worst",
+    "read_violation_maps", "render_html", "select_best_median_worst", "violation_grid",
 ]
 
 
@@ -55,6 +57,7 @@ def build_report(
     stage2_description: Optional[str] = None,
     train_log: Optional[Union[str, Path]] = None,
     overlay_rows: Optional[Sequence[OverlayRow]] = None,
+    diagnostics_dir: Optional[Union[str, Path]] = None,
     ranked_by: Optional[str] = None,
     title: str = "Weakly-supervised segmentation: quality report",
     dataset: Optional[dict] = None,
@@ -73,6 +76,8 @@ def build_report(
         stage2_metrics: name (e.g. ``"stage 2 on fine-tuned"``) -> metrics of the stage 2 network.
         train_log: stage 1's JSON-lines training log (per-constraint truth and loss curves).
         overlay_rows: rows of the example grid (best / median / worst).
+        diagnostics_dir: ``generate --diagnostics`` output of the fine-tuned masks: the rows' violation
+            maps are drawn beside them.
         targets: ``[{"name", "measured", "passed"}]`` shown at the top.
         classes: the dataset's class names for the legend (a dataset description's); default VOC's.
             The per-class tables take their names from the metrics themselves.
@@ -108,6 +113,11 @@ def build_report(
             "rows": [{"label": r.label, "image_id": r.image_id, "scores": r.scores} for r in overlay_rows],
             "legend": class_legend(**({"classes": classes} if classes else {}), present=[0] + sorted(present)),
         }
+        if diagnostics_dir is not None:
+            maps = [read_violation_maps(Path(diagnostics_dir) / f"{r.image_id}.npz") for r in overlay_rows]
+            if violation_grid(overlay_rows, maps, out_dir / "violations.png"):
+                figures["violations"] = "violations.png"
+                overlays["violations"] = [{n: float(v.sum()) for n, v in m.items()} for m in maps]
     report = {
         "title": title,
         "generated": _dt.datetime.now().isoformat(timespec="seconds"),

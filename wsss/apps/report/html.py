@@ -176,6 +176,11 @@ def render_html(report: dict, out_path: Path) -> Path:
             parts.append("<p class='legend'>" + "".join(f"<span><i style='background:{c}'></i>{_e(n)}</span>" for n, c in legend) + "</p>")
     else:
         parts.append("<p>(no overlays)</p>")
+    if figs.get("violations"):
+        parts.append("<h2>Where the constraints are violated (fine-tuned decoder, same images)</h2>")
+        parts.append("<p>Per constraint, minus the log-truth of its groundings summed at each low-res cell "
+                     "(<code>wsss-generate --diagnostics</code>); brighter is more violated, one scale per column.</p>")
+        parts.append(f"<p><img src='{_e(figs['violations'])}' alt='violation maps'></p>")
 
     timings = report.get("timings_s") or {}
     if timings:

@@ -145,6 +145,56 @@ def overlay_grid(rows: Sequence[OverlayRow], out_png: Path, *, cell_inches: floa
     return out_png
 
 
+def read_violation_maps(path: Path) -> Dict[str, np.ndarray]:
+    """``{constraint: float32 [h, w]}`` of one image's ``generate --diagnostics`` file, cropped to the
+    image's low-res cells; empty if the file is missing."""
+    path = Path(path)
+    if not path.is_file():
+        return {}
+    with np.load(path) as f:
+        valid = f["valid"]
+        rows, cols = np.nonzero(valid.any(1))[0], np.nonzero(valid.any(0))[0]
+        crop = (slice(rows[0], rows[-1] + 1), slice(cols[0], cols[-1] + 1)) if len(rows) else (slice(0, 0), slice(0, 0))
+        return {name: f[name].astype(np.float32)[crop] for name in f.files if name != "valid"}
+
+
+def violation_grid(rows: Sequence[OverlayRow], maps: Sequence[Dict[str, np.ndarray]], out_png: Path, *,
+                   cell_inches: float = 2.2, dpi: int = 100) -> Optional[Path]:
+    """Write a grid of where each constraint is violated: one row per image (the image, then one heat
+    map per constraint, minus the summed grounding log-truths per low-res cell; one colour scale per
+    constraint, shared by the rows). None if no row has maps."""
+    names = sorted({n for m in maps for n in m}, key=lambda n: [k for m in maps for k in m].index(n))
+    if not names:
+        return None
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    out_png = Path(out_png)
+    out_png.parent.mkdir(parents=True, exist_ok=True)
+    top = {n: max((float(np.percentile(m[n], 99.5)) for m in maps if n in m and m[n].size), default=1.0) or 1.0 for n in names}
+    fig, axes = plt.subplots(len(rows), 1 + len(names), squeeze=False,
+                             figsize=(cell_inches * (1 + len(names)), cell_inches * len(rows) + 0.6))
+    for r, (row, m) in enumerate(zip(rows, maps)):
+        axes[r][0].imshow(row.image)
+        axes[r][0].set_ylabel(f"{row.label}\n{row.image_id}", fontsize=8)
+        for c, name in enumerate(names, start=1):
+            ax = axes[r][c]
+            if name in m:
+                ax.imshow(m[name], cmap="magma", vmin=0.0, vmax=top[name], interpolation="nearest")
+                ax.set_xlabel(f"-log-truth {m[name].sum():.3g}", fontsize=7)
+            if r == 0:
+                ax.set_title(name, fontsize=8)
+        for ax in axes[r]:
+            ax.set_xticks([]), ax.set_yticks([])
+    axes[0][0].set_title("image", fontsize=8)
+    fig.tight_layout()
+    fig.savefig(out_png, dpi=dpi)
+    plt.close(fig)
+    return out_png
+
+
 def class_legend(classes: Sequence[str] = VOC_CLASSES, present: Optional[Sequence[int]] = None) -> List[Tuple[str, str]]:
     """``[(name, "#rrggbb")]`` for the legend of the report (only ``present`` classes when given)."""
     pal = voc_palette()
