@@ -198,3 +198,22 @@ def test_baselines_read_descriptions(formats, tmp_path, method):
     assert not voc.failed and not described.failed and sorted(described.written) == sorted(formats["ids"])
     for image_id in formats["ids"]:
         assert (tmp_path / "labelme" / f"{image_id}.png").read_bytes() == (tmp_path / "voc" / f"{image_id}.png").read_bytes()
+
+
+def test_formulas_name_the_description_classes(tmp_path):
+    """The logic loss's class atoms are the description's names (not VOC's, not class<i>)."""
+    from stage1_pseudolabel.pipeline.prepare import class_names, constraint_config
+
+    (tmp_path / "lm").mkdir()
+    description = tmp_path / "d.yaml"
+    description.write_text(yaml.safe_dump({"root": str(tmp_path), "images": "lm", "classes": ["background", "cup", "disc"],
+                                           "sources": [{"format": "labelme", "path": "lm"}]}))
+    rule = "forall p in pixels: cup(p) -> forall q in N8(p): cup(q) or disc(q)"
+    cfg = build_config(config_file=str(TINY_CONFIG), overrides={"dataset": str(description)},
+                       cfg_options=[f"loss={json.dumps({'cup_in_disc': {'weight': 1.0, 'formula': rule}})}"])
+    assert class_names(cfg) == ("background", "cup", "disc")
+    constraint_config(cfg)  # compiles: the atoms are classes of the description
+    bad = build_config(config_file=str(TINY_CONFIG), overrides={"dataset": str(description)},
+                       cfg_options=[f"loss={json.dumps({'r': {'weight': 1.0, 'formula': rule.replace('cup', 'cat')}})}"])
+    with pytest.raises(ValueError, match="unknown class 'cat'"):  # logic.formula.FormulaError
+        constraint_config(bad)
