@@ -217,3 +217,9 @@ def test_formulas_name_the_description_classes(tmp_path):
                        cfg_options=[f"loss={json.dumps({'r': {'weight': 1.0, 'formula': rule.replace('cup', 'cat')}})}"])
     with pytest.raises(ValueError, match="unknown class 'cat'"):  # logic.formula.FormulaError
         constraint_config(bad)
+
+
+def test_shipped_coco_stage1_config():
+    cfg = build_config(config_file=str(REPO / "configs/stage1/coco_box.yaml"))
+    assert cfg.dataset == "configs/datasets/coco2017.yaml" and (REPO / cfg.dataset).is_file()
+    assert cfg.weak_labels == ["boxes"] and cfg.prompt_mode == "box"
