@@ -33,7 +33,6 @@ from stage1_pseudolabel.sam.class_distribution import image_classes, object_chan
 from stage1_pseudolabel.sam.prompts import ImageObjects, ObjectPrompts, build_prompts, image_objects
 from wsss.core.weak_labels.annotation import ImageAnnotation, select_weak_labels
 from wsss.core.weak_labels.classes import IGNORE_INDEX, VOC_CLASSES
-from wsss.core.weak_labels.images import read_image
 from wsss.core.datasets import DescribedDataset, dataset_class_names
 from wsss.core.weak_labels.voc import VocDataset
 
@@ -200,7 +199,7 @@ def compile_constraints(ann: ImageAnnotation, prepared: PreparedImage, cfg: Stag
         box_channels = prepared.channels.numpy()
         object_boxes = boxes if "objects" in need else None
     superpixels = lowres_superpixels(ann, frame, cfg) if "superpixels" in need else None
-    image = frame.image_to_lowres(read_image(ann.image_path)) if "image" in need else None
+    image = frame.image_to_lowres(ann.read_image()) if "image" in need else None
     return CompiledConstraints.build(
         num_labels=prepared.num_channels,
         boxes=boxes,
