@@ -272,3 +272,22 @@ def test_nested_scenes_put_the_inner_object_strictly_inside_the_outer_one(tmp_pa
     again = write_nested_dataset(tmp_path / "nested2", num_train=2, seed=3)
     name = "JPEGImages/nested_train_00001.jpg"
     assert (root / name).read_bytes() == (again / name).read_bytes()
+
+
+def test_exclusion_prior_matches_a_probability_space_loop():
+    """disc(p) -> forall q in N4(p): not cup(q) (A never touches B), against a per-pixel loop."""
+    kw, logits = _small_problem(seed=4)
+    text = "forall p in pixels: disc(p) -> forall q in N4(p): not cup(q)"
+    cc = CompiledConstraints.build(config=ConstraintConfig({n: 0 for n in constraint_types()}, formulas={"apart": text},
+                                                           class_names=("background", "disc", "cup")), **kw)
+    got = cc.truths(torch.log_softmax(torch.tensor(logits, dtype=torch.float64), dim=0))["apart"].item()
+    p, valid = _probs(logits), kw["valid"]
+    h, w = valid.shape
+    ref = 0.0
+    for y in range(h):
+        for x in range(w):
+            if valid[y, x]:
+                body = np.prod([1 - p[2, y + dy, x + dx] for dy, dx in ((-1, 0), (1, 0), (0, -1), (0, 1))
+                                if 0 <= y + dy < h and 0 <= x + dx < w and valid[y + dy, x + dx]])
+                ref += math.log(1 - p[1, y, x] * (1 - body))
+    assert got == pytest.approx(ref, rel=1e-6)
