@@ -33,8 +33,9 @@ from wsss.core.weak_labels.voc import read_id_list  # noqa: E402
 CONFIG = "configs/stage1/nested_proxy_containment.yaml"
 
 
-def run(data: Path, work: Path, weight: float, checkpoint: str, *, zero_shot: bool = False) -> Dict[str, float]:
-    cfg = build_config(config_file=CONFIG, overrides={"data": str(data), "split": "train", "work_dir": str(work),
+def run(data: Path, work: Path, weight: float, checkpoint: str, *, zero_shot: bool = False,
+        config: str = CONFIG) -> Dict[str, float]:
+    cfg = build_config(config_file=config, overrides={"data": str(data), "split": "train", "work_dir": str(work),
                                                      "checkpoint": checkpoint, "model_type": "proxy"},
                        cfg_options=[f"loss.inner_in_outer.weight={weight}"])
     run_embed(cfg, progress=False)
@@ -57,6 +58,7 @@ def main() -> None:
     ap.add_argument("--report-scenes", type=int, default=40)
     ap.add_argument("--weights", default="0.5,2", help="prior weights tried on the selection scenes")
     ap.add_argument("--inner-box-margin", type=float, default=0.35)
+    ap.add_argument("--config", default=CONFIG, help="stage-1 config with the prior as loss.inner_in_outer")
     ap.add_argument("--threads", type=int, default=1)
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
@@ -69,7 +71,8 @@ def main() -> None:
     print(f"selection: {args.selection_scenes} scenes (seed 11)")
     scores = {}
     for w in [0.0] + [float(v) for v in args.weights.split(",")]:
-        scores[w] = run(sel, work / f"selection_w{w:g}", w, checkpoint)
+        scores[w] = run(sel, work / f"selection_w{w:g}" if w == 0 else work / f"selection_{Path(args.config).stem}_w{w:g}",
+                        w, checkpoint, config=args.config)
         print(f"  prior weight {w:g}: " + ", ".join(f"{k} {v:.2f}" for k, v in scores[w].items()))
     best = max(scores, key=lambda w: scores[w]["inner IoU"])
     print(f"chosen weight: {best:g} (best inner IoU on the selection scenes; 0 means the prior did not help)")
@@ -79,7 +82,8 @@ def main() -> None:
     print(f"\nreport: {args.report_scenes} other scenes (seed 12), never used to choose")
     rows = {"zero-shot": run(rep, work / "report_w0", 0.0, checkpoint, zero_shot=True),
             "fine-tuned without the prior": run(rep, work / "report_w0", 0.0, checkpoint),
-            f"fine-tuned with the prior (weight {best:g})": run(rep, work / f"report_w{best:g}", best, checkpoint)}
+            f"fine-tuned with the prior (weight {best:g})": run(rep, work / f"report_{Path(args.config).stem}_w{best:g}", best,
+                                                                 checkpoint, config=args.config)}
     cols = list(next(iter(rows.values())))
     print(f"\n| run | " + " | ".join(cols) + " |\n|---|" + "---:|" * len(cols))
     for name, r in rows.items():
