@@ -1,5 +1,6 @@
 # The user's interface. Every target is a thin wrapper around a Python CLI (shown by `make help`).
 # Variables can be overridden on the command line: make stage1 DATA=... SAM_CHECKPOINT=...
+# Your own data (COCO JSON, LabelMe folder, any class list): make stage1 stage2 DATASET=configs/datasets/....yaml
 
 VENV        ?= .venv
 PY          := $(VENV)/bin/python
@@ -7,6 +8,9 @@ export PYTHONUNBUFFERED := 1
 
 # Stage 1 ---------------------------------------------------------------------------------------
 DATA            ?= data/VOCdevkit/VOC2012
+# A dataset description (configs/datasets/*.yaml: images, classes, weak-label sources, ground truth,
+# splits). Set: both stages read it instead of the VOC-layout DATA (class names, palette, num_classes).
+DATASET         ?=
 SPLIT           ?= train
 STAGE1_CONFIG   ?= configs/stage1/voc_box_scribble.yaml
 SAM_MODEL       ?= vit_h
@@ -36,7 +40,8 @@ TRAIN_ARGS      ?=
 GENERATE_ARGS   ?=
 # bench-stage1 flags, e.g. "--models vit_b,sam2.1_hiera_tiny,hq_vit_b --precisions fp32,bf16 --reduced"
 BENCH_STAGE1_ARGS ?=
-STAGE1_COMMON    = --config $(STAGE1_CONFIG) --data $(DATA) --split $(SPLIT) --work-dir $(WORK) \
+DATA_ARGS        = $(if $(DATASET),--dataset $(DATASET),--data $(DATA))
+STAGE1_COMMON    = --config $(STAGE1_CONFIG) $(DATA_ARGS) --split $(SPLIT) --work-dir $(WORK) \
                    --model-type $(SAM_MODEL) --checkpoint $(STAGE1_CHECKPOINT) $(STAGE1_ARGS)
 
 # Stage 2 ---------------------------------------------------------------------------------------
@@ -112,9 +117,10 @@ stage1-train: setup ## fine-tune the mask decoder with the logic loss (NPROC > 1
 stage1-generate: setup ## write one pseudo-mask PNG per image (resumable, sharded)
 	$(PY) -m stage1_pseudolabel.pipeline.generate $(STAGE1_COMMON) $(GENERATE_ARGS) --shard-index $(SHARD_INDEX) --num-shards $(NUM_SHARDS)
 
-stage1-evaluate: setup ## pseudo-mask mIoU against the ground truth
-	$(PY) -m wsss.core.evaluation.cli --pred $(PSEUDO) --gt $(DATA)/SegmentationClass \
-	    --list $(DATA)/ImageSets/Segmentation/$(SPLIT).txt --json $(WORK)/pseudo_miou.json
+stage1-evaluate: setup ## pseudo-mask mIoU against the ground truth (DATASET: its own, with its class names)
+	$(PY) -m wsss.core.evaluation.cli --pred $(PSEUDO) --json $(WORK)/pseudo_miou.json \
+	    $(if $(DATASET),--dataset $(DATASET) --split $(SPLIT),--gt $(DATA)/SegmentationClass \
+	    --list $(DATA)/ImageSets/Segmentation/$(SPLIT).txt)
 
 stage1-zeroshot: setup ## pseudo-masks of the untrained decoder (the baseline of fine-tuning)
 	$(PY) -m stage1_pseudolabel.pipeline.generate $(STAGE1_COMMON) $(GENERATE_ARGS) --zero-shot \
@@ -135,11 +141,11 @@ evaluate-instances: setup ## mask AP / AP50 / AP75 of INSTANCES against the grou
 
 # -- stage 2: segmentation network -----------------------------------------------------------------
 stage2: setup ## train a segmentation network on pseudo-masks (resumes)
-	$(PY) -m stage2_segnet.train --config $(CONFIG) --pseudo $(PSEUDO) --data $(DATA) --work-dir $(STAGE2_WORK) \
+	$(PY) -m stage2_segnet.train --config $(CONFIG) --pseudo $(PSEUDO) $(DATA_ARGS) --work-dir $(STAGE2_WORK) \
 	    --gpus $(GPUS) --resume $(STAGE2_ARGS)
 
 stage2-test: setup ## mIoU on STAGE2_SPLIT + prediction PNGs (STAGE2_SPLIT=test: PNGs for the VOC server)
-	$(PY) -m stage2_segnet.test --config $(CONFIG) --data $(DATA) --work-dir $(STAGE2_WORK) --split $(STAGE2_SPLIT) \
+	$(PY) -m stage2_segnet.test --config $(CONFIG) $(DATA_ARGS) --work-dir $(STAGE2_WORK) --split $(STAGE2_SPLIT) \
 	    --out-dir $(STAGE2_OUT) --gpus $(GPUS) $(STAGE2_ARGS)
 
 stage2-instance: setup ## train an instance network (INSTANCE_CONFIG, mmdet) on INSTANCES (resumes)

@@ -11,7 +11,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Iterator, List, Optional, Sequence
+from typing import Any, Dict, Iterator, List, Optional, Sequence
 
 import numpy as np
 from PIL import Image
@@ -39,8 +39,9 @@ class PseudoMaskError(InvalidMaskError):
     """The pseudo-mask folder does not fit the training list or the ground truth's convention."""
 
 
-def reference_palette(gt_dir: PathLike, ids: Optional[Sequence[str]] = None) -> np.ndarray:
-    """``uint8 [21, 3]`` colours of ids 0..20 in the ground truth (its first palette PNG), else VOC's."""
+def reference_palette(gt_dir: PathLike, ids: Optional[Sequence[str]] = None, *,
+                      num_foreground: int = NUM_FOREGROUND) -> np.ndarray:
+    """``uint8 [C + 1, 3]`` colours of ids 0..C in the ground truth (its first palette PNG), else VOC's."""
     gt_dir = Path(gt_dir)
     paths = [gt_dir / f"{i}.png" for i in ids] if ids else sorted(gt_dir.glob("*.png"))
     for path in paths[:20]:
@@ -48,19 +49,19 @@ def reference_palette(gt_dir: PathLike, ids: Optional[Sequence[str]] = None) -> 
             with Image.open(path) as img:
                 if img.mode == "P":
                     pal = np.asarray(img.getpalette(), np.uint8).reshape(-1, 3)
-                    if len(pal) > NUM_FOREGROUND:
-                        return pal[: NUM_FOREGROUND + 1]
-    return voc_palette()[: NUM_FOREGROUND + 1]
+                    if len(pal) > num_foreground:
+                        return pal[: num_foreground + 1]
+    return voc_palette()[: num_foreground + 1]
 
 
-def palette_problem(path: Path, reference: np.ndarray) -> Optional[str]:
+def palette_problem(path: Path, reference: np.ndarray, *, num_foreground: int = NUM_FOREGROUND) -> Optional[str]:
     """A message if ``path`` is a palette PNG whose colours for the ids it uses differ from ``reference``."""
     with Image.open(path) as img:
         if img.mode != "P":
             return None  # grey label maps carry ids only; RGB ones were mapped through VOC's palette
         pal = np.asarray(img.getpalette(), np.uint8).reshape(-1, 3)
         used = np.unique(np.asarray(img))
-    used = used[(used != IGNORE_INDEX) & (used <= NUM_FOREGROUND)]
+    used = used[(used != IGNORE_INDEX) & (used <= num_foreground)]
     wrong = [int(v) for v in used if v >= len(pal) or not np.array_equal(pal[v], reference[v])]
     if not wrong:
         return None
@@ -76,6 +77,9 @@ def check_pseudo_masks(
     img_dir: Optional[PathLike] = None,
     gt_dir: Optional[PathLike] = None,
     img_suffix: str = ".jpg",
+    num_foreground: int = NUM_FOREGROUND,
+    palette: Optional[np.ndarray] = None,
+    image_paths: Optional[Dict[str, PathLike]] = None,
 ) -> List[FileProblem]:
     """Problems of the pseudo-mask folder for the training ids (empty when all is well).
 
@@ -84,25 +88,36 @@ def check_pseudo_masks(
         ids: the training list; each needs a mask.
         img_dir: if given, each mask must have its image's size (header read only).
         gt_dir: the real ``SegmentationClass``; its palette is the reference for palette masks.
+        num_foreground: classes ``C`` (ids ``0..C`` / 255); 20 for VOC, a description's otherwise.
+        palette: ``[C + 1, 3]`` reference colours (a dataset description's); default: ``gt_dir``'s.
+        image_paths: ``{id: [image, orientation]}`` (a described dataset's index); default
+            ``img_dir/<id><img_suffix>`` as viewers show it.
     """
     mask_dir = Path(mask_dir)
     if not mask_dir.is_dir():
         return [FileProblem(image_id="*", path=mask_dir, kind="MissingFileError",
                             message=f"{mask_dir}: pseudo-mask folder not found (run stage 1 first)")]
-    problems = validate_mask_dir(mask_dir, ids=ids, num_foreground=NUM_FOREGROUND)
+    problems = validate_mask_dir(mask_dir, ids=ids, num_foreground=num_foreground)
     bad = {p.image_id for p in problems}
-    reference = reference_palette(gt_dir) if gt_dir is not None else voc_palette()[: NUM_FOREGROUND + 1]
+    if palette is not None:
+        reference = np.asarray(palette, np.uint8).reshape(-1, 3)[: num_foreground + 1]
+    elif gt_dir is not None:
+        reference = reference_palette(gt_dir, num_foreground=num_foreground)
+    else:
+        reference = voc_palette()[: num_foreground + 1]
     for image_id in ids:
         if image_id in bad:
             continue
         path = mask_dir / f"{image_id}.png"
-        message = palette_problem(path, reference)
-        if message is None and img_dir is not None:
-            img_path = Path(img_dir) / f"{image_id}{img_suffix}"
+        message = palette_problem(path, reference, num_foreground=num_foreground)
+        if message is None and (img_dir is not None or image_paths is not None):
+            img_path, orientation = Path(img_dir or ".") / f"{image_id}{img_suffix}", "exif"
+            if image_paths and image_id in image_paths:
+                img_path, orientation = Path(image_paths[image_id][0]), image_paths[image_id][1]
             if img_path.is_file():
                 with Image.open(path) as m:
                     mw, mh = m.size
-                h, w = image_size(img_path)
+                h, w = image_size(img_path, orientation=orientation)
                 if (mh, mw) != (h, w):
                     message = f"mask is {mw}x{mh} (WxH) but the image {img_path} is {w}x{h}"
         if message is not None:

@@ -11,6 +11,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import sys
 from pathlib import Path
@@ -24,7 +25,9 @@ LAUNCHERS = ("auto", "none", "pytorch", "slurm", "mpi")
 def add_common_args(parser: argparse.ArgumentParser) -> None:
     add_config_arguments(parser, positional=True,
                          config_help="mmseg config file, e.g. configs/stage2/deeplabv3plus_r50_voc_pseudo.py")
-    parser.add_argument("--data", required=True, help="VOC2012-layout root (JPEGImages, SegmentationClass, ImageSets)")
+    parser.add_argument("--data", help="VOC2012-layout root (JPEGImages, SegmentationClass, ImageSets)")
+    parser.add_argument("--dataset", help="dataset description YAML (configs/datasets/*.yaml) instead of --data: "
+                                          "images, splits, class names, palette and num_classes come from it")
     parser.add_argument("--work-dir", required=True, help="where checkpoints and logs go")
     parser.add_argument("--gpus", type=int, default=1,
                         help="processes on this node; > 1 re-launches through torchrun (default 1)")
@@ -36,6 +39,8 @@ def finish_args(args: argparse.Namespace, parser: argparse.ArgumentParser) -> ar
     """Resolve the config path (``--config`` or positional) and parse the overrides into
     ``args.cfg_dict`` (dotted keys, as ``Config.merge_from_dict`` takes them)."""
     args.config = config_file(args, parser, required=True)
+    if not args.data and not getattr(args, "dataset", None):
+        parser.error("--data (a VOC2012-layout folder) or --dataset (a dataset description) is required")
     try:
         args.cfg_dict = flatten_options(parse_cfg_options(args.cfg_options or []))
     except ValueError as exc:
@@ -189,3 +194,114 @@ def list_file(root: str, split_or_file: Optional[str]) -> Optional[str]:
     if not path.is_file():
         raise FileNotFoundError(f"image list {path} not found (split {split_or_file!r})")
     return str(path.resolve())
+
+
+def _set_num_classes(node, num_classes: int) -> None:
+    """Every ``num_classes`` of a model config becomes ``num_classes``; a ``class_weight`` list sized for the
+    old count plus a no-object entry (Mask2Former's classification loss) is resized with it."""
+    if isinstance(node, dict):
+        old = node.get("num_classes")
+        if isinstance(old, int):
+            node["num_classes"] = num_classes
+        for key, value in node.items():
+            if key == "loss_cls" and isinstance(value, dict) and isinstance(value.get("class_weight"), list) \
+                    and isinstance(old, int) and len(value["class_weight"]) == old + 1:
+                value["class_weight"] = [1.0] * num_classes + [value["class_weight"][-1]]
+            _set_num_classes(value, num_classes)
+    elif isinstance(node, (list, tuple)):
+        for value in node:
+            _set_num_classes(value, num_classes)
+
+
+def apply_dataset(cfg, description: str, *, work_dir: str, loaders: Sequence[str], splits: dict) -> dict:
+    """Point a stage-2 config at a described dataset (configs/datasets/*.yaml): the one place where class
+    names, palette and every head's ``num_classes`` come from the description (no mmseg config edits).
+
+    ``splits`` maps each dataloader name to the split it reads (``train_dataloader: "train"``); a split
+    the description does not list becomes every annotated image (train) or every image with ground
+    truth (val/test; every annotated image when none is described, ``gt_dir`` None in the result),
+    written as an id list under ``<work_dir>/lists``. Each id's image (any folder,
+    any extension) is in ``<work_dir>/lists/images.json`` (the dataset's ``image_index``). Ground truth
+    that is not a PNG folder (COCO segmentations, LabelMe polygons) is written as palette PNGs under
+    ``<work_dir>/ground_truth`` once. Returns ``{"num_foreground", "gt_dir", "image_index", "lists"}``.
+    """
+    import warnings
+
+    from wsss.core.datasets import DescribedDataset
+    from wsss.core.weak_labels.errors import WeakLabelError, WeakLabelWarning
+    from wsss.core.weak_labels.voc import read_id_list
+    from wsss.core.masks import write_mask
+    from wsss.core.atomic import atomic_write
+
+    dataset = DescribedDataset(description)
+    classes, num_labels = tuple(dataset.classes), dataset.num_foreground + 1
+    palette = dataset.palette[:num_labels].tolist()
+    desc = dataset.description
+    gt = desc.ground_truth
+    gt_dir = None
+    if gt is not None and gt.format == "png":
+        gt_dir = gt.path
+    elif gt is not None:
+        gt_dir = Path(work_dir) / "ground_truth"
+        for image_id in dataset.ids:
+            target = gt_dir / f"{image_id}.png"
+            if dataset.has_gt(image_id) and not target.is_file():
+                write_mask(target, dataset.read_gt(image_id), num_foreground=dataset.num_foreground,
+                           palette=dataset.palette, durable=False)
+    lists = {}
+    image_index = (Path(work_dir) / "lists" / "images.json").resolve()
+    used: List[str] = []
+    for loader_name in loaders:
+        loader = cfg.get(loader_name)
+        if loader is None:
+            continue
+        split = splits.get(loader_name)
+        if split is not None and Path(split).suffix == ".txt":  # a list file of the user's
+            if not Path(split).is_file():
+                raise FileNotFoundError(f"image list {split} not found")
+            ann_file = Path(split).resolve()
+            ids = read_id_list(ann_file)
+        elif split in desc.splits:
+            ann_file = desc.splits[split].resolve()
+            ids = read_id_list(ann_file)
+        else:  # validation / test: the images with ground truth (all of them when none is described)
+            with_gt = loader_name != "train_dataloader" and gt is not None
+            ids = [i for i in dataset.ids if dataset.has_gt(i)] if with_gt else list(dataset.ids)
+            ann_file = (Path(work_dir) / "lists" / f"{split or loader_name}.txt").resolve()
+            with atomic_write(ann_file, durable=False) as handle:
+                handle.write("".join(f"{i}\n" for i in ids).encode())
+        if not ids:
+            raise ValueError(f"{desc.path}: no images for {loader_name} (split {split!r})")
+        used += ids
+        lists[loader_name] = str(ann_file)
+        ds = loader.dataset
+        ds.data_root = str(desc.root.resolve())
+        ds.ann_file = str(ann_file)
+        ds.image_index = str(image_index)
+        prefix = dict(ds.get("data_prefix") or {})
+        prefix["img_path"] = str(desc.images.resolve())
+        if gt_dir is not None:
+            prefix["seg_map_path"] = str(Path(gt_dir).resolve())
+        else:
+            prefix.pop("seg_map_path", None)
+        ds.data_prefix = prefix
+        ds.metainfo = dict(classes=classes, palette=palette)
+        for transform in ds.get("pipeline") or []:
+            if transform.get("type") == "LoadVOCLabel":
+                transform["num_foreground"] = dataset.num_foreground
+            if transform.get("type") == "LoadImageFromFile":  # the orientation stage 1 used
+                transform["type"] = "LoadDatasetImage"
+    index = {}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", WeakLabelWarning)  # stage 1 reported the repairs
+        for image_id in dict.fromkeys(used):  # the image and its orientation as stage 1 read them
+            try:
+                ann = dataset.load(image_id)
+                index[image_id] = [str(ann.image_path.resolve()), ann.orientation]
+            except WeakLabelError:  # reported by stage 1; here the image is read as viewers show it
+                index[image_id] = [str(dataset.image_path(image_id).resolve()), "exif"]
+    with atomic_write(image_index, durable=False) as handle:
+        handle.write(json.dumps(index, ensure_ascii=False, sort_keys=True).encode("utf-8"))
+    _set_num_classes(cfg.model, num_labels)
+    return {"num_foreground": dataset.num_foreground, "gt_dir": gt_dir, "image_index": str(image_index),
+            "lists": lists}

@@ -21,6 +21,7 @@ from mmseg.registry import METRICS
 
 from wsss.core.crf import crf_params, dense_crf
 from wsss.core.masks import write_mask
+from wsss.core.weak_labels.classes import IGNORE_INDEX, voc_palette
 from wsss.core.weak_labels.images import read_image
 
 
@@ -48,6 +49,13 @@ class VOCIoUMetric(IoUMetric):
                              f"prediction is {tuple(probs.shape[1:])}")
         return torch.from_numpy(dense_crf(image, probs.numpy(), self.crf).argmax(0))
 
+    def _palette(self) -> np.ndarray:
+        """``uint8 [256, 3]``: the dataset's class colours (a description's) over the VOC colour map."""
+        palette = voc_palette()
+        colours = np.asarray(self.dataset_meta.get("palette") or [], np.uint8).reshape(-1, 3)[:IGNORE_INDEX]
+        palette[: len(colours)] = colours
+        return palette
+
     def process(self, data_batch: dict, data_samples: Sequence[dict]) -> None:
         num_labels = len(self.dataset_meta["classes"])
         for data_sample in data_samples:
@@ -60,4 +68,4 @@ class VOCIoUMetric(IoUMetric):
             if self.output_dir is not None:
                 name = osp.splitext(osp.basename(data_sample["img_path"]))[0]
                 write_mask(osp.join(self.output_dir, f"{name}.png"), pred.cpu().numpy().astype(np.uint8),
-                           num_foreground=num_labels - 1)
+                           num_foreground=num_labels - 1, palette=self._palette())

@@ -25,7 +25,7 @@ from wsss.core.atomic import write_json
 from wsss.core.cli import run_checked
 from wsss.core.crf import require_crf
 
-from .launch import (add_common_args, build_runner, configure_runtime, finish_args, list_file, rank,
+from .launch import (add_common_args, apply_dataset, build_runner, configure_runtime, finish_args, list_file, rank,
                      relaunch_with_torchrun, set_data_root, start)
 
 
@@ -60,7 +60,13 @@ def find_checkpoint(work_dir: str) -> str:
 def build_config(args: argparse.Namespace, launcher: str) -> Config:
     cfg = Config.fromfile(args.config)
     configure_runtime(cfg, launcher, args.work_dir)
-    set_data_root(cfg, args.data, ["test_dataloader"])
+    no_ground_truth = False
+    if args.dataset:
+        info = apply_dataset(cfg, args.dataset, work_dir=args.work_dir, loaders=["test_dataloader"],
+                             splits={"test_dataloader": args.split or "val"})
+        no_ground_truth = info["gt_dir"] is None
+    else:
+        set_data_root(cfg, args.data, ["test_dataloader"])
     checkpoint = args.checkpoint or find_checkpoint(args.work_dir)
     if not Path(checkpoint).is_file():
         raise FileNotFoundError(f"checkpoint {checkpoint} not found")
@@ -69,14 +75,15 @@ def build_config(args: argparse.Namespace, launcher: str) -> Config:
     cfg.model.pretrained = None
     split = args.split
     test_ds = cfg.test_dataloader.dataset
-    if split is not None:
+    if split is not None and not args.dataset:
         test_ds.ann_file = list_file(args.data, split)
     evaluator = cfg.test_evaluator
     if args.out_dir:
         evaluator.output_dir = str(Path(args.out_dir).resolve())
-    if split == "test":  # no ground truth: predictions only
+    if split == "test" or no_ground_truth:  # no ground truth: predictions only
         if not args.out_dir:
-            raise ValueError("--split test has no ground truth: give --out-dir for the prediction PNGs")
+            raise ValueError(f"{'the dataset description' if no_ground_truth else '--split test'} has no ground "
+                             "truth: give --out-dir for the prediction PNGs")
         evaluator.format_only = True
         test_ds.require_labels = False
         test_ds.pipeline = [t for t in test_ds.pipeline if t["type"] not in ("LoadVOCLabel", "LoadAnnotations")]

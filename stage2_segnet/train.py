@@ -18,6 +18,7 @@ Distributed: ``--gpus N`` on one node (re-launched through torchrun), or run und
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from pathlib import Path
 from typing import Optional, Sequence
@@ -27,9 +28,10 @@ from mmengine.config import Config
 from wsss.core.cli import run_checked
 from wsss.core.weak_labels.voc import read_id_list
 
-from .checks import check_pretrained, check_pseudo_masks, raise_on_problems
-from .launch import (add_common_args, add_resume_argument, apply_resume, build_runner, configure_runtime, finish_args,
-                     list_file, rank, relaunch_with_torchrun, report_last_checkpoint, set_data_root, start)
+from .checks import NUM_FOREGROUND, check_pretrained, check_pseudo_masks, raise_on_problems
+from .launch import (add_common_args, add_resume_argument, apply_dataset, apply_resume, build_runner,
+                     configure_runtime, finish_args, list_file, rank, relaunch_with_torchrun, report_last_checkpoint,
+                     set_data_root, start)
 
 
 def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
@@ -50,11 +52,23 @@ def build_config(args: argparse.Namespace, launcher: str) -> Config:
     """The config of this run: file + data paths + runtime + ``--cfg-options`` (applied last)."""
     cfg = Config.fromfile(args.config)
     configure_runtime(cfg, launcher, args.work_dir)
-    set_data_root(cfg, args.data, ["train_dataloader", "val_dataloader", "test_dataloader"])
+    if args.dataset:
+        info = apply_dataset(cfg, args.dataset, work_dir=args.work_dir,
+                             loaders=["train_dataloader", "val_dataloader", "test_dataloader"],
+                             splits={"train_dataloader": args.train_list or "train",
+                                     "val_dataloader": args.val_list or "val", "test_dataloader": args.val_list or "val"})
+        if info["gt_dir"] is None:  # nothing to validate on: train only
+            print(f"[stage2] {args.dataset} describes no ground truth: training without validation", flush=True)
+            for key in ("val_dataloader", "val_cfg", "val_evaluator", "test_dataloader", "test_cfg", "test_evaluator"):
+                cfg[key] = None
+            if cfg.get("default_hooks", {}).get("checkpoint", {}).get("save_best"):
+                cfg.default_hooks.checkpoint.save_best = None
+    else:
+        set_data_root(cfg, args.data, ["train_dataloader", "val_dataloader", "test_dataloader"])
     cfg.train_dataloader.dataset.pseudo_dir = str(Path(args.pseudo).expanduser().resolve())
-    if args.train_list:
+    if args.train_list and not args.dataset:
         cfg.train_dataloader.dataset.ann_file = list_file(args.data, args.train_list)
-    if args.val_list:
+    if args.val_list and not args.dataset:
         cfg.val_dataloader.dataset.ann_file = list_file(args.data, args.val_list)
     apply_resume(cfg, args.resume)
     if args.amp:
@@ -81,7 +95,17 @@ def preflight(cfg: Config, check_masks: bool = True) -> None:
     root = Path(ds.data_root)
     ids = read_id_list(_ann_path(ds))
     img_dir = root / ds.get("data_prefix", {}).get("img_path", "JPEGImages")
-    problems = check_pseudo_masks(ds.pseudo_dir, ids, img_dir=img_dir, gt_dir=root / "SegmentationClass")
+    # the class count and the ground truth of this run (a dataset description's, or VOC's)
+    num_foreground = next((t.get("num_foreground", NUM_FOREGROUND) for t in ds.get("pipeline") or []
+                           if t.get("type") == "LoadVOCLabel"), NUM_FOREGROUND)
+    val = cfg.get("val_dataloader")
+    seg_prefix = val.dataset.get("data_prefix", {}).get("seg_map_path") if val is not None else None
+    gt_dir = Path(val.dataset.data_root) / seg_prefix if seg_prefix else None
+    palette = (ds.get("metainfo") or {}).get("palette")  # a description's colours
+    image_paths = json.loads(Path(ds.image_index).read_text(encoding="utf-8")) if ds.get("image_index") else None
+    problems = check_pseudo_masks(ds.pseudo_dir, ids, img_dir=img_dir, gt_dir=gt_dir, palette=palette,
+                                  num_foreground=num_foreground, img_suffix=ds.get("img_suffix", ".jpg"),
+                                  image_paths=image_paths)
     raise_on_problems(problems, f"the pseudo-mask folder {ds.pseudo_dir} ({len(ids)} training images)")
     print(f"[stage2] pseudo-masks checked: {len(ids)} images in {ds.pseudo_dir}", flush=True)
 

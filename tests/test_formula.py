@@ -231,3 +231,63 @@ def test_violation_maps_sum_to_minus_the_truth_and_agree_with_the_formula(voc_pr
     assert maps[name].sum().item() == pytest.approx(-truths[name].item(), rel=1e-6)
     if text.startswith("forall p in") and name != "colour_affinity":
         assert torch.allclose(maps["f"], maps[name], rtol=1e-5, atol=1e-7)
+
+
+def test_list_constraints_shows_registered_types_and_the_configs_formulas():
+    from stage1_pseudolabel.pipeline.config import build_config
+    from stage1_pseudolabel.pipeline.train import describe_constraints
+
+    text = describe_constraints(build_config(config_file="configs/stage1/nested_proxy_containment.yaml"))
+    lines = {line.split()[0]: line for line in text.splitlines()[1:-1]}
+    assert set(constraint_types()) | {"inner_in_outer"} == set(lines)
+    assert "fraction=0.5" in lines["box_fill"] and "bird(p) -> forall q in N8(p)" in lines["inner_in_outer"]
+    assert text.splitlines()[-1].endswith("border_precision, inner_in_outer")
+
+
+def test_ablation_sets_one_weight_to_zero_and_keeps_options():
+    from wsss.apps.ablation import without
+
+    loss = {"background": 4.0, "box_fill": {"weight": 2.0, "fraction": 0.8}}
+    assert without(loss, "box_fill") == {"background": 4.0, "box_fill": {"weight": 0.0, "fraction": 0.8}}
+    assert without(loss, "neighbourhood")["neighbourhood"] == 0.0  # a default-weighted type
+    cfg = ConstraintConfig.from_dict(without(loss, "background"))
+    assert "background" not in cfg.active and cfg.options["box_fill"]["fraction"] == 0.8
+
+
+def test_nested_scenes_put_the_inner_object_strictly_inside_the_outer_one(tmp_path):
+    from scipy.ndimage import binary_dilation
+
+    from wsss.core.synthetic.nested import INNER, OUTER, render_nested_scene, write_nested_dataset
+
+    for index in range(5):
+        scene = render_nested_scene(seed=3, split="train", index=index, height=150, width=170)
+        inner, outer = scene.label == INNER, scene.label == OUTER
+        assert inner.any() and outer.any()
+        ring = binary_dilation(inner, np.ones((3, 3), bool)) & ~inner
+        assert outer[ring].all()  # every neighbour of the inner object is outer: the containment prior holds
+        for obj in scene.objects:
+            ys, xs = np.nonzero(scene.instances == obj.instance_id)
+            assert obj.box == (xs.min(), ys.min(), xs.max() + 1, ys.max() + 1)
+    root = write_nested_dataset(tmp_path / "nested", num_train=2, seed=3)
+    again = write_nested_dataset(tmp_path / "nested2", num_train=2, seed=3)
+    name = "JPEGImages/nested_train_00001.jpg"
+    assert (root / name).read_bytes() == (again / name).read_bytes()
+
+
+def test_exclusion_prior_matches_a_probability_space_loop():
+    """disc(p) -> forall q in N4(p): not cup(q) (A never touches B), against a per-pixel loop."""
+    kw, logits = _small_problem(seed=4)
+    text = "forall p in pixels: disc(p) -> forall q in N4(p): not cup(q)"
+    cc = CompiledConstraints.build(config=ConstraintConfig({n: 0 for n in constraint_types()}, formulas={"apart": text},
+                                                           class_names=("background", "disc", "cup")), **kw)
+    got = cc.truths(torch.log_softmax(torch.tensor(logits, dtype=torch.float64), dim=0))["apart"].item()
+    p, valid = _probs(logits), kw["valid"]
+    h, w = valid.shape
+    ref = 0.0
+    for y in range(h):
+        for x in range(w):
+            if valid[y, x]:
+                body = np.prod([1 - p[2, y + dy, x + dx] for dy, dx in ((-1, 0), (1, 0), (0, -1), (0, 1))
+                                if 0 <= y + dy < h and 0 <= x + dx < w and valid[y + dy, x + dx]])
+                ref += math.log(1 - p[1, y, x] * (1 - body))
+    assert got == pytest.approx(ref, rel=1e-6)

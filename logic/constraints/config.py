@@ -9,7 +9,7 @@ a constraint: a registered type (:mod:`logic.constraints.registry`) or a formula
       box_fill: {weight: 2.0, fraction: 0.8}      # a weight and the type's options
       cup_in_disc:                                # a formula (logic/README.md, "Formulas")
         weight: 1.0
-        formula: "forall p in pixels: cup(p) -> forall q in N8(p): cup(q) or disc(q)"
+        formula: "forall p in pixels: cup(p) -> forall q in N8(p): not background(q)"
 
 Types not named keep their registered default weight (the method's five: 1, the others: 0). Unknown
 names and options are refused with the known ones listed.

@@ -2,7 +2,7 @@
 image into the dense log-space tensor operations of :mod:`logic.constraints` (``logic/README.md``,
 "Formulas", has the grammar, the meaning and worked priors)::
 
-    forall p in pixels: cup(p) -> forall q in N8(p): cup(q) or disc(q)
+    forall p in pixels: cup(p) -> forall q in N8(p): not background(q)
 """
 
 from logic.formula.compiler import BoundFormula, Formula, parse_formula

@@ -630,6 +630,8 @@ class BoundFormula(Constraint):
         neighbourhood's kernel (as :mod:`logic.constraints.neighbourhood`), instead of a stack of
         shifted maps; None where the shape of the formula is not that."""
         var, body = self.vars_at[id(node)], node.body
+        while isinstance(body, Not):  # forall q: not k(q) reads the negated atoms
+            body, negate = body.operand, not negate
         if len(var.offsets) != 1 or not isinstance(body, Apply) or body.name in PREDICATES:
             return None
         args = self.args_at[id(body)]

@@ -5,6 +5,9 @@ Example::
     python -m stage1_pseudolabel.baselines.cli --method grabcut --data data/VOCdevkit/VOC2012 \\
         --split train --out-dir work_dirs/baselines/grabcut [--shard-index 0 --num-shards 8]
 
+``--dataset FILE`` (a dataset description, configs/datasets/*.yaml) replaces ``--data`` for semantic
+masks: any format and class list, masks in the description's palette.
+
 One VOC palette PNG per image is written atomically (:func:`wsss.core.masks.write_mask`).
 Existing outputs are skipped, so a killed job is simply re-run. ``--shard-index i --num-shards N``
 takes every N-th id of the list starting at i, so N jobs (a SLURM array) cover the list exactly once.
@@ -33,7 +36,8 @@ from stage1_pseudolabel.baselines import METHODS
 from wsss.core.masks import write_mask
 from wsss.core.atomic import remove_stale_temp_files
 from wsss.core.cli import add_shard_arguments, finish, run_cli, shard_ids
-from wsss.core.weak_labels import VocDataset, read_image
+from wsss.core.datasets import DescribedDataset
+from wsss.core.weak_labels import VocDataset
 from wsss.core.weak_labels.annotation import WEAK_LABEL_KINDS, WEAK_LABEL_SETTINGS, select_weak_labels
 from wsss.core.weak_labels.errors import PathLike, WeakLabelError
 
@@ -66,6 +70,7 @@ def run_baseline(
     progress: bool = True,
     method_fn: Optional[Callable] = None,
     weak_labels: Sequence[str] = WEAK_LABEL_KINDS,
+    dataset: Optional[PathLike] = None,
 ) -> BaselineRun:
     """Run baseline ``method`` (``box`` or ``grabcut``) on ``data`` and write ``out/<id>.png``.
 
@@ -75,12 +80,17 @@ def run_baseline(
         method_fn: a custom ``(image, annotation) -> mask`` function instead of ``METHODS[method]``.
         weak_labels: the weak-label kinds the method may use (e.g. ``("boxes",)``: GrabCut without
             its scribble seeds).
+        dataset: a dataset description file; read instead of the VOC layout ``data``.
     """
     if method_fn is None:
         if method not in METHODS:
             raise ValueError(f"unknown baseline {method!r}; choose one of {', '.join(METHODS)}")
         method_fn = METHODS[method]
-    dataset = VocDataset(data, split=split if ids is None else None, ids=ids, verify_images=False)
+    if dataset is not None:
+        dataset = DescribedDataset(dataset, split=split, ids=ids)
+    else:
+        dataset = VocDataset(data, split=split if ids is None else None, ids=ids, verify_images=False)
+    palette = getattr(dataset, "palette", None)
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     todo = shard_ids(dataset.ids, shard_index=shard_index, num_shards=num_shards)
@@ -97,9 +107,9 @@ def run_baseline(
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")  # repairs were already reported by the reader policy
                 ann = select_weak_labels(dataset.load(image_id), weak_labels)
-            image = read_image(ann.image_path)
+            image = ann.read_image()
             mask = method_fn(image, ann)
-            write_mask(target, mask, num_foreground=dataset.num_foreground)
+            write_mask(target, mask, num_foreground=dataset.num_foreground, palette=palette)
         except (WeakLabelError, OSError, ValueError, RuntimeError) as exc:
             run.failed.append((image_id, f"{type(exc).__name__}: {exc}"))
             tqdm.write(f"[{image_id}] skipped: {type(exc).__name__}: {exc}", file=sys.stderr)
@@ -112,7 +122,8 @@ def run_baseline(
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="wsss-baselines", description=__doc__.split("\n\n")[0])
     p.add_argument("--method", required=True, choices=sorted(METHODS), help="box: filled boxes; grabcut: OpenCV GrabCut")
-    p.add_argument("--data", required=True, help="VOC-layout dataset root (JPEGImages, Annotations, scribbles/)")
+    p.add_argument("--data", help="VOC-layout dataset root (JPEGImages, Annotations, scribbles/)")
+    p.add_argument("--dataset", help="dataset description YAML (configs/datasets/*.yaml) instead of --data")
     p.add_argument("--split", default="train", help="ImageSets/Segmentation/<split>.txt (default: train)")
     p.add_argument("--out-dir", required=True, help="output folder for <id>.png masks")
     add_shard_arguments(p)
@@ -126,7 +137,12 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not args.data and not args.dataset:
+        parser.error("--data (a VOC-layout folder) or --dataset (a dataset description) is required")
+    if args.instances and args.dataset:
+        parser.error("--instances reads a VOC-layout --data only")
 
     def body() -> int:
         if args.instances:
@@ -141,7 +157,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             return finish([f"[{i}] {m}" for i, m in r["failed"]], what="wsss-baselines")
         run = run_baseline(args.method, args.data, args.out_dir, split=args.split, shard_index=args.shard_index,
                            num_shards=args.num_shards, overwrite=args.overwrite, progress=not args.no_progress,
-                           weak_labels=WEAK_LABEL_SETTINGS[args.weak_labels][0])
+                           weak_labels=WEAK_LABEL_SETTINGS[args.weak_labels][0], dataset=args.dataset)
         print(f"baseline {args.method} -> {args.out_dir}: {run.summary()}")
         return finish([f"[{i}] {m}" for i, m in run.failed], what="wsss-baselines")
 

@@ -30,7 +30,7 @@ from wsss.core.weak_labels.annotation import WEAK_LABEL_KINDS, select_weak_label
 from wsss.core import instances as inst
 from wsss.core.atomic import remove_stale_temp_files
 from wsss.core.cli import shard_ids
-from wsss.core.weak_labels import VocDataset, read_image
+from wsss.core.weak_labels import VocDataset
 from wsss.core.weak_labels.annotation import ImageAnnotation
 from wsss.core.weak_labels.errors import WeakLabelError
 
@@ -129,7 +129,7 @@ def run_instance_baseline(
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
                 ann = select_weak_labels(dataset.load(image_id), weak_labels)
-            image = read_image(ann.image_path) if method != "box" else None
+            image = ann.read_image() if method != "box" else None
             objects = fn(image, ann)
         except (WeakLabelError, OSError, ValueError, RuntimeError) as exc:
             run["failed"].append((image_id, f"{type(exc).__name__}: {exc}"))

@@ -36,7 +36,11 @@ class Stage1Config:
     """Every knob of stage 1 (see ``configs/stage1/*.yaml`` for annotated examples)."""
 
     # -- data ------------------------------------------------------------------------------------
-    data: str = "data/VOCdevkit/VOC2012"  #: VOC-layout folder
+    data: str = "data/VOCdevkit/VOC2012"  #: VOC-layout folder (when no ``dataset`` is given)
+    #: dataset description YAML (configs/datasets/*.yaml): images, class list, weak-label sources and
+    #: splits of any dataset; when set, ``data``, ``scribble_dir``, ``points_dir`` and
+    #: ``num_foreground`` are not used (the description says them)
+    dataset: Optional[str] = None
     split: Optional[str] = "train"  #: ImageSets/Segmentation/<split>.txt; null: every JPEG
     max_images: Optional[int] = None  #: only the first N ids of the split (smoke runs)
     work_dir: str = "work_dirs/stage1"
@@ -298,6 +302,7 @@ def add_common_arguments(parser: argparse.ArgumentParser) -> None:
     """The flags every stage-1 CLI shares (those of the Makefile's ``STAGE1_COMMON``)."""
     add_config_arguments(parser, config_help="YAML config (configs/stage1/*.yaml)")
     parser.add_argument("--data", help="VOC-layout dataset folder")
+    parser.add_argument("--dataset", help="dataset description YAML (configs/datasets/*.yaml); replaces --data")
     parser.add_argument("--split", help="id list under ImageSets/Segmentation ('all' for every JPEG)")
     parser.add_argument("--work-dir", dest="work_dir", help="where caches, checkpoints, logs and masks go")
     parser.add_argument("--model-type", dest="model_type", help="vit_h | vit_l | vit_b | vit_t | proxy | sam2.1_hiera_{tiny,small,base_plus,large} | hq_vit_{h,l,b}")
@@ -312,7 +317,7 @@ def add_common_arguments(parser: argparse.ArgumentParser) -> None:
 
 def config_from_args(args: argparse.Namespace, extra: Optional[Dict[str, Any]] = None) -> Stage1Config:
     """The config of a CLI call: ``--config`` file, then the flags, then ``--cfg-options`` / ``--set``."""
-    keys = ("data", "split", "work_dir", "model_type", "checkpoint", "prompt_mode", "device")
+    keys = ("data", "dataset", "split", "work_dir", "model_type", "checkpoint", "prompt_mode", "device")
     flags = {k: getattr(args, k, None) for k in keys}
     cfg = build_config(config_file=args.config, overrides={**flags, **(extra or {})},
                        cfg_options=args.cfg_options or ())

@@ -46,10 +46,11 @@ class ImageToEmbed(NamedTuple):
     image_path: Path
     height: int
     width: int
+    orientation: str = "exif"  #: the annotation's (wsss.core.weak_labels.images.ORIENTATIONS)
 
 
 def _load(item: ImageToEmbed, model: nn.Module) -> Tuple[str, int, int, torch.Tensor]:
-    image = read_image(item.image_path)
+    image = read_image(item.image_path, orientation=item.orientation)
     return item.image_id, item.height, item.width, model.prepare_image(image)
 
 
@@ -65,7 +66,7 @@ def images_to_embed(cfg: Stage1Config, ids: Iterable[str], dataset, *,
             log.warning("skipping %s: %s", image_id, exc)
             continue
         if has_objects(ann, cfg):
-            keep.append(ImageToEmbed(image_id, Path(ann.image_path), ann.height, ann.width))
+            keep.append(ImageToEmbed(image_id, Path(ann.image_path), ann.height, ann.width, ann.orientation))
         else:
             empty += 1
     return keep, empty

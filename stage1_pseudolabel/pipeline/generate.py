@@ -1,4 +1,5 @@
-"""Stage 1, step 3: write one pseudo-mask PNG per image (VOC palette), from cached embeddings.
+"""Stage 1, step 3: write one pseudo-mask PNG per image (VOC palette, or the dataset description's
+colours), from cached embeddings.
 
     python -m stage1_pseudolabel.pipeline.generate --config ... --data ... --work-dir work_dirs/stage1 \\
         --model-type vit_h --checkpoint ... [--zero-shot] [--shard-index i --num-shards N]
@@ -62,7 +63,6 @@ from stage1_pseudolabel.pipeline.prepare import compile_constraints, open_datase
 from stage1_pseudolabel.sam.precision import autocast
 from wsss.core.cli import add_shard_arguments, finish, rank_shard_ids, run_cli, setup_logging, world
 from wsss.core.weak_labels.errors import WeakLabelError
-from wsss.core.weak_labels.images import read_image
 
 log = logging.getLogger(__name__)
 
@@ -98,6 +98,7 @@ def run_generate(
         log.info("removed %s (a temporary file of a killed run)", stale)
 
     dataset = open_dataset(cfg)
+    palette = getattr(dataset, "palette", None)  # a description's colours; None: the VOC colour map
     ids = rank_shard_ids(dataset.ids, shard_index=shard_index, num_shards=num_shards)
     position = {image_id: k for k, image_id in enumerate(dataset.ids)}
     doc, inst_path, done_instances = None, None, set()
@@ -107,7 +108,7 @@ def run_generate(
                                        rank=rank, world_size=size)
         inst_path.parent.mkdir(parents=True, exist_ok=True)
         remove_stale_temp_files(inst_path.parent)
-        doc = inst.read_document(inst_path) if inst_path.is_file() else inst.new_document()
+        doc = inst.read_document(inst_path) if inst_path.is_file() else inst.new_document(classes=dataset.classes)
         doc["info"] = {"description": "instance pseudo-labels (wsss-generate)", "masks": str(out_dir),
                        "zero_shot": zero_shot, "shard_index": shard_index, "num_shards": num_shards,
                        "score": "mean probability of the object's class over its mask"}
@@ -157,11 +158,11 @@ def run_generate(
             return "no_objects", ann, None, None, None
         constraints = compile_constraints(ann, prepared, cfg) if diag_dir is not None else None
         if cache.has(image_id):
-            image = read_image(ann.image_path) if crf is not None else None
+            image = ann.read_image() if crf is not None else None
             return "decode", prepared, cache.load(image_id, height=ann.height, width=ann.width), image, constraints
         if not cfg.embed_missing:  # the main loop says so
             return "embed", prepared, ann, None, None
-        return "embed", prepared, ann, read_image(ann.image_path), constraints  # unreadable: a WeakLabelError, reported
+        return "embed", prepared, ann, ann.read_image(), constraints  # unreadable: a WeakLabelError, reported
 
     bar = tqdm(total=len(ids), desc="generate" + (" (zero-shot)" if zero_shot else ""), unit="img",
                disable=not progress, dynamic_ncols=True)
@@ -188,7 +189,7 @@ def run_generate(
                 if doc is not None:
                     add_instances(image_id, a.height, a.width, empty)
                 if not out_path.is_file():
-                    writer.submit(write_mask, out_path, empty, num_foreground=cfg.num_foreground)
+                    writer.submit(write_mask, out_path, empty, num_foreground=cfg.num_foreground, palette=palette)
                 counts["no_labels_background"] += 1
                 log.info("%s has no object label: all-background mask (no_label_policy=background)", image_id)
                 continue
@@ -223,7 +224,7 @@ def run_generate(
             if out_path.is_file():  # decoded again for its objects (or its diagnostics) only
                 counts["instances_added"] += int(doc is not None)
                 continue
-            writer.submit(write_mask, out_path, mask, num_foreground=cfg.num_foreground)
+            writer.submit(write_mask, out_path, mask, num_foreground=cfg.num_foreground, palette=palette)
             counts["written"] += 1
     bar.close()
     flush_instances()

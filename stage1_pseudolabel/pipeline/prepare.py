@@ -19,7 +19,7 @@ import json
 import logging
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Optional, Tuple
+from typing import Optional, Tuple, Union
 
 import numpy as np
 import torch
@@ -33,21 +33,30 @@ from stage1_pseudolabel.sam.class_distribution import image_classes, object_chan
 from stage1_pseudolabel.sam.prompts import ImageObjects, ObjectPrompts, build_prompts, image_objects
 from wsss.core.weak_labels.annotation import ImageAnnotation, select_weak_labels
 from wsss.core.weak_labels.classes import IGNORE_INDEX, VOC_CLASSES
-from wsss.core.weak_labels.images import read_image
+from wsss.core.datasets import DescribedDataset, dataset_class_names
 from wsss.core.weak_labels.voc import VocDataset
 
 log = logging.getLogger(__name__)
 
 
-def open_dataset(cfg: Stage1Config) -> VocDataset:
-    """The configured VOC-layout dataset (images are only header-read until needed)."""
-    dataset = VocDataset(
-        cfg.data,
-        split=cfg.split,
-        verify_images=False,
-        scribble_dir=cfg.scribble_dir,
-        points_dir=cfg.points_dir,
-    )
+def open_dataset(cfg: Stage1Config) -> Union[VocDataset, DescribedDataset]:
+    """The configured dataset (images are only header-read until needed): the one ``cfg.dataset``
+    describes, else the VOC-layout folder ``cfg.data`` with the 20 VOC classes.
+
+    Both have ``ids``, ``load(id)``, ``image_path(id)``, ``classes`` and ``num_foreground``; with a
+    description, ``cfg.num_foreground`` is set from its class list (masks, loss and metrics follow it).
+    """
+    if cfg.dataset:
+        dataset = DescribedDataset(cfg.dataset, split=cfg.split)
+        cfg.num_foreground = dataset.num_foreground
+    else:
+        dataset = VocDataset(
+            cfg.data,
+            split=cfg.split,
+            verify_images=False,
+            scribble_dir=cfg.scribble_dir,
+            points_dir=cfg.points_dir,
+        )
     if cfg.max_images is not None:
         dataset.ids = dataset.ids[: cfg.max_images]
     return dataset
@@ -148,7 +157,7 @@ def lowres_superpixels(ann: ImageAnnotation, frame: SamFrame, cfg: Stage1Config)
         obj = torch.load(path, map_location="cpu", weights_only=True)
         if obj.get("settings") == settings:
             return obj["superpixels"].numpy()
-    image = frame.image_to_lowres(read_image(ann.image_path))
+    image = frame.image_to_lowres(ann.read_image())
     valid = frame.valid_lowres().numpy()
     sp = compute_superpixels(image, valid=valid, **cfg.superpixels).astype(np.int32)
     atomic_torch_save({"superpixels": torch.from_numpy(sp), "settings": settings}, path)
@@ -193,7 +202,7 @@ def compile_constraints(ann: ImageAnnotation, prepared: PreparedImage, cfg: Stag
         box_channels = prepared.channels.numpy()
         object_boxes = boxes if "objects" in need else None
     superpixels = lowres_superpixels(ann, frame, cfg) if "superpixels" in need else None
-    image = frame.image_to_lowres(read_image(ann.image_path)) if "image" in need else None
+    image = frame.image_to_lowres(ann.read_image()) if "image" in need else None
     return CompiledConstraints.build(
         num_labels=prepared.num_channels,
         boxes=boxes,
@@ -216,7 +225,15 @@ def channel_names(classes: torch.Tensor, cfg: Stage1Config) -> Tuple[str, ...]:
 
 
 def class_names(cfg: Stage1Config) -> Tuple[str, ...]:
-    """Names of labels ``0..num_foreground`` (background first)."""
+    """Names of labels ``0..num_foreground`` (background first): the dataset description's, else VOC's."""
+    if cfg.dataset:
+        return _described_class_names(str(cfg.dataset))
     if cfg.num_foreground == len(VOC_CLASSES) - 1:
         return tuple(VOC_CLASSES)
     return ("background",) + tuple(f"class{i}" for i in range(1, cfg.num_foreground + 1))
+
+
+@functools.lru_cache(maxsize=4)
+def _described_class_names(description: str) -> Tuple[str, ...]:
+    """A description's class list, read once per process (``{from: coco}`` parses the COCO file)."""
+    return tuple(dataset_class_names(description))

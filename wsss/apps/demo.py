@@ -226,7 +226,7 @@ def run_stage2_instances(args, work: Path, data: Path, pseudo: Path, name: str) 
 def overlay_rows(ids, data: Path, methods: Dict[str, Path], rank_by: str, gt_dir: Path):
     from wsss.core.masks import read_mask
     from wsss.apps.report import OverlayRow, per_image_miou, select_best_median_worst
-    from wsss.core.weak_labels import VocDataset, read_image
+    from wsss.core.weak_labels import VocDataset
 
     ds = VocDataset(data, ids=ids, verify_images=False)
     scores = {}
@@ -240,7 +240,7 @@ def overlay_rows(ids, data: Path, methods: Dict[str, Path], rank_by: str, gt_dir
             ann = ds.load(image_id)
         gt = read_mask(gt_dir / f"{image_id}.png")
         masks = {name: read_mask(d / f"{image_id}.png") for name, d in methods.items()}
-        rows.append(OverlayRow(label=label, image_id=image_id, image=read_image(ann.image_path), annotation=ann,
+        rows.append(OverlayRow(label=label, image_id=image_id, image=ann.read_image(), annotation=ann,
                                masks=masks, gt=gt, scores={n: per_image_miou(m, gt) for n, m in masks.items()}))
     return rows, scores
 

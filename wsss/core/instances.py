@@ -116,8 +116,9 @@ def label_maps_to_instances(instance_map: np.ndarray, class_map: np.ndarray):
 
 
 # -- documents ---------------------------------------------------------------------------------------
-def new_document(info: Optional[Dict[str, Any]] = None) -> Dict[str, Any]:
-    return {"info": dict(info or {}), "images": [], "annotations": [], "categories": categories()}
+def new_document(info: Optional[Dict[str, Any]] = None, *, classes: Sequence[str] = VOC_CLASSES) -> Dict[str, Any]:
+    """An empty instances document whose categories are ``classes[1:]`` (ids = class indices)."""
+    return {"info": dict(info or {}), "images": [], "annotations": [], "categories": categories(classes)}
 
 
 def read_document(path: PathLike) -> Dict[str, Any]:
@@ -157,6 +158,8 @@ def merge_documents(docs: Iterable[Dict[str, Any]]) -> Dict[str, Any]:
             seen[im["id"]] = im.get("name", str(im["id"]))
             merged["images"].append(im)
         merged["annotations"] += doc["annotations"]
+        if doc.get("categories"):  # the shards' own class list (a dataset description's), not VOC's
+            merged["categories"] = doc["categories"]
         if doc.get("info"):
             merged["info"] = {k: v for k, v in doc["info"].items() if k not in ("shard_index",)}
     return numbered(merged)

@@ -23,7 +23,8 @@ from wsss.core.weak_labels.images import check_label_values, image_size, read_la
 _PALETTE = voc_palette().reshape(-1).tolist()  # constant, flattened for Image.putpalette
 
 
-def write_mask(path: PathLike, mask: np.ndarray, *, num_foreground: int = 20, durable: bool = True) -> Path:
+def write_mask(path: PathLike, mask: np.ndarray, *, num_foreground: int = 20, durable: bool = True,
+               palette: Optional[np.ndarray] = None) -> Path:
     """Write ``mask`` (``uint8 [H, W]``, values ``0..num_foreground`` or 255) as a VOC palette PNG, atomically.
 
     The folder is created if needed. The temporary file (``.<name>.<random>.tmp`` in the same folder)
@@ -40,7 +41,7 @@ def write_mask(path: PathLike, mask: np.ndarray, *, num_foreground: int = 20, du
         raise InvalidMaskError(path, f"mask to write has shape {mask.shape}; expected [H, W]")
     check_label_values(mask, num_foreground=num_foreground, path=path, what="mask to write")
     image = Image.fromarray(mask.astype(np.uint8, copy=False))  # "L"; putpalette makes it "P"
-    image.putpalette(_PALETTE)
+    image.putpalette(_PALETTE if palette is None else np.asarray(palette, np.uint8).reshape(-1).tolist())
 
     with atomic_write(path, durable=durable) as handle:
         image.save(handle, format="PNG")

@@ -66,6 +66,7 @@ def build_report(
     timings: Optional[Dict[str, float]] = None,
     notes: Optional[List[str]] = None,
     extra: Optional[dict] = None,
+    classes: Optional[Sequence[str]] = None,
 ) -> dict:
     """Write ``out_dir/report.html``, ``out_dir/report.json`` and the figures; return the report dict.
 
@@ -78,6 +79,8 @@ def build_report(
         diagnostics_dir: ``generate --diagnostics`` output of the fine-tuned masks: the rows' violation
             maps are drawn beside them.
         targets: ``[{"name", "measured", "passed"}]`` shown at the top.
+        classes: the dataset's class names for the legend (a dataset description's); default VOC's.
+            The per-class tables take their names from the metrics themselves.
     """
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -108,7 +111,7 @@ def build_report(
         overlays = {
             "ranked_by": ranked_by,
             "rows": [{"label": r.label, "image_id": r.image_id, "scores": r.scores} for r in overlay_rows],
-            "legend": class_legend(present=[0] + sorted(present)),
+            "legend": class_legend(**({"classes": classes} if classes else {}), present=[0] + sorted(present)),
         }
         if diagnostics_dir is not None:
             maps = [read_violation_maps(Path(diagnostics_dir) / f"{r.image_id}.npz") for r in overlay_rows]

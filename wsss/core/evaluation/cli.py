@@ -1,5 +1,9 @@
 """``wsss-evaluate --pred DIR --gt DIR [--list FILE] [--json FILE]``: per-class IoU table, mIoU, pixel accuracy.
 
+With ``--dataset FILE`` (a dataset description, configs/datasets/*.yaml) the class names and the number
+of classes are the description's, and without ``--gt`` the ground truth is the description's (PNG
+folder, COCO segmentations or LabelMe polygons) for the images of ``--split``.
+
 Exit status 0 on success, 2 on bad input (missing predictions, size mismatch, invalid values), with
 the error on stderr.
 """
@@ -14,13 +18,19 @@ from typing import Optional, Sequence
 from wsss.core.atomic import write_json
 from wsss.core.evaluation.folders import evaluate_folders
 from wsss.core.cli import run_cli
+from wsss.core.datasets import DescribedDataset, dataset_class_names, evaluate_described
+from wsss.core.weak_labels.classes import VOC_CLASSES
 from wsss.core.weak_labels.voc import read_id_list
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="wsss-evaluate", description=__doc__.splitlines()[0])
     parser.add_argument("--pred", required=True, type=Path, help="folder of predicted <id>.png label maps")
-    parser.add_argument("--gt", required=True, type=Path, help="folder of ground-truth <id>.png (e.g. SegmentationClass)")
+    parser.add_argument("--gt", type=Path, default=None,
+                        help="folder of ground-truth <id>.png (e.g. SegmentationClass); default: --dataset's")
+    parser.add_argument("--dataset", type=Path, default=None,
+                        help="dataset description YAML: class names, and the ground truth when --gt is not given")
+    parser.add_argument("--split", default=None, help="with --dataset: a split of the description (default: all)")
     parser.add_argument("--list", type=Path, default=None,
                         help="id list (ImageSets/Segmentation/<split>.txt); default: every PNG in --pred")
     parser.add_argument("--json", type=Path, default=None, help="also write the metrics as JSON here")
@@ -28,11 +38,22 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.gt is None and args.dataset is None:
+        parser.error("--gt or --dataset is required")
 
     def body() -> int:
         ids = read_id_list(args.list) if args.list is not None else None
-        metrics = evaluate_folders(pred_dir=args.pred, gt_dir=args.gt, ids=ids)
+        if args.dataset is not None and args.gt is None:
+            dataset = DescribedDataset(args.dataset, split=args.split)
+            if dataset.description.ground_truth is None:  # `make stage1` on a dataset without ground truth
+                print(f"{args.dataset} describes no ground_truth: nothing to evaluate")
+                return 0
+            metrics = evaluate_described(dataset, pred_dir=args.pred, ids=ids)
+        else:
+            names = dataset_class_names(args.dataset) if args.dataset is not None else VOC_CLASSES
+            metrics = evaluate_folders(pred_dir=args.pred, gt_dir=args.gt, ids=ids, class_names=names)
         print(metrics.format_table())
         if args.json is not None:
             write_json(args.json, metrics.to_dict())

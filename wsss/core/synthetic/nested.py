@@ -6,11 +6,15 @@ stand-in for the disc) with one inner ellipse (``INNER``, VOC index 3, "bird": t
 inside it, both with soft (blurred) edges and brightness gradients, on a textured background with
 clutter. The inner object is brighter than the outer one but its edge is faint (low contrast, as the
 cup's), which is what makes it hard. Weak labels: a box for each object (exact ground truth,
-instances, clicks and scribbles are written as for the other synthetic scenes).
+instances, clicks and scribbles are written as for the other synthetic scenes); ``inner_box_margin``
+makes the inner object's box loose, as an annotator's box around a small faint structure is (grown by
+that fraction of its size on every side, clipped to the image), so that its mask can leak out of the
+outer object.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 from typing import Tuple
@@ -92,8 +96,15 @@ def render_nested_scene(*, seed: int, split: str, index: int, height: int, width
                  point_ranks=np.asarray(ranks, np.int64))
 
 
+def loosen_box(box: Tuple[int, int, int, int], margin: float, height: int, width: int) -> Tuple[int, int, int, int]:
+    """``box`` grown by ``margin`` times its width / height on each side, clipped to the image."""
+    x0, y0, x1, y1 = box
+    dx, dy = int(round(margin * (x1 - x0))), int(round(margin * (y1 - y0)))
+    return max(x0 - dx, 0), max(y0 - dy, 0), min(x1 + dx, width), min(y1 + dy, height)
+
+
 def write_nested_dataset(root: PathLike, *, num_train: int = 40, num_val: int = 0, seed: int = 0,
-                         size_range: Tuple[int, int] = (160, 220)) -> Path:
+                         size_range: Tuple[int, int] = (160, 220), inner_box_margin: float = 0.0) -> Path:
     """Write a VOC-layout nested dataset (``train`` / ``val`` lists); same seed, same files."""
     root = Path(root)
     for sub in ("JPEGImages", "SegmentationClass", "SegmentationObject", "Annotations", "scribbles", "points",
@@ -105,11 +116,16 @@ def write_nested_dataset(root: PathLike, *, num_train: int = 40, num_val: int = 
             size_rng = _rng(seed=seed + 7919, split=split, index=index)
             height, width = (int(v) for v in size_rng.integers(size_range[0], size_range[1] + 1, size=2))
             scene = render_nested_scene(seed=seed, split=split, index=index, height=height, width=width)
+            if inner_box_margin:  # the weak box only: ground truth and instances stay exact
+                scene = dataclasses.replace(scene, objects=[
+                    dataclasses.replace(o, box=loosen_box(o.box, inner_box_margin, height, width)) if o.class_index == INNER else o
+                    for o in scene.objects])
             image_id = scene_id(domain="nested", split=split, index=index)
             write_scene(root, scene, image_id=image_id, domain="nested")
             ids.append(image_id)
         (root / "ImageSets" / "Segmentation" / f"{split}.txt").write_text("".join(f"{i}\n" for i in ids))
     meta = {"domain": "nested", "seed": seed, "num_train": num_train, "num_val": num_val, "size_range": list(size_range),
+            "inner_box_margin": inner_box_margin,
             "classes": {"outer": VOC_CLASSES[OUTER], "inner": VOC_CLASSES[INNER]}}
     (root / "synthetic.json").write_text(json.dumps(meta, indent=2) + "\n")
     return root

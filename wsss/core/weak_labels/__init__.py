@@ -6,7 +6,7 @@ Coordinate conventions are in :mod:`wsss.core.weak_labels.annotation` and conver
 
 from wsss.core.weak_labels.annotation import ImageAnnotation
 from wsss.core.weak_labels.classes import IGNORE_INDEX, VOC_ALIASES, VOC_CLASSES, class_index, voc_palette
-from wsss.core.weak_labels.coco import read_coco_instances
+from wsss.core.weak_labels.coco import CocoImage, coco_category_names, index_coco_instances, read_coco_instances
 from wsss.core.weak_labels.errors import (
     CorruptImageError,
     FileProblem,
@@ -18,8 +18,15 @@ from wsss.core.weak_labels.errors import (
     WeakLabelError,
     WeakLabelWarning,
 )
-from wsss.core.weak_labels.images import check_label_values, image_size, read_image, read_label_png
-from wsss.core.weak_labels.labelme import read_labelme
+from wsss.core.weak_labels.images import (
+    ORIENTATIONS,
+    check_label_values,
+    choose_orientation,
+    image_size,
+    read_image,
+    read_label_png,
+)
+from wsss.core.weak_labels.labelme import labelme_labels, read_labelme, read_labelme_polygons
 from wsss.core.weak_labels.points import Clicks, read_points_json
 from wsss.core.weak_labels.scribblesup import (
     STROKE_WIDTH,
@@ -33,10 +40,11 @@ from wsss.core.weak_labels.voc import LoadResult, VocDataset, VocXml, parse_voc_
 __all__ = [
     "ImageAnnotation",
     "IGNORE_INDEX", "VOC_ALIASES", "VOC_CLASSES", "class_index", "voc_palette",
-    "read_coco_instances", "read_labelme",
+    "CocoImage", "coco_category_names", "index_coco_instances", "read_coco_instances",
+    "labelme_labels", "read_labelme", "read_labelme_polygons",
     "CorruptImageError", "FileProblem", "InvalidMaskError", "MalformedAnnotationError", "MissingFileError",
     "SizeMismatchError", "UnknownClassError", "WeakLabelError", "WeakLabelWarning",
-    "check_label_values", "image_size", "read_image", "read_label_png",
+    "ORIENTATIONS", "check_label_values", "choose_orientation", "image_size", "read_image", "read_label_png",
     "Clicks", "read_points_json",
     "STROKE_WIDTH", "parse_scribblesup_xml", "rasterise_strokes", "read_scribble_png", "read_scribblesup_xml",
     "LoadResult", "VocDataset", "VocXml", "parse_voc_xml", "read_id_list",

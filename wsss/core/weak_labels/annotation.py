@@ -22,6 +22,7 @@ from typing import Optional
 import numpy as np
 
 from wsss.core.weak_labels.classes import IGNORE_INDEX
+from wsss.core.weak_labels.images import read_image
 
 
 @dataclass
@@ -38,6 +39,10 @@ class ImageAnnotation:
         points: ``float32 [P, 2]`` click positions ``(x, y)``.
         point_classes: ``int64 [P]`` class of each click, 0 for a background click.
         gt_path: path of the ground-truth label PNG (0..C, 255 void), or None.
+        orientation: how the pixels are read (:data:`wsss.core.weak_labels.images.ORIENTATIONS`):
+            ``"exif"`` (as viewers show the image) unless the annotation describes the stored pixels.
+        gt: ``uint8 [H, W]`` ground truth drawn from the annotation file (COCO / LabelMe polygons) when
+            there is no ``gt_path``, or None.
     """
 
     image_id: str
@@ -50,6 +55,12 @@ class ImageAnnotation:
     points: np.ndarray = field(default_factory=lambda: np.zeros((0, 2), np.float32))
     point_classes: np.ndarray = field(default_factory=lambda: np.zeros((0,), np.int64))
     gt_path: Optional[Path] = None
+    orientation: str = "exif"
+    gt: Optional[np.ndarray] = None
+
+    def read_image(self) -> np.ndarray:
+        """The image's ``uint8 [H, W, 3]`` RGB pixels in the annotation's orientation."""
+        return read_image(self.image_path, orientation=self.orientation)
 
     def __post_init__(self) -> None:
         self.boxes = np.asarray(self.boxes, np.float32).reshape(-1, 4)
@@ -65,6 +76,10 @@ class ImageAnnotation:
                 f"{self.image_id}: scribble map is {self.scribbles.shape[1]}x{self.scribbles.shape[0]} (WxH) "
                 f"but the image is {self.width}x{self.height}"
             )
+
+        if self.gt is not None and self.gt.shape != (self.height, self.width):
+            raise ValueError(f"{self.image_id}: ground truth is {self.gt.shape[1]}x{self.gt.shape[0]} (WxH) "
+                             f"but the image is {self.width}x{self.height}")
 
     @property
     def num_objects(self) -> int:

@@ -47,8 +47,9 @@ def class_index(name: str, classes: Sequence[str] = VOC_CLASSES, aliases: Dict[s
         KeyError: the name is not a class of ``classes``; the message lists the valid names.
     """
     key = name.strip().lower()
-    key = aliases.get(key, key)
     lowered = [c.lower() for c in classes]
+    if key not in lowered:  # an exact name wins over an alias (COCO's own "tv" in a COCO class list)
+        key = aliases.get(key, key)
     if key not in lowered:
         raise KeyError(f"unknown class name {name!r}; valid classes: {', '.join(classes[1:])}")
     return lowered.index(key)

@@ -1,5 +1,13 @@
 """Reading RGB images and single-channel label PNGs, with errors that name the file.
 
+Images are read as the annotator saw them: by default (``orientation="exif"``) the EXIF orientation
+tag is applied (LabelMe, CVAT and every image viewer display JPEGs so); ``orientation="stored"`` keeps
+the stored pixel order (what COCO's ``width`` / ``height`` usually describe).
+:func:`choose_orientation` picks the one whose size matches an annotation's recorded size. Every
+reader and every step that decodes pixels goes through :func:`read_image` / :func:`image_size` with
+the annotation's orientation, so boxes, scribbles and pixels agree. Grey, CMYK, palette, alpha and
+16-bit images are all returned as 8-bit RGB.
+
 Label PNGs (ground truth, scribbles, masks, predictions) are read as the palette *indices* of a ``P``
 image, or the values of an ``L`` / ``I`` image. An ``RGB`` label PNG (a palette image saved as colours)
 is mapped back through the VOC palette; a colour outside the palette is an error.
@@ -8,7 +16,7 @@ is mapped back through the VOC palette; a colour outside the palette is an error
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Optional, Tuple
+from typing import Optional, Sequence, Tuple
 
 import numpy as np
 from PIL import Image, UnidentifiedImageError
@@ -32,28 +40,96 @@ def _open(path: Path, what: str) -> Image.Image:
         raise CorruptImageError(path, f"cannot read {what}: {exc}") from exc
 
 
-def read_image(path: PathLike) -> np.ndarray:
-    """Decode an image fully. Returns ``uint8 [H, W, 3]`` RGB.
+#: ``"exif"``: the EXIF orientation tag applied (as viewers show the image); ``"stored"``: pixels as stored.
+ORIENTATIONS = ("exif", "stored")
+
+#: EXIF orientation -> PIL transpose that shows the image upright (1, or no tag: nothing to do).
+_EXIF_TRANSPOSE = {
+    2: Image.Transpose.FLIP_LEFT_RIGHT, 3: Image.Transpose.ROTATE_180, 4: Image.Transpose.FLIP_TOP_BOTTOM,
+    5: Image.Transpose.TRANSPOSE, 6: Image.Transpose.ROTATE_270, 7: Image.Transpose.TRANSVERSE,
+    8: Image.Transpose.ROTATE_90,
+}
+_EXIF_ORIENTATION_TAG = 0x0112
+
+
+def _check_orientation(orientation: str) -> None:
+    if orientation not in ORIENTATIONS:
+        raise ValueError(f"orientation must be one of {ORIENTATIONS}, got {orientation!r}")
+
+
+def exif_orientation(img: Image.Image) -> int:
+    """The EXIF orientation tag of an opened image (1..8; 1 when absent or invalid). Header only."""
+    try:
+        value = int(img.getexif().get(_EXIF_ORIENTATION_TAG, 1))
+    except (OSError, SyntaxError, TypeError, ValueError):  # a broken EXIF block: shown as stored
+        return 1
+    return value if value in _EXIF_TRANSPOSE else 1
+
+
+def _to_rgb(img: Image.Image) -> np.ndarray:
+    """``uint8 [H, W, 3]`` of any PIL mode: 16/32-bit grey scaled to 8 bits (PIL's own conversion clips
+    them to white), CMYK / palette / alpha / grey through PIL."""
+    if img.mode in ("I;16", "I;16B", "I;16L", "I"):
+        arr = np.asarray(img).astype(np.int64)
+        grey = (arr >> 8).clip(0, 255) if arr.max(initial=0) > 255 else arr.clip(0, 255)
+        return np.repeat(grey.astype(np.uint8)[..., None], 3, axis=2)
+    if img.mode == "F":
+        grey = np.asarray(img, np.float64)
+        top = 1.0 if grey.max(initial=0.0) <= 1.0 else 255.0
+        grey = np.clip(grey * (255.0 / top), 0, 255).round().astype(np.uint8)
+        return np.repeat(grey[..., None], 3, axis=2)
+    return np.asarray(img.convert("RGB"), dtype=np.uint8)
+
+
+def read_image(path: PathLike, *, orientation: str = "exif") -> np.ndarray:
+    """Decode an image fully. Returns ``uint8 [H, W, 3]`` RGB, in ``orientation`` (module docstring).
 
     Raises:
         MissingFileError: no such file.
         CorruptImageError: not an image, or truncated / corrupt data.
     """
+    _check_orientation(orientation)
     path = Path(path)
     with _open(path, "image") as img:
         try:
             img.load()
-            return np.asarray(img.convert("RGB"), dtype=np.uint8).copy()
+            transpose = _EXIF_TRANSPOSE.get(exif_orientation(img)) if orientation == "exif" else None
+            rgb = _to_rgb(img)
         except (OSError, SyntaxError, ValueError) as exc:
             raise CorruptImageError(path, f"corrupt image data: {exc}") from exc
+    if transpose is not None:
+        rgb = np.asarray(Image.fromarray(rgb).transpose(transpose))
+    return np.array(rgb, dtype=np.uint8, order="C")  # a writable copy (PIL's buffer is read-only)
 
 
-def image_size(path: PathLike) -> Tuple[int, int]:
-    """``(height, width)`` from the image header only (does not decode the pixels)."""
+def image_size(path: PathLike, *, orientation: str = "exif") -> Tuple[int, int]:
+    """``(height, width)`` in ``orientation``, from the image header only (does not decode the pixels)."""
+    _check_orientation(orientation)
     path = Path(path)
     with _open(path, "image") as img:
         width, height = img.size
-    return int(height), int(width)
+        swap = orientation == "exif" and exif_orientation(img) >= 5  # 5..8 turn the image by 90 degrees
+    return (int(width), int(height)) if swap else (int(height), int(width))
+
+
+def choose_orientation(path: PathLike, *, height: int, width: int,
+                       prefer: Sequence[str] = ("stored", "exif")) -> str:
+    """The orientation (of ``prefer``, first match wins) in which the image is ``height x width``.
+
+    COCO files record the size of the image as their tool saw it: ``prefer=("stored", "exif")`` reads a
+    rotated phone photo as stored when its stored size matches, with EXIF applied otherwise.
+
+    Raises:
+        SizeMismatchError: no orientation gives the recorded size (the message lists both sizes).
+    """
+    path = Path(path)
+    sizes = {o: image_size(path, orientation=o) for o in ORIENTATIONS}
+    for orientation in prefer:
+        if sizes[orientation] == (height, width):
+            return orientation
+    shown = ", ".join(f"{o}: {w}x{h}" for o, (h, w) in sizes.items())
+    raise SizeMismatchError(path, f"the annotation says {width}x{height} (WxH) but the image is {shown}; "
+                                  "no orientation matches")
 
 
 def _rgb_to_index(rgb: np.ndarray, path: Path) -> np.ndarray:

@@ -33,6 +33,7 @@ from wsss.core.weak_labels.errors import (
     PathLike,
     SizeMismatchError,
     UnknownClassError,
+    warn_file,
 )
 from wsss.core.weak_labels.images import read_label_png
 
@@ -83,9 +84,10 @@ def rasterise_strokes(
 
 
 def parse_scribblesup_xml(
-    path: PathLike, *, classes: Sequence[str] = VOC_CLASSES
+    path: PathLike, *, classes: Sequence[str] = VOC_CLASSES, unknown_classes: str = "error"
 ) -> Tuple[Optional[Tuple[int, int]], list]:
-    """Parse the strokes of a ScribbleSup XML file.
+    """Parse the strokes of a ScribbleSup XML file (``unknown_classes="ignore"``: strokes of other names
+    are left out, one warning per file).
 
     Returns:
         ``(size, strokes)``: ``size`` is ``(height, width)`` from ``<size>`` or None if absent;
@@ -97,7 +99,7 @@ def parse_scribblesup_xml(
     path = Path(path)
     root = parse_xml(path, what="scribble XML")
     size = xml_image_size(root, path)
-    strokes = []
+    strokes, skipped = [], set()
     for poly in root.iter("polygon"):
         name_elem = poly.find("tag")
         if name_elem is None:
@@ -107,11 +109,16 @@ def parse_scribblesup_xml(
         try:
             cls = class_index(name_elem.text, classes, VOC_ALIASES)
         except KeyError as exc:
+            if unknown_classes == "ignore":
+                skipped.add(name_elem.text.strip())
+                continue
             raise UnknownClassError(path, exc.args[0]) from None
         pts = [(child_number(p, "X", path), child_number(p, "Y", path)) for p in poly.findall("point")]
         if not pts:
             raise MalformedAnnotationError(path, f"<polygon> of class {name_elem.text.strip()!r} has no <point>")
         strokes.append((np.asarray(pts, np.float32), cls))
+    if skipped:
+        warn_file(path, f"stroke name(s) {', '.join(sorted(map(repr, skipped)))} are not classes and were ignored")
     return size, strokes
 
 
@@ -122,6 +129,7 @@ def read_scribblesup_xml(
     width: Optional[int] = None,
     classes: Sequence[str] = VOC_CLASSES,
     thickness: int = STROKE_WIDTH,
+    unknown_classes: str = "error",
 ) -> np.ndarray:
     """Read a ScribbleSup XML file and rasterise its strokes. Returns ``uint8 [H, W]``.
 
@@ -131,7 +139,7 @@ def read_scribblesup_xml(
         thickness: stroke width in pixels (3, as the PNG convention).
     """
     path = Path(path)
-    size, strokes = parse_scribblesup_xml(path, classes=classes)
+    size, strokes = parse_scribblesup_xml(path, classes=classes, unknown_classes=unknown_classes)
     if height is None or width is None:
         if size is None:
             raise MalformedAnnotationError(path, "no <size> in the XML and no image size given")

@@ -59,8 +59,10 @@ class VocXml:
     difficult: np.ndarray
 
 
-def parse_voc_xml(path: PathLike, *, classes: Sequence[str] = VOC_CLASSES) -> VocXml:
+def parse_voc_xml(path: PathLike, *, classes: Sequence[str] = VOC_CLASSES, unknown_classes: str = "error") -> VocXml:
     """Parse a VOC annotation XML.
+
+    ``unknown_classes="ignore"``: objects whose name is not a class are left out (one warning per file).
 
     Raises:
         MissingFileError: no such file.
@@ -71,12 +73,15 @@ def parse_voc_xml(path: PathLike, *, classes: Sequence[str] = VOC_CLASSES) -> Vo
     path = Path(path)
     root = parse_xml(path, what="annotation XML")
     size = xml_image_size(root, path)
-    boxes, labels, difficult = [], [], []
+    boxes, labels, difficult, skipped = [], [], [], set()
     for obj in root.findall("object"):
         name = child_text(obj, "name", path)
         try:
             cls = class_index(name, classes, VOC_ALIASES)
         except KeyError as exc:
+            if unknown_classes == "ignore":
+                skipped.add(name)
+                continue
             raise UnknownClassError(path, exc.args[0]) from None
         if cls == 0:
             raise UnknownClassError(path, f"object class {name!r} is the background class")
@@ -88,6 +93,8 @@ def parse_voc_xml(path: PathLike, *, classes: Sequence[str] = VOC_CLASSES) -> Vo
         labels.append(cls)
         diff = obj.find("difficult")
         difficult.append(diff is not None and (diff.text or "0").strip() == "1")
+    if skipped:
+        warn_file(path, f"object name(s) {', '.join(sorted(map(repr, skipped)))} are not classes and were ignored")
     filename = root.findtext("filename")
     return VocXml(
         filename=filename.strip() if filename else None,

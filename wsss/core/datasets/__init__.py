@@ -1,0 +1,16 @@
+"""Datasets described by one YAML file (:mod:`.description`) and read into
+:class:`~wsss.core.weak_labels.annotation.ImageAnnotation` by the weak-label readers (:mod:`.dataset`)."""
+
+from wsss.core.datasets.dataset import DescribedDataset, dataset_class_names, evaluate_described, open_described
+from wsss.core.datasets.description import (
+    DatasetDescription,
+    DatasetDescriptionError,
+    Source,
+    class_palette,
+    load_description,
+)
+
+__all__ = [
+    "DatasetDescription", "DatasetDescriptionError", "DescribedDataset", "Source", "class_palette",
+    "dataset_class_names", "evaluate_described", "load_description", "open_described",
+]

@@ -1,0 +1,246 @@
+"""A dataset description: one small YAML file that says where a dataset's images and labels are.
+
+Both stages read it (stage 1 through its ``dataset:`` key or ``--dataset``, stage 2 through
+``--dataset``), so the class list, the palette and the image list are defined in one place::
+
+    _base_: voc2012.yaml              # optional; merged as stage-1 configs merge (mappings key by key)
+    name: my_data
+    root: data/my_data                # relative to the working directory; every path below is under root
+    images: images                    # folder of the images (any of .jpg .jpeg .png .bmp .tif .tiff .webp)
+    classes: [background, cat, dog]   # index 0 is background; or {from: coco} / {from: labelme}
+    colours: {cat: [255, 0, 0]}       # optional; other classes keep the VOC colour map
+    unknown_classes: error            # a label outside the class list: error | ignore (one warning per file)
+    polygon_only: box                 # a COCO object with a polygon and no bbox: box (derived, warned) | error
+    sources:                          # weak labels; one image may get labels from several sources
+      - {format: coco, path: annotations/instances.json}
+      - {format: labelme, path: labelme}
+      - {format: voc_xml, path: Annotations}        # <id>.xml per image
+      - {format: scribblesup, path: scribbles}      # <id>.png (label map) or <id>.xml (strokes)
+      - {format: points, path: points}              # <id>.json (What's-the-Point clicks)
+    ground_truth: {format: png, path: SegmentationClass}   # optional; or format coco / labelme (polygons)
+    splits: {train: lists/train.txt}  # optional id lists; without them every annotated image is used
+
+Class lists hold at most 254 classes plus background (label values 0..254; 255 is void).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
+
+import numpy as np
+import yaml
+
+from wsss.core.weak_labels.classes import IGNORE_INDEX, VOC_CLASSES, voc_palette
+from wsss.core.weak_labels.errors import PathLike
+
+#: Weak-label source formats (``sources[].format``).
+SOURCE_FORMATS = ("voc_xml", "coco", "labelme", "scribblesup", "points")
+#: Ground-truth formats (``ground_truth.format``).
+GT_FORMATS = ("png", "coco", "labelme")
+#: Most foreground classes a label PNG can hold next to background (0) and void (255).
+MAX_FOREGROUND = IGNORE_INDEX - 1
+
+_KEYS = ("name", "root", "images", "classes", "colours", "unknown_classes", "polygon_only", "sources",
+         "ground_truth", "splits")
+
+
+class DatasetDescriptionError(ValueError):
+    """A description file that cannot be used; the message starts with the file's path."""
+
+    def __init__(self, path: Optional[PathLike], message: str) -> None:
+        self.path = Path(path) if path is not None else None
+        super().__init__(f"{path}: {message}" if path is not None else message)
+
+
+@dataclass(frozen=True)
+class Source:
+    """One weak-label (or ground-truth) source: its format and its path (file or folder, absolute)."""
+
+    format: str
+    path: Path
+
+
+@dataclass
+class DatasetDescription:
+    """A parsed description (module docstring); paths are resolved against ``root``.
+
+    Attributes:
+        classes: the class names, index 0 background, or None while they are to be taken from the
+            annotations (``classes_from``); :func:`wsss.core.datasets.open_described` fills them in.
+        classes_from: ``"coco"`` / ``"labelme"`` when ``classes: {from: ...}``, else None.
+        colours: class name -> ``(r, g, b)``.
+    """
+
+    path: Optional[Path]
+    name: str
+    root: Path
+    images: Path
+    classes: Optional[Tuple[str, ...]]
+    classes_from: Optional[str] = None
+    colours: Dict[str, Tuple[int, int, int]] = field(default_factory=dict)
+    unknown_classes: str = "error"
+    polygon_only: str = "box"
+    sources: List[Source] = field(default_factory=list)
+    ground_truth: Optional[Source] = None
+    splits: Dict[str, Path] = field(default_factory=dict)
+
+    @property
+    def num_foreground(self) -> int:
+        if self.classes is None:
+            raise DatasetDescriptionError(self.path, "the class list is not known yet (classes: {from: ...})")
+        return len(self.classes) - 1
+
+    def palette(self) -> np.ndarray:
+        """``uint8 [256, 3]``: the description's colours over the VOC colour map (255 stays void)."""
+        return class_palette(self.classes or (), self.colours)
+
+    def with_classes(self, classes: Sequence[str]) -> "DatasetDescription":
+        return dataclasses.replace(self, classes=check_classes(classes, self.path))
+
+
+def class_palette(classes: Sequence[str], colours: Mapping[str, Sequence[int]]) -> np.ndarray:
+    """``uint8 [256, 3]``: the VOC colour map (256 distinct colours, so any class count up to 254 gets
+    distinct colours) with ``colours[name]`` at the index of each named class."""
+    palette = voc_palette()
+    index = {name: i for i, name in enumerate(classes)}
+    for name, rgb in colours.items():
+        if name in index:
+            palette[index[name]] = rgb
+    return palette
+
+
+def check_classes(classes: Sequence[str], path: Optional[PathLike] = None) -> Tuple[str, ...]:
+    """The class list as a tuple, checked: strings, no duplicates (case-insensitive), 2..255 entries."""
+    names = tuple(str(c).strip() for c in classes)
+    if len(names) < 2:
+        raise DatasetDescriptionError(path, "classes: at least background and one class are needed")
+    if len(names) - 1 > MAX_FOREGROUND:
+        raise DatasetDescriptionError(path, f"classes: {len(names) - 1} foreground classes; at most {MAX_FOREGROUND} "
+                                            f"fit a label PNG (255 is void)")
+    lowered = [n.lower() for n in names]
+    dupes = sorted({n for n in lowered if lowered.count(n) > 1})
+    if dupes or "" in lowered:
+        raise DatasetDescriptionError(path, f"classes: empty or repeated name(s) {dupes}")
+    return names
+
+
+def _merge(base: Dict[str, Any], over: Dict[str, Any]) -> Dict[str, Any]:
+    out = dict(base)
+    for k, v in over.items():
+        if isinstance(v, dict) and v.get("_delete_"):
+            out[k] = {kk: vv for kk, vv in v.items() if kk != "_delete_"}
+        elif isinstance(v, dict) and isinstance(out.get(k), dict):
+            out[k] = _merge(out[k], v)
+        else:
+            out[k] = v
+    return out
+
+
+def _load_yaml(path: Path, chain: Tuple[Path, ...] = ()) -> Dict[str, Any]:
+    if not path.is_file():
+        raise DatasetDescriptionError(path, "dataset description not found")
+    if path.resolve() in chain:
+        raise DatasetDescriptionError(path, "_base_ inherits from itself")
+    try:
+        loaded = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except yaml.YAMLError as exc:
+        raise DatasetDescriptionError(path, f"not valid YAML: {exc}") from None
+    if not isinstance(loaded, dict):
+        raise DatasetDescriptionError(path, "a dataset description must be a YAML mapping")
+    bases = loaded.pop("_base_", None) or []
+    values: Dict[str, Any] = {}
+    for base in [bases] if isinstance(bases, str) else bases:
+        values = _merge(values, _load_yaml(path.parent / base, chain + (path.resolve(),)))
+    return _merge(values, loaded)
+
+
+def load_description(path: PathLike, *, overrides: Optional[Dict[str, Any]] = None) -> DatasetDescription:
+    """Read a description file (with its ``_base_`` files), ``overrides`` merged over it (e.g. ``root``).
+
+    Raises:
+        DatasetDescriptionError: unknown keys or formats, a bad class list, a missing ``root``.
+    """
+    path = Path(path)
+    values = _merge(_load_yaml(path), overrides or {})
+    return description_from_dict(values, path=path)
+
+
+def description_from_dict(values: Dict[str, Any], *, path: Optional[Path] = None) -> DatasetDescription:
+    """A description from its (already merged) mapping; see :func:`load_description`."""
+    unknown = sorted(set(values) - set(_KEYS))
+    if unknown:
+        raise DatasetDescriptionError(path, f"unknown key(s) {', '.join(unknown)}; valid keys: {', '.join(_KEYS)}")
+    root = Path(str(values.get("root") or "."))
+    if not root.is_dir():
+        raise DatasetDescriptionError(path, f"root folder {root} not found")
+
+    def under(p: Any, what: str) -> Path:
+        if not isinstance(p, (str, Path)) or not str(p):
+            raise DatasetDescriptionError(path, f"{what}: expected a path, got {p!r}")
+        return root / str(p)
+
+    classes_value = values.get("classes", list(VOC_CLASSES))
+    classes, classes_from = None, None
+    if isinstance(classes_value, dict):
+        classes_from = classes_value.get("from")
+        if classes_from not in ("coco", "labelme") or set(classes_value) != {"from"}:
+            raise DatasetDescriptionError(path, f"classes: a list of names, or {{from: coco}} / {{from: labelme}}; "
+                                                f"got {classes_value!r}")
+    elif isinstance(classes_value, (list, tuple)):
+        classes = check_classes(classes_value, path)
+    else:
+        raise DatasetDescriptionError(path, f"classes: expected a list of names, got {classes_value!r}")
+
+    colours: Dict[str, Tuple[int, int, int]] = {}
+    for name, rgb in (values.get("colours") or {}).items():
+        try:
+            r, g, b = (int(v) for v in rgb)
+        except (TypeError, ValueError):
+            raise DatasetDescriptionError(path, f"colours: {name}: expected [r, g, b], got {rgb!r}") from None
+        if not all(0 <= v <= 255 for v in (r, g, b)):
+            raise DatasetDescriptionError(path, f"colours: {name}: values must be 0..255, got {rgb!r}")
+        if classes is not None and name not in classes:
+            raise DatasetDescriptionError(path, f"colours: {name!r} is not a class; classes: {', '.join(classes)}")
+        colours[str(name)] = (r, g, b)
+
+    policies = {"unknown_classes": ("error", "ignore"), "polygon_only": ("box", "error")}
+    chosen = {}
+    for key, allowed in policies.items():
+        chosen[key] = str(values.get(key, allowed[0]))
+        if chosen[key] not in allowed:
+            raise DatasetDescriptionError(path, f"{key}: one of {allowed}, got {chosen[key]!r}")
+
+    sources = []
+    for k, src in enumerate(values.get("sources") or []):
+        if not isinstance(src, dict) or set(src) != {"format", "path"}:
+            raise DatasetDescriptionError(path, f"sources[{k}]: expected {{format: ..., path: ...}}, got {src!r}")
+        if src["format"] not in SOURCE_FORMATS:
+            raise DatasetDescriptionError(path, f"sources[{k}]: format {src['format']!r} is not one of "
+                                                f"{', '.join(SOURCE_FORMATS)}")
+        sources.append(Source(format=src["format"], path=under(src["path"], f"sources[{k}].path")))
+    if not sources:
+        raise DatasetDescriptionError(path, "sources: at least one weak-label source is needed")
+    if classes_from and not any(s.format == classes_from for s in sources):
+        raise DatasetDescriptionError(path, f"classes: {{from: {classes_from}}} but no {classes_from} source")
+
+    gt = values.get("ground_truth")
+    ground_truth = None
+    if gt is not None:
+        if not isinstance(gt, dict) or set(gt) != {"format", "path"} or gt["format"] not in GT_FORMATS:
+            raise DatasetDescriptionError(path, f"ground_truth: expected {{format: {' | '.join(GT_FORMATS)}, "
+                                                f"path: ...}}, got {gt!r}")
+        ground_truth = Source(format=gt["format"], path=under(gt["path"], "ground_truth.path"))
+
+    splits = values.get("splits") or {}
+    if not isinstance(splits, dict):
+        raise DatasetDescriptionError(path, f"splits: expected {{name: id list file}}, got {splits!r}")
+    return DatasetDescription(
+        path=path, name=str(values.get("name") or (path.stem if path else root.name)), root=root,
+        images=under(values.get("images", "JPEGImages"), "images"), classes=classes, classes_from=classes_from,
+        colours=colours, unknown_classes=chosen["unknown_classes"], polygon_only=chosen["polygon_only"],
+        sources=sources, ground_truth=ground_truth,
+        splits={str(k): under(v, f"splits.{k}") for k, v in splits.items()},
+    )
