@@ -114,6 +114,13 @@ class SamBackend(nn.Module):
         self.encoder_size = int(encoder_size)
         self.lowres = int(lowres)
 
+    def __setattr__(self, name: str, value) -> None:
+        super().__setattr__(name, value)
+        # Training drops the encoder (``model.image_encoder = None``): drop the package model's reference
+        # too, so that its memory is freed.
+        if name == "image_encoder" and value is None and "_official" in self.__dict__:
+            setattr(self.__dict__["_official"], "image_encoder", None)
+
     @property
     def official(self) -> nn.Module:
         """The package's own model object these modules belong to (what its official predictor takes)."""
