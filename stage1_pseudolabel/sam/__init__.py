@@ -1,6 +1,7 @@
-"""SAM models: building, checkpoint loading, the encoder's input, the batched decoder call.
+"""Stage-1 models: backends (SAM 1, SAM 2.1, HQ-SAM), checkpoint loading, the encoder's input, the
+batched decoder call, precision and attention options.
 
-Nothing happens at import: ``segment_anything`` (and, where torchvision is missing, the project's
-torchvision stand-in) is imported by :func:`stage1_pseudolabel.sam.modeling.sam_modeling` the first
-time a model is built.
+Nothing happens at import: ``segment_anything``, ``sam2`` and ``segment_anything_hq`` (and, where
+torchvision or timm is missing, the project's stand-ins) are imported by
+:mod:`stage1_pseudolabel.sam.modeling` the first time a model of that backend is built.
 """
