@@ -88,7 +88,7 @@ $(VENV)/.setup-stamp: scripts/setup_env.sh requirements/core.txt requirements/te
 	@touch $@
 
 test: setup ## run the test suite (what CI runs, through .ci/run)
-	$(PY) -m pytest -q -rs
+	$(PY) -m pytest -q -rs --durations=12
 
 test-fast: setup ## the tests without the slow and stage-2 ones
 	$(PY) -m pytest -q -m "not slow and not stage2"
