@@ -23,7 +23,7 @@ from typing import Tuple
 
 import torch
 
-from logic.constraints.base import Atoms, Constraint
+from logic.constraints.base import Atoms, Constraint, box_spans
 from logic.constraints.registry import ConstraintInputs, register_constraint
 
 
@@ -67,10 +67,8 @@ class BoxFillConstraint(Constraint):
         if box_classes.numel() and (box_classes.min() < 0 or box_classes.max() >= num_labels):
             raise ValueError(f"box classes {box_classes.tolist()} are outside 0..{num_labels - 1}")
         height, width = valid.shape
-        rows = torch.arange(height, device=boxes.device)
-        cols = torch.arange(width, device=boxes.device)
-        in_rows = ((rows[:, None] >= boxes[None, :, 1]) & (rows[:, None] < boxes[None, :, 3])).float()  # [H, B]
-        in_cols = ((cols[:, None] >= boxes[None, :, 0]) & (cols[:, None] < boxes[None, :, 2])).float()  # [W, B]
+        spans = box_spans(boxes, height=height, width=width)
+        in_rows, in_cols = spans[0].T.float(), spans[1].T.float()  # [H, B], [W, B]
         size = ((in_rows.T @ valid.float()) * in_cols.T).sum(dim=1)  # [B] valid pixels of each box
         mask = size > 0
         classes, box_to_class = torch.unique(box_classes.long(), return_inverse=True)

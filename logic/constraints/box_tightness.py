@@ -18,7 +18,7 @@ from typing import Tuple
 
 import torch
 
-from logic.constraints.base import Atoms, Constraint
+from logic.constraints.base import Atoms, Constraint, box_spans
 from logic.constraints.registry import ConstraintInputs, register_constraint
 
 
@@ -54,10 +54,8 @@ class BoxTightnessConstraint(Constraint):
         if box_classes.numel() and (box_classes.min() < 0 or box_classes.max() >= num_labels):
             raise ValueError(f"box classes {box_classes.tolist()} are outside 0..{num_labels - 1}")
         height, width = valid.shape
-        rows = torch.arange(height, device=boxes.device)
-        cols = torch.arange(width, device=boxes.device)
-        in_rows = (rows[:, None] >= boxes[None, :, 1]) & (rows[:, None] < boxes[None, :, 3])  # [H, B]
-        in_cols = (cols[:, None] >= boxes[None, :, 0]) & (cols[:, None] < boxes[None, :, 2])  # [W, B]
+        spans = box_spans(boxes, height=height, width=width)
+        in_rows, in_cols = spans[0].T, spans[1].T  # [H, B], [W, B]
         validf = valid.float()
         row_has_valid = (validf @ in_cols.float()) > 0  # [H, B]: valid pixels in (row, cols of b)
         col_has_valid = (validf.T @ in_rows.float()) > 0  # [W, B]

@@ -176,13 +176,18 @@ class CompiledConstraints:
         Returns:
             ``{name: scalar tensor}`` for the constraints present.
         """
-        atoms = {"classes": self.atoms(log_probs)}
-        if self.needs_objects:
-            if object_log_probs is None:
-                raise ValueError(f"constraints {[n for n in self.constraints if self._atom_kind(n) == 'objects']} "
-                                 "are over objects: pass object_log_probs")
-            atoms["objects"] = self._atoms(self._crop(object_log_probs, None, "object_log_probs"), "objects")
+        if self.needs_objects and object_log_probs is None:
+            raise ValueError(f"constraints {[n for n in self.constraints if self._atom_kind(n) == 'objects']} "
+                             "are over objects: pass object_log_probs")
+        atoms = self._all_atoms(log_probs, object_log_probs)
         return {name: c.truth(atoms[self._atom_kind(name)]) for name, c in self.constraints.items()}
+
+    def _all_atoms(self, log_probs: torch.Tensor, object_log_probs: Optional[torch.Tensor]) -> Dict[str, Atoms]:
+        """The atoms of each kind: ``"classes"``, and ``"objects"`` where needed and given."""
+        atoms = {"classes": self.atoms(log_probs)}
+        if self.needs_objects and object_log_probs is not None:
+            atoms["objects"] = self._atoms(self._crop(object_log_probs, None, "object_log_probs"), "objects")
+        return atoms
 
     def loss_and_truths(self, log_probs: torch.Tensor, object_log_probs: Optional[torch.Tensor] = None
                         ) -> Tuple[torch.Tensor, Dict[str, torch.Tensor]]:
@@ -208,9 +213,7 @@ class CompiledConstraints:
         """Where each constraint is violated: ``{name: float [H, W]}`` minus the log-truths of its
         groundings summed at their pixels (:meth:`Constraint.pixel_map`), in the full frame (0 outside
         the valid crop; a map sums to minus the constraint's log-truth). Types without a map are left out."""
-        atoms = {"classes": self.atoms(log_probs)}
-        if self.needs_objects and object_log_probs is not None:
-            atoms["objects"] = self._atoms(self._crop(object_log_probs, None, "object_log_probs"), "objects")
+        atoms = self._all_atoms(log_probs, object_log_probs)
         r0, r1, c0, c1 = self.crop
         out: Dict[str, torch.Tensor] = {}
         for name, c in self.constraints.items():

@@ -20,7 +20,7 @@ from typing import Tuple
 
 import torch
 
-from logic.constraints.base import Atoms, Constraint
+from logic.constraints.base import Atoms, Constraint, box_spans
 from logic.constraints.box_tightness import BoxTightnessConstraint
 from logic.constraints.registry import ConstraintInputs, register_constraint
 
@@ -42,10 +42,7 @@ class ObjectInBoxConstraint(Constraint):
     def build(cls, *, object_boxes: torch.Tensor, valid: torch.Tensor) -> "ObjectInBoxConstraint":
         """Args: ``object_boxes`` ``long [N, 4]`` half-open cells ``(x0, y0, x1, y1)``; ``valid`` ``bool [H, W]``."""
         height, width = valid.shape
-        rows = torch.arange(height, device=object_boxes.device)
-        cols = torch.arange(width, device=object_boxes.device)
-        in_rows = (rows[None, :] >= object_boxes[:, 1:2]) & (rows[None, :] < object_boxes[:, 3:4])  # [N, H]
-        in_cols = (cols[None, :] >= object_boxes[:, 0:1]) & (cols[None, :] < object_boxes[:, 2:3])  # [N, W]
+        in_rows, in_cols = box_spans(object_boxes, height=height, width=width)  # [N, H], [N, W]
         mask = ~(in_rows[:, :, None] & in_cols[:, None, :]) & valid[None]
         return cls(mask=mask, num_groundings=int(mask.sum()))
 

@@ -25,7 +25,7 @@ from typing import Dict, FrozenSet, List, Optional, Sequence, Tuple
 import torch
 import torch.nn.functional as F
 
-from logic.constraints.base import Atoms, Constraint
+from logic.constraints.base import Atoms, Constraint, box_spans
 from logic.constraints.colour_affinity import rgb_to_lab
 from logic.constraints.registry import ConstraintInputs
 from logic.formula.parser import Apply, Arg, Binary, FormulaError, Node, Not, Quantified, SetRef, parse
@@ -411,12 +411,7 @@ class BoundFormula(Constraint):
 
     def _box_spans(self) -> Tuple[torch.Tensor, torch.Tensor]:
         """``bool [B, H]`` rows and ``bool [B, W]`` columns of each box."""
-        boxes, dev = self.inputs.boxes, self.inputs.valid.device
-        rows = torch.arange(self.inputs.height, device=dev)
-        cols = torch.arange(self.inputs.width, device=dev)
-        in_rows = (rows[None, :] >= boxes[:, 1:2]) & (rows[None, :] < boxes[:, 3:4])
-        in_cols = (cols[None, :] >= boxes[:, 0:1]) & (cols[None, :] < boxes[:, 2:3])
-        return in_rows, in_cols
+        return box_spans(self.inputs.boxes, height=self.inputs.height, width=self.inputs.width)
 
     def _predicate(self, node: Apply, scope: Dict[str, Var]) -> Value:
         inp = self.inputs
@@ -533,15 +528,15 @@ class BoundFormula(Constraint):
     def _eval(self, node: Node, atoms: Atoms) -> Value:
         if isinstance(node, Quantified):
             return self._quantify(node, atoms)
+        crisp = self._crisp(node)  # built from fixed predicates only: boolean logic
+        if crisp is not None:
+            return crisp
         if isinstance(node, Not):
             return self._negate(node.operand, atoms)
         if isinstance(node, Binary):
             if node.op == "->":
                 return self._implies(node, atoms)
             left, right = self._eval(node.left, atoms), self._eval(node.right, atoms)
-            if left.crisp and right.crisp:
-                axes, (a, b) = self._aligned(left, right)
-                return Value(a & b if node.op == "and" else a | b, axes, True)
             left, right = self._fuzzy(left, atoms), self._fuzzy(right, atoms)
             axes, (a, b) = self._aligned(left, right)
             if node.op == "and":
@@ -591,11 +586,7 @@ class BoundFormula(Constraint):
     def _implies(self, node: Binary, atoms: Atoms) -> Value:
         left = self._eval(node.left, atoms)
         if left.crisp:  # exact: a false antecedent makes the grounding true (log-truth 0)
-            right = self._eval(node.right, atoms)
-            if right.crisp:
-                axes, (a, b) = self._aligned(left, right)
-                return Value(~a | b, axes, True)
-            axes, (a, b) = self._aligned(left, self._fuzzy(right, atoms))
+            axes, (a, b) = self._aligned(left, self._fuzzy(self._eval(node.right, atoms), atoms))
             return Value(torch.where(a, b, torch.zeros((), dtype=b.dtype, device=b.device)), axes, False)
         # a -> b = not(a and not b)
         not_right = self._fuzzy(self._negate(node.right, atoms), atoms)

@@ -186,19 +186,18 @@ class _Parser:
         return left
 
     def disjunction(self) -> Node:
-        node = self.conjunction()
-        while self.tok.text == "or" and self.tok.kind == "name":
-            op = self.tok
-            self.i += 1
-            node = Binary("or", node, self.conjunction(), op.position)
-        return node
+        return self._left_assoc("or", self.conjunction)
 
     def conjunction(self) -> Node:
-        node = self.unary()
-        while self.tok.text == "and" and self.tok.kind == "name":
-            op = self.tok
+        return self._left_assoc("and", self.unary)
+
+    def _left_assoc(self, op: str, operand) -> Node:
+        """``operand { op operand }``, grouped from the left."""
+        node = operand()
+        while self.tok.text == op and self.tok.kind == "name":
+            position = self.tok.position
             self.i += 1
-            node = Binary("and", node, self.unary(), op.position)
+            node = Binary(op, node, operand(), position)
         return node
 
     def unary(self) -> Node:
