@@ -21,12 +21,13 @@ import importlib.util
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Dict, List, Optional, Sequence, Tuple
+from typing import Any, Dict, List, Optional, Sequence
 
 import yaml
 
 from wsss.core.atomic import atomic_write
 from wsss.core.cli import add_config_arguments, parse_cfg_options
+from wsss.core.yaml_config import load_yaml_with_bases, merge_config
 from wsss.core.weak_labels.annotation import WEAK_LABEL_KINDS
 
 
@@ -232,37 +233,13 @@ def import_custom_modules(names: Sequence[str]) -> None:
             raise ImportError(f"custom_imports: cannot import {name!r}: {type(exc).__name__}: {exc}") from exc
 
 
-def merge_config(base: Dict[str, Any], overrides: Dict[str, Any]) -> Dict[str, Any]:
-    """Recursive dict merge (mappings merge, everything else replaces; ``_delete_: true`` replaces)."""
-    out = dict(base)
-    for k, v in overrides.items():
-        if isinstance(v, dict) and v.get("_delete_"):
-            out[k] = {kk: vv for kk, vv in v.items() if kk != "_delete_"}
-        elif isinstance(v, dict) and isinstance(out.get(k), dict):
-            out[k] = merge_config(out[k], v)
-        else:
-            out[k] = v
-    return out
-
-
-def load_yaml_config(path: Path, *, _chain: Tuple[Path, ...] = ()) -> Dict[str, Any]:
+def load_yaml_config(path: Path) -> Dict[str, Any]:
     """A stage-1 YAML file with its ``_base_`` files merged under it (bases first, in list order)."""
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"config file {path} not found")
-    if path.resolve() in _chain:
-        raise ValueError(f"{path}: _base_ inherits from itself ({' -> '.join(str(p) for p in _chain)})")
-    try:
-        loaded = yaml.safe_load(path.read_text()) or {}
-    except yaml.YAMLError as exc:
-        raise ValueError(f"{path}: not valid YAML: {exc}") from None
-    if not isinstance(loaded, dict):
-        raise ValueError(f"{path}: a stage-1 config must be a YAML mapping")
-    bases = loaded.pop("_base_", None) or []
-    values: Dict[str, Any] = {}
-    for base in [bases] if isinstance(bases, str) else bases:
-        values = merge_config(values, load_yaml_config(path.parent / base, _chain=_chain + (path.resolve(),)))
-    return merge_config(values, loaded)
+    return load_yaml_with_bases(
+        path, kind="a stage-1 config",
+        missing=lambda p: FileNotFoundError(f"config file {p} not found"),
+        error=lambda p, message: ValueError(f"{p}: {message}"),
+    )
 
 
 def build_config(

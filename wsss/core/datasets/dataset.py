@@ -15,7 +15,7 @@ from __future__ import annotations
 import logging
 import warnings
 from pathlib import Path
-from typing import TYPE_CHECKING, Dict, Iterator, List, Optional, Sequence, Union
+from typing import TYPE_CHECKING, Dict, List, Optional, Sequence, Union
 
 import numpy as np
 
@@ -32,7 +32,6 @@ from wsss.core.weak_labels.checks import fit_boxes_to_image, fit_points_to_image
 from wsss.core.weak_labels.classes import IGNORE_INDEX, VOC_CLASSES
 from wsss.core.weak_labels.coco import CocoImage, coco_category_names, index_coco_instances, segmentation_mask
 from wsss.core.weak_labels.errors import (
-    FileProblem,
     MalformedAnnotationError,
     MissingFileError,
     PathLike,
@@ -44,7 +43,7 @@ from wsss.core.weak_labels.images import choose_orientation, image_size, read_la
 from wsss.core.weak_labels.labelme import labelme_labels, read_labelme, read_labelme_polygons
 from wsss.core.weak_labels.points import read_points_json
 from wsss.core.weak_labels.scribblesup import read_scribble_png, read_scribblesup_xml
-from wsss.core.weak_labels.voc import LoadResult, parse_voc_xml, read_id_list
+from wsss.core.weak_labels.voc import BatchLoading, parse_voc_xml, read_id_list
 
 if TYPE_CHECKING:
     from wsss.core.evaluation.metrics import SegmentationMetrics
@@ -57,7 +56,7 @@ IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp")
 _PER_ID = {"voc_xml": (".xml",), "scribblesup": (".png", ".xml"), "points": (".json",)}
 
 
-class DescribedDataset:
+class DescribedDataset(BatchLoading):
     """The dataset of a description (see :mod:`wsss.core.datasets.description`).
 
     Args:
@@ -333,27 +332,6 @@ class DescribedDataset:
         if gt.format == "labelme":
             return (gt.path / f"{image_id}.json").is_file()
         return image_id in (self._gt_coco or {})
-
-    def iter_valid(self, problems: Optional[List[FileProblem]] = None) -> Iterator[ImageAnnotation]:
-        """Yield the images that load, skipping the others; each skip is appended to ``problems``."""
-        for image_id in self.ids:
-            try:
-                annotation = self.load(image_id)
-            except WeakLabelError as exc:
-                if problems is not None:
-                    problems.append(FileProblem.from_error(image_id, exc))
-                continue
-            yield annotation
-
-    def load_all(self, *, errors: str = "raise") -> LoadResult:
-        """Load every id (``errors="skip"``: bad images listed in :attr:`LoadResult.problems`)."""
-        if errors not in ("raise", "skip"):
-            raise ValueError(f"errors must be 'raise' or 'skip', got {errors!r}")
-        if errors == "raise":
-            return LoadResult(annotations=[self.load(i) for i in self.ids])
-        result = LoadResult()
-        result.annotations = list(self.iter_valid(result.problems))
-        return result
 
 
 def _overlay(below: Optional[np.ndarray], above: Optional[np.ndarray]) -> Optional[np.ndarray]:

@@ -31,10 +31,10 @@ from pathlib import Path
 from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
 
 import numpy as np
-import yaml
 
 from wsss.core.weak_labels.classes import IGNORE_INDEX, VOC_CLASSES, voc_palette
 from wsss.core.weak_labels.errors import PathLike
+from wsss.core.yaml_config import load_yaml_with_bases, merge_config
 
 #: Weak-label source formats (``sources[].format``).
 SOURCE_FORMATS = ("voc_xml", "coco", "labelme", "scribblesup", "points")
@@ -127,34 +127,10 @@ def check_classes(classes: Sequence[str], path: Optional[PathLike] = None) -> Tu
     return names
 
 
-def _merge(base: Dict[str, Any], over: Dict[str, Any]) -> Dict[str, Any]:
-    out = dict(base)
-    for k, v in over.items():
-        if isinstance(v, dict) and v.get("_delete_"):
-            out[k] = {kk: vv for kk, vv in v.items() if kk != "_delete_"}
-        elif isinstance(v, dict) and isinstance(out.get(k), dict):
-            out[k] = _merge(out[k], v)
-        else:
-            out[k] = v
-    return out
-
-
-def _load_yaml(path: Path, chain: Tuple[Path, ...] = ()) -> Dict[str, Any]:
-    if not path.is_file():
-        raise DatasetDescriptionError(path, "dataset description not found")
-    if path.resolve() in chain:
-        raise DatasetDescriptionError(path, "_base_ inherits from itself")
-    try:
-        loaded = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-    except yaml.YAMLError as exc:
-        raise DatasetDescriptionError(path, f"not valid YAML: {exc}") from None
-    if not isinstance(loaded, dict):
-        raise DatasetDescriptionError(path, "a dataset description must be a YAML mapping")
-    bases = loaded.pop("_base_", None) or []
-    values: Dict[str, Any] = {}
-    for base in [bases] if isinstance(bases, str) else bases:
-        values = _merge(values, _load_yaml(path.parent / base, chain + (path.resolve(),)))
-    return _merge(values, loaded)
+def _load_yaml(path: Path) -> Dict[str, Any]:
+    return load_yaml_with_bases(path, kind="a dataset description",
+                                missing=lambda p: DatasetDescriptionError(p, "dataset description not found"),
+                                error=DatasetDescriptionError)
 
 
 def load_description(path: PathLike, *, overrides: Optional[Dict[str, Any]] = None) -> DatasetDescription:
@@ -164,7 +140,7 @@ def load_description(path: PathLike, *, overrides: Optional[Dict[str, Any]] = No
         DatasetDescriptionError: unknown keys or formats, a bad class list, a missing ``root``.
     """
     path = Path(path)
-    values = _merge(_load_yaml(path), overrides or {})
+    values = merge_config(_load_yaml(path), overrides or {})
     return description_from_dict(values, path=path)
 
 

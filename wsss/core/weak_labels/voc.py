@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterator, List, Optional, Sequence, Tuple, Union
+from typing import Callable, Iterator, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
@@ -127,7 +127,40 @@ class LoadResult:
         return "\n".join(lines)
 
 
-class VocDataset:
+class BatchLoading:
+    """``iter_valid`` and ``load_all`` for a dataset that has ``ids`` and ``load(image_id)``."""
+
+    ids: List[str]
+    load: Callable[[str], ImageAnnotation]
+
+    def iter_valid(self, problems: Optional[List[FileProblem]] = None) -> Iterator[ImageAnnotation]:
+        """Yield the images that load, skipping the others; each skip is appended to ``problems``."""
+        for image_id in self.ids:
+            try:
+                annotation = self.load(image_id)
+            except WeakLabelError as exc:
+                if problems is not None:
+                    problems.append(FileProblem.from_error(image_id, exc))
+                continue
+            yield annotation
+
+    def load_all(self, *, errors: str = "raise") -> LoadResult:
+        """Load every id.
+
+        Args:
+            errors: ``"raise"``: the first bad file raises its :class:`WeakLabelError`; ``"skip"``: bad
+                images are left out and listed in :attr:`LoadResult.problems`.
+        """
+        if errors not in ("raise", "skip"):
+            raise ValueError(f"errors must be 'raise' or 'skip', got {errors!r}")
+        if errors == "raise":
+            return LoadResult(annotations=[self.load(i) for i in self.ids])
+        result = LoadResult()
+        result.annotations = list(self.iter_valid(result.problems))
+        return result
+
+
+class VocDataset(BatchLoading):
     """Weak labels of a VOC-layout folder, one :class:`ImageAnnotation` per id.
 
     Args:
@@ -241,29 +274,3 @@ class VocDataset:
             point_classes=point_classes,
             gt_path=gt_path if gt_path.is_file() else None,
         )
-
-    def iter_valid(self, problems: Optional[List[FileProblem]] = None) -> Iterator[ImageAnnotation]:
-        """Yield the images that load, skipping the others; each skip is appended to ``problems``."""
-        for image_id in self.ids:
-            try:
-                annotation = self.load(image_id)
-            except WeakLabelError as exc:
-                if problems is not None:
-                    problems.append(FileProblem.from_error(image_id, exc))
-                continue
-            yield annotation
-
-    def load_all(self, *, errors: str = "raise") -> LoadResult:
-        """Load every id.
-
-        Args:
-            errors: ``"raise"``: the first bad file raises its :class:`WeakLabelError`; ``"skip"``: bad
-                images are left out and listed in :attr:`LoadResult.problems`.
-        """
-        if errors not in ("raise", "skip"):
-            raise ValueError(f"errors must be 'raise' or 'skip', got {errors!r}")
-        if errors == "raise":
-            return LoadResult(annotations=[self.load(i) for i in self.ids])
-        result = LoadResult()
-        result.annotations = list(self.iter_valid(result.problems))
-        return result
