@@ -9,7 +9,9 @@ predictor's (max abs diff < 1e-4) and the pixel masks agree.
 
 from __future__ import annotations
 
+import dataclasses
 import json
+from typing import Optional
 
 import numpy as np
 import pytest
@@ -40,8 +42,12 @@ def backend_cfg(backend: str, voc_root, tmp_path, **sets):
                         cfg_options=options)
 
 
-def official_predictions(backend: str, model, image: np.ndarray, boxes: np.ndarray):
-    """Low-res logits ``[N, L, L]`` and pixel logits ``[N, H, W]`` of the official predictor."""
+def official_predictions(backend: str, model, image: np.ndarray, boxes: Optional[np.ndarray], *,
+                         points: Optional[np.ndarray] = None, labels: Optional[np.ndarray] = None):
+    """Low-res logits ``[N, L, L]`` and pixel logits ``[N, H, W]`` of the official predictor, for box
+    prompts ``[N, 4]`` or (``boxes`` None) point prompts ``[N, P, 2]`` with labels ``[N, P]``."""
+    if boxes is None:
+        return official_point_predictions(backend, model, image, points, labels)
     n = len(boxes)
     if backend == "sam2.1":
         from sam2.sam2_image_predictor import SAM2ImagePredictor
@@ -65,6 +71,40 @@ def official_predictions(backend: str, model, image: np.ndarray, boxes: np.ndarr
     b = predictor.transform.apply_boxes_torch(torch.as_tensor(boxes, dtype=torch.float32), image.shape[:2])
     masks, _, low = predictor.predict_torch(None, None, boxes=b, multimask_output=False, return_logits=True, **extra)
     return low[:, 0], masks[:, 0]
+
+
+def official_point_predictions(backend: str, model, image: np.ndarray, points: np.ndarray, labels: np.ndarray):
+    """:func:`official_predictions` for point prompts, one predictor call per object."""
+    low_all, pix_all = [], []
+    for xy, lab in zip(points, labels):
+        if backend == "sam2.1":
+            from sam2.sam2_image_predictor import SAM2ImagePredictor
+
+            predictor = SAM2ImagePredictor(model.official)
+            s = model.encoder_size
+            predictor._bb_feat_sizes = [(s // 4, s // 4), (s // 8, s // 8), (s // 16, s // 16)]
+            predictor.set_image(image)
+            masks, _, low = predictor.predict(point_coords=xy, point_labels=lab, multimask_output=False,
+                                              return_logits=True)
+            low_all.append(torch.as_tensor(low).reshape(1, *low.shape[-2:]))
+            pix_all.append(torch.as_tensor(masks).reshape(1, *masks.shape[-2:]))
+            continue
+        if backend == "hq-sam":
+            from segment_anything_hq import SamPredictor
+
+            extra = {"hq_token_only": False}
+        else:
+            from segment_anything import SamPredictor
+
+            extra = {}
+        predictor = SamPredictor(model.official)
+        predictor.set_image(image)
+        c = predictor.transform.apply_coords_torch(torch.as_tensor(xy[None], dtype=torch.float32), image.shape[:2])
+        masks, _, low = predictor.predict_torch(c, torch.as_tensor(lab[None], dtype=torch.float32), boxes=None,
+                                                multimask_output=False, return_logits=True, **extra)
+        low_all.append(low[:, 0])
+        pix_all.append(masks[:, 0])
+    return torch.cat(low_all), torch.cat(pix_all)
 
 
 def pipeline_predictions(cfg, model, key, ann, image, *, precision="fp32"):
@@ -103,6 +143,34 @@ def test_zero_shot_logits_equal_the_official_predictor(backend, voc_root, tmp_pa
         agree = ((pix > 0) == (ref_pix > 0)).float().mean()
         assert agree >= 0.9999, (image_id, float(agree))
     assert objects >= NUM_IMAGES
+
+
+@pytest.mark.parametrize("backend", ["sam1", "sam2.1", "hq-sam"])
+def test_boxes_and_clicks_in_one_image_equal_the_official_predictor(backend, voc_root, tmp_path):
+    """An image whose last object is clicked instead of boxed (a disc boxed, its cup clicked): the
+    boxed objects' logits equal the predictor's for their boxes, the clicked one's for its click
+    (the pipeline makes one decoder call per kind of prompt)."""
+    cfg = backend_cfg(backend, voc_root, tmp_path, weak_labels=["boxes", "points"])
+    model, key = load_model(cfg, device=torch.device("cpu"))
+    dataset = open_dataset(cfg)
+    ann = dataset.load(dataset.ids[0])
+    image = read_image(ann.image_path)
+    boxes, classes = ann.boxes[:1], ann.box_classes[:1]
+    other = 3 if int(classes[0]) != 3 else 8  # a class without a box, clicked at the image centre
+    click = np.array([[ann.width / 2, ann.height / 2]], np.float32)
+    mixed = dataclasses.replace(ann, boxes=boxes, box_classes=classes, scribbles=None, points=click,
+                                point_classes=np.array([other]))
+    prepared, low, pix = pipeline_predictions(cfg, model, key, mixed, image)
+    assert prepared.objects.boxed.tolist() == [True, False] and prepared.objects.classes.tolist() == [int(classes[0]), other]
+    assert len(prepared.prompts.groups()) == 2
+    with torch.no_grad():
+        ref_box, ref_box_pix = official_predictions(backend, model, image, prepared.objects.boxes[:1])
+        ref_pt, ref_pt_pix = official_predictions(backend, model, image, None, points=click[None] - 0.0,
+                                                  labels=np.ones((1, 1), np.float32))
+    clamp = 32.0 if backend == "sam2.1" else float("inf")
+    assert (low[:1].clamp(-clamp, clamp) - ref_box).abs().max() < 1e-4
+    assert (low[1:].clamp(-clamp, clamp) - ref_pt).abs().max() < 1e-4
+    assert (pix[1:] - ref_pt_pix).abs().max() < 1e-3
 
 
 @pytest.mark.parametrize("backend", ["sam1", "sam2.1"])

@@ -336,3 +336,23 @@ def test_border_precision_uses_superpixels_from_compute_superpixels():
     assert cc.truths(log_probs)["border_precision"].item() > -1e-3  # labels agree with the segments
     wrong = torch.roll(log_probs, 3, dims=2)
     assert cc.truths(wrong)["border_precision"].item() < -10
+
+
+def test_background_allows_classes_annotated_without_a_box():
+    """A class clicked but not boxed may lie outside the boxes: there the background constraint is
+    ``bg(p) or c(p)``, whose truth for exclusive classes is ``p_bg + p_c`` (probability space)."""
+    torch.manual_seed(0)
+    log_probs = torch.log_softmax(torch.randn(3, 8, 9, dtype=torch.float64) * 3, dim=0)
+    boxes = torch.tensor([[1, 1, 4, 5]])
+    cfg = ConstraintConfig(weights={"background": 1.0})
+    common = dict(num_labels=3, valid=torch.ones(8, 9, dtype=torch.bool), boxes=boxes, box_classes=torch.tensor([1]),
+                  config=cfg)
+    outside = torch.ones(8, 9, dtype=torch.bool)
+    outside[1:5, 1:4] = False
+    p = log_probs.exp()
+    plain = CompiledConstraints.build(**common).truths(log_probs)["background"]
+    assert torch.allclose(plain, p[0][outside].clamp(DEFAULT_EPS, 1 - DEFAULT_EPS).log().sum())
+    mixed = CompiledConstraints.build(**common, unboxed_labels=[2]).truths(log_probs)["background"]
+    ref = (p[0] + p[2])[outside].clamp(max=1.0).log().sum()
+    assert torch.allclose(mixed, ref, rtol=1e-6)
+    assert mixed > plain  # a clicked class outside the boxes is no longer a violation

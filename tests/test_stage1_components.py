@@ -102,8 +102,12 @@ def test_degenerate_boxes_dropped_and_scribble_only_objects(caplog):
     ann = _annotation(boxes=np.array([[5, 10, 36, 40], [50, 20, 50, 30], [90, 0, 120, 10]], np.float32),
                       box_classes=np.array([3, 8, 8]))
     with caplog.at_level(logging.WARNING):
-        objects = image_objects(ann)
+        objects = image_objects(ann, boxless_objects=False)
     assert objects.num_objects == 1 and "degenerate" in caplog.text
+    # By default class 8, whose boxes were dropped, keeps its scribbles as a box-less object.
+    mixed = image_objects(ann)
+    assert mixed.classes.tolist() == [3, 8] and mixed.boxed.tolist() == [True, False]
+    assert mixed.has_boxes and not mixed.from_boxes
     boxless = _annotation(boxes=np.zeros((0, 4)), box_classes=np.zeros(0))
     objects = image_objects(boxless)
     assert not objects.from_boxes and objects.classes.tolist() == [3, 8]

@@ -53,6 +53,7 @@ class CompiledConstraints:
         zero_shot_log_probs: Optional[ArrayLike] = None,
         tags: Optional[ArrayLike] = None,
         object_boxes: Optional[ArrayLike] = None,
+        unboxed_labels: Sequence[int] = (),
         class_names: Optional[Sequence[str]] = None,
         config: Optional[ConstraintConfig] = None,
         ignore_index: int = 255,
@@ -77,6 +78,8 @@ class CompiledConstraints:
             tags: ``bool [K]`` channels the image is tagged with (image-level labels), or None.
             object_boxes: ``int [N, 4]`` each object's box (object channel ``i + 1`` of the object
                 distribution), or None (no instance-aware constraint).
+            unboxed_labels: channels of classes annotated without a box (clicks or scribbles only):
+                they may lie outside the boxes, where the background constraint allows them.
             class_names: the name of each channel (``background`` first), for formulas' class atoms.
             config: weights and options (default: the registered defaults).
             ignore_index: the unlabeled value of ``scribbles``.
@@ -122,6 +125,7 @@ class CompiledConstraints:
             zero_shot_log_probs=crop_map(zero_shot_log_probs, torch.float32),
             tags=None if tags is None else as_tensor(tags, dtype=torch.bool, device=device).reshape(-1),
             object_boxes=crop_boxes(object_boxes),
+            unboxed_labels=tuple(int(c) for c in unboxed_labels),
             class_names=None if class_names is None else tuple(class_names), ignore_index=ignore_index,
         )
         have = inputs.available

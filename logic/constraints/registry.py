@@ -50,6 +50,8 @@ class ConstraintInputs:
         zero_shot_log_probs: ``float [K, H, W]`` the frozen model's log class distribution, or None.
         tags: ``bool [K]`` channels tagged as present in the image (image-level labels), or None.
         object_boxes: ``long [N, 4]`` the box of each object (object channel ``i + 1``), or None.
+        unboxed_labels: channels of classes annotated without a box (by clicks or scribbles), which
+            the boxes say nothing about.
         class_names: name of each channel (``K`` names, ``background`` first), or None.
         ignore_index: the unlabelled value of ``scribbles``.
     """
@@ -64,6 +66,7 @@ class ConstraintInputs:
     zero_shot_log_probs: Optional[torch.Tensor] = None
     tags: Optional[torch.Tensor] = None
     object_boxes: Optional[torch.Tensor] = None
+    unboxed_labels: Tuple[int, ...] = ()
     class_names: Optional[Tuple[str, ...]] = None
     ignore_index: int = 255
     _cover: Optional[torch.Tensor] = field(default=None, repr=False)

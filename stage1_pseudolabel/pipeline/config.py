@@ -71,6 +71,9 @@ class Stage1Config:
     num_negative: int = 2
     multimask_output: bool = False
     min_box_size: float = 1.0  #: boxes smaller than this (pixels, after clipping) are dropped
+    #: scribbles / clicks of a class with no box become an object of that class, prompted by points
+    #: (boxes for the large objects, clicks for the small ones); false: they are left out of the loss
+    boxless_objects: bool = True
 
     # -- loss (logic constraints in the low-res frame) -------------------------------------------
     loss: Dict[str, Any] = field(default_factory=dict)  #: weights, options and formulas (logic.constraints.ConstraintConfig)

@@ -50,7 +50,19 @@ class DecoderRunner:
                 :class:`~stage1_pseudolabel.sam.backends.base.ImageFeatures`), on the runner's device.
             mask_decoder: the module to call (e.g. a DDP wrapper); default the model's own.
         """
-        boxes, coords, labels = prepared.prompts.to_tensors(self.device)
+        groups = prepared.prompts.groups()
+        if len(groups) == 1:
+            return self._call(groups[0][1], embedding, mask_decoder)
+        # Boxed and box-less objects: one call each (SAM's prompt encoder takes boxes for all or none),
+        # put back in object order.
+        parts = [(torch.as_tensor(idx, device=self.device), self._call(p, embedding, mask_decoder)) for idx, p in groups]
+        out = parts[0][1].new_empty((prepared.prompts.num_objects, *parts[0][1].shape[1:]))
+        for idx, logits in parts:
+            out = out.index_copy(0, idx, logits)
+        return out
+
+    def _call(self, prompts, embedding: torch.Tensor, mask_decoder: Optional[Callable]) -> torch.Tensor:
+        boxes, coords, labels = prompts.to_tensors(self.device)
         sparse, dense = self.model.encode_prompts(boxes=boxes, point_coords=coords, point_labels=labels)
         if boxes is None and coords is None:  # no object: no prompt
             sparse = sparse[:0]

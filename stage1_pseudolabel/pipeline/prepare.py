@@ -91,7 +91,11 @@ class PreparedImage:
 
 def has_objects(ann: ImageAnnotation, cfg: Stage1Config) -> bool:
     """True if the image has an object to prompt for under ``cfg`` (no prompts are built)."""
-    return image_objects(select_weak_labels(ann, cfg.weak_labels), min_box_size=cfg.min_box_size).num_objects > 0
+    return _objects(select_weak_labels(ann, cfg.weak_labels), cfg).num_objects > 0
+
+
+def _objects(ann: ImageAnnotation, cfg: Stage1Config) -> ImageObjects:
+    return image_objects(ann, min_box_size=cfg.min_box_size, boxless_objects=cfg.boxless_objects)
 
 
 def prepare_image(ann: ImageAnnotation, cfg: Stage1Config, *, encoder_size: int, lowres: int,
@@ -100,7 +104,7 @@ def prepare_image(ann: ImageAnnotation, cfg: Stage1Config, *, encoder_size: int,
     square geometry (:class:`~wsss.core.frames.SamFrame`, the cache key's ``padded``)."""
     ann = select_weak_labels(ann, cfg.weak_labels)
     frame = SamFrame(height=ann.height, width=ann.width, encoder_size=encoder_size, lowres=lowres, padded=padded)
-    objects = image_objects(ann, min_box_size=cfg.min_box_size)
+    objects = _objects(ann, cfg)
     classes_t = image_classes(torch.as_tensor(objects.classes))
     prompts = build_prompts(
         ann, objects, frame, mode=cfg.prompt_mode, num_positive=cfg.num_positive,
@@ -168,7 +172,8 @@ def lowres_box_cover(prepared: PreparedImage) -> torch.Tensor:
     """``bool [L, L]``: low-res cells inside at least one object box (valid cells only)."""
     frame = prepared.frame
     cover = torch.zeros(frame.lowres, frame.lowres, dtype=torch.bool)
-    for x0, y0, x1, y1 in frame.boxes_to_lowres(prepared.objects.boxes).tolist() if len(prepared.objects.classes) else []:
+    boxed = prepared.objects.boxes[prepared.objects.boxed]
+    for x0, y0, x1, y1 in frame.boxes_to_lowres(boxed).tolist() if len(boxed) else []:
         cover[y0:y1, x0:x1] = True
     return cover & frame.valid_lowres()
 
@@ -189,18 +194,25 @@ def compile_constraints(ann: ImageAnnotation, prepared: PreparedImage, cfg: Stag
 
     Only the inputs some active constraint needs are computed (superpixels, the image downsampled to
     the low-res frame by :meth:`SamFrame.image_to_lowres`). ``zero_shot_log_probs`` (``[1 + K, L, L]``,
-    the untrained decoder's class distribution) feeds the zero-shot anchor. Without annotated boxes
-    (objects prompted by scribbles or clicks) the box constraints are left out: the boxes are None.
+    the untrained decoder's class distribution) feeds the zero-shot anchor. The box constraints see
+    the annotated boxes only: without any (objects prompted by scribbles or clicks) they are left out
+    (the boxes are None); the classes of box-less objects are passed as ``unboxed_labels``, which the
+    background constraint allows outside the boxes.
     """
     ann = select_weak_labels(ann, cfg.weak_labels)
     frame = prepared.frame
     config = constraint_config(cfg)
     need = config.needed_inputs
     boxes = box_channels = object_boxes = None
-    if prepared.objects.from_boxes and len(prepared.objects.classes):
-        boxes = frame.boxes_to_lowres(prepared.objects.boxes)
-        box_channels = prepared.channels.numpy()
-        object_boxes = boxes if "objects" in need else None
+    boxed = prepared.objects.boxed
+    if boxed.any():
+        boxes = frame.boxes_to_lowres(prepared.objects.boxes[boxed])
+        box_channels = prepared.channels.numpy()[boxed]
+        # Instance-aware types index the object distribution [background, objects...] by box: only
+        # when every object has a box (a box-less object has no box to be tight in).
+        object_boxes = boxes if "objects" in need and boxed.all() else None
+    unboxed = sorted(set(prepared.channels.numpy()[~boxed].tolist()) - set(
+        [] if box_channels is None else box_channels.tolist()))
     superpixels = lowres_superpixels(ann, frame, cfg) if "superpixels" in need else None
     image = frame.image_to_lowres(ann.read_image()) if "image" in need else None
     return CompiledConstraints.build(
@@ -213,6 +225,7 @@ def compile_constraints(ann: ImageAnnotation, prepared: PreparedImage, cfg: Stag
         image=image,
         zero_shot_log_probs=None if zero_shot_log_probs is None else zero_shot_log_probs.detach().cpu(),
         object_boxes=object_boxes,
+        unboxed_labels=unboxed,
         class_names=channel_names(prepared.classes, cfg),
         config=config,
     )

@@ -3,9 +3,11 @@
 Objects
 -------
 The objects of an image are its boxes (clipped to the image; boxes narrower or shorter than
-``min_box_size`` pixels after clipping are dropped with a warning). An image without boxes but with
-scribbles or clicks of some classes gets one object per such class, whose region is the bounding box
-of that class's scribble pixels and clicks (used for sampling and the loss, never as a box prompt).
+``min_box_size`` pixels after clipping are dropped with a warning), then one object per class that
+has scribbles or clicks but no box (``boxless_objects``, default on: an annotator may box the large
+objects and click the small ones, as a disc is boxed and its cup clicked). A box-less object's region
+is the bounding box of its class's scribble pixels and clicks: used for point sampling, never as a
+box prompt nor by the box constraints. An image with no box at all thus gets only such objects.
 
 Prompts (mode ``box`` / ``points`` / ``both``)
 ----------------------------------------------
@@ -17,9 +19,11 @@ Prompts (mode ``box`` / ``points`` / ``both``)
   inside the box, farthest-point subsampled, up to ``num_negative``.
 * An object left with no point in ``points`` mode (no scribble of its class inside its box) is
   prompted by its box centre as one positive point.
-* Boxes are not used for box-less (scribble-derived) objects: such an image falls back to points.
+* Box-less objects are prompted by their points only, whatever the mode.
 All objects of an image share one point count ``P`` (padding label ``-1``, SAM's "not a point"), so
-that they go through the decoder in one batched call. Sampling is deterministic: its random stream
+that they go through the decoder in one batched call; an image with both boxed and box-less objects
+makes two calls, one per kind of prompt (:meth:`ObjectPrompts.groups`), because SAM's prompt encoder
+takes a box for every object of a call or for none. Sampling is deterministic: its random stream
 is seeded by ``(seed, image_id)``, so every run, shard and resume sees the same prompts.
 """
 
@@ -28,7 +32,7 @@ from __future__ import annotations
 import hashlib
 import logging
 from dataclasses import dataclass
-from typing import Optional, Tuple
+from typing import List, Optional, Tuple
 
 import numpy as np
 import torch
@@ -50,16 +54,27 @@ class ImageObjects:
     Attributes:
         boxes: ``float32 [N, 4]`` regions ``(x0, y0, x1, y1)``, half-open pixel edges, inside the image.
         classes: ``int64 [N]`` class of each object, ``1..C``.
-        from_boxes: True when the regions are annotated boxes (False: derived from scribbles/clicks).
+        boxed: ``bool [N]``, True where the region is an annotated box (False: the bounding box of the
+            class's scribbles and clicks). Boxed objects come first.
     """
 
     boxes: np.ndarray
     classes: np.ndarray
-    from_boxes: bool
+    boxed: np.ndarray
 
     @property
     def num_objects(self) -> int:
         return len(self.classes)
+
+    @property
+    def from_boxes(self) -> bool:
+        """True when every object is an annotated box (and there is one)."""
+        return bool(len(self.boxed)) and bool(self.boxed.all())
+
+    @property
+    def has_boxes(self) -> bool:
+        """True when some object is an annotated box (the box constraints apply to those)."""
+        return bool(self.boxed.any())
 
 
 @dataclass
@@ -75,6 +90,36 @@ class ObjectPrompts:
     boxes: Optional[np.ndarray]
     point_coords: Optional[np.ndarray]
     point_labels: Optional[np.ndarray]
+    #: ``bool [N]``: the objects prompted by their box (rows of ``boxes`` elsewhere are unused); None:
+    #: all of them when ``boxes`` is set, none otherwise.
+    box_objects: Optional[np.ndarray] = None
+
+    @property
+    def num_objects(self) -> int:
+        for a in (self.boxes, self.point_labels, self.box_objects):
+            if a is not None:
+                return len(a)
+        return 0
+
+    def groups(self) -> List[Tuple[np.ndarray, "ObjectPrompts"]]:
+        """Sub-batches that each go through the decoder in one call: ``[(int64 [n] object indices,
+        prompts of those objects)]``, all boxed objects then all box-less ones; one group (all
+        objects) when the prompts are of one kind. Padding columns that a group does not use are
+        dropped, so a group's prompts are what it would have alone."""
+        if self.box_objects is None or self.box_objects.all() or not self.box_objects.any():
+            return [(np.arange(self.num_objects), self)]
+        out = []
+        for sel in (self.box_objects, ~self.box_objects):
+            idx = np.nonzero(sel)[0]
+            coords = labels = None
+            if self.point_labels is not None:
+                used = (self.point_labels[idx] != PAD_LABEL).any(0)
+                if used.any():
+                    last = int(np.nonzero(used)[0][-1]) + 1
+                    coords, labels = self.point_coords[idx, :last], self.point_labels[idx, :last]
+            boxes = self.boxes[idx] if sel is self.box_objects else None
+            out.append((idx, ObjectPrompts(boxes, coords, labels)))
+        return out
 
     def to_tensors(self, device=None):
         """``(boxes, point_coords, point_labels)`` as float tensors (None kept)."""
@@ -89,8 +134,14 @@ def image_rng(seed: int, image_id: str) -> np.random.Generator:
     return np.random.default_rng(int.from_bytes(digest[:8], "little"))
 
 
-def image_objects(ann: ImageAnnotation, *, min_box_size: float = 1.0) -> ImageObjects:
-    """The objects of an image (module docstring); drops degenerate boxes with a warning."""
+def image_objects(ann: ImageAnnotation, *, min_box_size: float = 1.0, boxless_objects: bool = True) -> ImageObjects:
+    """The objects of an image (module docstring); drops degenerate boxes with a warning.
+
+    ``boxless_objects=False`` keeps the older rule: an image with boxes has only its boxes (scribbles
+    and clicks of a class without a box are then left out of the loss).
+    """
+    boxes = np.zeros((0, 4), np.float32)
+    box_classes = np.zeros(0, np.int64)
     if ann.num_objects:
         boxes = clip_box(ann.boxes, ann.height, ann.width)
         w, h = boxes[:, 2] - boxes[:, 0], boxes[:, 3] - boxes[:, 1]
@@ -98,12 +149,15 @@ def image_objects(ann: ImageAnnotation, *, min_box_size: float = 1.0) -> ImageOb
         if not keep.all():
             log.warning("%s: dropped %d degenerate box(es) (smaller than %.1f px after clipping): %s",
                         ann.image_id, int((~keep).sum()), min_box_size, ann.boxes[~keep].tolist())
-        return ImageObjects(boxes[keep], ann.box_classes[keep].astype(np.int64), True)
+        boxes, box_classes = boxes[keep], ann.box_classes[keep].astype(np.int64)
+        if not boxless_objects:
+            return ImageObjects(boxes, box_classes, np.ones(len(box_classes), bool))
     regions, classes = [], []
     labels = set()
     if ann.scribbles is not None:
         labels |= {int(v) for v in np.unique(ann.scribbles) if v not in (0, IGNORE_INDEX)}
     labels |= {int(c) for c in ann.point_classes if c > 0}
+    labels -= {int(c) for c in box_classes}
     for c in sorted(labels):
         xs, ys = [], []
         if ann.scribbles is not None:
@@ -116,8 +170,10 @@ def image_objects(ann: ImageAnnotation, *, min_box_size: float = 1.0) -> ImageOb
         x, y = np.concatenate(xs), np.concatenate(ys)
         regions.append([x.min(), y.min(), x.max() + 1, y.max() + 1])
         classes.append(c)
-    boxes = clip_box(np.asarray(regions, np.float32).reshape(-1, 4), ann.height, ann.width)
-    return ImageObjects(boxes, np.asarray(classes, np.int64), False)
+    regions = clip_box(np.asarray(regions, np.float32).reshape(-1, 4), ann.height, ann.width)
+    return ImageObjects(np.concatenate([boxes, regions]).astype(np.float32),
+                        np.concatenate([box_classes, np.asarray(classes, np.int64)]),
+                        np.concatenate([np.ones(len(box_classes), bool), np.zeros(len(classes), bool)]))
 
 
 def farthest_points(candidates: np.ndarray, k: int, rng: np.random.Generator, *, max_candidates: int = 4096) -> np.ndarray:
@@ -203,25 +259,30 @@ def build_prompts(
     if mode not in PROMPT_MODES:
         raise ValueError(f"prompt mode must be one of {PROMPT_MODES}, got {mode!r}")
     n = objects.num_objects
-    use_box = mode in ("box", "both") and objects.from_boxes
-    use_points = mode in ("points", "both") or not objects.from_boxes
-    boxes = frame.boxes_to_sam(objects.boxes) if use_box else None
-    if not use_points or n == 0:
-        return ObjectPrompts(boxes, None, None)
+    box_prompt = objects.boxed & (mode in ("box", "both"))  # [N]: prompted by their box
+    with_points = ~box_prompt | (mode in ("points", "both"))  # [N]: prompted by points
+    boxes = frame.boxes_to_sam(objects.boxes) if box_prompt.any() else None
+    box_objects = None if box_prompt.all() or not box_prompt.any() else box_prompt
+    if n == 0 or not with_points.any():
+        return ObjectPrompts(boxes, None, None, box_objects)
     rng = image_rng(seed, ann.image_id)
     per_object = []
-    for box, cls in zip(objects.boxes, objects.classes):
+    for box, cls, by_box, pts in zip(objects.boxes, objects.classes, box_prompt, with_points):
+        if not pts:
+            per_object.append((np.zeros((0, 2), np.float32), np.zeros(0, np.float32)))
+            continue
         coords, labels = object_points(ann, box, int(cls), num_positive=num_positive, num_negative=num_negative, rng=rng)
-        if not use_box and not (labels == 1).any():
+        if not by_box and not (labels == 1).any():
             centre = np.array([[(box[0] + box[2]) / 2 - 0.5, (box[1] + box[3]) / 2 - 0.5]], np.float32)
             coords, labels = np.concatenate([centre, coords]), np.concatenate([[1.0], labels]).astype(np.float32)
         per_object.append((coords, labels))
     p = max(len(lab) for _, lab in per_object)
     if p == 0:
-        return ObjectPrompts(boxes, None, None)
+        return ObjectPrompts(boxes, None, None, box_objects)
     point_coords = np.zeros((n, p, 2), np.float32)
     point_labels = np.full((n, p), PAD_LABEL, np.float32)
     for i, (coords, labels) in enumerate(per_object):
-        point_coords[i, : len(labels)] = frame.points_to_sam(coords)
-        point_labels[i, : len(labels)] = labels
-    return ObjectPrompts(boxes, point_coords, point_labels)
+        if len(labels):
+            point_coords[i, : len(labels)] = frame.points_to_sam(coords)
+            point_labels[i, : len(labels)] = labels
+    return ObjectPrompts(boxes, point_coords, point_labels, box_objects)
