@@ -213,6 +213,11 @@ def _set_num_classes(node, num_classes: int) -> None:
             _set_num_classes(value, num_classes)
 
 
+#: mmseg's PackSegInputs defaults (mmseg 1.2.2), to which apply_dataset adds ``orientation``.
+PACK_SEG_META_KEYS = ("img_path", "seg_map_path", "ori_shape", "img_shape", "pad_shape", "scale_factor", "flip",
+                      "flip_direction", "reduce_zero_label")
+
+
 def apply_dataset(cfg, description: str, *, work_dir: str, loaders: Sequence[str], splits: dict) -> dict:
     """Point a stage-2 config at a described dataset (configs/datasets/*.yaml): the one place where class
     names, palette and every head's ``num_classes`` come from the description (no mmseg config edits).
@@ -291,6 +296,8 @@ def apply_dataset(cfg, description: str, *, work_dir: str, loaders: Sequence[str
                 transform["num_foreground"] = dataset.num_foreground
             if transform.get("type") == "LoadImageFromFile":  # the orientation stage 1 used
                 transform["type"] = "LoadDatasetImage"
+            if transform.get("type") == "PackSegInputs":  # VOCIoUMetric's CRF reads the image so too
+                transform["meta_keys"] = PACK_SEG_META_KEYS + ("orientation",)
     index = {}
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", WeakLabelWarning)  # stage 1 reported the repairs

@@ -43,7 +43,9 @@ class VOCIoUMetric(IoUMetric):
         else:
             probs = scores.clamp(min=0) + 1e-6
             probs = probs / probs.sum(0, keepdim=True)
-        image = read_image(data_sample["img_path"])
+        # The orientation the prediction was made in (a described dataset's, packed by PackSegInputs;
+        # default: as viewers show it, which is how LoadImageFromFile (OpenCV) reads a file).
+        image = read_image(data_sample["img_path"], orientation=data_sample.get("orientation", "exif"))
         if image.shape[:2] != tuple(probs.shape[1:]):
             raise ValueError(f"{data_sample['img_path']}: image is {image.shape[:2]}, "
                              f"prediction is {tuple(probs.shape[1:])}")

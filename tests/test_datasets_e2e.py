@@ -170,6 +170,8 @@ def test_apply_dataset_sets_every_head(rps, tmp_path, config):
         assert [list(c) for c in ds.metainfo["palette"]][1] == COLOURS["rock"]
         assert all(t["num_foreground"] == 3 for t in ds.pipeline if t["type"] == "LoadVOCLabel")
         assert "LoadImageFromFile" not in [t["type"] for t in ds.pipeline]  # LoadDatasetImage instead
+        packs = [t for t in ds.pipeline if t["type"] == "PackSegInputs"]
+        assert packs and all("orientation" in t["meta_keys"] for t in packs)  # for the metric's CRF
         assert Path(ds.ann_file).name == ("train.txt" if name == "train_dataloader" else "val.txt")
 
 
@@ -189,6 +191,27 @@ def test_stage2_reads_images_in_the_annotation_orientation(tmp_path):
         np.testing.assert_array_equal(out["img"], read_image(tmp_path / "p.png", orientation=orientation)[..., ::-1])
     np.testing.assert_array_equal(load.transform({"img_path": str(tmp_path / "p.png"), "orientation": "exif"})["img"],
                                   upright[..., ::-1])
+
+
+def test_stage2_crf_reads_the_image_in_the_prediction_orientation(tmp_path):
+    """VOCIoUMetric's CRF (test --crf) reads the image in the orientation packed with the prediction,
+    so a photo stored turned is refined against the pixels the network saw."""
+    import torch
+
+    from stage2_segnet.metrics import VOCIoUMetric
+
+    upright = np.random.default_rng(0).integers(0, 256, (6, 9, 3), dtype=np.uint8)
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    Image.fromarray(np.ascontiguousarray(np.rot90(upright, 1))).save(tmp_path / "p.png", exif=exif)
+    metric = VOCIoUMetric(crf={})
+    logits = torch.zeros(3, 9, 6)  # the stored view: 9 x 6
+    logits[1, :4] = 5.0
+    sample = {"img_path": str(tmp_path / "p.png"), "seg_logits": {"data": logits}, "orientation": "stored"}
+    refined = metric._refine(sample)
+    assert refined.shape == (9, 6) and set(refined.unique().tolist()) <= {0, 1, 2}
+    with pytest.raises(ValueError, match="image is"):  # read as viewers show it: 6 x 9, not the prediction's
+        metric._refine(dict(sample, orientation="exif"))
 
 
 def test_stage2_without_described_ground_truth_trains_without_validation(rps, tmp_path):
