@@ -13,7 +13,7 @@ from __future__ import annotations
 import hashlib
 import re
 from pathlib import Path
-from typing import Dict, Mapping, Optional, Union
+from typing import Callable, Dict, Mapping, Optional, Union
 
 import torch
 from torch import nn
@@ -114,24 +114,36 @@ def load_sam_checkpoint(
     *,
     model_type: str,
     map_location: Union[str, torch.device] = "cpu",
+    describe: Callable[[Mapping[str, torch.Tensor]], str] = describe_state_dict,
+    where: str = _WHERE,
 ) -> None:
-    """Strictly load ``path`` into ``model``; mismatches raise :class:`CheckpointError`.
+    """Strictly load ``path`` into ``model``; every failure raises :class:`CheckpointError`.
+
+    The one strict loader of every backend (SAM 1 here, SAM 2.1 and HQ-SAM through
+    :func:`stage1_pseudolabel.sam.backends.loading.load_strict`).
 
     Args:
         model: the freshly built model of ``model_type``.
         path: the checkpoint file.
         model_type: the variant the caller asked for (used in the error message).
         map_location: where tensors are loaded.
+        describe: what a state dict that does not fit looks like (SAM 1's variants by default).
+        where: where the official files are published (appended to errors).
     """
-    state_dict = read_state_dict(path, map_location=map_location)
+    try:
+        state_dict = read_state_dict(path, map_location=map_location)
+    except CheckpointError as exc:
+        if where == _WHERE:
+            raise
+        raise CheckpointError(f"{exc}{where}") from None
     try:
         model.load_state_dict(state_dict, strict=True)
     except RuntimeError as exc:
-        looks_like = describe_state_dict(state_dict)
+        looks_like = describe(state_dict)
         first = [line.strip() for line in str(exc).splitlines() if line.strip()][1:3]
         raise CheckpointError(
             f"checkpoint {path} does not fit model type {model_type!r}: it looks like {looks_like}. "
-            f"Pass --model-type matching the file (or the file matching the model type). {_WHERE} "
+            f"Pass --model-type matching the file (or the file matching the model type). {where} "
             f"[details: {' '.join(first)[:300]}]"
         ) from None
 

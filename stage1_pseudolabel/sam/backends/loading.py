@@ -14,7 +14,7 @@ from typing import Union
 from torch import nn
 
 from stage1_pseudolabel.sam.backends.variants import variant
-from stage1_pseudolabel.sam.checkpoint import CheckpointError, read_state_dict
+from stage1_pseudolabel.sam.checkpoint import CheckpointError, load_sam_checkpoint
 
 PathLike = Union[str, Path]
 
@@ -33,18 +33,11 @@ def check_checkpoint_exists(path: PathLike, model_type: str) -> None:
 
 
 def load_strict(model: nn.Module, path: PathLike, *, model_type: str) -> None:
-    """Load ``path`` into ``model`` with ``strict=True``; errors say what the file looks like."""
+    """Load ``path`` into ``model`` with ``strict=True`` (:func:`load_sam_checkpoint`, the one strict
+    loader); errors say what the file looks like and where the official file is."""
     check_checkpoint_exists(path, model_type)
-    try:
-        state = read_state_dict(path)
-    except CheckpointError as exc:
-        raise CheckpointError(f"{exc}{_where(model_type)}") from None
-    try:
-        model.load_state_dict(state, strict=True)
-    except RuntimeError as exc:
-        first = [line.strip() for line in str(exc).splitlines() if line.strip()][1:3]
-        raise CheckpointError(
-            f"checkpoint {path} does not fit model type {model_type!r} ({variant(model_type).backend}, "
-            f"{len(state)} tensors in the file, first keys {', '.join(list(state)[:2])}). Pass the model type "
-            f"matching the file.{_where(model_type)} [details: {' '.join(first)[:300]}]"
-        ) from None
+
+    def describe(state) -> str:
+        return f"another model ({len(state)} tensors, first keys {', '.join(list(state)[:2])}), not {variant(model_type).backend}"
+
+    load_sam_checkpoint(model, path, model_type=model_type, describe=describe, where=_where(model_type))
