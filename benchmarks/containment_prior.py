@@ -1,10 +1,12 @@
 """Does a domain prior written as a formula help? The containment prior on the synthetic nested domain.
 
-    .venv/bin/python benchmarks/containment_prior.py [--work-dir work_dirs/containment] [--threads 1]
+    .venv/bin/python benchmarks/containment_prior.py [--inner-label box|click] [--config ...] [--threads 1]
 
-Scenes: an outer object containing an inner one (:mod:`wsss.core.synthetic.nested`), boxes for both,
-the inner object's box loose (``--inner-box-margin``, 0.35 of its size on each side: an annotator's
-box around a small faint structure), the proxy SAM. The prior ``forall p: inner(p) -> forall q in N8(p): not background(q)``
+Scenes: an outer object containing an inner one (:mod:`wsss.core.synthetic.nested`), the proxy SAM.
+``--inner-label box``: boxes for both, the inner object's box loose (``--inner-box-margin``, 0.35 of its
+size on each side: an annotator's box around a small faint structure). ``--inner-label click``: a box
+for the outer object and only a click for the inner one, which stage 1 prompts by its click
+(``configs/stage1/nested_proxy_click*.yaml``). The prior ``forall p: inner(p) -> forall q in N8(p): not background(q)``
 (``configs/stage1/nested_proxy_containment.yaml``) is weighed on *selection* scenes (seed 11), and the
 chosen weight is compared with the same run without the prior on *report* scenes (seed 12) never used
 to choose anything. Prints the inner class's IoU, the outer's, and the mIoU of each run.
@@ -31,6 +33,7 @@ from wsss.core.synthetic.nested import INNER, OUTER, write_nested_dataset  # noq
 from wsss.core.weak_labels.voc import read_id_list  # noqa: E402
 
 CONFIG = "configs/stage1/nested_proxy_containment.yaml"
+CONFIGS = {"box": CONFIG, "click": "configs/stage1/nested_proxy_click_containment.yaml"}
 
 
 def run(data: Path, work: Path, weight: float, checkpoint: str, *, zero_shot: bool = False,
@@ -53,26 +56,30 @@ def run(data: Path, work: Path, weight: float, checkpoint: str, *, zero_shot: bo
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--work-dir", default="work_dirs/containment_loose")
+    ap.add_argument("--work-dir", help="default work_dirs/containment_loose (box) or work_dirs/containment_click")
+    ap.add_argument("--inner-label", choices=("box", "click"), default="box", help="how the inner object is annotated")
     ap.add_argument("--selection-scenes", type=int, default=16)
     ap.add_argument("--report-scenes", type=int, default=40)
     ap.add_argument("--weights", default="0.5,2", help="prior weights tried on the selection scenes")
     ap.add_argument("--inner-box-margin", type=float, default=0.35)
-    ap.add_argument("--config", default=CONFIG, help="stage-1 config with the prior as loss.inner_in_outer")
+    ap.add_argument("--config", help="stage-1 config with the prior as loss.inner_in_outer (default per --inner-label)")
     ap.add_argument("--threads", type=int, default=1)
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
-    work = Path(args.work_dir)
+    args.config = args.config or CONFIGS[args.inner_label]
+    work = Path(args.work_dir or ("work_dirs/containment_loose" if args.inner_label == "box" else "work_dirs/containment_click"))
     checkpoint = str(ensure_proxy_checkpoint(Path("data/checkpoints/proxy_sam.pth"), ProxyTrainConfig(), progress=False))
     m = args.inner_box_margin
-    sel = write_nested_dataset(work / "selection_data", num_train=args.selection_scenes, seed=11, inner_box_margin=m)
-    rep = write_nested_dataset(work / "report_data", num_train=args.report_scenes, seed=12, inner_box_margin=m)
+    sel = write_nested_dataset(work / "selection_data", num_train=args.selection_scenes, seed=11, inner_box_margin=m,
+                               inner_label=args.inner_label)
+    rep = write_nested_dataset(work / "report_data", num_train=args.report_scenes, seed=12, inner_box_margin=m,
+                               inner_label=args.inner_label)
 
     print(f"selection: {args.selection_scenes} scenes (seed 11)")
     scores = {}
     for w in [0.0] + [float(v) for v in args.weights.split(",")]:
         scores[w] = run(sel, work / f"selection_w{w:g}" if w == 0 else work / f"selection_{Path(args.config).stem}_w{w:g}",
-                        w, checkpoint, config=args.config)
+                        w, checkpoint, config=args.config)  # weight 0: the prior is not built
         print(f"  prior weight {w:g}: " + ", ".join(f"{k} {v:.2f}" for k, v in scores[w].items()))
     best = max(scores, key=lambda w: scores[w]["inner IoU"])
     print(f"chosen weight: {best:g} (best inner IoU on the selection scenes; 0 means the prior did not help)")
@@ -80,8 +87,8 @@ def main() -> None:
         best = min(w for w in scores if w > 0)  # still show the prior on the report scenes, for the record
 
     print(f"\nreport: {args.report_scenes} other scenes (seed 12), never used to choose")
-    rows = {"zero-shot": run(rep, work / "report_w0", 0.0, checkpoint, zero_shot=True),
-            "fine-tuned without the prior": run(rep, work / "report_w0", 0.0, checkpoint),
+    rows = {"zero-shot": run(rep, work / "report_w0", 0.0, checkpoint, zero_shot=True, config=args.config),
+            "fine-tuned without the prior": run(rep, work / "report_w0", 0.0, checkpoint, config=args.config),
             f"fine-tuned with the prior (weight {best:g})": run(rep, work / f"report_{Path(args.config).stem}_w{best:g}", best,
                                                                  checkpoint, config=args.config)}
     cols = list(next(iter(rows.values())))

@@ -9,7 +9,8 @@ cup's), which is what makes it hard. Weak labels: a box for each object (exact g
 instances, clicks and scribbles are written as for the other synthetic scenes); ``inner_box_margin``
 makes the inner object's box loose, as an annotator's box around a small faint structure is (grown by
 that fraction of its size on every side, clipped to the image), so that its mask can leak out of the
-outer object.
+outer object. ``inner_label="click"`` writes no box for the inner object: it is annotated by its click
+only (the issue's setting: boxes for the outer object, clicks for the inner one).
 """
 
 from __future__ import annotations
@@ -104,8 +105,15 @@ def loosen_box(box: Tuple[int, int, int, int], margin: float, height: int, width
 
 
 def write_nested_dataset(root: PathLike, *, num_train: int = 40, num_val: int = 0, seed: int = 0,
-                         size_range: Tuple[int, int] = (160, 220), inner_box_margin: float = 0.0) -> Path:
-    """Write a VOC-layout nested dataset (``train`` / ``val`` lists); same seed, same files."""
+                         size_range: Tuple[int, int] = (160, 220), inner_box_margin: float = 0.0,
+                         inner_label: str = "box") -> Path:
+    """Write a VOC-layout nested dataset (``train`` / ``val`` lists); same seed, same files.
+
+    ``inner_label``: ``box`` (the inner object has a box, loosened by ``inner_box_margin``) or
+    ``click`` (no box: only its click, and its scribble, annotate it).
+    """
+    if inner_label not in ("box", "click"):
+        raise ValueError(f"inner_label must be 'box' or 'click', got {inner_label!r}")
     root = Path(root)
     for sub in ("JPEGImages", "SegmentationClass", "SegmentationObject", "Annotations", "scribbles", "points",
                 "ImageSets/Segmentation"):
@@ -120,12 +128,14 @@ def write_nested_dataset(root: PathLike, *, num_train: int = 40, num_val: int = 
                 scene = dataclasses.replace(scene, objects=[
                     dataclasses.replace(o, box=loosen_box(o.box, inner_box_margin, height, width)) if o.class_index == INNER else o
                     for o in scene.objects])
+            if inner_label == "click":  # the weak boxes only: ground truth and instances stay exact
+                scene = dataclasses.replace(scene, objects=[o for o in scene.objects if o.class_index != INNER])
             image_id = scene_id(domain="nested", split=split, index=index)
             write_scene(root, scene, image_id=image_id, domain="nested")
             ids.append(image_id)
         (root / "ImageSets" / "Segmentation" / f"{split}.txt").write_text("".join(f"{i}\n" for i in ids))
     meta = {"domain": "nested", "seed": seed, "num_train": num_train, "num_val": num_val, "size_range": list(size_range),
-            "inner_box_margin": inner_box_margin,
+            "inner_box_margin": inner_box_margin, "inner_label": inner_label,
             "classes": {"outer": VOC_CLASSES[OUTER], "inner": VOC_CLASSES[INNER]}}
     (root / "synthetic.json").write_text(json.dumps(meta, indent=2) + "\n")
     return root
