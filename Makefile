@@ -170,12 +170,13 @@ bench-quality: setup ## baselines + stage 1 on a labelled dataset, with the repo
 
 # Leave each active constraint of the stage-1 config out once: one table of pseudo-mask mIoU. Without
 # ABLATION_DATA the demo's synthetic scenes and the proxy SAM; e.g. ABLATION_DATA=../shared/data/voc2012
-# ABLATION_ARGS="--config configs/stage1/proxy_voc.yaml --split val".
+# ABLATION_ARGS="--config configs/stage1/proxy_voc.yaml --split val"; DATASET=configs/datasets/x.yaml
+# ablates on a described dataset with ground truth instead.
 ABLATION_DATA ?=
 ABLATION_ARGS ?=
 ablation: setup ## fine-tune leaving each constraint out once; prints a table of pseudo-mask mIoU
-	$(PY) -m wsss.apps.ablation --work-dir work_dirs/ablation$(if $(ABLATION_DATA),_$(notdir $(ABLATION_DATA)),) \
-	    $(if $(ABLATION_DATA),--data $(ABLATION_DATA),) $(if $(SAM_CHECKPOINT),--checkpoint $(SAM_CHECKPOINT) --model-type $(SAM_MODEL),) $(ABLATION_ARGS)
+	$(PY) -m wsss.apps.ablation --work-dir work_dirs/ablation$(if $(ABLATION_DATA),_$(notdir $(ABLATION_DATA)),)$(if $(DATASET),_$(basename $(notdir $(DATASET))),) \
+	    $(if $(ABLATION_DATA),--data $(ABLATION_DATA),)$(if $(DATASET), --dataset $(DATASET),) $(if $(SAM_CHECKPOINT),--checkpoint $(SAM_CHECKPOINT) --model-type $(SAM_MODEL),) $(ABLATION_ARGS)
 
 # Without SAM_CHECKPOINT: the proxy SAM on synthetic source scenes (how demo_proxy.yaml's crf was chosen).
 CRF_SPLIT ?= val

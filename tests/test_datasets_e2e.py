@@ -237,3 +237,25 @@ def test_stage2_without_described_ground_truth_trains_without_validation(rps, tm
                                                               "--out-dir", str(tmp_path / "p")]), "none")
     assert cfg.test_evaluator.format_only and not cfg.test_dataloader.dataset.require_labels
     assert "LoadVOCLabel" not in [t["type"] for t in cfg.test_dataloader.dataset.pipeline]
+
+
+def test_ablation_on_a_described_dataset(rps, tmp_path):
+    """wsss-ablation --dataset: one run with all active constraints and one without each, scored on the
+    description's ground truth (the same numbers wsss-evaluate --dataset prints for those masks)."""
+    from wsss.apps.ablation import build_parser, run
+    from wsss.core.datasets import DescribedDataset, evaluate_described
+
+    work = tmp_path / "abl"
+    args = build_parser().parse_args([
+        "--config", str(REPO / "configs/stage1/tiny_random.yaml"), "--dataset", str(rps["description"]),
+        "--work-dir", str(work), "--checkpoint", "none", "--model-type", "vit_b", "--no-progress", "--threads", "1",
+        "--set", "weak_labels=[boxes]", "--set", "prompt_mode=box", "--set", "max_steps=1",
+        "--set", "loss={background: 1, box_tightness: 1, scribbles: 0, neighbourhood: 0, border_precision: 0}",
+    ])
+    assert run(args) == 0
+    rows = json.loads((work / "ablation.json").read_text())["rows"]
+    assert [r["variant"] for r in rows] == ["all constraints", "without background", "without box_tightness"]
+    dataset = DescribedDataset(rps["description"], split="train")
+    masks = work / "without_background" / "pseudo_masks"
+    expected = evaluate_described(dataset, pred_dir=masks, ids=[i for i in dataset.ids if dataset.has_gt(i)]).miou
+    assert rows[1]["mIoU"] == pytest.approx(round(expected, 2))

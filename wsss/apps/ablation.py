@@ -1,13 +1,14 @@
 """Which knowledge helps: fine-tune stage 1 leaving each constraint out once, one table of pseudo-mask mIoU.
 
-    wsss-ablation [--config configs/stage1/demo_proxy.yaml] [--data VOC-LAYOUT] [--split train]
+    wsss-ablation [--config configs/stage1/demo_proxy.yaml] [--data VOC-LAYOUT | --dataset FILE] [--split train]
                   [--work-dir work_dirs/ablation] [--set key=value ...]
 
 For the config's active constraints (``loss:``, every registered type or formula with a non-zero
 weight) it runs train + generate once with all of them and once per constraint with that one's weight
 set to 0, all from the same cached embeddings (embedded once), and evaluates each run's pseudo-masks
 against the ground truth of the same images (masks of the mask decoder alone: the config's CRF is not
-applied, so the table shows what the logic does). Without ``--data`` it uses the demo's synthetic target
+applied, so the table shows what the logic does). ``--dataset`` takes a dataset description
+(configs/datasets/*.yaml) with ground truth instead of a VOC folder. Without either it uses the demo's synthetic target
 scenes and the proxy SAM (made if missing), like ``make demo``. Each run lives in
 ``<work-dir>/<variant>/`` and is reused when its masks exist (a killed ablation resumes);
 ``ablation.json`` and ``ablation.md`` hold the table.
@@ -36,8 +37,10 @@ def without(loss: Dict, name: str) -> Dict:
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="wsss-ablation", description=__doc__.split("\n\n")[0])
     add_config_arguments(p, config_help="stage-1 YAML (default: configs/stage1/demo_proxy.yaml)")
-    p.add_argument("--data", default=None, help="VOC-layout dataset with ground truth (default: synthetic scenes)")
-    p.add_argument("--split", default="train")
+    src = p.add_mutually_exclusive_group()
+    src.add_argument("--data", default=None, help="VOC-layout dataset with ground truth (default: synthetic scenes)")
+    src.add_argument("--dataset", default=None, help="dataset description with ground_truth (configs/datasets/*.yaml)")
+    p.add_argument("--split", default="train", help="a split of --data (ImageSets/Segmentation) or of --dataset")
     p.add_argument("--work-dir", default="work_dirs/ablation")
     p.add_argument("--checkpoint", default=None, help="SAM checkpoint (default: the proxy SAM)")
     p.add_argument("--model-type", default=None)
@@ -62,8 +65,9 @@ def run(args: argparse.Namespace) -> int:
     from stage1_pseudolabel.pipeline.embed import run_embed
     from stage1_pseudolabel.pipeline.generate import run_generate
     from stage1_pseudolabel.pipeline.train import run_train
+    from stage1_pseudolabel.pipeline.prepare import open_dataset
     from wsss.apps.demo import ensure_synthetic, metrics_for
-    from wsss.core.weak_labels.voc import read_id_list
+    from wsss.core.datasets import DescribedDataset, evaluate_described
 
     torch.set_num_threads(max(1, args.threads))
     work = Path(args.work_dir)
@@ -74,12 +78,25 @@ def run(args: argparse.Namespace) -> int:
 
         checkpoint = str(ensure_proxy_checkpoint(Path("data/checkpoints/proxy_sam.pth"), ProxyTrainConfig(), progress=progress))
         model_type = "proxy"
-    data = Path(args.data) if args.data else ensure_synthetic(work / "data", num_train=args.num_train, num_val=1, seed=args.seed)
-    ids = read_id_list(data / "ImageSets" / "Segmentation" / f"{args.split}.txt")
-    overrides = {"data": str(data), "split": args.split, "checkpoint": checkpoint, "model_type": model_type or "vit_h",
+    overrides = {"split": args.split, "checkpoint": checkpoint, "model_type": model_type or "vit_h",
                  "work_dir": str(work / "all")}
+    if args.dataset:
+        described = DescribedDataset(args.dataset, split=args.split)
+        if described.description.ground_truth is None:
+            raise ValueError(f"{args.dataset}: the description has no ground_truth, so there is nothing to score an ablation on")
+        overrides["dataset"] = data = args.dataset
+    else:
+        data = Path(args.data) if args.data else ensure_synthetic(work / "data", num_train=args.num_train, num_val=1, seed=args.seed)
+        overrides["data"] = str(data)
     base = build_config(config_file=args.config or "configs/stage1/demo_proxy.yaml", overrides=overrides,
                         cfg_options=args.cfg_options or ())
+    ids = list(open_dataset(base).ids)
+
+    def score(out: Path) -> float:
+        if args.dataset:
+            return evaluate_described(described, pred_dir=out, ids=[i for i in ids if described.has_gt(i)]).miou
+        return metrics_for(out, data / "SegmentationClass", ids).miou
+
     base = dataclasses.replace(base, crf=None)  # the decoder's own masks: what the logic does, not the CRF
     active = ConstraintConfig.from_dict(base.loss).active
     print(f"active constraints: {', '.join(active)}; {len(ids)} {args.split} images of {data}")
@@ -100,7 +117,7 @@ def run(args: argparse.Namespace) -> int:
             run_generate(cfg, progress=progress)
         else:
             print(f"=== {label}: reused {out}")
-        miou = metrics_for(out, data / "SegmentationClass", ids).miou
+        miou = score(out)
         rows.append({"variant": label, "mIoU": round(miou, 2)})
         print(f"{label}: pseudo-mask mIoU {miou:.2f}")
     full = rows[0]["mIoU"]
