@@ -135,8 +135,8 @@ stage1-instances: setup ## instance pseudo-labels (COCO JSON per shard) with the
 merge-instances: setup ## merge the NUM_SHARDS instance files of stage1-instances into INSTANCES
 	$(PY) -m wsss.core.instances $(WORK)/instances/pseudo_masks.shard*of$(NUM_SHARDS)*.json --out $(INSTANCES)
 
-evaluate-instances: setup ## mask AP / AP50 / AP75 of INSTANCES against the ground-truth instances of DATA
-	$(PY) -m wsss.core.evaluation.instances --pred $(INSTANCES) --voc $(DATA) --gt-as-pred \
+evaluate-instances: setup ## mask AP / AP50 / AP75 of INSTANCES against the ground-truth instances of DATA (or DATASET)
+	$(PY) -m wsss.core.evaluation.instances --pred $(INSTANCES) $(if $(DATASET),--dataset $(DATASET),--voc $(DATA)) --gt-as-pred \
 	    --json $(WORK)/instances_ap.json
 
 # -- stage 2: segmentation network -----------------------------------------------------------------

@@ -259,3 +259,34 @@ def test_ablation_on_a_described_dataset(rps, tmp_path):
     masks = work / "without_background" / "pseudo_masks"
     expected = evaluate_described(dataset, pred_dir=masks, ids=[i for i in dataset.ids if dataset.has_gt(i)]).miou
     assert rows[1]["mIoU"] == pytest.approx(round(expected, 2))
+
+
+def test_instance_ground_truth_of_a_described_dataset(rps, tmp_path):
+    """wsss-evaluate-instances --dataset: a PNG ground truth gives the class components, the same
+    masks as the VOC-layout route without SegmentationObject on the same images (whose class ids
+    differ), and the ground truth scored against itself is 100 AP."""
+    import shutil
+
+    from wsss.core import instances as inst
+    from wsss.core.datasets import DescribedDataset
+    from wsss.core.evaluation.instances import (described_ground_truth, evaluate_instances, image_name,
+                                                voc_ground_truth)
+
+    dataset = DescribedDataset(rps["description"], split="val")
+    ids = [i for i in dataset.ids if dataset.has_gt(i)]
+    truth = described_ground_truth(dataset, ids)
+    (tmp_path / "voc" / "SegmentationClass").mkdir(parents=True)
+    for i in ids:
+        shutil.copy(rps["root"] / "SegmentationClass" / f"{i}.png", tmp_path / "voc" / "SegmentationClass")
+    voc = voc_ground_truth(tmp_path / "voc", ids)
+    assert voc["info"]["gt_source"] == {"SegmentationObject": 0, "class_components": len(ids)}
+    assert [image_name(im) for im in truth["images"]] == ids
+    areas = sorted(a["area"] for a in truth["annotations"])
+    assert areas == sorted(a["area"] for a in voc["annotations"]) and areas
+    assert {a["category_id"] for a in truth["annotations"]} <= {1, 2, 3}
+    inst.write_document(tmp_path / "gt.json", truth)
+    out = _cli("wsss.core.evaluation.instances", "--pred", tmp_path / "gt.json", "--dataset", rps["description"],
+               "--json", tmp_path / "ap.json")
+    assert "gt.json" in out.stdout
+    assert json.loads((tmp_path / "ap.json").read_text())["gt.json"]["AP"] == pytest.approx(100.0)
+    assert evaluate_instances(truth, truth)["AP"] == pytest.approx(100.0)

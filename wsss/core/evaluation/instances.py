@@ -133,6 +133,40 @@ def coco_ground_truth(path: PathLike, classes: Sequence[str] = VOC_CLASSES) -> D
             "annotations": anns, "categories": inst.categories(classes)}
 
 
+def described_ground_truth(dataset, ids: Sequence[str], *, min_area: int = MIN_COMPONENT_AREA) -> Dict[str, Any]:
+    """Ground-truth instances of ``ids`` of a :class:`wsss.core.datasets.DescribedDataset`: its COCO
+    segmentations (one instance per object, categories by the description's class names); for PNG or
+    LabelMe ground truth, the connected components of each class of its class maps (approximate, as
+    for VOC without SegmentationObject; ``info.gt_source`` says so).
+
+    Raises:
+        ValueError: the description has no ground truth, or an id has none.
+    """
+    gt = dataset.description.ground_truth
+    if gt is None:
+        raise ValueError(f"{dataset.description.path}: the description has no ground_truth to evaluate on")
+    missing = [i for i in ids if not dataset.has_gt(i)]
+    if missing:
+        raise ValueError(f"{dataset.description.path}: no ground truth for {len(missing)} image(s), e.g. {missing[:3]}")
+    if gt.format == "coco":
+        doc = coco_ground_truth(gt.path, classes=dataset.classes)
+        images = [im for im in doc["images"] if im["name"] in set(ids)]
+        kept = {im["id"] for im in images}
+        doc.update(images=images, annotations=[a for a in doc["annotations"] if a["image_id"] in kept])
+        doc["info"]["gt_source"] = {"coco": len(images)}
+        return doc
+    items = []
+    for image_id in ids:
+        class_map = dataset.read_gt(image_id)
+        parts = class_components(class_map)
+        h, w = class_map.shape
+        items.append((image_id, h, w, [(c, m) for c, m in parts if m.sum() >= min_area],
+                      [(c, m) for c, m in parts if m.sum() < min_area]))
+    note = (f"approximate instances: connected components of each class of the {gt.format} ground truth of "
+            f"{dataset.description.path} (under {min_area} px: crowd, ignored)")
+    return document_from_instances(items, info={"gt_source": {"class_components": len(ids)}, "note": note})
+
+
 def _coco(doc: Dict[str, Any]):
     from pycocotools.coco import COCO
 
@@ -194,13 +228,14 @@ def format_table(rows: Dict[str, Dict[str, Any]]) -> str:
 def main(argv: Optional[Sequence[str]] = None) -> int:
     parser = argparse.ArgumentParser(prog="wsss-evaluate-instances", description=__doc__.splitlines()[0])
     parser.add_argument("--pred", nargs="+", type=Path, default=[], help="instances JSON file(s) to evaluate")
-    parser.add_argument("--split", help="with --voc: the images of ImageSets/Segmentation/<split>.txt (default: "
-                                        "those of --pred)")
+    parser.add_argument("--split", help="with --voc: the images of ImageSets/Segmentation/<split>.txt; with "
+                                        "--dataset: a split of the description (default: the images of --pred)")
     parser.add_argument("--write-gt", type=Path, help="write the ground truth as COCO JSON here (stage 2's "
                                                       "validation file)")
     gt = parser.add_mutually_exclusive_group(required=True)
     gt.add_argument("--voc", type=Path, help="VOC-layout root: SegmentationObject (else class components) + SegmentationClass")
     gt.add_argument("--coco", type=Path, help="COCO instances JSON with the ground-truth masks")
+    gt.add_argument("--dataset", type=Path, help="dataset description (configs/datasets/*.yaml) with ground_truth")
     parser.add_argument("--gt-as-pred", action="store_true",
                         help="add a row: the ground truth itself as perfect pseudo-labels (written and read back as "
                              "stage 1's files are), a check of the evaluation that must give 100")
@@ -221,6 +256,15 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                 raise FileNotFoundError(f"{args.voc / 'SegmentationClass'}: no ground truth for {len(missing)} "
                                         f"image(s), e.g. {missing[:3]}")
             truth = voc_ground_truth(args.voc, names)
+        elif args.dataset is not None:
+            from wsss.core.datasets import DescribedDataset
+
+            dataset = DescribedDataset(args.dataset, split=args.split)
+            if args.split:
+                names = [i for i in dataset.ids if dataset.has_gt(i)]
+            else:
+                names = sorted({image_name(im) for d in preds.values() for im in d["images"]})
+            truth = described_ground_truth(dataset, names)
         else:
             truth = coco_ground_truth(args.coco)
         if args.write_gt:
