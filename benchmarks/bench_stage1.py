@@ -16,6 +16,9 @@ For each model (backend), precision and device it measures, on the same images:
 * generate s/img: the generate step from cached embeddings (annotation, prompts, decoder, class
   distribution in pixel space, PNG) and its ratio to the bare prompt-encoder + decoder forward for
   the same prompts (target <= 1.5);
+* cross-image decoder batching (``decoder_batch_images``): train steps of ``--decoder-batch`` images
+  (median step after the first, whose zero-shot passes are extra) and generate, with one decoder call
+  per image (``decoder_batch_images=1``) and with all of them in one call, as images per second;
 * cache MB/img (SAM 2.1 and HQ-SAM cache more than the embedding) and peak memory (process RSS
   high-water mark; CUDA max allocated);
 * bf16 vs fp32: the share of pseudo-mask pixels (``generate``) on which a bf16 run agrees with the
@@ -34,7 +37,9 @@ the defaults are 2 images; the vit_b encoder alone takes tens of seconds per ima
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
+import shutil
 import resource
 import statistics
 import sys
@@ -104,8 +109,75 @@ def _reset_gpu(device: torch.device) -> None:
         torch.cuda.reset_peak_memory_stats(device)
 
 
+def bench_decoder_batching(cfg, *, batch: int, steps: int, repeats: int, out: Dict[str, float],
+                           rounds: int = 3) -> None:
+    """Cross-image batching, as images per second into ``out``: the decoder alone (forward + backward
+    of a trivial loss, and forward under inference mode) over the first ``batch`` images, one call per
+    image against one batched call, timed alternately ``repeats`` times (medians: load drift on a
+    shared machine hits both); then train steps of ``batch`` images and generate, with
+    ``decoder_batch_images`` 1 and ``batch`` (the embeddings of ``cfg``'s cache copied), alternately,
+    medians of ``rounds`` runs."""
+    device = torch.device(cfg.device)
+    model, key = load_model(cfg, device=device)
+    model.image_encoder = None
+    params = freeze_for_decoder_training(model)
+    runner = DecoderRunner(model, device=device, precision=cfg.precision)
+    cache = EmbeddingCache(cfg.cache_dir, key=key)
+    dataset = open_dataset(cfg)
+    prepared, feats = [], []
+    for image_id in dataset.ids[:batch]:
+        ann = dataset.load(image_id)
+        prepared.append(prepare_image(ann, cfg, encoder_size=key.encoder_size, lowres=key.lowres_size,
+                                      padded=key.padded))
+        feats.append(cache.load(image_id, device=device, dtype=torch.float32))
+
+    def per_image():
+        return [runner.object_logits(p, f) for p, f in zip(prepared, feats)]
+
+    def batched():
+        return runner.batch_object_logits(prepared, feats)
+
+    times: Dict[str, List[float]] = {}
+    for r in range(repeats + 1):  # the first round is a warm-up
+        for tag, fn in (("per_image", per_image), ("batched", batched)):
+            for p in params:
+                p.grad = None
+            _sync(device)
+            t = time.perf_counter()
+            sum(x.float().mean() for x in fn()).backward()
+            _sync(device)
+            t_train = time.perf_counter() - t
+            with torch.inference_mode():
+                t = time.perf_counter()
+                fn()
+                _sync(device)
+                t_fwd = time.perf_counter() - t
+            if r:
+                times.setdefault(f"decoder_fwd_bwd_{tag}", []).append(t_train)
+                times.setdefault(f"decoder_fwd_{tag}", []).append(t_fwd)
+    for k, v in times.items():
+        out[f"{k}_img_per_s"] = len(prepared) / statistics.median(v)
+    del model, runner
+    rates: Dict[str, List[float]] = {}
+    for r in range(rounds):  # alternately, so that load drift hits both
+        for per_call, tag in ((1, "per_image"), (batch, "batched")):
+            work = Path(cfg.work_dir) / f"decoder_batch_{tag}_{r}"
+            c = dataclasses.replace(cfg, work_dir=str(work), batch_size=batch, decoder_batch_images=per_call,
+                                    epochs=steps + 1, max_steps=None, checkpoint_every=10_000)
+            shutil.copytree(cfg.cache_dir, c.cache_dir, dirs_exist_ok=True)
+            summary = run_train(c, progress=False)
+            later = summary["step_seconds"][1:] or summary["step_seconds"]
+            rates.setdefault(f"train_{tag}", []).append(batch / statistics.median(later))
+            gen = run_generate(c, zero_shot=False, progress=False)
+            rates.setdefault(f"generate_{tag}", []).append(gen["written"] / max(gen["seconds"], 1e-9))
+            rates.setdefault(f"generate_decode_{tag}", []).append(1.0 / max(gen["decode_seconds_per_image"], 1e-9))
+    for k, v in rates.items():
+        out[f"{k}_img_per_s"] = statistics.median(v)
+    out["decoder_batch_images"] = batch
+
+
 def bench_one(model_name: str, device_name: str, *, data: Path, images: int, repeats: int, work: Path,
-              precision: str = "fp32", reduced: bool = False) -> Dict[str, float]:
+              precision: str = "fp32", reduced: bool = False, decoder_batch: int = 0) -> Dict[str, float]:
     device = torch.device(device_name)
     model_type, kwargs = model_spec(model_name, reduced=reduced)
     cfg = build_config(
@@ -212,6 +284,8 @@ def bench_one(model_name: str, device_name: str, *, data: Path, images: int, rep
     out["cache_mb_per_img"] = out["cache_bytes_per_img"] / 2**20
     for k in ("encoder", "embed", "train", "generate"):
         out[f"{k}_img_per_s"] = 1.0 / out[f"{k}_s_per_img"]
+    bench_decoder_batching(cfg, batch=min(decoder_batch or images, images), steps=repeats, repeats=3 * repeats,
+                           out=out)
     out["masks"] = str(cfg.output_path(zero_shot=False))
     return out
 
@@ -236,6 +310,9 @@ def main(argv=None) -> int:
     parser.add_argument("--reduced", action="store_true", help="the tests' reduced model sizes (smoke run)")
     parser.add_argument("--devices", default="cpu,cuda", help="cuda is skipped where unavailable")
     parser.add_argument("--data", type=Path, help="VOC-layout folder (default: synthetic scenes of VOC-like size)")
+    parser.add_argument("--decoder-batch", type=int, default=0, dest="decoder_batch",
+                        help="images per train step / decoder call for the cross-image batching rows "
+                             "(default: all --images)")
     parser.add_argument("--json", type=Path, help="also write the numbers here")
     args = parser.parse_args(argv)
     import logging
@@ -263,7 +340,7 @@ def main(argv=None) -> int:
                           f"{torch.get_num_threads()})...", flush=True)
                     r = bench_one(name, device, data=data, images=args.images, repeats=args.repeats,
                                   work=Path(tmp) / f"{name}_{device}_{precision}", precision=precision,
-                                  reduced=args.reduced)
+                                  reduced=args.reduced, decoder_batch=args.decoder_batch)
                     if precision == "fp32":
                         fp32 = r["masks"]
                     r["agreement_vs_fp32"] = mask_agreement(r["masks"], fp32) if fp32 else float("nan")
@@ -273,6 +350,17 @@ def main(argv=None) -> int:
         ("embed_img_per_s", "embed img/s", "{:.3f}"),
         ("train_img_per_s", "train step img/s", "{:.3f}"),
         ("generate_img_per_s", "generate img/s", "{:.3f}"),
+        ("decoder_batch_images", "decoder batch: images per call", "{:d}"),
+        ("decoder_fwd_bwd_per_image_img_per_s", "  dec. fwd+bwd img/s, 1 img/call", "{:.2f}"),
+        ("decoder_fwd_bwd_batched_img_per_s", "  dec. fwd+bwd img/s, batched", "{:.2f}"),
+        ("decoder_fwd_per_image_img_per_s", "  dec. fwd img/s, 1 img/call", "{:.2f}"),
+        ("decoder_fwd_batched_img_per_s", "  dec. fwd img/s, batched", "{:.2f}"),
+        ("train_per_image_img_per_s", "  train step img/s, 1 img/call", "{:.3f}"),
+        ("train_batched_img_per_s", "  train step img/s, batched", "{:.3f}"),
+        ("generate_per_image_img_per_s", "  generate img/s, 1 img/call", "{:.3f}"),
+        ("generate_batched_img_per_s", "  generate img/s, batched", "{:.3f}"),
+        ("generate_decode_per_image_img_per_s", "  gen. decode img/s, 1 img/call", "{:.2f}"),
+        ("generate_decode_batched_img_per_s", "  gen. decode img/s, batched", "{:.2f}"),
         ("encoder_s_per_img", "encoder s/img", "{:.3f}"),
         ("embed_s_per_img", "embed s/img", "{:.3f}"),
         ("embed_ratio", "embed / encoder (<=1.10)", "{:.3f}"),

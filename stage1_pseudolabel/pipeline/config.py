@@ -64,6 +64,13 @@ class Stage1Config:
     #: (torch's scaled_dot_product_attention, the relative-position bias as an attention mask)
     attention: str = "eager"
     compile_encoder: bool = False  #: torch.compile the image encoder (embed / generate; first batch compiles)
+    #: images whose objects go through one mask-decoder call (each object attends to its own image's
+    #: features; prompt groups of different token counts still make separate calls): train decodes
+    #: the images of an optimizer step in calls of up to this many (the default, 8 >= batch_size 4: one
+    #: call per step; the frozen zero-shot pass too), generate groups up to this many consecutive
+    #: images. 1: one call per image (per prompt kind), as before. Larger keeps a GPU busy with small
+    #: images; costs the activation memory of all their objects at once
+    decoder_batch_images: int = 8
 
     # -- prompts ---------------------------------------------------------------------------------
     prompt_mode: str = "both"  #: box | points | both
@@ -194,6 +201,8 @@ class Stage1Config:
             raise ValueError(f"train_heads must be 'single' or 'all', got {self.train_heads!r}")
         if not 0.0 <= self.confidence_threshold < 1.0:
             raise ValueError(f"confidence_threshold must be in [0, 1), got {self.confidence_threshold}")
+        if self.decoder_batch_images < 1:
+            raise ValueError(f"decoder_batch_images must be >= 1, got {self.decoder_batch_images}")
         if self.batch_size < 1 or self.epochs < 0 or self.checkpoint_every < 1:
             raise ValueError("batch_size and checkpoint_every must be >= 1 and epochs >= 0")
         if self.crf is not None:

@@ -17,7 +17,9 @@ mask exists are skipped (a killed job is simply resubmitted), every PNG is writt
 array covers a dataset. Images without any weak label get an all-background mask or are skipped
 (``no_label_policy``), and are counted in the summary. An image whose files cannot be read is
 reported and the rest goes on; any other error (e.g. a full disk) stops the run. Reading runs ahead
-and writing behind in threads (:mod:`stage1_pseudolabel.pipeline.io`), so the decoder sets the pace.
+and writing behind in threads (:mod:`stage1_pseudolabel.pipeline.io`), so the decoder sets the pace;
+up to ``decoder_batch_images`` consecutive images share one decoder call
+(:meth:`~stage1_pseudolabel.pipeline.predict.DecoderRunner.batch_object_logits`).
 
 ``--instances`` (config ``instances: true``) also writes instance pseudo-labels: one COCO instances
 JSON per shard, ``<work_dir>/instances/<mask folder>.shard<i>of<N>.json`` (merge the shards with
@@ -164,6 +166,46 @@ def run_generate(
             return "embed", prepared, ann, None, None
         return "embed", prepared, ann, ann.read_image(), constraints  # unreadable: a WeakLabelError, reported
 
+    # Images waiting for their decoder call: up to decoder_batch_images consecutive ones share it.
+    to_decode: List[Tuple[str, object, object, Optional[np.ndarray], object]] = []
+
+    def decode_queued(writer: BackgroundWriter) -> None:
+        nonlocal decode_seconds
+        if not to_decode:
+            return
+        t0 = time.perf_counter()
+        with torch.inference_mode():
+            logits_list = runner.batch_object_logits([p[1] for p in to_decode], [p[2] for p in to_decode])
+        decode_seconds += time.perf_counter() - t0
+        for (image_id, prepared, _, image, constraints), logits in zip(to_decode, logits_list):
+            finish_image(writer, image_id, prepared, logits, image, constraints)
+        to_decode.clear()
+
+    def finish_image(writer: BackgroundWriter, image_id: str, prepared, logits: torch.Tensor,
+                     image: Optional[np.ndarray], constraints) -> None:
+        nonlocal decode_seconds
+        out_path = out_dir / f"{image_id}.png"
+        t0 = time.perf_counter()
+        with torch.inference_mode():
+            if doc is None:
+                mask = pseudo_mask(prepared, logits, confidence_threshold=cfg.confidence_threshold, crf=crf,
+                                   image=image)
+            else:
+                mask, objects = pseudo_mask_and_instances(prepared, logits, crf=crf, image=image,
+                                                          confidence_threshold=cfg.confidence_threshold)
+        decode_seconds += time.perf_counter() - t0
+        if constraints is not None and not (diag_dir / f"{image_id}.npz").is_file():
+            write_violation_maps(diag_dir / f"{image_id}.npz", constraints, logits, prepared)
+            counts["diagnostics"] += 1
+        if doc is not None:
+            add_instances(image_id, mask.shape[0], mask.shape[1], mask, objects, prepared.objects.boxes)
+            counts["instances"] += len(objects.classes)
+        if out_path.is_file():  # decoded again for its objects (or its diagnostics) only
+            counts["instances_added"] += int(doc is not None)
+            return
+        writer.submit(write_mask, out_path, mask, num_foreground=cfg.num_foreground, palette=palette)
+        counts["written"] += 1
+
     bar = tqdm(total=len(ids), desc="generate" + (" (zero-shot)" if zero_shot else ""), unit="img",
                disable=not progress, dynamic_ncols=True)
     with BackgroundWriter(max_pending=4) as writer:
@@ -205,27 +247,10 @@ def run_generate(
                 counts["embedded_now"] += 1
             else:
                 embedding = b.to(device, non_blocking=True)
-            t0 = time.perf_counter()
-            with torch.inference_mode():
-                logits = runner.object_logits(prepared, embedding)
-                if doc is None:
-                    mask = pseudo_mask(prepared, logits, confidence_threshold=cfg.confidence_threshold, crf=crf,
-                                       image=image)
-                else:
-                    mask, objects = pseudo_mask_and_instances(prepared, logits, crf=crf, image=image,
-                                                              confidence_threshold=cfg.confidence_threshold)
-            decode_seconds += time.perf_counter() - t0
-            if constraints is not None and not (diag_dir / f"{image_id}.npz").is_file():
-                write_violation_maps(diag_dir / f"{image_id}.npz", constraints, logits, prepared)
-                counts["diagnostics"] += 1
-            if doc is not None:
-                add_instances(image_id, mask.shape[0], mask.shape[1], mask, objects, prepared.objects.boxes)
-                counts["instances"] += len(objects.classes)
-            if out_path.is_file():  # decoded again for its objects (or its diagnostics) only
-                counts["instances_added"] += int(doc is not None)
-                continue
-            writer.submit(write_mask, out_path, mask, num_foreground=cfg.num_foreground, palette=palette)
-            counts["written"] += 1
+            to_decode.append((image_id, prepared, embedding, image, constraints))
+            if len(to_decode) >= cfg.decoder_batch_images:
+                decode_queued(writer)
+        decode_queued(writer)
     bar.close()
     flush_instances()
     decoded = counts["written"]

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Callable, Optional, Tuple
+from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 import torch
@@ -11,13 +11,15 @@ from torch import nn
 
 from wsss.core.crf import CRFParams, dense_crf
 from stage1_pseudolabel.pipeline.prepare import PreparedImage
+from stage1_pseudolabel.sam.backends.base import as_features
 from stage1_pseudolabel.sam.class_distribution import channel_labels, log_class_distribution, log_object_distribution
 from stage1_pseudolabel.sam.precision import autocast
 from wsss.core.weak_labels.classes import IGNORE_INDEX
 
 
 class DecoderRunner:
-    """Runs the backend's prompt encoder and mask decoder for all objects of an image in one call.
+    """Runs the backend's prompt encoder and mask decoder for all objects of an image in one call
+    (:meth:`object_logits`), or for the objects of several images together (:meth:`batch_object_logits`).
 
     Args:
         model: a :class:`~stage1_pseudolabel.sam.backends.base.SamBackend`.
@@ -61,12 +63,82 @@ class DecoderRunner:
             out = out.index_copy(0, idx, logits)
         return out
 
-    def _call(self, prompts, embedding: torch.Tensor, mask_decoder: Optional[Callable]) -> torch.Tensor:
+    def batch_object_logits(
+        self,
+        prepared_list: Sequence[PreparedImage],
+        features_list: Sequence[torch.Tensor],
+        *,
+        mask_decoder: Optional[Callable] = None,
+    ) -> List[torch.Tensor]:
+        """:meth:`object_logits` of several images with as few decoder calls as their prompts allow.
+
+        Every image's prompt groups (:meth:`~stage1_pseudolabel.sam.prompts.ObjectPrompts.groups`:
+        boxed and box-less objects) are bucketed across the images by their sparse token count (one
+        decoder call has one token sequence length), and each bucket is one
+        :meth:`~stage1_pseudolabel.sam.backends.base.SamBackend.decode_images` call in which every
+        object attends to its own image's features. With one prompt kind and one point count in
+        the batch (e.g. boxes only) that is one call for all images. Results are put back in each
+        image's object order: ``[float [N_i, L, L]]``, ``[0, L, L]`` for an image without objects,
+        equal to :meth:`object_logits` per image up to float rounding of the larger batch.
+
+        Args:
+            prepared_list: the images' objects and prompts.
+            features_list: their features (batch 1 each), on the runner's device.
+            mask_decoder: the module to call (a DDP wrapper, a frozen copy); default the model's own.
+        """
+        if len(prepared_list) != len(features_list):
+            raise ValueError(f"batch_object_logits: {len(prepared_list)} images, {len(features_list)} features")
+        if len(prepared_list) == 1:  # one image: exactly object_logits
+            return [self.object_logits(prepared_list[0], features_list[0], mask_decoder=mask_decoder)]
+        entries = []  # (image, object indices, sparse, dense)
+        for j, prepared in enumerate(prepared_list):
+            for idx, prompts in prepared.prompts.groups():
+                sparse, dense = self._prompt_embeddings(prompts)
+                if sparse.shape[0]:
+                    entries.append((j, idx, sparse, dense))
+        buckets: Dict[Tuple[int, ...], List[int]] = {}
+        for e, (_, _, sparse, _) in enumerate(entries):
+            buckets.setdefault(tuple(sparse.shape[1:]), []).append(e)
+        results: Dict[int, torch.Tensor] = {}
+        for members in buckets.values():
+            with autocast(self.precision, self.device):
+                outs = self.model.decode_images(
+                    [features_list[entries[e][0]] for e in members],
+                    sparse_embeddings=[entries[e][2] for e in members],
+                    dense_embeddings=[entries[e][3] for e in members],
+                    dense_pe=self.dense_pe,
+                    mask_decoder=mask_decoder,
+                    multimask_output=self.multimask_output,
+                )
+            for e, (logits, _) in zip(members, outs):
+                results[e] = logits.float()
+        out: List[torch.Tensor] = []
+        for j, (prepared, features) in enumerate(zip(prepared_list, features_list)):
+            parts = [(entries[e][1], results[e]) for e in range(len(entries)) if entries[e][0] == j]
+            n = prepared.prompts.num_objects
+            if not parts:
+                out.append(self.model._empty(as_features(features))[0].float())
+            elif len(parts) == 1 and len(parts[0][0]) == n:  # one group: all objects, in order
+                out.append(parts[0][1])
+            else:
+                logits = parts[0][1].new_empty((n, *parts[0][1].shape[1:]))
+                for idx, part in parts:
+                    logits = logits.index_copy(0, torch.as_tensor(idx, device=part.device), part)
+                out.append(logits)
+        return out
+
+    def _prompt_embeddings(self, prompts) -> Tuple[torch.Tensor, torch.Tensor]:
+        """Sparse ``[n, T, C]`` and dense ``[n, C, h, w]`` prompt embeddings of a prompt group
+        (``n = 0`` without prompts)."""
         boxes, coords, labels = prompts.to_tensors(self.device)
         sparse, dense = self.model.encode_prompts(boxes=boxes, point_coords=coords, point_labels=labels)
         if boxes is None and coords is None:  # no object: no prompt
             sparse = sparse[:0]
             dense = dense[:0]
+        return sparse, dense
+
+    def _call(self, prompts, embedding: torch.Tensor, mask_decoder: Optional[Callable]) -> torch.Tensor:
+        sparse, dense = self._prompt_embeddings(prompts)
         with autocast(self.precision, self.device):
             logits, _ = self.model.decode(
                 embedding,

@@ -8,7 +8,9 @@ Only mask-decoder parameters train (AdamW); the image and prompt encoders are fr
 here (their outputs are cached / cheap). For each image the decoder predicts all objects in one call,
 the object logits become a class distribution over ``[background, classes of the image]``
 (:mod:`stage1_pseudolabel.sam.class_distribution`), and the compiled constraints of the image (built
-once, in the 256x256 low-res frame) give the loss. A step averages the loss of ``batch_size`` images.
+once, in the 256x256 low-res frame) give the loss. A step averages the loss of ``batch_size`` images;
+their objects go through the decoder together, ``decoder_batch_images`` images per call
+(:meth:`~stage1_pseudolabel.pipeline.predict.DecoderRunner.batch_object_logits`; 1: one call per image).
 
 Outputs in ``<work_dir>``: ``decoder/last.pth`` (full state for ``--resume``, every
 ``checkpoint_every`` steps and at each epoch end), ``decoder/step_NNNNNN.pth`` (decoder weights),
@@ -19,7 +21,10 @@ the same fraction for the untrained decoder on the same images; a fine-tuned dec
 boxes as background shows up there at once), ``config.yaml``.
 
 The untrained decoder is kept (a frozen copy) to compute, once per image, its class distribution in
-the low-res frame: the zero-shot anchor constraint reads it, and the log compares against it.
+the low-res frame: the zero-shot anchor constraint reads it, and the log compares against it. Those
+zero-shot passes are batched too, always over the same images (:func:`zero_shot_groups`: the
+decoder-call chunks of the first epoch's steps), so that an image's anchor does not depend on when it
+was first needed (a resumed run computes the same anchors as an uninterrupted one).
 
 Determinism: the image order of epoch ``e`` is a permutation seeded by ``seed + e``, so a resumed run
 continues exactly where the checkpoint was taken and ends with the same weights as an uninterrupted
@@ -85,20 +90,28 @@ class TrainItem:
     fg_zero_shot: float  # foreground fraction of box_cover under the untrained decoder
 
 
+ZeroShot = Callable[[List[PreparedImage], List[torch.Tensor]], List[torch.Tensor]]
+
+
 class TrainImages:
     """The training images: prepared objects, prompts and compiled constraints, built once per image.
 
     Compiled constraints are kept in memory (an LRU of ``max_cached`` images) and superpixels on disk,
-    so later epochs only read the embedding.
+    so later epochs only read the embedding. ``zero_shot`` maps images (prepared, embedding) to the
+    untrained decoder's ``[1 + K, L, L]`` log distributions, in one call for the images of a group:
+    ``groups[i]`` (default: image ``i`` alone) are the indices whose zero-shot pass is made together
+    with image ``i``'s, whenever it is needed (:meth:`warm`).
     """
 
     def __init__(self, cfg: Stage1Config, ids: List[str], *, dataset, cache: EmbeddingCache, encoder_size: int,
-                 lowres: int, device: torch.device, max_cached: int = 4096,
-                 zero_shot: Optional[Callable[[PreparedImage, torch.Tensor], torch.Tensor]] = None) -> None:
+                 lowres: int, device: torch.device, max_cached: int = 4096, zero_shot: Optional[ZeroShot] = None,
+                 groups: Optional[Dict[int, Tuple[int, ...]]] = None) -> None:
         self.cfg, self.ids, self.dataset, self.cache, self.device = cfg, ids, dataset, cache, device
         self.encoder_size, self.lowres = encoder_size, lowres
         self.max_cached = max_cached
-        self.zero_shot = zero_shot  # (prepared, embedding) -> [1 + K, L, L] untrained decoder's log distribution
+        self.zero_shot = zero_shot
+        self.groups = groups or {}
+        self._index = {image_id: i for i, image_id in enumerate(ids)}
         self._memo: "OrderedDict[str, Tuple[PreparedImage, CompiledConstraints, torch.Tensor, float]]" = OrderedDict()
 
     def __len__(self) -> int:
@@ -108,25 +121,48 @@ class TrainImages:
         return self.cache.load(image_id, height=prepared.frame.height, width=prepared.frame.width,
                                device=self.device, dtype=torch.float32)
 
-    def prepared(self, image_id: str) -> Tuple[PreparedImage, CompiledConstraints, torch.Tensor, float]:
-        if image_id in self._memo:
-            self._memo.move_to_end(image_id)
-            return self._memo[image_id]
-        ann = self.dataset.load(image_id)
-        prepared = prepare_image(ann, self.cfg, encoder_size=self.encoder_size, lowres=self.lowres,
-                                 padded=self.cache.key.padded)
+    def warm(self, indices: Sequence[int]) -> None:
+        """Prepare the images of ``indices`` that are not in memory, with the other images of their
+        zero-shot groups (one zero-shot decoder call per group)."""
+        done = set()
+        for i in indices:
+            if self.ids[i] in self._memo or i in done:
+                continue
+            group = self.groups.get(i, (i,))
+            done.update(group)
+            members = []  # (image_id, ann or None when in memory, prepared)
+            for g in group:
+                image_id = self.ids[g]
+                if image_id in self._memo:
+                    members.append((image_id, None, self._memo[image_id][0]))
+                    continue
+                ann = self.dataset.load(image_id)
+                members.append((image_id, ann, prepare_image(ann, self.cfg, encoder_size=self.encoder_size,
+                                                              lowres=self.lowres, padded=self.cache.key.padded)))
+            zero_shots: Dict[str, torch.Tensor] = {}
+            with_objects = [m for m in members if m[2].objects.num_objects]
+            if self.zero_shot is not None and with_objects:
+                with torch.no_grad():
+                    dists = self.zero_shot([p for _, _, p in with_objects],
+                                           [self._embedding(image_id, p) for image_id, _, p in with_objects])
+                zero_shots = {image_id: d for (image_id, _, _), d in zip(with_objects, dists)}
+            for image_id, ann, prepared in members:
+                if ann is not None:
+                    self._remember(image_id, ann, prepared, zero_shots.get(image_id))
+
+    def _remember(self, image_id: str, ann, prepared: PreparedImage, zero_shot: Optional[torch.Tensor]) -> None:
         cover = lowres_box_cover(prepared)
-        zero_shot, fg_zero_shot = None, float("nan")
-        if self.zero_shot is not None and prepared.objects.num_objects:
-            with torch.no_grad():
-                zero_shot = self.zero_shot(prepared, self._embedding(image_id, prepared))
-            fg_zero_shot = foreground_fraction(zero_shot, cover)
+        fg_zero_shot = float("nan") if zero_shot is None else foreground_fraction(zero_shot, cover)
         constraints = compile_constraints(ann, prepared, self.cfg, zero_shot_log_probs=zero_shot).to(self.device)
-        item = (prepared, constraints, cover.to(self.device), fg_zero_shot)
-        self._memo[image_id] = item
+        self._memo[image_id] = (prepared, constraints, cover.to(self.device), fg_zero_shot)
         if len(self._memo) > self.max_cached:
             self._memo.popitem(last=False)
-        return item
+
+    def prepared(self, image_id: str) -> Tuple[PreparedImage, CompiledConstraints, torch.Tensor, float]:
+        if image_id not in self._memo:
+            self.warm([self._index[image_id]])
+        self._memo.move_to_end(image_id)
+        return self._memo[image_id]
 
     def __getitem__(self, index: int) -> TrainItem:
         image_id = self.ids[index]
@@ -142,6 +178,24 @@ def epoch_order(n: int, *, seed: int, epoch: int, rank: int, world_size: int) ->
     total = math.ceil(n / world_size) * world_size
     order = (order * math.ceil(total / max(n, 1)))[:total]
     return order[rank::world_size]
+
+
+def zero_shot_groups(n: int, *, seed: int, world_size: int, batch_size: int,
+                     per_call: int) -> Dict[int, Tuple[int, ...]]:
+    """``{image index: the images whose zero-shot pass is one decoder call with it}``: the chunks of
+    ``per_call`` images of every rank's first-epoch steps (what the first epoch needs, in the calls it
+    makes), the first chunk an image appears in. Fixed by the run's settings, so an image's
+    zero-shot logits do not depend on the run's history (resume, LRU eviction)."""
+    groups: Dict[int, Tuple[int, ...]] = {}
+    for rank in range(world_size):
+        order = epoch_order(n, seed=seed, epoch=0, rank=rank, world_size=world_size)
+        for s in range(0, len(order), batch_size):
+            batch = order[s : s + batch_size]
+            for c in range(0, len(batch), per_call):
+                chunk = tuple(dict.fromkeys(batch[c : c + per_call]))
+                for i in chunk:
+                    groups.setdefault(i, chunk)
+    return groups
 
 
 # -- checkpoints -----------------------------------------------------------------------------------
@@ -223,12 +277,15 @@ def run_train(cfg: Stage1Config, *, resume: bool = False, progress: bool = True)
         p.requires_grad_(False)
     frozen_runner = DecoderRunner(model, device=device, multimask_output=cfg.multimask_output, precision=cfg.precision)
 
-    def zero_shot(prepared: PreparedImage, embedding: torch.Tensor) -> torch.Tensor:
-        logits = frozen_runner.object_logits(prepared, embedding, mask_decoder=frozen)
-        return lowres_log_distribution(prepared, logits).detach()
+    def zero_shot(prepared: List[PreparedImage], embeddings: List[torch.Tensor]) -> List[torch.Tensor]:
+        logits = frozen_runner.batch_object_logits(prepared, embeddings, mask_decoder=frozen)
+        return [lowres_log_distribution(p, x).detach() for p, x in zip(prepared, logits)]
 
+    per_call = cfg.decoder_batch_images
     images = TrainImages(cfg, ids, dataset=dataset, cache=cache, encoder_size=encoder_size, lowres=lowres,
-                         device=device, zero_shot=zero_shot)
+                         device=device, zero_shot=zero_shot,
+                         groups=zero_shot_groups(len(ids), seed=cfg.seed, world_size=world_size,
+                                                 batch_size=cfg.batch_size, per_call=per_call))
 
     if world_size > 1:
         decoder_call = torch.nn.parallel.DistributedDataParallel(
@@ -304,29 +361,44 @@ def run_train(cfg: Stage1Config, *, resume: bool = False, progress: bool = True)
             batch = batches[b]
             sums = torch.zeros(1 + 2 * len(constraint_names), dtype=torch.float64)
             fg_sums = torch.zeros(3, dtype=torch.float64)  # fg fraction in boxes: fine-tuned, zero-shot, images
-            for j, index in enumerate(batch):
-                item = images[index]
-                sync = nullcontext() if (world_size == 1 or j == len(batch) - 1) else decoder_call.no_sync()
+            images.warm(batch)  # new images: their zero-shot passes, batched
+            items = [images[index] for index in batch]
+            # The images' objects through the decoder, per_call images a call (1: object_logits per
+            # image, as before); one backward per call, DDP's all-reduce with the last.
+            chunks = [range(c, min(c + per_call, len(batch))) for c in range(0, len(batch), per_call)]
+            for c, members in enumerate(chunks):
+                sync = nullcontext() if (world_size == 1 or c == len(chunks) - 1) else decoder_call.no_sync()
                 with sync:
-                    logits = runner.object_logits(item.prepared, item.embedding, mask_decoder=decoder_call)
-                    constraints = item.constraints
-                    t_logic = time.perf_counter()
-                    log_probs = lowres_log_distribution(item.prepared, logits)
-                    objects = lowres_object_distribution(logits) if constraints.needs_objects else None
-                    loss, truths = constraints.loss_and_truths(log_probs, objects)
-                    fg = foreground_fraction(log_probs, item.box_cover)
-                    if not (math.isnan(fg) or math.isnan(item.fg_zero_shot)):
-                        fg_sums += torch.tensor([fg, item.fg_zero_shot, 1.0], dtype=torch.float64)
-                    if not truths:
-                        loss = logits.sum() * 0.0  # keeps every rank's backward in step
-                    logic_seconds += time.perf_counter() - t_logic  # forward only
-                    (loss / len(batch)).backward()
-                sums[0] += float(loss.detach())
-                groundings = constraints.num_groundings
-                for k, name in enumerate(constraint_names):
-                    if name in truths:
-                        sums[1 + 2 * k] += float(truths[name].detach()) / groundings[name]
-                        sums[2 + 2 * k] += 1
+                    if per_call == 1:
+                        item = items[members[0]]
+                        logits_list = [runner.object_logits(item.prepared, item.embedding, mask_decoder=decoder_call)]
+                    else:
+                        logits_list = runner.batch_object_logits([items[j].prepared for j in members],
+                                                                 [items[j].embedding for j in members],
+                                                                 mask_decoder=decoder_call)
+                    total = None
+                    for j, logits in zip(members, logits_list):
+                        item = items[j]
+                        constraints = item.constraints
+                        t_logic = time.perf_counter()
+                        log_probs = lowres_log_distribution(item.prepared, logits)
+                        objects = lowres_object_distribution(logits) if constraints.needs_objects else None
+                        loss, truths = constraints.loss_and_truths(log_probs, objects)
+                        fg = foreground_fraction(log_probs, item.box_cover)
+                        if not (math.isnan(fg) or math.isnan(item.fg_zero_shot)):
+                            fg_sums += torch.tensor([fg, item.fg_zero_shot, 1.0], dtype=torch.float64)
+                        if not truths:
+                            loss = logits.sum() * 0.0  # keeps every rank's backward in step
+                        logic_seconds += time.perf_counter() - t_logic  # forward only
+                        part = loss / len(batch)
+                        total = part if total is None else total + part
+                        sums[0] += float(loss.detach())
+                        groundings = constraints.num_groundings
+                        for k, name in enumerate(constraint_names):
+                            if name in truths:
+                                sums[1 + 2 * k] += float(truths[name].detach()) / groundings[name]
+                                sums[2 + 2 * k] += 1
+                    total.backward()
             if cfg.grad_clip:
                 torch.nn.utils.clip_grad_norm_(params, cfg.grad_clip)
             optimizer.step()

@@ -11,7 +11,9 @@ A backend is an ``nn.Module`` with three children the pipeline knows by name, ``
   longest side and zero-pad to a square; SAM 2 resizes to the square; every conversion goes through
   :class:`wsss.core.frames.SamFrame`.
 * **Which decoder parameters train** (:meth:`SamBackend.trainable_parameters`).
-* **One batched decoder call for all objects of an image** (:meth:`SamBackend.decode`).
+* **One batched decoder call for all objects of an image** (:meth:`SamBackend.decode`), and one for the
+  objects of several images (:meth:`SamBackend.decode_images`: each object attends to its own image's
+  features; what the pipeline uses to keep a GPU busy with small images).
 
 Features travel as a plain ``[B, C, h, w]`` tensor where the backend needs only the embedding (SAM 1,
 what :class:`~stage1_pseudolabel.pipeline.cache.EmbeddingCache` has always returned) and as
@@ -191,6 +193,68 @@ class SamBackend(nn.Module):
             multimask_output: keep, per object, the multimask output with the highest predicted IoU.
         """
         raise NotImplementedError
+
+    def decode_images(self, features: Sequence[FeaturesLike], *, sparse_embeddings: Sequence[torch.Tensor],
+                      dense_embeddings: Sequence[torch.Tensor], dense_pe: torch.Tensor,
+                      mask_decoder: Optional[nn.Module] = None,
+                      multimask_output: bool = False) -> List[Tuple[torch.Tensor, torch.Tensor]]:
+        """:meth:`decode` of several images in one mask-decoder call: ``[(logits [N_i, L, L], iou [N_i])]``.
+
+        Entry ``i`` is one image's features (batch 1) with the sparse ``[N_i, T, C]`` and dense
+        ``[N_i, C, h, w]`` embeddings of its objects; every object attends to its own entry's features,
+        so each entry's result is what :meth:`decode` gives for it alone (up to float rounding of the
+        larger batch). All sparse embeddings must have the same token count ``T`` (the decoder's
+        token sequence has one length per call): the caller buckets prompt groups by ``T``
+        (:meth:`~stage1_pseudolabel.pipeline.predict.DecoderRunner.batch_object_logits`). The same
+        image may appear in several entries. Entries with ``N_i = 0`` give empty results.
+
+        The backends make the call through the decoder's own ``forward`` (so ``mask_decoder`` may be
+        a DDP wrapper or a frozen copy): :meth:`_decode_objects`.
+        """
+        feats = [as_features(f) for f in features]
+        if not (len(feats) == len(sparse_embeddings) == len(dense_embeddings)):
+            raise ValueError(f"decode_images: {len(feats)} features, {len(sparse_embeddings)} sparse and "
+                             f"{len(dense_embeddings)} dense embeddings")
+        out = [self._empty(f) for f in feats]
+        live = [i for i, s in enumerate(sparse_embeddings) if s.shape[0] > 0]
+        if not live:
+            return out
+        tokens = {tuple(sparse_embeddings[i].shape[1:]) for i in live}
+        if len(tokens) > 1:
+            raise ValueError(f"decode_images: sparse embeddings of one call need one token count, got {sorted(tokens)}")
+        if len(live) == 1:  # one image: exactly decode()
+            i = live[0]
+            out[i] = self.decode(feats[i], sparse_embeddings=sparse_embeddings[i], dense_embeddings=dense_embeddings[i],
+                                 dense_pe=dense_pe, mask_decoder=mask_decoder, multimask_output=multimask_output)
+            return out
+        counts = [int(sparse_embeddings[i].shape[0]) for i in live]
+        masks, iou = self._decode_objects(
+            [feats[i] for i in live], counts,
+            sparse_embeddings=torch.cat([sparse_embeddings[i] for i in live]),
+            dense_embeddings=torch.cat([dense_embeddings[i] for i in live]),
+            dense_pe=dense_pe, mask_decoder=mask_decoder, multimask_output=multimask_output,
+        )
+        for i, m, q in zip(live, masks.split(counts), iou.split(counts)):
+            out[i] = (m, q)
+        return out
+
+    def _decode_objects(self, features: List[ImageFeatures], counts: List[int], *, sparse_embeddings: torch.Tensor,
+                        dense_embeddings: torch.Tensor, dense_pe: torch.Tensor, mask_decoder: Optional[nn.Module],
+                        multimask_output: bool) -> Tuple[torch.Tensor, torch.Tensor]:
+        """``[sum N_i, L, L]`` logits and ``[sum N_i]`` IoU of the objects of several images (``counts[i]``
+        consecutive objects per image), one decoder call. This fallback makes one :meth:`decode` per image."""
+        parts, start = [], 0
+        for f, n in zip(features, counts):
+            parts.append(self.decode(f, sparse_embeddings=sparse_embeddings[start : start + n],
+                                     dense_embeddings=dense_embeddings[start : start + n], dense_pe=dense_pe,
+                                     mask_decoder=mask_decoder, multimask_output=multimask_output))
+            start += n
+        return torch.cat([m for m, _ in parts]), torch.cat([q for _, q in parts])
+
+    @staticmethod
+    def _per_object(features: Sequence[ImageFeatures], counts: Sequence[int], name: str = EMBED) -> torch.Tensor:
+        """Feature ``name`` of each image repeated for its objects: ``[sum N_i, C, h, w]``."""
+        return torch.cat([f[name].expand(n, -1, -1, -1) for f, n in zip(features, counts)])
 
     def trainable_parameters(self, *, train_heads: str = "single") -> List[nn.Parameter]:
         """Freeze everything but the decoder parameters stage 1 trains; returns them (decoder in train mode).

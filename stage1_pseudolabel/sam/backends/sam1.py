@@ -72,6 +72,26 @@ class Sam1Backend(SamBackend):
         )
         return self._select(masks, iou, multimask_output)
 
+    def _decode_objects(self, features, counts, *, sparse_embeddings, dense_embeddings, dense_pe, mask_decoder,
+                        multimask_output):
+        """All objects of several images in one call of the official ``MaskDecoder.forward``.
+
+        ``predict_masks`` computes ``repeat_interleave(image_embeddings, N) + dense_prompt_embeddings``
+        and uses ``image_embeddings`` nowhere else, so a zero image embedding and, as the dense prompt
+        embedding, each object's own image embedding plus its dense embedding give each object
+        exactly its image's ``src`` (``0 + (e + d) == e + d``: float addition is commutative and
+        adding zero exact); the rest of the decoder is per object.
+        """
+        emb = self._per_object(features, counts)
+        masks, iou = (mask_decoder or self.mask_decoder)(
+            image_embeddings=emb.new_zeros((1, *emb.shape[1:])),
+            image_pe=dense_pe,
+            sparse_prompt_embeddings=sparse_embeddings,
+            dense_prompt_embeddings=emb + dense_embeddings,
+            multimask_output=multimask_output,
+        )
+        return self._select(masks, iou, multimask_output)
+
     def _unused_by_single_mask(self) -> List[nn.Module]:
         d = self.mask_decoder
         return list(d.output_hypernetworks_mlps)[1:] + [d.iou_prediction_head]

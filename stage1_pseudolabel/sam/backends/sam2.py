@@ -160,6 +160,22 @@ class Sam2Backend(SamBackend):
         )
         return self._select(masks, iou, multimask_output)
 
+    def _decode_objects(self, features, counts, *, sparse_embeddings, dense_embeddings, dense_pe, mask_decoder,
+                        multimask_output):
+        """All objects of several images in one call: the decoder's ``repeat_image=False`` takes one
+        image embedding per object, so each image's embedding and high-resolution maps are repeated
+        for its objects here (what ``repeat_image`` / broadcasting do for one image)."""
+        masks, iou, _, _ = (mask_decoder or self.mask_decoder)(
+            image_embeddings=self._per_object(features, counts),
+            image_pe=dense_pe,
+            sparse_prompt_embeddings=sparse_embeddings,
+            dense_prompt_embeddings=dense_embeddings,
+            multimask_output=multimask_output,
+            repeat_image=False,
+            high_res_features=[self._per_object(features, counts, S0), self._per_object(features, counts, S1)],
+        )
+        return self._select(masks, iou, multimask_output)
+
     def trainable_parameters(self, *, train_heads: str = "single") -> List[nn.Parameter]:
         d = self.mask_decoder
         frozen = [d.conv_s0, d.conv_s1]  # applied at embedding time: their outputs are cached
