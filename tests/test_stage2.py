@@ -136,17 +136,22 @@ def test_stage2_learns_more_than_the_trivial_predictor(mini_voc, tmp_path):
     assert trained > trivial + 10, (trained, trivial)
 
 
-def test_stage2_clis_refuse_bad_input_in_one_line(mini_voc, tmp_path):
+def test_stage2_clis_refuse_bad_input_in_one_line(mini_voc, tmp_path, capsys):
     env = dict(os.environ, OMP_NUM_THREADS="1")
-    for module, extra in (("stage2_segnet.train", ["--pseudo", str(tmp_path / "no_such_dir")]),
-                          ("stage2_segnet.test", ["--checkpoint", str(tmp_path / "missing.pth")])):
-        proc = subprocess.run([sys.executable, "-m", module, "--config", str(TINY_DEEPLAB), "--data",
-                               str(mini_voc["root"]), "--work-dir", str(tmp_path / "w"), *extra],
-                              cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
-        assert proc.returncode == 2, (module, proc.stderr[-2000:])
-        # the error (with the list of problem files, where there are several) and no traceback
-        assert proc.stderr.lstrip().startswith("error: ") and "Traceback" not in proc.stderr, proc.stderr[-2000:]
-        assert "pkg_resources is deprecated" not in proc.stderr  # the one known warning is filtered
+    common = ["--config", str(TINY_DEEPLAB), "--data", str(mini_voc["root"]), "--work-dir", str(tmp_path / "w")]
+    # A real process once: what a user sees, import-time warnings included.
+    proc = subprocess.run([sys.executable, "-m", "stage2_segnet.train", *common, "--pseudo", str(tmp_path / "no_such_dir")],
+                          cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 2, proc.stderr[-2000:]
+    # the error (with the list of problem files, where there are several) and no traceback
+    assert proc.stderr.lstrip().startswith("error: ") and "Traceback" not in proc.stderr, proc.stderr[-2000:]
+    assert "pkg_resources is deprecated" not in proc.stderr  # the one known warning is filtered
+    # The test CLI in-process (its console script calls this main): same code and stderr, no second import.
+    from stage2_segnet.test import main as test_main
+
+    assert test_main([*common, "--checkpoint", str(tmp_path / "missing.pth")]) == 2
+    err = capsys.readouterr().err
+    assert err.lstrip().startswith("error: ") and "missing.pth" in err and "Traceback" not in err, err[-2000:]
 
 
 @pytest.mark.slow

@@ -80,20 +80,27 @@ def test_mask_rcnn_smoke_train_resume_test(mini_voc, tmp_path):
     assert ours["AP50"] == pytest.approx(100 * m["coco/segm_mAP_50"], abs=0.051)
 
 
-def test_instance_clis_refuse_bad_input_in_one_line(mini_voc, tmp_path):
+def test_instance_clis_refuse_bad_input_in_one_line(mini_voc, tmp_path, capsys):
+    # In-process (the entry point's main, as the console script calls it): the same exit code and
+    # stderr as a subprocess, without three imports of mmdet.
+    from stage2_segnet.instances import main
+
+    def cli(*args):
+        code = main([str(a) for a in args])
+        return code, capsys.readouterr().err
+
     data = mini_voc["root"]
-    proc = _cli("train", TINY, "--data", data, "--work-dir", tmp_path / "w", "--pseudo", tmp_path / "none.json",
-                check=False)
-    assert proc.returncode == 2 and proc.stderr.strip().splitlines()[-1].startswith("error:"), proc.stderr[-2000:]
-    assert "none.json" in proc.stderr
+    code, err = cli("train", TINY, "--data", data, "--work-dir", tmp_path / "w", "--pseudo", tmp_path / "none.json")
+    assert code == 2 and err.strip().splitlines()[-1].startswith("error:"), err[-2000:]
+    assert "none.json" in err and "Traceback" not in err
     bad = tmp_path / "bad.json"
     doc = inst.read_document(mini_voc["pseudo"])
     doc["images"][0]["file_name"] = "missing.jpg"
     inst.write_document(bad, doc)
-    proc = _cli("train", TINY, "--data", data, "--work-dir", tmp_path / "w2", "--pseudo", bad, check=False)
-    assert proc.returncode == 2 and "missing.jpg" in proc.stderr, proc.stderr[-2000:]
-    proc = _cli("test", TINY, "--data", data, "--work-dir", tmp_path / "empty", check=False)
-    assert proc.returncode == 2 and "no checkpoint" in proc.stderr, proc.stderr[-2000:]
+    code, err = cli("train", TINY, "--data", data, "--work-dir", tmp_path / "w2", "--pseudo", bad)
+    assert code == 2 and "missing.jpg" in err, err[-2000:]
+    code, err = cli("test", TINY, "--data", data, "--work-dir", tmp_path / "empty")
+    assert code == 2 and "no checkpoint" in err, err[-2000:]
 
 
 @pytest.mark.parametrize("name", ["mask_rcnn_r50_fpn_voc_instances", "mask2former_r50_voc_instances"])
