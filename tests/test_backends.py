@@ -42,13 +42,8 @@ def backend_cfg(backend: str, voc_root, tmp_path, **sets):
                         cfg_options=options)
 
 
-def official_predictions(backend: str, model, image: np.ndarray, boxes: Optional[np.ndarray], *,
-                         points: Optional[np.ndarray] = None, labels: Optional[np.ndarray] = None):
-    """Low-res logits ``[N, L, L]`` and pixel logits ``[N, H, W]`` of the official predictor, for box
-    prompts ``[N, 4]`` or (``boxes`` None) point prompts ``[N, P, 2]`` with labels ``[N, P]``."""
-    if boxes is None:
-        return official_point_predictions(backend, model, image, points, labels)
-    n = len(boxes)
+def official_predictor(backend: str, model, image: np.ndarray):
+    """The backend's official predictor with ``image`` set, and the extra ``predict_torch`` arguments."""
     if backend == "sam2.1":
         from sam2.sam2_image_predictor import SAM2ImagePredictor
 
@@ -56,8 +51,7 @@ def official_predictions(backend: str, model, image: np.ndarray, boxes: Optional
         s = model.encoder_size  # the predictor's feature sizes are written for 1024 px; reduced size here
         predictor._bb_feat_sizes = [(s // 4, s // 4), (s // 8, s // 8), (s // 16, s // 16)]
         predictor.set_image(image)
-        masks, _, low = predictor.predict(box=boxes, multimask_output=False, return_logits=True)
-        return torch.as_tensor(low).reshape(n, *low.shape[-2:]), torch.as_tensor(masks).reshape(n, *masks.shape[-2:])
+        return predictor, {}
     if backend == "hq-sam":
         from segment_anything_hq import SamPredictor
 
@@ -68,40 +62,37 @@ def official_predictions(backend: str, model, image: np.ndarray, boxes: Optional
         extra = {}
     predictor = SamPredictor(model.official)
     predictor.set_image(image)
-    b = predictor.transform.apply_boxes_torch(torch.as_tensor(boxes, dtype=torch.float32), image.shape[:2])
-    masks, _, low = predictor.predict_torch(None, None, boxes=b, multimask_output=False, return_logits=True, **extra)
-    return low[:, 0], masks[:, 0]
+    return predictor, extra
 
 
-def official_point_predictions(backend: str, model, image: np.ndarray, points: np.ndarray, labels: np.ndarray):
-    """:func:`official_predictions` for point prompts, one predictor call per object."""
+def official_predictions(backend: str, model, image: np.ndarray, boxes: Optional[np.ndarray], *,
+                         points: Optional[np.ndarray] = None, labels: Optional[np.ndarray] = None):
+    """Low-res logits ``[N, L, L]`` and pixel logits ``[N, H, W]`` of the official predictor, for box
+    prompts ``[N, 4]`` (one call) or, with ``boxes`` None, point prompts ``[N, P, 2]`` with labels
+    ``[N, P]`` (one call per object)."""
+    predictor, extra = official_predictor(backend, model, image)
+    if boxes is None:
+        prompts = [dict(points=xy[None], labels=lab[None]) for xy, lab in zip(points, labels)]
+    else:
+        prompts = [dict(boxes=boxes)]
     low_all, pix_all = [], []
-    for xy, lab in zip(points, labels):
+    for p in prompts:
         if backend == "sam2.1":
-            from sam2.sam2_image_predictor import SAM2ImagePredictor
-
-            predictor = SAM2ImagePredictor(model.official)
-            s = model.encoder_size
-            predictor._bb_feat_sizes = [(s // 4, s // 4), (s // 8, s // 8), (s // 16, s // 16)]
-            predictor.set_image(image)
-            masks, _, low = predictor.predict(point_coords=xy, point_labels=lab, multimask_output=False,
-                                              return_logits=True)
-            low_all.append(torch.as_tensor(low).reshape(1, *low.shape[-2:]))
-            pix_all.append(torch.as_tensor(masks).reshape(1, *masks.shape[-2:]))
+            kw = (dict(box=p["boxes"]) if "boxes" in p else dict(point_coords=p["points"][0], point_labels=p["labels"][0]))
+            masks, _, low = predictor.predict(**kw, multimask_output=False, return_logits=True)
+            n = len(p["boxes"]) if "boxes" in p else 1
+            low_all.append(torch.as_tensor(low).reshape(n, *low.shape[-2:]))
+            pix_all.append(torch.as_tensor(masks).reshape(n, *masks.shape[-2:]))
             continue
-        if backend == "hq-sam":
-            from segment_anything_hq import SamPredictor
-
-            extra = {"hq_token_only": False}
+        size = image.shape[:2]
+        if "boxes" in p:
+            b = predictor.transform.apply_boxes_torch(torch.as_tensor(p["boxes"], dtype=torch.float32), size)
+            masks, _, low = predictor.predict_torch(None, None, boxes=b, multimask_output=False, return_logits=True,
+                                                    **extra)
         else:
-            from segment_anything import SamPredictor
-
-            extra = {}
-        predictor = SamPredictor(model.official)
-        predictor.set_image(image)
-        c = predictor.transform.apply_coords_torch(torch.as_tensor(xy[None], dtype=torch.float32), image.shape[:2])
-        masks, _, low = predictor.predict_torch(c, torch.as_tensor(lab[None], dtype=torch.float32), boxes=None,
-                                                multimask_output=False, return_logits=True, **extra)
+            c = predictor.transform.apply_coords_torch(torch.as_tensor(p["points"], dtype=torch.float32), size)
+            masks, _, low = predictor.predict_torch(c, torch.as_tensor(p["labels"], dtype=torch.float32), boxes=None,
+                                                    multimask_output=False, return_logits=True, **extra)
         low_all.append(low[:, 0])
         pix_all.append(masks[:, 0])
     return torch.cat(low_all), torch.cat(pix_all)
@@ -165,7 +156,7 @@ def test_boxes_and_clicks_in_one_image_equal_the_official_predictor(backend, voc
     assert len(prepared.prompts.groups()) == 2
     with torch.no_grad():
         ref_box, ref_box_pix = official_predictions(backend, model, image, prepared.objects.boxes[:1])
-        ref_pt, ref_pt_pix = official_predictions(backend, model, image, None, points=click[None] - 0.0,
+        ref_pt, ref_pt_pix = official_predictions(backend, model, image, None, points=click[None],
                                                   labels=np.ones((1, 1), np.float32))
     clamp = 32.0 if backend == "sam2.1" else float("inf")
     assert (low[:1].clamp(-clamp, clamp) - ref_box).abs().max() < 1e-4
