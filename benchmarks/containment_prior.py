@@ -37,10 +37,12 @@ CONFIGS = {"box": CONFIG, "click": "configs/stage1/nested_proxy_click_containmen
 
 
 def run(data: Path, work: Path, weight: float, checkpoint: str, *, zero_shot: bool = False,
-        config: str = CONFIG) -> Dict[str, float]:
+        config: str = CONFIG, train_seed: int = 0) -> Dict[str, float]:
+    if train_seed:  # another training order (and prompt sampling); the data stay the same
+        work = work.with_name(f"{work.name}_s{train_seed}")
     cfg = build_config(config_file=config, overrides={"data": str(data), "split": "train", "work_dir": str(work),
                                                      "checkpoint": checkpoint, "model_type": "proxy"},
-                       cfg_options=[f"loss.inner_in_outer.weight={weight}"])
+                       cfg_options=[f"loss.inner_in_outer.weight={weight}", f"seed={train_seed}"])
     run_embed(cfg, progress=False)
     if zero_shot:
         out = Path(run_generate(cfg, zero_shot=True, progress=False)["output_dir"])
@@ -63,6 +65,7 @@ def main() -> None:
     ap.add_argument("--weights", default="0.5,2", help="prior weights tried on the selection scenes")
     ap.add_argument("--inner-box-margin", type=float, default=0.35)
     ap.add_argument("--config", help="stage-1 config with the prior as loss.inner_in_outer (default per --inner-label)")
+    ap.add_argument("--train-seed", type=int, default=0, help="stage-1 training seed (the scenes do not change)")
     ap.add_argument("--threads", type=int, default=1)
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
@@ -79,7 +82,7 @@ def main() -> None:
     scores = {}
     for w in [0.0] + [float(v) for v in args.weights.split(",")]:
         scores[w] = run(sel, work / f"selection_w{w:g}" if w == 0 else work / f"selection_{Path(args.config).stem}_w{w:g}",
-                        w, checkpoint, config=args.config)  # weight 0: the prior is not built
+                        w, checkpoint, config=args.config, train_seed=args.train_seed)  # weight 0: no prior
         print(f"  prior weight {w:g}: " + ", ".join(f"{k} {v:.2f}" for k, v in scores[w].items()))
     best = max(scores, key=lambda w: scores[w]["inner IoU"])
     print(f"chosen weight: {best:g} (best inner IoU on the selection scenes; 0 means the prior did not help)")
@@ -87,10 +90,12 @@ def main() -> None:
         best = min(w for w in scores if w > 0)  # still show the prior on the report scenes, for the record
 
     print(f"\nreport: {args.report_scenes} other scenes (seed 12), never used to choose")
+    seed = args.train_seed
     rows = {"zero-shot": run(rep, work / "report_w0", 0.0, checkpoint, zero_shot=True, config=args.config),
-            "fine-tuned without the prior": run(rep, work / "report_w0", 0.0, checkpoint, config=args.config),
+            "fine-tuned without the prior": run(rep, work / "report_w0", 0.0, checkpoint, config=args.config,
+                                                train_seed=seed),
             f"fine-tuned with the prior (weight {best:g})": run(rep, work / f"report_{Path(args.config).stem}_w{best:g}", best,
-                                                                 checkpoint, config=args.config)}
+                                                                 checkpoint, config=args.config, train_seed=seed)}
     cols = list(next(iter(rows.values())))
     print(f"\n| run | " + " | ".join(cols) + " |\n|---|" + "---:|" * len(cols))
     for name, r in rows.items():
