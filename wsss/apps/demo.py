@@ -284,6 +284,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="iterations of the instance network (about 2.5 s each on 2 CPU cores at batch 4)")
     p.add_argument("--stage2-instance-batch", type=int, default=4)
     p.add_argument("--skip-stage2", action="store_true")
+    p.add_argument("--no-stage2-baseline", action="store_true",
+                   help="train stage 2 on the fine-tuned pseudo-masks only, not also on the box-fill masks")
     p.add_argument("--device", default="auto")
     p.add_argument("--threads", type=int, default=int(os.environ.get("DEMO_THREADS", "2")))
     p.add_argument("--fresh", action="store_true", help="delete the work dir first")
@@ -453,8 +455,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             print(f"stage 2 skipped: {reason}")
             notes.append(f"Stage 2 was skipped: {reason}.")
         else:
-            for name, key, tag in ((f"stage 2 on {final} pseudo-masks", final, "fine_tuned"),
-                                   ("stage 2 on box-fill masks", "box fill", "box_fill")):
+            runs = [(f"stage 2 on {final} pseudo-masks", final, "fine_tuned"),
+                    ("stage 2 on box-fill masks", "box fill", "box_fill")]
+            for name, key, tag in runs[: 1 if args.no_stage2_baseline else 2]:
                 with timer.step(name):
                     r = run_stage2(args, work, data, pred_dirs[key], tag)
                     if r is not None:
