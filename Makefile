@@ -163,9 +163,9 @@ proxy-sam: setup ## pretrain the proxy SAM (the demo's stand-in for pretrained S
 demo: setup ## end-to-end demo on synthetic scenes (or SAM_CHECKPOINT + DATA); writes DEMO_WORK/report.html
 	$(PY) -m wsss.apps.demo --work-dir $(DEMO_WORK) $(if $(WEAK_LABELS),--weak-labels $(WEAK_LABELS),) $(if $(SAM_CHECKPOINT),--checkpoint $(SAM_CHECKPOINT) --model-type $(SAM_MODEL) --data $(DATA),) $(DEMO_ARGS)
 
-bench-quality: setup ## baselines + stage 1 on a labelled dataset, with the report
-	$(PY) -m wsss.apps.demo --bench-quality --data $(DATA) --split $(SPLIT) \
-	    --work-dir work_dirs/bench_quality$(if $(WEAK_LABELS),_$(WEAK_LABELS),) $(if $(WEAK_LABELS),--weak-labels $(WEAK_LABELS),) \
+bench-quality: setup ## baselines + stage 1 on a labelled dataset (DATA, or DATASET=description), with the report
+	$(PY) -m wsss.apps.demo --bench-quality $(if $(DATASET),--dataset $(DATASET),--data $(DATA)) --split $(SPLIT) \
+	    --work-dir work_dirs/bench_quality$(if $(DATASET),_$(basename $(notdir $(DATASET))),)$(if $(WEAK_LABELS),_$(WEAK_LABELS),) $(if $(WEAK_LABELS),--weak-labels $(WEAK_LABELS),) \
 	    $(if $(SAM_CHECKPOINT),--checkpoint $(SAM_CHECKPOINT) --model-type $(SAM_MODEL),) $(DEMO_ARGS)
 
 # Leave each active constraint of the stage-1 config out once: one table of pseudo-mask mIoU. Without

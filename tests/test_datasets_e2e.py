@@ -290,3 +290,29 @@ def test_instance_ground_truth_of_a_described_dataset(rps, tmp_path):
     assert "gt.json" in out.stdout
     assert json.loads((tmp_path / "ap.json").read_text())["gt.json"]["AP"] == pytest.approx(100.0)
     assert evaluate_instances(truth, truth)["AP"] == pytest.approx(100.0)
+
+
+def test_bench_quality_on_a_described_dataset(rps, tmp_path):
+    """wsss-demo --bench-quality --dataset: baselines, stage 1 and the report on a dataset of one's own,
+    scored on its ground truth with its class names (the box-fill row equals wsss-evaluate's numbers)."""
+    from wsss.apps.demo import main as demo_main
+    from wsss.core.datasets import DescribedDataset, evaluate_described
+
+    work = tmp_path / "bq"
+    argv = ["--bench-quality", "--dataset", str(rps["description"]), "--split", "train", "--work-dir", str(work),
+            "--proxy-checkpoint", str(tmp_path / "proxy" / "proxy_sam.pth"), "--proxy-steps", "2",
+            "--proxy-eval-scenes", "2", "--stage1-max-steps", "1", "--weak-labels", "boxes", "--threads", "1",
+            "--no-progress", "--device", "cpu"]
+    assert demo_main(argv) == 0
+    report = json.loads((work / "report.json").read_text())
+    methods = report["pseudo_masks"]["methods"]
+    assert {"box fill", "GrabCut", "zero-shot", "fine-tuned"} <= set(methods)
+    dataset = DescribedDataset(rps["description"], split="train")
+    ids = [i for i in dataset.ids if dataset.has_gt(i)]
+    assert all(m["num_images"] == len(ids) for m in methods.values())
+    expected = evaluate_described(dataset, pred_dir=work / "baselines" / "box", ids=ids)
+    assert methods["box fill"]["mIoU"] == pytest.approx(expected.miou, abs=0.01)
+    assert set(methods["box fill"]["per_class_iou"]) <= set(CLASSES) and "rock" in methods["box fill"]["per_class_iou"]
+    assert report["instances"]["ground_truth"]["gt_source"] == {"class_components": len(ids)}
+    assert "rock" in (work / "report.html").read_text()
+    assert demo_main(["--dataset", str(rps["description"]), "--work-dir", str(work)]) == 2  # needs --bench-quality

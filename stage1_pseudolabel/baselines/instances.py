@@ -103,6 +103,7 @@ def run_instance_baseline(
     overwrite: bool = False,
     progress_every: int = 0,
     weak_labels: Sequence[str] = WEAK_LABEL_KINDS,
+    dataset=None,
 ) -> Dict[str, object]:
     """Write ``method``'s instances of the dataset (this shard) as one COCO JSON, ``out_file``.
 
@@ -111,7 +112,12 @@ def run_instance_baseline(
     at the end (not when nothing was added). Returns ``{"written", "existing", "failed": [(id, message)], "objects", "seconds"}``.
     """
     fn = INSTANCE_METHODS[method]
-    dataset = VocDataset(data, split=split if ids is None else None, ids=ids, verify_images=False)
+    if dataset is not None:  # a dataset description file, read instead of the VOC layout ``data``
+        from wsss.core.datasets import DescribedDataset
+
+        dataset = DescribedDataset(dataset, split=split, ids=ids)
+    else:
+        dataset = VocDataset(data, split=split if ids is None else None, ids=ids, verify_images=False)
     position = {image_id: k for k, image_id in enumerate(dataset.ids)}
     out_file = Path(out_file)
     out_file.parent.mkdir(parents=True, exist_ok=True)

@@ -114,7 +114,7 @@ def ensure_synthetic(root: Path, *, num_train: int, num_val: int, seed: int) -> 
     return root
 
 
-def stage1_config(args, work: Path, data: Path, split: str, model_type: str, checkpoint: Optional[str]):
+def stage1_config(args, work: Path, data, split: str, model_type: str, checkpoint: Optional[str]):
     from stage1_pseudolabel.pipeline.config import build_config
 
     if args.stage1_config:
@@ -123,8 +123,9 @@ def stage1_config(args, work: Path, data: Path, split: str, model_type: str, che
         config_file = "configs/stage1/proxy_voc.yaml" if args.bench_quality else "configs/stage1/demo_proxy.yaml"
     else:
         config_file = "configs/stage1/voc_box_scribble.yaml"
-    overrides = {"data": str(data), "split": split, "work_dir": str(work / "stage1"), "model_type": model_type,
+    overrides = {"split": split, "work_dir": str(work / "stage1"), "model_type": model_type,
                  "checkpoint": checkpoint, "device": args.device}
+    overrides.update({"dataset": args.dataset} if args.dataset else {"data": str(data)})
     if args.stage1_epochs is not None:
         overrides["epochs"] = args.stage1_epochs
     elif args.bench_quality and model_type == "proxy" and args.stage1_config is None:
@@ -223,22 +224,21 @@ def run_stage2_instances(args, work: Path, data: Path, pseudo: Path, name: str) 
             "config": args.stage2_instance_config}
 
 
-def overlay_rows(ids, data: Path, methods: Dict[str, Path], rank_by: str, gt_dir: Path):
+def overlay_rows(ids, load, methods: Dict[str, Path], rank_by: str, read_gt):
+    """The best, median and worst images by ``rank_by``'s mIoU, with every method's mask; ``load(id)``
+    gives an image's annotation, ``read_gt(id)`` its ground truth."""
     from wsss.core.masks import read_mask
     from wsss.apps.report import OverlayRow, per_image_miou, select_best_median_worst
-    from wsss.core.weak_labels import VocDataset
 
-    ds = VocDataset(data, ids=ids, verify_images=False)
     scores = {}
     for i in ids:
-        gt = read_mask(gt_dir / f"{i}.png")
-        scores[i] = per_image_miou(read_mask(methods[rank_by] / f"{i}.png"), gt)
+        scores[i] = per_image_miou(read_mask(methods[rank_by] / f"{i}.png"), read_gt(i))
     rows = []
     for label, image_id, _ in select_best_median_worst(scores):
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            ann = ds.load(image_id)
-        gt = read_mask(gt_dir / f"{image_id}.png")
+            ann = load(image_id)
+        gt = read_gt(image_id)
         masks = {name: read_mask(d / f"{image_id}.png") for name, d in methods.items()}
         rows.append(OverlayRow(label=label, image_id=image_id, image=ann.read_image(), annotation=ann,
                                masks=masks, gt=gt, scores={n: per_image_miou(m, gt) for n, m in masks.items()}))
@@ -249,13 +249,16 @@ def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="wsss-demo", description=__doc__.split("\n\n")[0])
     p.add_argument("--work-dir", default="work_dirs/demo")
     p.add_argument("--data", default=None, help="VOC-layout dataset (default: synthetic target scenes in the work dir)")
+    p.add_argument("--dataset", default=None,
+                   help="with --bench-quality: a dataset description with ground_truth (configs/datasets/*.yaml)")
     p.add_argument("--split", default="train", help="split whose weak labels make the pseudo-masks")
     p.add_argument("--checkpoint", default=None, help="SAM checkpoint (default: the proxy SAM, trained if missing)")
     p.add_argument("--model-type", default=None, help="vit_h | vit_l | vit_b | vit_t | proxy (default: proxy)")
     p.add_argument("--proxy-checkpoint", default="data/checkpoints/proxy_sam.pth")
     p.add_argument("--proxy-steps", type=int, default=None, help="proxy pretraining steps (default: the recipe's)")
     p.add_argument("--proxy-eval-scenes", type=int, default=None, help="held-out scenes for the proxy's summary")
-    p.add_argument("--bench-quality", action="store_true", help="baselines + stage 1 on --data, with the report")
+    p.add_argument("--bench-quality", action="store_true",
+                   help="baselines + stage 1 on --data or --dataset (with ground truth), with the report")
     p.add_argument("--num-train", type=int, default=40, help="synthetic scenes whose pseudo-masks are made")
     p.add_argument("--num-val", type=int, default=20, help="synthetic held-out scenes for stage 2's evaluation")
     p.add_argument("--seed", type=int, default=0)
@@ -300,7 +303,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     torch.set_num_threads(max(1, args.threads))
     from stage1_pseudolabel.baselines.cli import run_baseline
     from stage1_pseudolabel.baselines.instances import run_instance_baseline
-    from wsss.core.evaluation.instances import evaluate_instances, format_table, voc_ground_truth
+    from wsss.core.evaluation.instances import (described_ground_truth, evaluate_instances, format_table,
+                                                voc_ground_truth)
     from wsss.core.instances import read_document
     from stage1_pseudolabel.pipeline.embed import run_embed
     from stage1_pseudolabel.pipeline.generate import run_generate
@@ -315,9 +319,13 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     work.mkdir(parents=True, exist_ok=True)
     timer = Timer()
     progress = not args.no_progress
-    synthetic = args.data is None
+    synthetic = args.data is None and args.dataset is None
     if args.bench_quality and synthetic:
-        print("error: --bench-quality needs --data (a VOC-layout folder, e.g. ../shared/data/voc2012)", file=sys.stderr)
+        print("error: --bench-quality needs --data (a VOC-layout folder, e.g. ../shared/data/voc2012) or --dataset "
+              "(a dataset description with ground_truth)", file=sys.stderr)
+        return 2
+    if args.dataset and (args.data or not args.bench_quality):
+        print("error: --dataset goes with --bench-quality, instead of --data", file=sys.stderr)
         return 2
     model_type = args.model_type or ("proxy" if args.checkpoint is None else "vit_h")
     notes: List[str] = []
@@ -348,14 +356,47 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         with timer.step("synthetic target scenes"):
             data = ensure_synthetic(work / "data", num_train=args.num_train, num_val=args.num_val, seed=args.seed)
         split = "train"
+    elif args.dataset:
+        from wsss.core.datasets import DescribedDataset, evaluate_described
+
+        described = DescribedDataset(args.dataset, split=args.split)
+        if described.description.ground_truth is None:
+            print(f"error: {args.dataset} describes no ground_truth: nothing to benchmark against", file=sys.stderr)
+            return 2
+        data, split = Path(args.dataset), args.split
     else:
         data = Path(args.data)
         split = args.split
         if not (data / "JPEGImages").is_dir():
             print(f"error: {data} is not a VOC-layout folder (no JPEGImages/)", file=sys.stderr)
             return 2
-    ids = read_id_list(data / "ImageSets" / "Segmentation" / f"{split}.txt")
-    gt_dir = data / "SegmentationClass"
+    if args.dataset:  # the images with ground truth; masks, metrics and overlays through the description
+        ids = [i for i in described.ids if described.has_gt(i)]
+        load_annotation, read_gt = described.load, described.read_gt
+        class_names = list(described.classes)
+
+        def score(pred_dir: Path):
+            return evaluate_described(described, pred_dir=pred_dir, ids=ids)
+
+        def instance_truth():
+            return described_ground_truth(described, ids)
+    else:
+        from wsss.core.masks import read_mask
+        from wsss.core.weak_labels import VocDataset
+
+        ids = read_id_list(data / "ImageSets" / "Segmentation" / f"{split}.txt")
+        gt_dir = data / "SegmentationClass"
+        load_annotation = VocDataset(data, ids=ids, verify_images=False).load
+        class_names = None
+
+        def read_gt(image_id: str):
+            return read_mask(gt_dir / f"{image_id}.png")
+
+        def score(pred_dir: Path):
+            return metrics_for(pred_dir, gt_dir, ids)
+
+        def instance_truth():
+            return voc_ground_truth(data, ids)
     cfg = stage1_config(args, work, data, split, model_type, checkpoint)
     setting = weak_label_setting_name(cfg.weak_labels)
     # Every step reuses what the work dir holds: outputs of another weak-label setting must not be.
@@ -375,11 +416,13 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         for method, name in (("box", "box fill"), ("grabcut", "GrabCut")):
             with timer.step(f"baseline: {name}"):
                 out = work / "baselines" / method
-                run = run_baseline(method, data, out, split=split, progress=progress, weak_labels=cfg.weak_labels)
+                run = run_baseline(method, data, out, split=split, progress=progress, weak_labels=cfg.weak_labels,
+                                   dataset=args.dataset)
                 print(f"{name}: {run.summary()}")
                 pred_dirs[name] = out
                 instance_files[name] = work / "baselines" / f"{method}_instances.json"
-                run_instance_baseline(method, data, instance_files[name], split=split, weak_labels=cfg.weak_labels)
+                run_instance_baseline(method, data, instance_files[name], split=split, weak_labels=cfg.weak_labels,
+                                      dataset=args.dataset)
     else:
         notes.append(f"Weak labels '{setting}' have no boxes: the box-fill and GrabCut baselines (both start "
                      "from boxes) were not run.")
@@ -435,13 +478,13 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     pseudo = {}
     with timer.step("pseudo-mask evaluation"):
         for name, d in pred_dirs.items():
-            pseudo[name] = metrics_for(d, gt_dir, ids)
+            pseudo[name] = score(d)
         width = max(len(n) for n in pseudo)
         print(f"pseudo-mask mIoU on {len(ids)} {split} images (ground truth used for evaluation only):")
         for name, m in pseudo.items():
             print(f"  {name:<{width}}  {m.miou:6.2f}")
     with timer.step("instance pseudo-label evaluation"):
-        truth = voc_ground_truth(data, ids)
+        truth = instance_truth()
         instances = {name: evaluate_instances(read_document(f), truth) for name, f in instance_files.items()}
         print(f"instance pseudo-labels, mask AP on the same images ({truth['info']['note']}):")
         print(format_table(instances))
@@ -480,7 +523,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     # 7. report -------------------------------------------------------------------------------------
     with timer.step("report"):
         shown = [k for k in ("zero-shot", "fine-tuned", "fine-tuned + CRF") if k in pred_dirs]
-        rows, per_image = overlay_rows(ids, data, {k: pred_dirs[k] for k in shown}, final, gt_dir)
+        rows, per_image = overlay_rows(ids, load_annotation, {k: pred_dirs[k] for k in shown}, final, read_gt)
         targets = []
         pairs = [("fine-tuned", "zero-shot")] + ([("fine-tuned + CRF", "zero-shot + CRF")] if final != "fine-tuned" else [])
         for ft_name, zs_name in pairs:
@@ -517,7 +560,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             train_log=cfg.train_log, overlay_rows=rows, ranked_by=final, title=title,
             diagnostics_dir=cfg.diagnostics_path(zero_shot=False),
             dataset={"root": str(data), "split": split, "images": len(ids), "weak_labels": setting,
-                     "kind": "synthetic target domain" if synthetic else "VOC-layout dataset"},
+                     "kind": ("synthetic target domain" if synthetic else
+                              "dataset description" if args.dataset else "VOC-layout dataset")},
+            classes=class_names,
             model=model_info, targets=targets, timings=timer.times, notes=notes,
             extra={"per_image_miou": {"method": final, "scores": per_image}, "crf": cfg.crf,
                    "instances": {"methods": instances, "ground_truth": truth["info"],
