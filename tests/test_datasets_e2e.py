@@ -316,3 +316,18 @@ def test_bench_quality_on_a_described_dataset(rps, tmp_path):
     assert report["instances"]["ground_truth"]["gt_source"] == {"class_components": len(ids)}
     assert "rock" in (work / "report.html").read_text()
     assert demo_main(["--dataset", str(rps["description"]), "--work-dir", str(work)]) == 2  # needs --bench-quality
+
+
+def test_instance_baselines_read_a_described_dataset(rps, tmp_path):
+    """wsss-baselines --instances --dataset: one instance per box, in the description's images."""
+    from wsss.core import instances as inst
+    from wsss.core.datasets import DescribedDataset
+
+    out = tmp_path / "box"
+    _cli("stage1_pseudolabel.baselines.cli", "--method", "box", "--dataset", rps["description"], "--split", "train",
+         "--out-dir", out, "--instances", "--no-progress")
+    doc = inst.read_document(out / "instances.json")
+    dataset = DescribedDataset(rps["description"], split="train")
+    assert sorted(im["name"] for im in doc["images"]) == sorted(dataset.ids)
+    boxes = sum(len(dataset.load(i).boxes) for i in dataset.ids)
+    assert len(doc["annotations"]) == boxes and {a["category_id"] for a in doc["annotations"]} <= {1, 2, 3}

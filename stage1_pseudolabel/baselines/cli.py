@@ -141,8 +141,6 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     args = parser.parse_args(argv)
     if not args.data and not args.dataset:
         parser.error("--data (a VOC-layout folder) or --dataset (a dataset description) is required")
-    if args.instances and args.dataset:
-        parser.error("--instances reads a VOC-layout --data only")
 
     def body() -> int:
         if args.instances:
@@ -151,7 +149,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             name = "instances.json" if args.num_shards == 1 else f"instances.shard{args.shard_index}of{args.num_shards}.json"
             out = Path(args.out_dir) / name
             r = run_instance_baseline(args.method, args.data, out, split=args.split, shard_index=args.shard_index,
-                                      num_shards=args.num_shards, overwrite=args.overwrite)
+                                      num_shards=args.num_shards, overwrite=args.overwrite,
+                                      weak_labels=WEAK_LABEL_SETTINGS[args.weak_labels][0], dataset=args.dataset)
             print(f"baseline {args.method} instances -> {out}: {r['written']} image(s) written ({r['objects']} "
                   f"object(s)), {r['existing']} already present, {len(r['failed'])} failed ({r['seconds']} s)")
             return finish([f"[{i}] {m}" for i, m in r["failed"]], what="wsss-baselines")
