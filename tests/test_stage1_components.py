@@ -107,7 +107,7 @@ def test_degenerate_boxes_dropped_and_scribble_only_objects(caplog):
     # By default class 8, whose boxes were dropped, keeps its scribbles as a box-less object.
     mixed = image_objects(ann)
     assert mixed.classes.tolist() == [3, 8] and mixed.boxed.tolist() == [True, False]
-    assert mixed.has_boxes and not mixed.from_boxes
+    assert mixed.boxed.any() and not mixed.from_boxes
     boxless = _annotation(boxes=np.zeros((0, 4)), box_classes=np.zeros(0))
     objects = image_objects(boxless)
     assert not objects.from_boxes and objects.classes.tolist() == [3, 8]

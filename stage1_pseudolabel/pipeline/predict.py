@@ -52,16 +52,9 @@ class DecoderRunner:
                 :class:`~stage1_pseudolabel.sam.backends.base.ImageFeatures`), on the runner's device.
             mask_decoder: the module to call (e.g. a DDP wrapper); default the model's own.
         """
-        groups = prepared.prompts.groups()
-        if len(groups) == 1:
-            return self._call(groups[0][1], embedding, mask_decoder)
-        # Boxed and box-less objects: one call each (SAM's prompt encoder takes boxes for all or none),
-        # put back in object order.
-        parts = [(torch.as_tensor(idx, device=self.device), self._call(p, embedding, mask_decoder)) for idx, p in groups]
-        out = parts[0][1].new_empty((prepared.prompts.num_objects, *parts[0][1].shape[1:]))
-        for idx, logits in parts:
-            out = out.index_copy(0, idx, logits)
-        return out
+        # Boxed and box-less objects: one call each (SAM's prompt encoder takes boxes for all or none).
+        parts = [(idx, self._call(p, embedding, mask_decoder)) for idx, p in prepared.prompts.groups()]
+        return _in_object_order(prepared.prompts.num_objects, parts)
 
     def batch_object_logits(
         self,
@@ -118,13 +111,8 @@ class DecoderRunner:
             n = prepared.prompts.num_objects
             if not parts:
                 out.append(self.model._empty(as_features(features))[0].float())
-            elif len(parts) == 1 and len(parts[0][0]) == n:  # one group: all objects, in order
-                out.append(parts[0][1])
             else:
-                logits = parts[0][1].new_empty((n, *parts[0][1].shape[1:]))
-                for idx, part in parts:
-                    logits = logits.index_copy(0, torch.as_tensor(idx, device=part.device), part)
-                out.append(logits)
+                out.append(_in_object_order(n, parts))
         return out
 
     def _prompt_embeddings(self, prompts) -> Tuple[torch.Tensor, torch.Tensor]:
@@ -149,6 +137,16 @@ class DecoderRunner:
                 multimask_output=self.multimask_output,
             )
         return logits.float()
+
+
+def _in_object_order(num_objects: int, parts) -> torch.Tensor:
+    """An image's logits ``[N, L, L]`` in object order from its prompt groups' ``[(object indices, [n, L, L])]``."""
+    if len(parts) == 1 and len(parts[0][0]) == num_objects:  # one group: all objects, in order
+        return parts[0][1]
+    out = parts[0][1].new_empty((num_objects, *parts[0][1].shape[1:]))
+    for idx, logits in parts:
+        out = out.index_copy(0, torch.as_tensor(idx, device=logits.device), logits)
+    return out
 
 
 def lowres_log_distribution(prepared: PreparedImage, logits: torch.Tensor) -> torch.Tensor:

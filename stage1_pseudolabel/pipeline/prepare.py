@@ -211,8 +211,7 @@ def compile_constraints(ann: ImageAnnotation, prepared: PreparedImage, cfg: Stag
         # Instance-aware types index the object distribution [background, objects...] by box: only
         # when every object has a box (a box-less object has no box to be tight in).
         object_boxes = boxes if "objects" in need and boxed.all() else None
-    unboxed = sorted(set(prepared.channels.numpy()[~boxed].tolist()) - set(
-        [] if box_channels is None else box_channels.tolist()))
+    unboxed = sorted(set(prepared.channels.numpy()[~boxed].tolist()))  # never a boxed class (image_objects)
     superpixels = lowres_superpixels(ann, frame, cfg) if "superpixels" in need else None
     image = frame.image_to_lowres(ann.read_image()) if "image" in need else None
     return CompiledConstraints.build(

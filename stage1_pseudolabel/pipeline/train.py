@@ -364,18 +364,15 @@ def run_train(cfg: Stage1Config, *, resume: bool = False, progress: bool = True)
             images.warm(batch)  # new images: their zero-shot passes, batched
             items = [images[index] for index in batch]
             # The images' objects through the decoder, per_call images a call (1: object_logits per
-            # image, as before); one backward per call, DDP's all-reduce with the last.
+            # image, as before, which batch_object_logits is for one image); one backward per call,
+            # DDP's all-reduce with the last.
             chunks = [range(c, min(c + per_call, len(batch))) for c in range(0, len(batch), per_call)]
             for c, members in enumerate(chunks):
                 sync = nullcontext() if (world_size == 1 or c == len(chunks) - 1) else decoder_call.no_sync()
                 with sync:
-                    if per_call == 1:
-                        item = items[members[0]]
-                        logits_list = [runner.object_logits(item.prepared, item.embedding, mask_decoder=decoder_call)]
-                    else:
-                        logits_list = runner.batch_object_logits([items[j].prepared for j in members],
-                                                                 [items[j].embedding for j in members],
-                                                                 mask_decoder=decoder_call)
+                    logits_list = runner.batch_object_logits([items[j].prepared for j in members],
+                                                             [items[j].embedding for j in members],
+                                                             mask_decoder=decoder_call)
                     total = None
                     for j, logits in zip(members, logits_list):
                         item = items[j]

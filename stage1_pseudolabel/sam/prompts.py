@@ -71,11 +71,6 @@ class ImageObjects:
         """True when every object is an annotated box (and there is one)."""
         return bool(len(self.boxed)) and bool(self.boxed.all())
 
-    @property
-    def has_boxes(self) -> bool:
-        """True when some object is an annotated box (the box constraints apply to those)."""
-        return bool(self.boxed.any())
-
 
 @dataclass
 class ObjectPrompts:

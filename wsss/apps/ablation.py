@@ -67,7 +67,7 @@ def run(args: argparse.Namespace) -> int:
     from stage1_pseudolabel.pipeline.train import run_train
     from stage1_pseudolabel.pipeline.prepare import open_dataset
     from wsss.apps.demo import ensure_synthetic, metrics_for
-    from wsss.core.datasets import DescribedDataset, evaluate_described
+    from wsss.core.datasets import evaluate_described
 
     torch.set_num_threads(max(1, args.threads))
     work = Path(args.work_dir)
@@ -81,20 +81,20 @@ def run(args: argparse.Namespace) -> int:
     overrides = {"split": args.split, "checkpoint": checkpoint, "model_type": model_type or "vit_h",
                  "work_dir": str(work / "all")}
     if args.dataset:
-        described = DescribedDataset(args.dataset, split=args.split)
-        if described.description.ground_truth is None:
-            raise ValueError(f"{args.dataset}: the description has no ground_truth, so there is nothing to score an ablation on")
         overrides["dataset"] = data = args.dataset
     else:
         data = Path(args.data) if args.data else ensure_synthetic(work / "data", num_train=args.num_train, num_val=1, seed=args.seed)
         overrides["data"] = str(data)
     base = build_config(config_file=args.config or "configs/stage1/demo_proxy.yaml", overrides=overrides,
                         cfg_options=args.cfg_options or ())
-    ids = list(open_dataset(base).ids)
+    dataset = open_dataset(base)  # with --dataset, the DescribedDataset the runs read
+    ids = list(dataset.ids)
+    if args.dataset and dataset.description.ground_truth is None:
+        raise ValueError(f"{args.dataset}: the description has no ground_truth, so there is nothing to score an ablation on")
 
     def score(out: Path) -> float:
         if args.dataset:
-            return evaluate_described(described, pred_dir=out, ids=[i for i in ids if described.has_gt(i)]).miou
+            return evaluate_described(dataset, pred_dir=out, ids=[i for i in ids if dataset.has_gt(i)]).miou
         return metrics_for(out, data / "SegmentationClass", ids).miou
 
     base = dataclasses.replace(base, crf=None)  # the decoder's own masks: what the logic does, not the CRF

@@ -79,9 +79,15 @@ def voc_instances(root: PathLike, image_id: str, *, min_area: int = MIN_COMPONEN
     obj_path = root / "SegmentationObject" / f"{image_id}.png"
     if obj_path.is_file():
         return inst.label_maps_to_instances(read_mask(obj_path), class_map), "SegmentationObject", []
+    objects, crowd = component_instances(class_map, min_area=min_area)
+    return objects, "class_components", crowd
+
+
+def component_instances(class_map: np.ndarray, *, min_area: int = MIN_COMPONENT_AREA):
+    """``(objects, crowd)``: the class components of ``class_map`` (:func:`class_components`), those under
+    ``min_area`` pixels as crowd (ignored) regions."""
     parts = class_components(class_map)
-    return ([(c, m) for c, m in parts if m.sum() >= min_area], "class_components",
-            [(c, m) for c, m in parts if m.sum() < min_area])
+    return [(c, m) for c, m in parts if m.sum() >= min_area], [(c, m) for c, m in parts if m.sum() < min_area]
 
 
 def document_from_instances(items: Sequence[Tuple], *, score: float = 1.0,
@@ -158,10 +164,7 @@ def described_ground_truth(dataset, ids: Sequence[str], *, min_area: int = MIN_C
     items = []
     for image_id in ids:
         class_map = dataset.read_gt(image_id)
-        parts = class_components(class_map)
-        h, w = class_map.shape
-        items.append((image_id, h, w, [(c, m) for c, m in parts if m.sum() >= min_area],
-                      [(c, m) for c, m in parts if m.sum() < min_area]))
+        items.append((image_id, *class_map.shape, *component_instances(class_map, min_area=min_area)))
     note = (f"approximate instances: connected components of each class of the {gt.format} ground truth of "
             f"{dataset.description.path} (under {min_area} px: crowd, ignored)")
     return document_from_instances(items, info={"gt_source": {"class_components": len(ids)}, "note": note})
