@@ -71,14 +71,17 @@ def official_predictions(backend: str, model, image: np.ndarray, boxes: Optional
     prompts ``[N, 4]`` (one call) or, with ``boxes`` None, point prompts ``[N, P, 2]`` with labels
     ``[N, P]`` (one call per object)."""
     predictor, extra = official_predictor(backend, model, image)
-    if boxes is None:
+    if boxes is None and points is None:  # no prompt at all
+        prompts = [dict()]
+    elif boxes is None:
         prompts = [dict(points=xy[None], labels=lab[None]) for xy, lab in zip(points, labels)]
     else:
         prompts = [dict(boxes=boxes)]
     low_all, pix_all = [], []
     for p in prompts:
         if backend == "sam2.1":
-            kw = (dict(box=p["boxes"]) if "boxes" in p else dict(point_coords=p["points"][0], point_labels=p["labels"][0]))
+            kw = (dict(box=p["boxes"]) if "boxes" in p else
+                  dict(point_coords=p["points"][0], point_labels=p["labels"][0]) if "points" in p else {})
             masks, _, low = predictor.predict(**kw, multimask_output=False, return_logits=True)
             n = len(p["boxes"]) if "boxes" in p else 1
             low_all.append(torch.as_tensor(low).reshape(n, *low.shape[-2:]))
@@ -88,6 +91,9 @@ def official_predictions(backend: str, model, image: np.ndarray, boxes: Optional
         if "boxes" in p:
             b = predictor.transform.apply_boxes_torch(torch.as_tensor(p["boxes"], dtype=torch.float32), size)
             masks, _, low = predictor.predict_torch(None, None, boxes=b, multimask_output=False, return_logits=True,
+                                                    **extra)
+        elif not p:
+            masks, _, low = predictor.predict_torch(None, None, boxes=None, multimask_output=False, return_logits=True,
                                                     **extra)
         else:
             c = predictor.transform.apply_coords_torch(torch.as_tensor(p["points"], dtype=torch.float32), size)
@@ -162,6 +168,46 @@ def test_boxes_and_clicks_in_one_image_equal_the_official_predictor(backend, voc
     assert (low[:1].clamp(-clamp, clamp) - ref_box).abs().max() < 1e-4
     assert (low[1:].clamp(-clamp, clamp) - ref_pt).abs().max() < 1e-4
     assert (pix[1:] - ref_pt_pix).abs().max() < 1e-3
+
+
+@pytest.mark.parametrize("backend", ["sam1", "sam2.1", "hq-sam"])
+def test_box_click_and_tag_objects_equal_the_official_predictor(backend, voc_root, tmp_path):
+    """An image with a boxed object, a clicked one and one known from its tag only: three decoder calls
+    (one per kind of prompt), each object's logits equal to the predictor's for its prompt; the
+    tag-only object's to ``predict()`` with no prompt at all. The cross-image batched call agrees."""
+    cfg = backend_cfg(backend, voc_root, tmp_path, weak_labels=["boxes", "points", "tags"])
+    model, key = load_model(cfg, device=torch.device("cpu"))
+    dataset = open_dataset(cfg)
+    ann = dataset.load(dataset.ids[0])
+    image = read_image(ann.image_path)
+    boxed = int(ann.box_classes[0])
+    clicked, tagged = [c for c in (3, 8, 12) if c != boxed][:2]
+    click = np.array([[ann.width / 2, ann.height / 2]], np.float32)
+    mixed = dataclasses.replace(ann, boxes=ann.boxes[:1], box_classes=ann.box_classes[:1], scribbles=None, points=click,
+                                point_classes=np.array([clicked]), tags=np.array([boxed, clicked, tagged]))
+    prepared, low, pix = pipeline_predictions(cfg, model, key, mixed, image)
+    assert prepared.objects.classes.tolist() == [boxed, clicked, tagged]
+    assert prepared.objects.promptless.tolist() == [False, False, True]
+    assert [idx.tolist() for idx, _ in prepared.prompts.groups()] == [[0], [1], [2]]
+    with torch.no_grad():
+        ref_box, _ = official_predictions(backend, model, image, prepared.objects.boxes[:1])
+        ref_pt, _ = official_predictions(backend, model, image, None, points=click[None], labels=np.ones((1, 1), np.float32))
+        ref_none, ref_none_pix = official_predictions(backend, model, image, None)
+    clamp = 32.0 if backend == "sam2.1" else float("inf")
+    for got, ref in ((low[:1], ref_box), (low[1:2], ref_pt), (low[2:], ref_none)):
+        assert (got.clamp(-clamp, clamp) - ref).abs().max() < 1e-4
+    assert (pix[2:] - ref_none_pix).abs().max() < 1e-3
+    # batched with a tag-only image: the prompt-less objects of both images share one call
+    only_tag = dataclasses.replace(mixed, boxes=np.zeros((0, 4)), box_classes=np.zeros(0), points=np.zeros((0, 2)),
+                                   point_classes=np.zeros(0), tags=np.array([tagged]))
+    prep2 = prepare_image(only_tag, cfg, encoder_size=key.encoder_size, lowres=key.lowres_size, padded=key.padded)
+    assert prep2.objects.promptless.tolist() == [True]
+    features = model.encode([model.prepare_image(image)], device=torch.device("cpu"))
+    runner = DecoderRunner(model, device=torch.device("cpu"))
+    with torch.no_grad():
+        batched = runner.batch_object_logits([prepared, prep2], [features, features])
+    assert (batched[0] - low).abs().max() < 1e-4
+    assert (batched[1].clamp(-clamp, clamp) - ref_none).abs().max() < 1e-4
 
 
 @pytest.mark.parametrize("backend", ["sam1", "sam2.1"])

@@ -274,16 +274,18 @@ def test_nested_scenes_put_the_inner_object_strictly_inside_the_outer_one(tmp_pa
     assert (root / name).read_bytes() == (again / name).read_bytes()
 
 
-def test_nested_scenes_with_a_clicked_inner_object_prompt_it_by_its_click(tmp_path):
-    """inner_label="click": the outer object is boxed, the inner one only clicked; stage 1 makes the
-    inner a box-less object (point prompt), the containment formula grounds on it, and the background
-    constraint lets the inner class lie outside the (outer) box."""
+@pytest.mark.parametrize("inner_label", ["click", "tag"])
+def test_nested_scenes_with_a_clicked_or_tagged_inner_object(inner_label, tmp_path):
+    """The outer object is boxed, the inner one only clicked (``click``) or named by the image's tags
+    (``tag``). Stage 1 makes the inner a box-less object, prompted by its click or by nothing (the
+    prompt-less object of a tag); the containment formula grounds on it, and the background constraint
+    lets the inner class lie outside the (outer) box."""
     from stage1_pseudolabel.pipeline.config import build_config
     from stage1_pseudolabel.pipeline.prepare import compile_constraints, open_dataset, prepare_image
     from wsss.core.synthetic.nested import INNER, OUTER, write_nested_dataset
 
-    root = write_nested_dataset(tmp_path / "nested", num_train=2, seed=3, inner_label="click")
-    cfg = build_config(config_file="configs/stage1/nested_proxy_click_containment.yaml",
+    root = write_nested_dataset(tmp_path / "nested", num_train=2, seed=3, inner_label=inner_label)
+    cfg = build_config(config_file=f"configs/stage1/nested_proxy_{inner_label}_containment.yaml",
                        overrides={"data": str(root), "split": "train", "work_dir": str(tmp_path / "w")})
     dataset = open_dataset(cfg)
     for image_id in dataset.ids:
@@ -291,11 +293,16 @@ def test_nested_scenes_with_a_clicked_inner_object_prompt_it_by_its_click(tmp_pa
         assert ann.box_classes.tolist() == [OUTER] and INNER in ann.point_classes.tolist()
         prepared = prepare_image(ann, cfg, encoder_size=1024, lowres=256)
         assert prepared.objects.classes.tolist() == [OUTER, INNER] and prepared.objects.boxed.tolist() == [True, False]
+        assert prepared.objects.promptless.tolist() == [False, inner_label == "tag"]
         groups = prepared.prompts.groups()
         assert [g.boxes is not None for _, g in groups] == [True, False]
-        assert groups[1][1].point_labels.tolist() == [[1.0]]  # its click, alone
+        if inner_label == "click":
+            assert groups[1][1].point_labels.tolist() == [[1.0]]  # its click, alone
+        else:
+            assert ann.tags.tolist() == [OUTER, INNER] and groups[1][1].point_labels is None  # no prompt
         cc = compile_constraints(ann, prepared, cfg)
-        assert {"background", "box_tightness", "inner_in_outer"} <= set(cc.constraints)
+        assert {"background", "box_tightness", "inner_size", "inner_in_outer"} <= set(cc.constraints)
+        assert ("tags" in cc.constraints) == (inner_label == "tag")
         assert cc.constraints["background"].also == (2,)  # bird's channel: [background, aeroplane, bird]
 
 

@@ -199,6 +199,25 @@ def test_two_shards_make_exactly_one_runs_masks(trained, synthetic, tmp_path):
     assert again["written"] == 0 and again["existing"] == s1["written"]
 
 
+def test_a_mask_folder_made_by_another_run_is_refused(trained, synthetic, tmp_path):
+    """generate resumes its own run only: a folder whose masks another decoder (here the zero-shot one)
+    or other mask settings made is refused, naming what differs, instead of keeping stale masks."""
+    from stage1_pseudolabel.pipeline.generate import RECORD_FILE, OutputMismatchError
+
+    a = trained["cfg"]
+    out = tmp_path / "masks"
+    cfg = make_cfg(synthetic, a.work_dir, output_dir=str(out))
+    assert run_generate(cfg, progress=False)["written"] == NUM_TRAIN
+    assert json.loads((out / RECORD_FILE).read_text())["decoder"].startswith("file:")
+    with pytest.raises(OutputMismatchError, match=r"masks.*differs in: decoder;.*another --output-dir"):
+        run_generate(cfg, zero_shot=True, progress=False)
+    other = make_cfg(synthetic, a.work_dir, output_dir=str(out), prompt_mode="box")
+    with pytest.raises(OutputMismatchError, match=r"differs in: config\.prompt_mode"):
+        run_generate(other, progress=False)
+    again = run_generate(cfg, progress=False)  # the same run: resumed
+    assert again["written"] == 0 and again["existing"] == NUM_TRAIN
+
+
 def test_dense_crf_refinement_in_generate(trained, synthetic, tmp_path, monkeypatch):
     from wsss.core import crf as crf_module
 
@@ -244,7 +263,7 @@ def test_unreadable_images_are_reported_by_name_and_the_rest_goes_on(trained, sy
     # generate tries to embed the two again (embed_missing) and reports them the same way
     g = run_generate(make_cfg(data, work, output_dir=str(tmp_path / "plain")), progress=False)
     assert {p["image_id"] for p in g["problems"]} == {corrupt, missing} and g["written"] == NUM_TRAIN - 2
-    assert sorted(p.stem for p in (tmp_path / "plain").iterdir()) == sorted(set(ids) - {corrupt, missing})
+    assert sorted(p.stem for p in (tmp_path / "plain").glob("*.png")) == sorted(set(ids) - {corrupt, missing})
     # the CLIs finish the rest but exit 3 (not 0: a SLURM array task must not look green), naming the
     # skipped images on stderr and in the problems file
     cli = ["--config", str(TINY_CONFIG), "--data", str(data), "--work-dir", str(work), "--no-progress"]
@@ -302,7 +321,9 @@ def test_images_without_labels_and_disk_full(trained, synthetic, tmp_path, monke
     with pytest.raises(OSError, match="No space left"):
         run_generate(full, progress=False)
     monkeypatch.setattr(Image.Image, "save", real_save)
-    written = sorted((tmp_path / "full").iterdir())
+    from stage1_pseudolabel.pipeline.generate import RECORD_FILE
+
+    written = sorted(p for p in (tmp_path / "full").iterdir() if p.name != RECORD_FILE)  # the run's record stays
     assert len(written) == 2 and all(p.suffix == ".png" for p in written)
     for p in written:
         read_mask(p)  # complete, readable

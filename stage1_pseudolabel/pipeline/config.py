@@ -28,7 +28,7 @@ import yaml
 from wsss.core.atomic import atomic_write
 from wsss.core.cli import add_config_arguments, parse_cfg_options
 from wsss.core.yaml_config import load_yaml_with_bases, merge_config
-from wsss.core.weak_labels.annotation import WEAK_LABEL_KINDS
+from wsss.core.weak_labels.annotation import DEFAULT_WEAK_LABELS, WEAK_LABEL_KINDS
 
 
 
@@ -39,15 +39,16 @@ class Stage1Config:
     # -- data ------------------------------------------------------------------------------------
     data: str = "data/VOCdevkit/VOC2012"  #: VOC-layout folder (when no ``dataset`` is given)
     #: dataset description YAML (configs/datasets/*.yaml): images, class list, weak-label sources and
-    #: splits of any dataset; when set, ``data``, ``scribble_dir``, ``points_dir`` and
+    #: splits of any dataset; when set, ``data``, ``scribble_dir``, ``points_dir``, ``tags_dir`` and
     #: ``num_foreground`` are not used (the description says them)
     dataset: Optional[str] = None
     split: Optional[str] = "train"  #: ImageSets/Segmentation/<split>.txt; null: every JPEG
     max_images: Optional[int] = None  #: only the first N ids of the split (smoke runs)
     work_dir: str = "work_dirs/stage1"
-    weak_labels: List[str] = field(default_factory=lambda: list(WEAK_LABEL_KINDS))  #: which annotations the run uses
+    weak_labels: List[str] = field(default_factory=lambda: list(DEFAULT_WEAK_LABELS))  #: which annotations the run uses
     scribble_dir: str = "scribbles"
     points_dir: str = "points"
+    tags_dir: str = "tags"  #: <id>.txt image-level tags (wsss.core.weak_labels.tags), read with weak_labels: [tags]
     no_label_policy: str = "background"  #: images without weak labels: "background" mask or "skip"
     num_foreground: int = 20  #: foreground classes C (labels are 0..C and 255)
 
@@ -81,6 +82,10 @@ class Stage1Config:
     #: scribbles / clicks of a class with no box become an object of that class, prompted by points
     #: (boxes for the large objects, clicks for the small ones); false: they are left out of the loss
     boxless_objects: bool = True
+    #: with ``tags`` in weak_labels: the one tagged class of an image that has no box, scribble or click
+    #: becomes an object prompted by nothing (SAM's no-prompt mask); images with several such classes
+    #: leave them out (a prompt could not tell them apart), with a warning
+    tag_objects: bool = True
 
     # -- loss (logic constraints in the low-res frame) -------------------------------------------
     loss: Dict[str, Any] = field(default_factory=dict)  #: weights, options and formulas (logic.constraints.ConstraintConfig)

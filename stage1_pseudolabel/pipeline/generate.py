@@ -32,6 +32,11 @@ IoU, whose head the logic loss does not train). The file is rewritten atomically
 ``INSTANCE_FLUSH_SECONDS`` and at the end; on a rerun, images already in it are kept and an image
 whose PNG exists but which is not in the file is decoded again for its objects (its PNG is kept).
 
+What made the masks of a folder is recorded in it (``.generated_by.json``: the decoder file's
+fingerprint, or ``zero-shot``, the model's cache key, and the config keys that change a mask). A run
+whose record differs, say after training again with another loss into the same work dir, is refused
+instead of keeping the other run's masks: write to another ``--output-dir`` or delete the folder.
+
 ``--diagnostics`` (config ``diagnostics: true``) also writes, per image, where each constraint of the
 loss is violated: ``<work_dir>/diagnostics/<mask folder>/<id>.npz`` with one ``float16 [256, 256]``
 map per constraint in the low-res frame (minus the log-truths of its groundings summed at their
@@ -41,6 +46,7 @@ cells; a map sums to minus the constraint's log-truth), read by the report.
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import sys
 import time
@@ -63,7 +69,8 @@ from stage1_pseudolabel.pipeline.predict import (
 )
 from stage1_pseudolabel.pipeline.prepare import compile_constraints, open_dataset, prepare_image
 from stage1_pseudolabel.sam.precision import autocast
-from wsss.core.cli import add_shard_arguments, finish, rank_shard_ids, run_cli, setup_logging, world
+from stage1_pseudolabel.sam.checkpoint import checkpoint_fingerprint
+from wsss.core.cli import UserError, add_shard_arguments, finish, rank_shard_ids, run_cli, setup_logging, world
 from wsss.core.weak_labels.errors import WeakLabelError
 
 log = logging.getLogger(__name__)
@@ -71,6 +78,43 @@ log = logging.getLogger(__name__)
 #: seconds between two rewrites of a shard's instance file (a killed run redoes the objects of the
 #: images decoded since the last one; their PNGs are kept)
 INSTANCE_FLUSH_SECONDS = 60.0
+#: the record, in a mask folder, of what made its masks
+RECORD_FILE = ".generated_by.json"
+#: config keys that change a pseudo-mask (besides the decoder and the model)
+MASK_KEYS = ("weak_labels", "prompt_mode", "num_positive", "num_negative", "multimask_output", "min_box_size",
+             "boxless_objects", "tag_objects", "seed", "precision", "crf", "confidence_threshold", "num_foreground")
+
+
+class OutputMismatchError(UserError, RuntimeError):
+    """A mask folder holds masks that another decoder or other settings made."""
+
+
+def mask_record(cfg: Stage1Config, key, *, zero_shot: bool) -> Dict[str, object]:
+    """What the masks of this run depend on (the decoder file by its fingerprint)."""
+    decoder = "zero-shot" if zero_shot else checkpoint_fingerprint(cfg.decoder_path())
+    return json.loads(json.dumps({"decoder": decoder, "model": key.as_dict(),
+                                  "config": {k: getattr(cfg, k) for k in MASK_KEYS}}))
+
+
+def check_mask_record(out_dir, record: Dict[str, object]) -> None:
+    """Refuse a folder whose masks were made otherwise; record this run in a new one (module docstring)."""
+    path = out_dir / RECORD_FILE
+    if path.is_file():
+        found = json.loads(path.read_text())
+        if found != record:
+            diff = sorted(k for k in set(found) | set(record) if found.get(k) != record.get(k))
+            if "config" in diff:
+                diff.remove("config")
+                diff += [f"config.{k}" for k in MASK_KEYS if found.get("config", {}).get(k) != record["config"].get(k)]
+            raise OutputMismatchError(
+                f"{out_dir} holds masks made by another run (differs in: {', '.join(diff)}; see {path}); generate only "
+                "resumes the same run: pass another --output-dir, or delete the folder to make its masks again")
+        return
+    if any(out_dir.glob("*.png")):
+        log.warning("%s holds masks with no record of what made them (an older version); they are kept, and "
+                    "recorded as this run's", out_dir)
+    with atomic_write(path, durable=False) as handle:
+        handle.write((json.dumps(record, indent=1, sort_keys=True) + "\n").encode())
 
 
 def run_generate(
@@ -96,6 +140,7 @@ def run_generate(
     encoder_size, lowres = key.encoder_size, key.lowres_size
     out_dir = cfg.output_path(zero_shot=zero_shot)
     out_dir.mkdir(parents=True, exist_ok=True)
+    check_mask_record(out_dir, mask_record(cfg, key, zero_shot=zero_shot))
     for stale in remove_stale_temp_files(out_dir):
         log.info("removed %s (a temporary file of a killed run)", stale)
 

@@ -120,9 +120,10 @@ class DecoderRunner:
         (``n = 0`` without prompts)."""
         boxes, coords, labels = prompts.to_tensors(self.device)
         sparse, dense = self.model.encode_prompts(boxes=boxes, point_coords=coords, point_labels=labels)
-        if boxes is None and coords is None:  # no object: no prompt
-            sparse = sparse[:0]
-            dense = dense[:0]
+        if boxes is None and coords is None:  # no prompt: [1, 0, C] and [1, C, h, w], one per prompt-less object
+            n = prompts.num_objects
+            sparse = sparse.expand(n, *sparse.shape[1:])
+            dense = dense.expand(n, *dense.shape[1:])
         return sparse, dense
 
     def _call(self, prompts, embedding: torch.Tensor, mask_decoder: Optional[Callable]) -> torch.Tensor:

@@ -56,6 +56,7 @@ def open_dataset(cfg: Stage1Config) -> Union[VocDataset, DescribedDataset]:
             verify_images=False,
             scribble_dir=cfg.scribble_dir,
             points_dir=cfg.points_dir,
+            tags_dir=cfg.tags_dir,
         )
     if cfg.max_images is not None:
         dataset.ids = dataset.ids[: cfg.max_images]
@@ -95,7 +96,8 @@ def has_objects(ann: ImageAnnotation, cfg: Stage1Config) -> bool:
 
 
 def _objects(ann: ImageAnnotation, cfg: Stage1Config) -> ImageObjects:
-    return image_objects(ann, min_box_size=cfg.min_box_size, boxless_objects=cfg.boxless_objects)
+    return image_objects(ann, min_box_size=cfg.min_box_size, boxless_objects=cfg.boxless_objects,
+                         tag_objects=cfg.tag_objects)
 
 
 def prepare_image(ann: ImageAnnotation, cfg: Stage1Config, *, encoder_size: int, lowres: int,
@@ -212,6 +214,9 @@ def compile_constraints(ann: ImageAnnotation, prepared: PreparedImage, cfg: Stag
         # when every object has a box (a box-less object has no box to be tight in).
         object_boxes = boxes if "objects" in need and boxed.all() else None
     unboxed = sorted(set(prepared.channels.numpy()[~boxed].tolist()))  # never a boxed class (image_objects)
+    tags = None
+    if ann.tags is not None:  # channels tagged present; an object's class missing from the tags is untagged
+        tags = np.isin(np.concatenate([[0], prepared.classes.numpy()]), ann.tags)
     superpixels = lowres_superpixels(ann, frame, cfg) if "superpixels" in need else None
     image = frame.image_to_lowres(ann.read_image()) if "image" in need else None
     return CompiledConstraints.build(
@@ -225,6 +230,7 @@ def compile_constraints(ann: ImageAnnotation, prepared: PreparedImage, cfg: Stag
         zero_shot_log_probs=None if zero_shot_log_probs is None else zero_shot_log_probs.detach().cpu(),
         object_boxes=object_boxes,
         unboxed_labels=unboxed,
+        tags=tags,
         class_names=channel_names(prepared.classes, cfg),
         config=config,
     )

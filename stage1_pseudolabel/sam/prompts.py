@@ -8,6 +8,11 @@ has scribbles or clicks but no box (``boxless_objects``, default on: an annotato
 objects and click the small ones, as a disc is boxed and its cup clicked). A box-less object's region
 is the bounding box of its class's scribble pixels and clicks: used for point sampling, never as a
 box prompt nor by the box constraints. An image with no box at all thus gets only such objects.
+Last, with image-level tags (``tag_objects``, default on), a tagged class that has none of these
+becomes a *prompt-less* object: SAM's mask for no prompt at all (an empty sparse prompt and the
+no-mask dense embedding, as ``SamPredictor.predict()`` without arguments), whose region is the whole
+image. Only one per image: a decoder given no prompt has nothing to tell two such classes apart, so an
+image tagged with several classes without other labels leaves them out, with a warning.
 
 Prompts (mode ``box`` / ``points`` / ``both``)
 ----------------------------------------------
@@ -19,12 +24,13 @@ Prompts (mode ``box`` / ``points`` / ``both``)
   inside the box, farthest-point subsampled, up to ``num_negative``.
 * An object left with no point in ``points`` mode (no scribble of its class inside its box) is
   prompted by its box centre as one positive point.
-* Box-less objects are prompted by their points only, whatever the mode.
+* Box-less objects are prompted by their points only, whatever the mode; prompt-less ones by nothing.
 All objects of an image share one point count ``P`` (padding label ``-1``, SAM's "not a point"), so
-that they go through the decoder in one batched call; an image with both boxed and box-less objects
-makes two calls, one per kind of prompt (:meth:`ObjectPrompts.groups`), because SAM's prompt encoder
-takes a box for every object of a call or for none. Sampling is deterministic: its random stream
-is seeded by ``(seed, image_id)``, so every run, shard and resume sees the same prompts.
+that they go through the decoder in one batched call; an image with boxed, box-less and prompt-less
+objects makes one call per kind of prompt (:meth:`ObjectPrompts.groups`), because SAM's prompt
+encoder takes a box for every object of a call or for none, and points likewise. Sampling is
+deterministic: its random stream is seeded by ``(seed, image_id)``, so every run, shard and resume
+sees the same prompts.
 """
 
 from __future__ import annotations
@@ -55,12 +61,19 @@ class ImageObjects:
         boxes: ``float32 [N, 4]`` regions ``(x0, y0, x1, y1)``, half-open pixel edges, inside the image.
         classes: ``int64 [N]`` class of each object, ``1..C``.
         boxed: ``bool [N]``, True where the region is an annotated box (False: the bounding box of the
-            class's scribbles and clicks). Boxed objects come first.
+            class's scribbles and clicks, or the image). Boxed objects come first.
+        promptless: ``bool [N]``, True for an object known from a tag only (no prompt; region the
+            image); these come last. Default: none.
     """
 
     boxes: np.ndarray
     classes: np.ndarray
     boxed: np.ndarray
+    promptless: Optional[np.ndarray] = None
+
+    def __post_init__(self) -> None:
+        if self.promptless is None:
+            self.promptless = np.zeros(len(self.classes), bool)
 
     @property
     def num_objects(self) -> int:
@@ -88,31 +101,41 @@ class ObjectPrompts:
     #: ``bool [N]``: the objects prompted by their box (rows of ``boxes`` elsewhere are unused); None:
     #: all of them when ``boxes`` is set, none otherwise.
     box_objects: Optional[np.ndarray] = None
+    #: ``bool [N]``: the objects prompted by nothing (their rows of the other arrays are unused, points
+    #: all padding); None: none.
+    promptless: Optional[np.ndarray] = None
 
     @property
     def num_objects(self) -> int:
-        for a in (self.boxes, self.point_labels, self.box_objects):
+        for a in (self.boxes, self.point_labels, self.box_objects, self.promptless):
             if a is not None:
                 return len(a)
         return 0
 
     def groups(self) -> List[Tuple[np.ndarray, "ObjectPrompts"]]:
         """Sub-batches that each go through the decoder in one call: ``[(int64 [n] object indices,
-        prompts of those objects)]``, all boxed objects then all box-less ones; one group (all
-        objects) when the prompts are of one kind. Padding columns that a group does not use are
-        dropped, so a group's prompts are what it would have alone."""
-        if self.box_objects is None or self.box_objects.all() or not self.box_objects.any():
-            return [(np.arange(self.num_objects), self)]
+        prompts of those objects)]``: the boxed objects, then those prompted by points only, then the
+        prompt-less ones; one group (all objects) when the prompts are of one kind. Padding columns
+        that a group does not use are dropped, so a group's prompts are what it would have alone."""
+        n = self.num_objects
+        promptless = np.zeros(n, bool) if self.promptless is None else self.promptless
+        boxed = (np.full(n, self.boxes is not None) if self.box_objects is None else self.box_objects) & ~promptless
+        kinds = [sel for sel in (boxed, ~boxed & ~promptless, promptless) if sel.any()]
+        if len(kinds) <= 1:
+            return [(np.arange(n), self)]
         out = []
-        for sel in (self.box_objects, ~self.box_objects):
+        for sel in kinds:
             idx = np.nonzero(sel)[0]
+            if sel is promptless:
+                out.append((idx, ObjectPrompts(None, None, None, promptless=np.ones(len(idx), bool))))
+                continue
             coords = labels = None
             if self.point_labels is not None:
                 used = (self.point_labels[idx] != PAD_LABEL).any(0)
                 if used.any():
                     last = int(np.nonzero(used)[0][-1]) + 1
                     coords, labels = self.point_coords[idx, :last], self.point_labels[idx, :last]
-            boxes = self.boxes[idx] if sel is self.box_objects else None
+            boxes = self.boxes[idx] if sel is boxed else None
             out.append((idx, ObjectPrompts(boxes, coords, labels)))
         return out
 
@@ -129,11 +152,13 @@ def image_rng(seed: int, image_id: str) -> np.random.Generator:
     return np.random.default_rng(int.from_bytes(digest[:8], "little"))
 
 
-def image_objects(ann: ImageAnnotation, *, min_box_size: float = 1.0, boxless_objects: bool = True) -> ImageObjects:
+def image_objects(ann: ImageAnnotation, *, min_box_size: float = 1.0, boxless_objects: bool = True,
+                  tag_objects: bool = True) -> ImageObjects:
     """The objects of an image (module docstring); drops degenerate boxes with a warning.
 
     ``boxless_objects=False`` keeps the older rule: an image with boxes has only its boxes (scribbles
-    and clicks of a class without a box are then left out of the loss).
+    and clicks of a class without a box are then left out of the loss). ``tag_objects`` adds the
+    prompt-less object of a tagged class that has no other label (``ann.tags``; none when it is None).
     """
     boxes = np.zeros((0, 4), np.float32)
     box_classes = np.zeros(0, np.int64)
@@ -145,14 +170,14 @@ def image_objects(ann: ImageAnnotation, *, min_box_size: float = 1.0, boxless_ob
             log.warning("%s: dropped %d degenerate box(es) (smaller than %.1f px after clipping): %s",
                         ann.image_id, int((~keep).sum()), min_box_size, ann.boxes[~keep].tolist())
         boxes, box_classes = boxes[keep], ann.box_classes[keep].astype(np.int64)
-        if not boxless_objects:
-            return ImageObjects(boxes, box_classes, np.ones(len(box_classes), bool))
     regions, classes = [], []
     labels = set()
     if ann.scribbles is not None:
         labels |= {int(v) for v in np.unique(ann.scribbles) if v not in (0, IGNORE_INDEX)}
     labels |= {int(c) for c in ann.point_classes if c > 0}
     labels -= {int(c) for c in box_classes}
+    if ann.num_objects and not boxless_objects:
+        labels = set()  # an image with boxes has only its boxes (and its tag-only object)
     for c in sorted(labels):
         xs, ys = [], []
         if ann.scribbles is not None:
@@ -166,9 +191,20 @@ def image_objects(ann: ImageAnnotation, *, min_box_size: float = 1.0, boxless_ob
         regions.append([x.min(), y.min(), x.max() + 1, y.max() + 1])
         classes.append(c)
     regions = clip_box(np.asarray(regions, np.float32).reshape(-1, 4), ann.height, ann.width)
-    return ImageObjects(np.concatenate([boxes, regions]).astype(np.float32),
-                        np.concatenate([box_classes, np.asarray(classes, np.int64)]),
-                        np.concatenate([np.ones(len(box_classes), bool), np.zeros(len(classes), bool)]))
+    tag_only = []
+    if tag_objects and ann.tags is not None:
+        tag_only = sorted({int(c) for c in ann.tags} - {int(c) for c in box_classes} - labels)
+        if len(tag_only) > 1:
+            log.warning("%s: tagged with %d classes that have no box, scribble or click (%s); a prompt-less "
+                        "object cannot tell them apart, so they are left out: give them a click",
+                        ann.image_id, len(tag_only), tag_only)
+            tag_only = []
+    whole = np.tile(np.asarray([[0, 0, ann.width, ann.height]], np.float32), (len(tag_only), 1))
+    n_box, n_pts, n_tag = len(box_classes), len(classes), len(tag_only)
+    return ImageObjects(np.concatenate([boxes, regions, whole]).astype(np.float32),
+                        np.concatenate([box_classes, np.asarray(classes, np.int64), np.asarray(tag_only, np.int64)]),
+                        np.concatenate([np.ones(n_box, bool), np.zeros(n_pts + n_tag, bool)]),
+                        np.concatenate([np.zeros(n_box + n_pts, bool), np.ones(n_tag, bool)]))
 
 
 def farthest_points(candidates: np.ndarray, k: int, rng: np.random.Generator, *, max_candidates: int = 4096) -> np.ndarray:
@@ -255,11 +291,12 @@ def build_prompts(
         raise ValueError(f"prompt mode must be one of {PROMPT_MODES}, got {mode!r}")
     n = objects.num_objects
     box_prompt = objects.boxed & (mode in ("box", "both"))  # [N]: prompted by their box
-    with_points = ~box_prompt | (mode in ("points", "both"))  # [N]: prompted by points
+    with_points = (~box_prompt | (mode in ("points", "both"))) & ~objects.promptless  # [N]: prompted by points
     boxes = frame.boxes_to_sam(objects.boxes) if box_prompt.any() else None
     box_objects = None if box_prompt.all() or not box_prompt.any() else box_prompt
+    promptless = objects.promptless if objects.promptless.any() else None
     if n == 0 or not with_points.any():
-        return ObjectPrompts(boxes, None, None, box_objects)
+        return ObjectPrompts(boxes, None, None, box_objects, promptless)
     rng = image_rng(seed, ann.image_id)
     per_object = []
     for box, cls, by_box, pts in zip(objects.boxes, objects.classes, box_prompt, with_points):
@@ -273,11 +310,11 @@ def build_prompts(
         per_object.append((coords, labels))
     p = max(len(lab) for _, lab in per_object)
     if p == 0:
-        return ObjectPrompts(boxes, None, None, box_objects)
+        return ObjectPrompts(boxes, None, None, box_objects, promptless)
     point_coords = np.zeros((n, p, 2), np.float32)
     point_labels = np.full((n, p), PAD_LABEL, np.float32)
     for i, (coords, labels) in enumerate(per_object):
         if len(labels):
             point_coords[i, : len(labels)] = frame.points_to_sam(coords)
             point_labels[i, : len(labels)] = labels
-    return ObjectPrompts(boxes, point_coords, point_labels, box_objects)
+    return ObjectPrompts(boxes, point_coords, point_labels, box_objects, promptless)

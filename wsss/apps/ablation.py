@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import os
+import shutil
 from pathlib import Path
 from typing import Dict, List, Optional, Sequence
 
@@ -113,6 +114,8 @@ def run(args: argparse.Namespace) -> int:
         out = cfg.output_path(zero_shot=False)
         if not (cfg.decoder_path().is_file() and out.is_dir() and len(list(out.glob("*.png"))) >= len(ids)):
             print(f"=== {label}: train + generate")
+            if out.exists():
+                shutil.rmtree(out)  # masks of an older (or interrupted) run's decoder
             run_train(cfg, progress=progress)
             run_generate(cfg, progress=progress)
         else:

@@ -43,6 +43,7 @@ from wsss.core.weak_labels.images import choose_orientation, image_size, read_la
 from wsss.core.weak_labels.labelme import labelme_labels, read_labelme, read_labelme_polygons
 from wsss.core.weak_labels.points import read_points_json
 from wsss.core.weak_labels.scribblesup import read_scribble_png, read_scribblesup_xml
+from wsss.core.weak_labels.tags import read_tags_file
 from wsss.core.weak_labels.voc import BatchLoading, parse_voc_xml, read_id_list
 
 if TYPE_CHECKING:
@@ -53,7 +54,7 @@ log = logging.getLogger(__name__)
 #: Image file extensions looked up in the image folder (lower and upper case).
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp")
 #: Per-image folder sources: format -> file suffixes of ``<id><suffix>``.
-_PER_ID = {"voc_xml": (".xml",), "scribblesup": (".png", ".xml"), "points": (".json",)}
+_PER_ID = {"voc_xml": (".xml",), "scribblesup": (".png", ".xml"), "points": (".json",), "tags": (".txt",)}
 
 
 class DescribedDataset(BatchLoading):
@@ -253,6 +254,7 @@ class DescribedDataset(BatchLoading):
         scribbles = None
         for part in parts:
             scribbles = _overlay(scribbles, part.scribbles)
+        tags = None
         for source in desc.sources:
             if source.format == "voc_xml":
                 xml_path = source.path / f"{image_id}.xml"
@@ -281,6 +283,11 @@ class DescribedDataset(BatchLoading):
                                                path=points_path)
                     points.append(p)
                     point_classes.append(c)
+            elif source.format == "tags":
+                tags_path = source.path / f"{image_id}.txt"
+                if tags_path.is_file():  # several tag sources: the union
+                    found = read_tags_file(tags_path, classes=self.classes)
+                    tags = found if tags is None else np.union1d(tags, found)
         gt_path = self.gt_path(image_id)
         return ImageAnnotation(
             image_id=image_id, image_path=image_path, height=height, width=width,
@@ -291,6 +298,7 @@ class DescribedDataset(BatchLoading):
             point_classes=np.concatenate(point_classes) if point_classes else np.zeros((0,), np.int64),
             gt_path=gt_path if gt_path is not None and gt_path.is_file() else None,
             orientation=orientation,
+            tags=tags,
         )
 
     def read_gt(self, image_id: str, *, height: Optional[int] = None, width: Optional[int] = None) -> np.ndarray:

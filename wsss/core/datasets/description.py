@@ -17,6 +17,7 @@ Both stages read it (stage 1 through its ``dataset:`` key or ``--dataset``, stag
       - {format: voc_xml, path: Annotations}        # <id>.xml per image
       - {format: scribblesup, path: scribbles}      # <id>.png (label map) or <id>.xml (strokes)
       - {format: points, path: points}              # <id>.json (What's-the-Point clicks)
+      - {format: tags, path: tags}                  # <id>.txt (image-level tags, one class per line)
     ground_truth: {format: png, path: SegmentationClass}   # optional; or format coco / labelme (polygons)
     splits: {train: lists/train.txt}  # optional id lists; without them every annotated image is used
 
@@ -37,7 +38,7 @@ from wsss.core.weak_labels.errors import PathLike
 from wsss.core.yaml_config import load_yaml_with_bases, merge_config
 
 #: Weak-label source formats (``sources[].format``).
-SOURCE_FORMATS = ("voc_xml", "coco", "labelme", "scribblesup", "points")
+SOURCE_FORMATS = ("voc_xml", "coco", "labelme", "scribblesup", "points", "tags")
 #: Ground-truth formats (``ground_truth.format``).
 GT_FORMATS = ("png", "coco", "labelme")
 #: Most foreground classes a label PNG can hold next to background (0) and void (255).

@@ -10,7 +10,9 @@ instances, clicks and scribbles are written as for the other synthetic scenes); 
 makes the inner object's box loose, as an annotator's box around a small faint structure is (grown by
 that fraction of its size on every side, clipped to the image), so that its mask can leak out of the
 outer object. ``inner_label="click"`` writes no box for the inner object: it is annotated by its click
-only (the issue's setting: boxes for the outer object, clicks for the inner one).
+only (the issue's setting: boxes for the outer object, clicks for the inner one); ``inner_label="tag"``
+writes no box either, for a run that reads the inner object from the image's tags only
+(``weak_labels: [boxes, tags]``). Every scene has a tag file, ``tags/<id>.txt``, naming both classes.
 """
 
 from __future__ import annotations
@@ -31,6 +33,8 @@ from wsss.core.weak_labels.classes import IGNORE_INDEX, VOC_CLASSES
 from wsss.core.weak_labels.errors import PathLike
 
 OUTER, INNER = 1, 3
+#: How the inner object is annotated (:func:`write_nested_dataset`).
+INNER_LABELS = ("box", "click", "tag")
 
 
 def _rng(*, seed: int, split: str, index: int) -> np.random.Generator:
@@ -109,13 +113,14 @@ def write_nested_dataset(root: PathLike, *, num_train: int = 40, num_val: int = 
                          inner_label: str = "box") -> Path:
     """Write a VOC-layout nested dataset (``train`` / ``val`` lists); same seed, same files.
 
-    ``inner_label``: ``box`` (the inner object has a box, loosened by ``inner_box_margin``) or
-    ``click`` (no box: only its click, and its scribble, annotate it).
+    ``inner_label``: ``box`` (the inner object has a box, loosened by ``inner_box_margin``), ``click``
+    (no box: only its click, its scribble and the scene's tags annotate it) or ``tag``, the same files
+    as ``click`` (a run picks what it reads with ``weak_labels``; the name records the intent).
     """
-    if inner_label not in ("box", "click"):
-        raise ValueError(f"inner_label must be 'box' or 'click', got {inner_label!r}")
+    if inner_label not in INNER_LABELS:
+        raise ValueError(f"inner_label must be one of {INNER_LABELS}, got {inner_label!r}")
     root = Path(root)
-    for sub in ("JPEGImages", "SegmentationClass", "SegmentationObject", "Annotations", "scribbles", "points",
+    for sub in ("JPEGImages", "SegmentationClass", "SegmentationObject", "Annotations", "scribbles", "points", "tags",
                 "ImageSets/Segmentation"):
         (root / sub).mkdir(parents=True, exist_ok=True)
     for split, count in (("train", num_train), ("val", num_val)):
@@ -128,10 +133,12 @@ def write_nested_dataset(root: PathLike, *, num_train: int = 40, num_val: int = 
                 scene = dataclasses.replace(scene, objects=[
                     dataclasses.replace(o, box=loosen_box(o.box, inner_box_margin, height, width)) if o.class_index == INNER else o
                     for o in scene.objects])
-            if inner_label == "click":  # the weak boxes only: ground truth and instances stay exact
+            tags = sorted({o.class_index for o in scene.objects})
+            if inner_label in ("click", "tag"):  # the weak boxes only: ground truth and instances stay exact
                 scene = dataclasses.replace(scene, objects=[o for o in scene.objects if o.class_index != INNER])
             image_id = scene_id(domain="nested", split=split, index=index)
             write_scene(root, scene, image_id=image_id, domain="nested")
+            (root / "tags" / f"{image_id}.txt").write_text("".join(f"{VOC_CLASSES[c]}\n" for c in tags))
             ids.append(image_id)
         (root / "ImageSets" / "Segmentation" / f"{split}.txt").write_text("".join(f"{i}\n" for i in ids))
     meta = {"domain": "nested", "seed": seed, "num_train": num_train, "num_val": num_val, "size_range": list(size_range),

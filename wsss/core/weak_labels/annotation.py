@@ -10,6 +10,7 @@ Coordinate convention (the only one used in memory; readers convert on the way i
 * Points are ``(x, y)`` 0-based pixel indices (floats allowed): a click at ``(3.0, 5.0)`` is the pixel
   in column 3, row 5.
 * Scribbles are a label map the size of the image: 255 unlabeled, 0 background, ``1..C`` a class.
+* Tags are the classes ``1..C`` the image contains (image-level labels), or None: not annotated.
 """
 
 from __future__ import annotations
@@ -43,6 +44,8 @@ class ImageAnnotation:
             ``"exif"`` (as viewers show the image) unless the annotation describes the stored pixels.
         gt: ``uint8 [H, W]`` ground truth drawn from the annotation file (COCO / LabelMe polygons) when
             there is no ``gt_path``, or None.
+        tags: ``int64 [T]`` classes the image is tagged with (:mod:`wsss.core.weak_labels.tags`),
+            increasing; None when it has no tag file.
     """
 
     image_id: str
@@ -57,6 +60,7 @@ class ImageAnnotation:
     gt_path: Optional[Path] = None
     orientation: str = "exif"
     gt: Optional[np.ndarray] = None
+    tags: Optional[np.ndarray] = None
 
     def read_image(self) -> np.ndarray:
         """The image's ``uint8 [H, W, 3]`` RGB pixels in the annotation's orientation."""
@@ -67,6 +71,8 @@ class ImageAnnotation:
         self.box_classes = np.asarray(self.box_classes, np.int64).reshape(-1)
         self.points = np.asarray(self.points, np.float32).reshape(-1, 2)
         self.point_classes = np.asarray(self.point_classes, np.int64).reshape(-1)
+        if self.tags is not None:
+            self.tags = np.unique(np.asarray(self.tags, np.int64).reshape(-1))
         if len(self.boxes) != len(self.box_classes):
             raise ValueError(f"{self.image_id}: {len(self.boxes)} boxes but {len(self.box_classes)} box classes")
         if len(self.points) != len(self.point_classes):
@@ -87,13 +93,24 @@ class ImageAnnotation:
 
     @property
     def has_weak_labels(self) -> bool:
-        """True if there is at least one box, one scribble pixel or one click."""
+        """True if there is at least one box, one scribble pixel, one click or one tag."""
         has_scribble = self.scribbles is not None and bool((self.scribbles != IGNORE_INDEX).any())
-        return self.num_objects > 0 or has_scribble or len(self.points) > 0
+        has_tag = self.tags is not None and len(self.tags) > 0
+        return self.num_objects > 0 or has_scribble or len(self.points) > 0 or has_tag
+
+    def labelled_classes(self) -> np.ndarray:
+        """``int64 [T]`` the classes its boxes, scribbles and clicks name (increasing, distinct)."""
+        named = [self.box_classes, self.point_classes]
+        if self.scribbles is not None:
+            named.append(np.unique(self.scribbles).astype(np.int64))
+        found = np.unique(np.concatenate(named))
+        return found[(found > 0) & (found != IGNORE_INDEX)]
 
 
 #: The weak-label kinds an experiment may use.
-WEAK_LABEL_KINDS = ("boxes", "scribbles", "points")
+WEAK_LABEL_KINDS = ("boxes", "scribbles", "points", "tags")
+#: The kinds a run uses unless its config says otherwise (tags are asked for by name).
+DEFAULT_WEAK_LABELS = ("boxes", "scribbles", "points")
 
 #: Named weak-label settings (``WEAK_LABELS=`` of ``make bench-quality`` / ``make demo``): the kinds
 #: used, and the prompts that fit them (boxes prompt as boxes; without boxes, objects come from the
@@ -109,8 +126,18 @@ WEAK_LABEL_SETTINGS = {
 
 
 def select_weak_labels(ann: ImageAnnotation, kinds) -> ImageAnnotation:
-    """A copy of ``ann`` with only the weak-label kinds in ``kinds`` (of :data:`WEAK_LABEL_KINDS`)."""
+    """A copy of ``ann`` with only the weak-label kinds in ``kinds`` (of :data:`WEAK_LABEL_KINDS`).
+
+    With ``tags`` selected, an image without a tag file is tagged with the classes all its weak labels
+    name (:meth:`ImageAnnotation.labelled_classes`, before the others are dropped): the image-level
+    labels of VOC are the classes of its annotations.
+    """
     changes = {}
+    if "tags" in kinds:
+        if ann.tags is None:
+            changes.update(tags=ann.labelled_classes())
+    elif ann.tags is not None:
+        changes.update(tags=None)
     if "boxes" not in kinds:
         changes.update(boxes=np.zeros((0, 4), np.float32), box_classes=np.zeros((0,), np.int64))
     if "scribbles" not in kinds:

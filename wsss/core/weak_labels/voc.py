@@ -38,6 +38,7 @@ from wsss.core.weak_labels.errors import (
 from wsss.core.weak_labels.images import image_size, read_image
 from wsss.core.weak_labels.points import read_points_json
 from wsss.core.weak_labels.scribblesup import read_scribble_png, read_scribblesup_xml
+from wsss.core.weak_labels.tags import read_tags_file
 
 
 @dataclass(frozen=True)
@@ -171,10 +172,10 @@ class VocDataset(BatchLoading):
         classes: the class list (index 0 background); XML names are validated against it.
         verify_images: decode every image when loading (catches corrupt JPEGs early); otherwise only
             the header is read.
-        image_dir, annotation_dir, gt_dir, scribble_dir, points_dir: folder names under ``root``.
+        image_dir, annotation_dir, gt_dir, scribble_dir, points_dir, tags_dir: folder names under ``root``.
 
-    Missing optional inputs give empty labels, not errors: no ``scribbles``/``points`` folder or no file
-    for an id -> ``scribbles=None`` / no clicks; no ``SegmentationClass/<id>.png`` -> ``gt_path=None``;
+    Missing optional inputs give empty labels, not errors: no ``scribbles``/``points``/``tags`` folder or
+    no file for an id -> ``scribbles=None`` / no clicks / ``tags=None``; no ``SegmentationClass/<id>.png`` -> ``gt_path=None``;
     no ``Annotations`` folder -> no boxes. A missing image, or a missing XML while the ``Annotations``
     folder exists, is an error.
     """
@@ -192,6 +193,7 @@ class VocDataset(BatchLoading):
         gt_dir: str = "SegmentationClass",
         scribble_dir: str = "scribbles",
         points_dir: str = "points",
+        tags_dir: str = "tags",
     ) -> None:
         self.root = Path(root)
         if not self.root.is_dir():
@@ -204,6 +206,7 @@ class VocDataset(BatchLoading):
         self.gt_dir = self.root / gt_dir
         self.scribble_dir = self.root / scribble_dir
         self.points_dir = self.root / points_dir
+        self.tags_dir = self.root / tags_dir
         if ids is not None:
             self.ids = list(ids)
         elif split is not None:
@@ -261,6 +264,9 @@ class VocDataset(BatchLoading):
             points, point_classes = fit_points_to_image(clicks.points, clicks.classes, height=height,
                                                         width=width, path=points_path)
 
+        tags_path = self.tags_dir / f"{image_id}.txt"
+        tags = read_tags_file(tags_path, classes=self.classes) if tags_path.is_file() else None
+
         gt_path = self.gt_path(image_id)
         return ImageAnnotation(
             image_id=image_id,
@@ -273,4 +279,5 @@ class VocDataset(BatchLoading):
             points=points,
             point_classes=point_classes,
             gt_path=gt_path if gt_path.is_file() else None,
+            tags=tags,
         )
