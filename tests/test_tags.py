@@ -22,7 +22,7 @@ from stage1_pseudolabel.sam.prompts import build_prompts, image_objects
 from wsss.core.frames import SamFrame
 from wsss.core.weak_labels.annotation import ImageAnnotation, select_weak_labels
 from wsss.core.weak_labels.classes import VOC_CLASSES
-from wsss.core.weak_labels.errors import MalformedAnnotationError, UnknownClassError
+from wsss.core.weak_labels.errors import MalformedAnnotationError, UnknownClassError, WeakLabelWarning
 from wsss.core.weak_labels.tags import read_tags_file
 
 REPO = Path(__file__).resolve().parents[1]
@@ -41,6 +41,8 @@ def test_tag_file_names_classes(tmp_path):
     path.write_text("brid\n")
     with pytest.raises(UnknownClassError, match=r"line 1: 'brid'.*tvmonitor"):
         read_tags_file(path, classes=VOC_CLASSES)
+    with pytest.warns(WeakLabelWarning, match=r"a\.txt: tag\(s\) 'brid' are not classes and were ignored"):
+        assert read_tags_file(path, classes=VOC_CLASSES, unknown_classes="ignore").tolist() == []
     path.write_bytes(b"bird\n\xff\xfe\n")
     with pytest.raises(MalformedAnnotationError, match=r"a\.txt: not UTF-8"):
         read_tags_file(path, classes=VOC_CLASSES)

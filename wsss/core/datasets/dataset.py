@@ -286,7 +286,7 @@ class DescribedDataset(BatchLoading):
             elif source.format == "tags":
                 tags_path = source.path / f"{image_id}.txt"
                 if tags_path.is_file():  # several tag sources: the union
-                    found = read_tags_file(tags_path, classes=self.classes)
+                    found = read_tags_file(tags_path, classes=self.classes, unknown_classes=desc.unknown_classes)
                     tags = found if tags is None else np.union1d(tags, found)
         gt_path = self.gt_path(image_id)
         return ImageAnnotation(

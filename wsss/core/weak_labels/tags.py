@@ -18,11 +18,15 @@ from typing import Sequence
 
 import numpy as np
 
-from wsss.core.weak_labels.errors import MalformedAnnotationError, MissingFileError, PathLike, UnknownClassError
+from wsss.core.weak_labels.errors import (
+    MalformedAnnotationError, MissingFileError, PathLike, UnknownClassError, warn_file,
+)
 
 
-def read_tags_file(path: PathLike, *, classes: Sequence[str]) -> np.ndarray:
+def read_tags_file(path: PathLike, *, classes: Sequence[str], unknown_classes: str = "error") -> np.ndarray:
     """The classes a tag file names: ``int64 [T]`` indices into ``classes``, increasing, distinct.
+
+    ``unknown_classes="ignore"``: names that are not classes are left out (one warning per file).
 
     Raises:
         MissingFileError: no such file.
@@ -37,13 +41,18 @@ def read_tags_file(path: PathLike, *, classes: Sequence[str]) -> np.ndarray:
     except UnicodeDecodeError as exc:
         raise MalformedAnnotationError(path, f"not UTF-8 text ({exc.reason} at byte {exc.start})") from None
     index = {name: i for i, name in enumerate(classes) if i > 0}
-    found = set()
+    found, skipped = set(), set()
     for lineno, line in enumerate(text.splitlines(), start=1):
         name = line.split("#", 1)[0].strip()
         if not name:
             continue
         if name not in index:
+            if unknown_classes == "ignore":
+                skipped.add(name)
+                continue
             raise UnknownClassError(path, f"line {lineno}: {name!r} is not a class; expected one of "
                                           f"{', '.join(classes[1:])}")
         found.add(index[name])
+    if skipped:
+        warn_file(path, f"tag(s) {', '.join(sorted(map(repr, skipped)))} are not classes and were ignored")
     return np.asarray(sorted(found), np.int64)
