@@ -149,11 +149,11 @@ stage2-test: setup ## mIoU on STAGE2_SPLIT + prediction PNGs (STAGE2_SPLIT=test:
 	    --out-dir $(STAGE2_OUT) --gpus $(GPUS) $(STAGE2_ARGS)
 
 stage2-instance: setup ## train an instance network (INSTANCE_CONFIG, mmdet) on INSTANCES (resumes)
-	$(PY) -m stage2_segnet.instances train --config $(INSTANCE_CONFIG) --pseudo $(INSTANCES) --data $(DATA) \
+	$(PY) -m stage2_segnet.instances train --config $(INSTANCE_CONFIG) --pseudo $(INSTANCES) $(DATA_ARGS) \
 	    --work-dir $(STAGE2_INSTANCE_WORK) --gpus $(GPUS) --resume $(STAGE2_ARGS)
 
 stage2-instance-test: setup ## mask AP of the instance network on STAGE2_SPLIT
-	$(PY) -m stage2_segnet.instances test --config $(INSTANCE_CONFIG) --data $(DATA) \
+	$(PY) -m stage2_segnet.instances test --config $(INSTANCE_CONFIG) $(DATA_ARGS) \
 	    --work-dir $(STAGE2_INSTANCE_WORK) --split $(STAGE2_SPLIT) --gpus $(GPUS) $(STAGE2_ARGS)
 
 # -- demo and benchmarks ---------------------------------------------------------------------------

@@ -1,10 +1,10 @@
 """Stage 2 for instances: train and test an mmdet network (Mask R-CNN, Mask2Former) on stage 1's
 instance pseudo-labels, with test-time mask AP.
 
-    python -m stage2_segnet.instances train CONFIG --data VOCROOT --pseudo INSTANCES.json --work-dir DIR
-        [--val-gt FILE | --val-list SPLIT] [--resume [CKPT]] [--gpus N] [--cfg-options ...]
-    python -m stage2_segnet.instances test CONFIG --data VOCROOT --work-dir DIR [--checkpoint CKPT]
-        [--gt FILE | --split SPLIT] [--json FILE]
+    python -m stage2_segnet.instances train CONFIG (--data VOCROOT | --dataset DESC.yaml) --pseudo INSTANCES.json
+        --work-dir DIR [--val-gt FILE | --val-list SPLIT] [--resume [CKPT]] [--gpus N] [--cfg-options ...]
+    python -m stage2_segnet.instances test CONFIG (--data VOCROOT | --dataset DESC.yaml) --work-dir DIR
+        [--checkpoint CKPT] [--gt FILE | --split SPLIT] [--json FILE]
 
 (console scripts ``wsss-stage2-instance-train`` and ``wsss-stage2-instance-test``.)
 
@@ -14,6 +14,12 @@ instance pseudo-labels, with test-time mask AP.
   the ground-truth instances of the VOC split (``--val-list`` / ``--split``, default ``val``) written
   once to ``<work-dir>/gt_<split>_instances.json`` by :func:`wsss.core.evaluation.instances.voc_ground_truth`
   (SegmentationObject, else connected components of each class: approximate; see there).
+* ``--dataset`` (a description, configs/datasets/*.yaml) instead of ``--data``: images from its image
+  folder, its class names as the datasets' classes, every head's class count from it; the pseudo-labels'
+  categories must be its classes (stage 1 on the same description writes them so); validation / test
+  ground truth: the description's split of that name, else every image with ground truth
+  (:func:`wsss.core.evaluation.instances.described_ground_truth`: COCO objects, or the connected
+  components of each class of PNG / LabelMe ground truth).
 * Everything else is the semantic stage 2's: backbone weights read from ``data/checkpoints/`` (no
   download), ``--resume`` (newest checkpoint of the work dir), checkpoints loaded by ``torch.load``
   with ``weights_only=True`` (:mod:`stage2_segnet.compat`), ``--gpus N`` / torchrun / SLURM, and the
@@ -36,7 +42,7 @@ from mmengine.config import Config
 from wsss.core import instances as inst
 from wsss.core.atomic import write_json
 from wsss.core.cli import run_checked
-from wsss.core.evaluation.instances import voc_ground_truth
+from wsss.core.evaluation.instances import described_ground_truth, voc_ground_truth
 from wsss.core.weak_labels.classes import VOC_CLASSES
 from wsss.core.weak_labels.voc import read_id_list
 
@@ -46,31 +52,44 @@ from .launch import (add_common_args, add_resume_argument, apply_resume, build_r
 from .test import find_checkpoint
 
 
-def ground_truth_file(data: str, split_or_file: str, work_dir: str) -> str:
-    """The COCO ground-truth file of a VOC split (written once under ``work_dir``), or the given JSON."""
+def ground_truth_file(data: Optional[str], split_or_file: str, work_dir: str, dataset=None) -> str:
+    """The COCO ground-truth file of a split (written once under ``work_dir``), or the given JSON.
+
+    A VOC split (``data``), or with ``dataset`` (a :class:`~wsss.core.datasets.DescribedDataset`) the
+    description's split of that name, else every image with ground truth
+    (:func:`~wsss.core.evaluation.instances.described_ground_truth`)."""
     path = Path(split_or_file)
     if path.suffix == ".json":
         if not path.is_file():
             raise FileNotFoundError(f"{path}: ground-truth instances JSON not found")
         return str(path.resolve())
-    ids = read_id_list(list_file(data, split_or_file))
+    if dataset is None:
+        ids = read_id_list(list_file(data, split_or_file))
+    elif path.suffix == ".txt":
+        ids = read_id_list(path)
+    elif split_or_file in dataset.description.splits:
+        ids = read_id_list(dataset.description.splits[split_or_file])
+    else:
+        ids = [i for i in dataset.ids if dataset.has_gt(i)]
     out = Path(work_dir) / f"gt_{Path(split_or_file).stem}_instances.json"
     if rank() == 0 and not out.is_file():
         out.parent.mkdir(parents=True, exist_ok=True)
-        truth = voc_ground_truth(data, ids)
+        truth = voc_ground_truth(data, ids) if dataset is None else described_ground_truth(dataset, ids)
         inst.write_document(out, truth)
-        print(f"[stage2] ground-truth instances of {len(ids)} image(s) ({truth['info']['note']}) -> {out}", flush=True)
+        note = truth["info"].get("note", "")
+        print(f"[stage2] ground-truth instances of {len(ids)} image(s) ({note}) -> {out}", flush=True)
     return str(out.resolve())
 
 
-def check_instances_file(path: str, image_dir: Path) -> int:
-    """Refuse a training file that is not COCO instances of VOC classes or names missing images;
-    returns the number of objects."""
+def check_instances_file(path: str, image_dir: Path, classes: Sequence[str] = VOC_CLASSES) -> int:
+    """Refuse a training file that is not COCO instances of ``classes`` (VOC's, or a description's) or
+    names missing images; returns the number of objects."""
     doc = inst.read_document(path)
     names = {c["id"]: c["name"] for c in doc.get("categories", [])}
-    bad = {i: n for i, n in names.items() if not (0 < i < len(VOC_CLASSES) and VOC_CLASSES[i] == n)}
+    bad = {i: n for i, n in names.items() if not (0 < i < len(classes) and classes[i] == n)}
     if bad:
-        raise ValueError(f"{path}: categories {bad} are not VOC's (id = class index, name = VOC name)")
+        which = "VOC's" if tuple(classes) == tuple(VOC_CLASSES) else "the dataset description's"
+        raise ValueError(f"{path}: categories {bad} are not {which} (id = class index, name = class name)")
     missing = [im["file_name"] for im in doc["images"] if not (image_dir / im["file_name"]).is_file()]
     if missing:
         raise FileNotFoundError(f"{path}: {len(missing)} image(s) not in {image_dir}, e.g. {missing[:3]}")
@@ -91,25 +110,71 @@ def parse_train_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace
     add_common_args(parser)
     parser.add_argument("--pseudo", required=True, help="instance pseudo-labels (merged COCO JSON of stage 1)")
     parser.add_argument("--val-gt", default=None, help="validation ground truth as COCO JSON (default: from --val-list)")
-    parser.add_argument("--val-list", default="val", help="VOC split whose ground truth validates (default val)")
+    parser.add_argument("--val-list", default="val", help="split whose ground truth validates (default val; with "
+                                                          "--dataset, every image with ground truth when not listed)")
     add_resume_argument(parser)
     parser.add_argument("--seed", type=int, default=None)
     return finish_args(parser.parse_args(argv), parser)
 
 
+LOADERS = ("train_dataloader", "val_dataloader", "test_dataloader")
+
+
+def point_at_data(cfg: Config, args: argparse.Namespace, loaders: Sequence[str]):
+    """Point ``loaders`` at the VOC folder ``--data`` (returns ``(root, None)``) or at the images of the
+    description ``--dataset``, whose classes become the datasets' ``metainfo`` and every head's class
+    count (returns ``(None, dataset)``)."""
+    if not args.dataset:
+        set_data_root(cfg, args.data, list(loaders))
+        root = Path(args.data).expanduser().resolve()
+        for loader in loaders:
+            cfg[loader].dataset.data_root = str(root) + "/"
+        return str(root), None
+    from wsss.core.datasets import DescribedDataset
+
+    dataset = DescribedDataset(args.dataset)
+    for loader in loaders:
+        ds = cfg[loader].dataset
+        ds.data_root = str(dataset.description.images.resolve()) + "/"  # COCO file_name: the image's name
+        ds.data_prefix = dict(img="")
+        ds.metainfo = dict(classes=tuple(dataset.classes[1:]))
+    set_instance_classes(cfg.model, dataset.num_foreground)
+    return None, dataset
+
+
+def set_instance_classes(node, num_classes: int) -> None:
+    """Every head's foreground class count (mmdet counts no background): each ``num_classes`` (Mask
+    R-CNN's box and mask heads), each ``num_things_classes`` (Mask2Former's heads), and a
+    classification loss's ``class_weight`` sized for the old count plus the no-object entry."""
+    if isinstance(node, dict):
+        old = None
+        if isinstance(node.get("num_things_classes"), int):
+            old = node["num_things_classes"] + int(node.get("num_stuff_classes") or 0)
+            node["num_things_classes"] = num_classes
+        elif isinstance(node.get("num_classes"), int):
+            old = node["num_classes"]
+            node["num_classes"] = num_classes
+        new = None if old is None else num_classes + int(node.get("num_stuff_classes") or 0)
+        for key, value in node.items():
+            if key == "loss_cls" and isinstance(value, dict) and isinstance(value.get("class_weight"), list) \
+                    and old is not None and len(value["class_weight"]) == old + 1:
+                value["class_weight"] = [1.0] * new + [value["class_weight"][-1]]
+            set_instance_classes(value, num_classes)
+    elif isinstance(node, (list, tuple)):
+        for value in node:
+            set_instance_classes(value, num_classes)
+
+
 def build_train_config(args: argparse.Namespace, launcher: str) -> Config:
     cfg = Config.fromfile(args.config)
     configure_runtime(cfg, launcher, args.work_dir)
-    set_data_root(cfg, args.data, ["train_dataloader", "val_dataloader", "test_dataloader"])
-    root = Path(args.data).expanduser().resolve()
-    for loader in ("train_dataloader", "val_dataloader", "test_dataloader"):
-        cfg[loader].dataset.data_root = str(root) + "/"
+    root, dataset = point_at_data(cfg, args, LOADERS)
     pseudo = Path(args.pseudo).expanduser().resolve()
     if not pseudo.is_file():
         raise FileNotFoundError(f"{pseudo}: instance pseudo-labels not found (wsss-generate --instances, then "
                                 "wsss-merge-instances)")
     cfg.train_dataloader.dataset.ann_file = str(pseudo)
-    gt = ground_truth_file(str(root), args.val_gt or args.val_list, args.work_dir)
+    gt = ground_truth_file(root, args.val_gt or args.val_list, args.work_dir, dataset)
     _set_gt(cfg, "val_dataloader", "val_evaluator", gt)
     _set_gt(cfg, "test_dataloader", "test_evaluator", gt)
     apply_resume(cfg, args.resume)
@@ -126,7 +191,7 @@ def preflight(cfg: Config) -> None:
         return
     ds = cfg.train_dataloader.dataset
     image_dir = Path(ds.data_root) / ds.get("data_prefix", {}).get("img", "JPEGImages/")
-    n = check_instances_file(ds.ann_file, image_dir)
+    n = check_instances_file(ds.ann_file, image_dir, ("background",) + tuple(ds.metainfo["classes"]))
     print(f"[stage2] instance pseudo-labels checked: {n} object(s) in {ds.ann_file}", flush=True)
 
 
@@ -155,7 +220,8 @@ def parse_test_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     add_common_args(parser)
     parser.add_argument("--checkpoint", default=None, help="model to test (default: best, else last, in --work-dir)")
     parser.add_argument("--gt", default=None, help="ground truth as COCO JSON (default: from --split)")
-    parser.add_argument("--split", default="val", help="VOC split to test on (default val)")
+    parser.add_argument("--split", default="val", help="split to test on (default val; with --dataset, every image "
+                                                       "with ground truth when not listed)")
     parser.add_argument("--json", default=None,
                         help="metrics JSON path (default: <work-dir>/test_<split>_instance_metrics.json)")
     return finish_args(parser.parse_args(argv), parser)
@@ -164,15 +230,13 @@ def parse_test_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
 def build_test_config(args: argparse.Namespace, launcher: str) -> Config:
     cfg = Config.fromfile(args.config)
     configure_runtime(cfg, launcher, args.work_dir)
-    set_data_root(cfg, args.data, ["test_dataloader"])
-    root = Path(args.data).expanduser().resolve()
-    cfg.test_dataloader.dataset.data_root = str(root) + "/"
+    root, dataset = point_at_data(cfg, args, ["test_dataloader"])
     checkpoint = args.checkpoint or find_checkpoint(args.work_dir)
     if not Path(checkpoint).is_file():
         raise FileNotFoundError(f"checkpoint {checkpoint} not found")
     cfg.load_from, cfg.resume = checkpoint, False
     cfg.model.backbone.init_cfg = None  # the trained weights replace the ImageNet initialisation
-    _set_gt(cfg, "test_dataloader", "test_evaluator", ground_truth_file(str(root), args.gt or args.split, args.work_dir))
+    _set_gt(cfg, "test_dataloader", "test_evaluator", ground_truth_file(root, args.gt or args.split, args.work_dir, dataset))
     cfg.test_evaluator.outfile_prefix = str(Path(args.work_dir).resolve() / f"test_{_split_tag(args)}_instances")
     if args.cfg_dict:
         cfg.merge_from_dict(args.cfg_dict)

@@ -136,3 +136,69 @@ def test_full_instance_configs_parse_with_voc_settings(name, mini_voc, tmp_path)
         assert model.roi_head.bbox_head.fc_cls.out_features == 21  # 20 classes + background
     else:
         assert model.panoptic_head.cls_embed.out_features == 21  # 20 classes + "no object"
+
+
+def _renumbered(docs, to_class):
+    """One COCO document from several (image ids renumbered), categories mapped by ``to_class``."""
+    out = {"images": [], "annotations": [], "categories": [{"id": 1, "name": "animal"}, {"id": 2, "name": "thing"}]}
+    for doc in docs:
+        offset = len(out["images"])
+        for im in doc["images"]:
+            out["images"].append(dict(im, id=im["id"] + offset))
+        for a in doc["annotations"]:
+            out["annotations"].append(dict(a, id=len(out["annotations"]) + 1, image_id=a["image_id"] + offset,
+                                           category_id=to_class(a["category_id"])))
+    return out
+
+
+def test_instance_network_on_a_described_dataset_with_its_own_classes(mini_voc, tmp_path):
+    """--dataset: a COCO-described dataset with two classes of its own ("animal", "thing") trains the
+    smoke Mask R-CNN with 2-class heads and tests it on the description's ground truth (in-process)."""
+    import yaml
+
+    from stage2_segnet.instances import build_test_config, build_train_config, main, parse_test_args, parse_train_args
+
+    data = mini_voc["root"]
+    animals = {3, 8, 10, 12, 13, 17}  # bird, cat, cow, dog, horse, sheep
+
+    def to_class(c):
+        return 1 if c in animals else 2
+
+    train_doc = inst.read_document(mini_voc["pseudo"])
+    val_doc = voc_ground_truth(data, mini_voc["ids"]["val"])
+    coco = tmp_path / "instances.json"
+    coco.write_text(json.dumps(_renumbered([train_doc, val_doc], to_class)))
+    pseudo = tmp_path / "pseudo.json"
+    pseudo.write_text(json.dumps(_renumbered([train_doc], to_class)))
+    lists = tmp_path / "lists"
+    lists.mkdir()
+    (lists / "val.txt").write_text("".join(f"{i}\n" for i in mini_voc["ids"]["val"]))
+    description = tmp_path / "mine.yaml"
+    description.write_text(yaml.safe_dump({
+        "root": str(data), "images": "JPEGImages", "classes": ["background", "animal", "thing"],
+        "sources": [{"format": "coco", "path": str(coco)}], "ground_truth": {"format": "coco", "path": str(coco)},
+        "splits": {"val": str(lists / "val.txt")}}))
+    work = tmp_path / "work"
+    common = [str(TINY), "--dataset", str(description), "--work-dir", str(work)]
+    cfg = build_train_config(parse_train_args(common + ["--pseudo", str(pseudo)]), "none")
+    assert cfg.model.roi_head.bbox_head.num_classes == 2 and cfg.model.roi_head.mask_head.num_classes == 2
+    assert cfg.train_dataloader.dataset.metainfo["classes"] == ("animal", "thing")
+    gt = inst.read_document(work / "gt_val_instances.json")
+    assert [im["name"] for im in gt["images"]] == mini_voc["ids"]["val"]
+    assert {c["name"] for c in gt["categories"]} == {"animal", "thing"}
+    # VOC-category pseudo-labels do not fit the description: refused before training, in one line
+    assert main(["train"] + common + ["--pseudo", str(mini_voc["pseudo"])]) == 2
+    assert main(["train"] + common + ["--pseudo", str(pseudo), "--cfg-options", "train_cfg.max_iters=2"]) == 0
+    assert (work / "iter_2.pth").is_file()
+    assert main(["test"] + common + ["--checkpoint", str(work / "iter_2.pth")]) == 0
+    record = json.loads((work / "test_val_instance_metrics.json").read_text())
+    assert 0.0 <= record["metrics"]["coco/segm_mAP"] <= 1.0
+    results = json.loads(Path(record["predictions"]).read_text())
+    assert results and {r["category_id"] for r in results} <= {1, 2}
+    # the full Mask2Former config takes the description's class count too
+    m2f = build_test_config(parse_test_args([str(REPO / "configs/stage2/mask2former_r50_voc_instances.py"),
+                                             "--dataset", str(description), "--work-dir", str(work),
+                                             "--checkpoint", str(work / "iter_2.pth")]), "none")
+    head = m2f.model.panoptic_head
+    assert head.num_things_classes == 2 and len(head.loss_cls.class_weight) == 3
+    assert m2f.model.panoptic_fusion_head.num_things_classes == 2

@@ -38,7 +38,7 @@ from wsss.core.atomic import remove_stale_temp_files
 from wsss.core.cli import add_shard_arguments, finish, run_cli, shard_ids
 from wsss.core.datasets import DescribedDataset
 from wsss.core.weak_labels import VocDataset
-from wsss.core.weak_labels.annotation import WEAK_LABEL_KINDS, WEAK_LABEL_SETTINGS, select_weak_labels
+from wsss.core.weak_labels.annotation import DEFAULT_WEAK_LABELS, WEAK_LABEL_SETTINGS, select_weak_labels
 from wsss.core.weak_labels.errors import PathLike, WeakLabelError
 
 
@@ -69,7 +69,7 @@ def run_baseline(
     overwrite: bool = False,
     progress: bool = True,
     method_fn: Optional[Callable] = None,
-    weak_labels: Sequence[str] = WEAK_LABEL_KINDS,
+    weak_labels: Sequence[str] = DEFAULT_WEAK_LABELS,
     dataset: Optional[PathLike] = None,
 ) -> BaselineRun:
     """Run baseline ``method`` (``box`` or ``grabcut``) on ``data`` and write ``out/<id>.png``.

@@ -26,7 +26,7 @@ import numpy as np
 
 from stage1_pseudolabel.baselines.box_fill import box_paint_order, integer_box
 from stage1_pseudolabel.baselines.grabcut import grabcut_object
-from wsss.core.weak_labels.annotation import WEAK_LABEL_KINDS, select_weak_labels
+from wsss.core.weak_labels.annotation import DEFAULT_WEAK_LABELS, select_weak_labels
 from wsss.core import instances as inst
 from wsss.core.atomic import remove_stale_temp_files
 from wsss.core.cli import shard_ids
@@ -102,7 +102,7 @@ def run_instance_baseline(
     num_shards: int = 1,
     overwrite: bool = False,
     progress_every: int = 0,
-    weak_labels: Sequence[str] = WEAK_LABEL_KINDS,
+    weak_labels: Sequence[str] = DEFAULT_WEAK_LABELS,
     dataset=None,
 ) -> Dict[str, object]:
     """Write ``method``'s instances of the dataset (this shard) as one COCO JSON, ``out_file``.

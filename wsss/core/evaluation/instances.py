@@ -167,7 +167,11 @@ def described_ground_truth(dataset, ids: Sequence[str], *, min_area: int = MIN_C
         items.append((image_id, *class_map.shape, *component_instances(class_map, min_area=min_area)))
     note = (f"approximate instances: connected components of each class of the {gt.format} ground truth of "
             f"{dataset.description.path} (under {min_area} px: crowd, ignored)")
-    return document_from_instances(items, info={"gt_source": {"class_components": len(ids)}, "note": note})
+    doc = document_from_instances(items, info={"gt_source": {"class_components": len(ids)}, "note": note})
+    doc["categories"] = inst.categories(dataset.classes)  # the description's, as its images' files
+    for im in doc["images"]:
+        im["file_name"] = dataset.image_path(im["name"]).name
+    return doc
 
 
 def _coco(doc: Dict[str, Any]):
