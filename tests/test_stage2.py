@@ -64,21 +64,27 @@ def _cli(module: str, *args: str, env_extra=None) -> subprocess.CompletedProcess
     return proc
 
 
-def _train_resume_test(config: Path, mini_voc, work: Path) -> dict:
+def _train_resume_test(config: Path, mini_voc, work: Path, capfd) -> dict:
+    from stage2_segnet.test import main as test_main
+    from stage2_segnet.train import main as train_main
+
     data, pseudo = mini_voc["root"], mini_voc["pseudo"]
     common = [config, "--data", data, "--work-dir", work]
-    # 1) two iterations, checkpoint at 2
+    # 1) two iterations, checkpoint at 2 (the console command, in its own process)
     _cli("stage2_segnet.train", *common, "--pseudo", pseudo, "--resume", "--cfg-options", "train_cfg.max_iters=2")
     assert (work / "iter_2.pth").is_file()
-    # 2) the same command with the full schedule resumes from iter_2 (torch >= 2.6 weights_only path)
-    out = _cli("stage2_segnet.train", *common, "--pseudo", pseudo, "--resume")
-    log = out.stdout + out.stderr
+    # 2) the same command with the full schedule resumes from iter_2 (torch >= 2.6 weights_only path);
+    #    in-process from here (the entry points' main), which saves two imports of mmseg
+    capfd.readouterr()
+    assert train_main([*map(str, common), "--pseudo", str(pseudo), "--resume"]) == 0
+    out = capfd.readouterr()
+    log = out.out + out.err
     assert "resumed epoch: 0, iter: 2" in log, log[-3000:]
     assert (work / "iter_4.pth").is_file()
     assert "mIoU" in log  # validation at the end of training, on real ground truth
     # 3) test: metrics against the real val ground truth, and VOC palette PNGs
     preds = work / "preds"
-    _cli("stage2_segnet.test", *common, "--checkpoint", work / "iter_4.pth", "--out-dir", preds)
+    assert test_main([*map(str, common), "--checkpoint", str(work / "iter_4.pth"), "--out-dir", str(preds)]) == 0
     record = json.loads((work / "test_val_metrics.json").read_text())
     pngs = sorted(preds.glob("*.png"))
     assert [p.stem for p in pngs] == sorted(mini_voc["ids"]["val"])
@@ -102,13 +108,13 @@ def _all_background_miou(mini_voc, ids, tmp_path) -> float:
     return evaluate_folders(pred_dir=tmp_path / "bg", gt_dir=gt, ids=ids).miou
 
 
-def test_deeplab_smoke_train_resume_test(mini_voc, tmp_path):
-    metrics = _train_resume_test(TINY_DEEPLAB, mini_voc, tmp_path / "deeplab")
+def test_deeplab_smoke_train_resume_test(mini_voc, tmp_path, capfd):
+    metrics = _train_resume_test(TINY_DEEPLAB, mini_voc, tmp_path / "deeplab", capfd)
     assert {"mIoU", "aAcc", "mAcc"} <= set(metrics)  # 4 iterations: the plumbing, not the learning
 
 
-def test_mask2former_smoke_train_resume_test(mini_voc, tmp_path):
-    metrics = _train_resume_test(TINY_M2F, mini_voc, tmp_path / "m2f")
+def test_mask2former_smoke_train_resume_test(mini_voc, tmp_path, capfd):
+    metrics = _train_resume_test(TINY_M2F, mini_voc, tmp_path / "m2f", capfd)
     assert {"mIoU", "aAcc", "mAcc"} <= set(metrics)
 
 
