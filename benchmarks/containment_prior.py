@@ -37,7 +37,6 @@ from stage1_pseudolabel.pipeline.generate import run_generate  # noqa: E402
 from stage1_pseudolabel.pipeline.train import run_train  # noqa: E402
 from stage1_pseudolabel.proxy.train_proxy import ProxyTrainConfig, ensure_proxy_checkpoint  # noqa: E402
 from wsss.core.evaluation import evaluate_folders  # noqa: E402
-from wsss.core.masks import read_label_png  # noqa: E402
 from wsss.core.synthetic.nested import INNER, OUTER, write_nested_dataset  # noqa: E402
 from wsss.core.weak_labels.voc import read_id_list  # noqa: E402
 
@@ -77,14 +76,9 @@ def run(data: Path, work: Path, weight: float, checkpoint: str, *, zero_shot: bo
     m = evaluate_folders(pred_dir=out, gt_dir=data / "SegmentationClass", ids=ids)
     iou = list(m.per_class_iou.values())  # percentages, in label order
     # where the inner class's errors are: what a containment prior can remove are its pixels on background
-    tp = on_bg = on_outer = gt_inner = 0
-    for image_id in ids:
-        pred, gt = read_label_png(out / f"{image_id}.png"), read_label_png(data / "SegmentationClass" / f"{image_id}.png")
-        inner = pred == INNER
-        tp += int((inner & (gt == INNER)).sum())
-        on_bg += int((inner & (gt == 0)).sum())
-        on_outer += int((inner & (gt == OUTER)).sum())
-        gt_inner += int((gt == INNER).sum())
+    # (confusion rows: ground truth, columns: prediction)
+    tp, on_bg, on_outer = (int(m.confusion[row, INNER]) for row in (INNER, 0, OUTER))
+    gt_inner = int(m.confusion[INNER].sum())
     return {"inner IoU": iou[INNER], "outer IoU": iou[OUTER], "mIoU (bg, outer, inner)": (iou[0] + iou[OUTER] + iou[INNER]) / 3,
             "inner precision %": 100 * tp / max(tp + on_bg + on_outer, 1), "inner recall %": 100 * tp / max(gt_inner, 1),
             "inner px on background": on_bg, "inner px on outer": on_outer}

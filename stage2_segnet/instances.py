@@ -47,8 +47,9 @@ from wsss.core.weak_labels.classes import VOC_CLASSES
 from wsss.core.weak_labels.voc import read_id_list
 
 from .checks import check_pretrained
-from .launch import (add_common_args, add_resume_argument, apply_resume, build_runner, configure_runtime, finish_args,
-                     list_file, rank, relaunch_with_torchrun, report_last_checkpoint, set_data_root, start)
+from .launch import (add_common_args, add_resume_argument, apply_resume, build_runner, configure_runtime,
+                     described_split, finish_args, list_file, rank, relaunch_with_torchrun, report_last_checkpoint,
+                     set_data_root, set_num_classes, start)
 from .test import find_checkpoint
 
 
@@ -65,12 +66,8 @@ def ground_truth_file(data: Optional[str], split_or_file: str, work_dir: str, da
         return str(path.resolve())
     if dataset is None:
         ids = read_id_list(list_file(data, split_or_file))
-    elif path.suffix == ".txt":
-        ids = read_id_list(path)
-    elif split_or_file in dataset.description.splits:
-        ids = read_id_list(dataset.description.splits[split_or_file])
     else:
-        ids = [i for i in dataset.ids if dataset.has_gt(i)]
+        ids, _ = described_split(dataset, split_or_file, with_gt=True)
     out = Path(work_dir) / f"gt_{Path(split_or_file).stem}_instances.json"
     if rank() == 0 and not out.is_file():
         out.parent.mkdir(parents=True, exist_ok=True)
@@ -138,31 +135,8 @@ def point_at_data(cfg: Config, args: argparse.Namespace, loaders: Sequence[str])
         ds.data_root = str(dataset.description.images.resolve()) + "/"  # COCO file_name: the image's name
         ds.data_prefix = dict(img="")
         ds.metainfo = dict(classes=tuple(dataset.classes[1:]))
-    set_instance_classes(cfg.model, dataset.num_foreground)
+    set_num_classes(cfg.model, dataset.num_foreground)  # mmdet's heads count no background
     return None, dataset
-
-
-def set_instance_classes(node, num_classes: int) -> None:
-    """Every head's foreground class count (mmdet counts no background): each ``num_classes`` (Mask
-    R-CNN's box and mask heads), each ``num_things_classes`` (Mask2Former's heads), and a
-    classification loss's ``class_weight`` sized for the old count plus the no-object entry."""
-    if isinstance(node, dict):
-        old = None
-        if isinstance(node.get("num_things_classes"), int):
-            old = node["num_things_classes"] + int(node.get("num_stuff_classes") or 0)
-            node["num_things_classes"] = num_classes
-        elif isinstance(node.get("num_classes"), int):
-            old = node["num_classes"]
-            node["num_classes"] = num_classes
-        new = None if old is None else num_classes + int(node.get("num_stuff_classes") or 0)
-        for key, value in node.items():
-            if key == "loss_cls" and isinstance(value, dict) and isinstance(value.get("class_weight"), list) \
-                    and old is not None and len(value["class_weight"]) == old + 1:
-                value["class_weight"] = [1.0] * new + [value["class_weight"][-1]]
-            set_instance_classes(value, num_classes)
-    elif isinstance(node, (list, tuple)):
-        for value in node:
-            set_instance_classes(value, num_classes)
 
 
 def build_train_config(args: argparse.Namespace, launcher: str) -> Config:

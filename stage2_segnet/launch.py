@@ -196,21 +196,46 @@ def list_file(root: str, split_or_file: Optional[str]) -> Optional[str]:
     return str(path.resolve())
 
 
-def _set_num_classes(node, num_classes: int) -> None:
-    """Every ``num_classes`` of a model config becomes ``num_classes``; a ``class_weight`` list sized for the
-    old count plus a no-object entry (Mask2Former's classification loss) is resized with it."""
+def set_num_classes(node, num_classes: int) -> None:
+    """Every head's class count in a model config becomes ``num_classes``: each ``num_classes``, each
+    ``num_things_classes`` (mmdet's Mask2Former; its stuff classes are kept), and a classification
+    loss's ``class_weight`` sized for the old count plus a no-object entry (Mask2Former), resized with
+    it. Semantic heads count background in ``num_classes``, mmdet's instance heads do not: the caller
+    passes the count its heads take."""
     if isinstance(node, dict):
-        old = node.get("num_classes")
-        if isinstance(old, int):
+        old = new = None
+        if isinstance(node.get("num_things_classes"), int):
+            stuff = int(node.get("num_stuff_classes") or 0)
+            old, new = node["num_things_classes"] + stuff, num_classes + stuff
+            node["num_things_classes"] = num_classes
+        elif isinstance(node.get("num_classes"), int):
+            old, new = node["num_classes"], num_classes
             node["num_classes"] = num_classes
         for key, value in node.items():
             if key == "loss_cls" and isinstance(value, dict) and isinstance(value.get("class_weight"), list) \
-                    and isinstance(old, int) and len(value["class_weight"]) == old + 1:
-                value["class_weight"] = [1.0] * num_classes + [value["class_weight"][-1]]
-            _set_num_classes(value, num_classes)
+                    and old is not None and len(value["class_weight"]) == old + 1:
+                value["class_weight"] = [1.0] * new + [value["class_weight"][-1]]
+            set_num_classes(value, num_classes)
     elif isinstance(node, (list, tuple)):
         for value in node:
-            _set_num_classes(value, num_classes)
+            set_num_classes(value, num_classes)
+
+
+def described_split(dataset, split: Optional[str], *, with_gt: bool) -> Tuple[List[str], Optional[Path]]:
+    """The ids of ``split`` of a :class:`~wsss.core.datasets.DescribedDataset` and its list file: a ``.txt``
+    list of the user's, else the description's split of that name, else (no file) every image with
+    ground truth (``with_gt``) or every annotated image."""
+    from wsss.core.weak_labels.voc import read_id_list
+
+    if split is not None and Path(split).suffix == ".txt":  # a list file of the user's
+        if not Path(split).is_file():
+            raise FileNotFoundError(f"image list {split} not found")
+        path = Path(split).resolve()
+        return read_id_list(path), path
+    if split in dataset.description.splits:
+        path = dataset.description.splits[split].resolve()
+        return read_id_list(path), path
+    return ([i for i in dataset.ids if dataset.has_gt(i)] if with_gt else list(dataset.ids)), None
 
 
 #: mmseg's PackSegInputs defaults (mmseg 1.2.2), to which apply_dataset adds ``orientation``.
@@ -234,7 +259,6 @@ def apply_dataset(cfg, description: str, *, work_dir: str, loaders: Sequence[str
 
     from wsss.core.datasets import DescribedDataset
     from wsss.core.weak_labels.errors import WeakLabelError, WeakLabelWarning
-    from wsss.core.weak_labels.voc import read_id_list
     from wsss.core.masks import write_mask
     from wsss.core.atomic import atomic_write
 
@@ -261,17 +285,9 @@ def apply_dataset(cfg, description: str, *, work_dir: str, loaders: Sequence[str
         if loader is None:
             continue
         split = splits.get(loader_name)
-        if split is not None and Path(split).suffix == ".txt":  # a list file of the user's
-            if not Path(split).is_file():
-                raise FileNotFoundError(f"image list {split} not found")
-            ann_file = Path(split).resolve()
-            ids = read_id_list(ann_file)
-        elif split in desc.splits:
-            ann_file = desc.splits[split].resolve()
-            ids = read_id_list(ann_file)
-        else:  # validation / test: the images with ground truth (all of them when none is described)
-            with_gt = loader_name != "train_dataloader" and gt is not None
-            ids = [i for i in dataset.ids if dataset.has_gt(i)] if with_gt else list(dataset.ids)
+        # validation / test without a list: the images with ground truth (all of them when none is described)
+        ids, ann_file = described_split(dataset, split, with_gt=loader_name != "train_dataloader" and gt is not None)
+        if ann_file is None:
             ann_file = (Path(work_dir) / "lists" / f"{split or loader_name}.txt").resolve()
             with atomic_write(ann_file, durable=False) as handle:
                 handle.write("".join(f"{i}\n" for i in ids).encode())
@@ -309,6 +325,6 @@ def apply_dataset(cfg, description: str, *, work_dir: str, loaders: Sequence[str
                 index[image_id] = [str(dataset.image_path(image_id).resolve()), "exif"]
     with atomic_write(image_index, durable=False) as handle:
         handle.write(json.dumps(index, ensure_ascii=False, sort_keys=True).encode("utf-8"))
-    _set_num_classes(cfg.model, num_labels)
+    set_num_classes(cfg.model, num_labels)
     return {"num_foreground": dataset.num_foreground, "gt_dir": gt_dir, "image_index": str(image_index),
             "lists": lists}

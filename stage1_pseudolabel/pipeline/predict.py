@@ -52,7 +52,8 @@ class DecoderRunner:
                 :class:`~stage1_pseudolabel.sam.backends.base.ImageFeatures`), on the runner's device.
             mask_decoder: the module to call (e.g. a DDP wrapper); default the model's own.
         """
-        # Boxed and box-less objects: one call each (SAM's prompt encoder takes boxes for all or none).
+        # One call per kind of prompt: boxed, point-prompted, prompt-less (SAM's prompt encoder takes
+        # boxes, and points, for all objects of a call or for none).
         parts = [(idx, self._call(p, embedding, mask_decoder)) for idx, p in prepared.prompts.groups()]
         return _in_object_order(prepared.prompts.num_objects, parts)
 
@@ -66,7 +67,7 @@ class DecoderRunner:
         """:meth:`object_logits` of several images with as few decoder calls as their prompts allow.
 
         Every image's prompt groups (:meth:`~stage1_pseudolabel.sam.prompts.ObjectPrompts.groups`:
-        boxed and box-less objects) are bucketed across the images by their sparse token count (one
+        boxed, point-prompted and prompt-less objects) are bucketed across the images by their sparse token count (one
         decoder call has one token sequence length), and each bucket is one
         :meth:`~stage1_pseudolabel.sam.backends.base.SamBackend.decode_images` call in which every
         object attends to its own image's features. With one prompt kind and one point count in
@@ -116,8 +117,8 @@ class DecoderRunner:
         return out
 
     def _prompt_embeddings(self, prompts) -> Tuple[torch.Tensor, torch.Tensor]:
-        """Sparse ``[n, T, C]`` and dense ``[n, C, h, w]`` prompt embeddings of a prompt group
-        (``n = 0`` without prompts)."""
+        """Sparse ``[n, T, C]`` and dense ``[n, C, h, w]`` prompt embeddings of a prompt group of ``n``
+        objects (``T = 0`` for prompt-less objects; ``n = 0`` for an image without objects)."""
         boxes, coords, labels = prompts.to_tensors(self.device)
         sparse, dense = self.model.encode_prompts(boxes=boxes, point_coords=coords, point_labels=labels)
         if boxes is None and coords is None:  # no prompt: [1, 0, C] and [1, C, h, w], one per prompt-less object

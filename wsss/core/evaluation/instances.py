@@ -35,7 +35,7 @@ import io
 import json
 import sys
 from pathlib import Path
-from typing import Any, Dict, List, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 import cv2
 import numpy as np
@@ -90,14 +90,16 @@ def component_instances(class_map: np.ndarray, *, min_area: int = MIN_COMPONENT_
     return [(c, m) for c, m in parts if m.sum() >= min_area], [(c, m) for c, m in parts if m.sum() < min_area]
 
 
-def document_from_instances(items: Sequence[Tuple], *, score: float = 1.0,
-                            info: Optional[Dict[str, Any]] = None) -> Dict[str, Any]:
+def document_from_instances(items: Sequence[Tuple], *, score: float = 1.0, info: Optional[Dict[str, Any]] = None,
+                            classes: Sequence[str] = VOC_CLASSES,
+                            file_name: Optional[Callable[[str], str]] = None) -> Dict[str, Any]:
     """A numbered instances document from ``[(name, height, width, [(class, mask)][, crowd])]`` (image ids
     1..n in order; the same writer stage 1 uses, so it also serves as a perfect pseudo-label file);
-    the optional ``crowd`` list becomes ``iscrowd: 1`` annotations."""
-    doc = inst.new_document(info)
+    the optional ``crowd`` list becomes ``iscrowd: 1`` annotations. Categories are ``classes[1:]``;
+    ``file_name(name)`` gives an image's file name (default ``<name>.jpg``)."""
+    doc = inst.new_document(info, classes=classes)
     for k, (name, h, w, objects, *rest) in enumerate(items):
-        doc["images"].append(inst.image_entry(k, name, h, w))
+        doc["images"].append(inst.image_entry(k, name, h, w, file_name=file_name(name) if file_name else None))
         doc["annotations"] += inst.object_annotations(k + 1, [m for _, m in objects], [c for c, _ in objects],
                                                       [score] * len(objects))
         crowd = rest[0] if rest else []
@@ -156,7 +158,8 @@ def described_ground_truth(dataset, ids: Sequence[str], *, min_area: int = MIN_C
         raise ValueError(f"{dataset.description.path}: no ground truth for {len(missing)} image(s), e.g. {missing[:3]}")
     if gt.format == "coco":
         doc = coco_ground_truth(gt.path, classes=dataset.classes)
-        images = [im for im in doc["images"] if im["name"] in set(ids)]
+        wanted = set(ids)
+        images = [im for im in doc["images"] if im["name"] in wanted]
         kept = {im["id"] for im in images}
         doc.update(images=images, annotations=[a for a in doc["annotations"] if a["image_id"] in kept])
         doc["info"]["gt_source"] = {"coco": len(images)}
@@ -167,11 +170,8 @@ def described_ground_truth(dataset, ids: Sequence[str], *, min_area: int = MIN_C
         items.append((image_id, *class_map.shape, *component_instances(class_map, min_area=min_area)))
     note = (f"approximate instances: connected components of each class of the {gt.format} ground truth of "
             f"{dataset.description.path} (under {min_area} px: crowd, ignored)")
-    doc = document_from_instances(items, info={"gt_source": {"class_components": len(ids)}, "note": note})
-    doc["categories"] = inst.categories(dataset.classes)  # the description's, as its images' files
-    for im in doc["images"]:
-        im["file_name"] = dataset.image_path(im["name"]).name
-    return doc
+    return document_from_instances(items, info={"gt_source": {"class_components": len(ids)}, "note": note},
+                                   classes=dataset.classes, file_name=lambda name: dataset.image_path(name).name)
 
 
 def _coco(doc: Dict[str, Any]):
