@@ -87,11 +87,14 @@ $(VENV)/.setup-stamp: scripts/setup_env.sh requirements/core.txt requirements/te
 	VENV=$(VENV) bash scripts/setup_env.sh
 	@touch $@
 
-test: setup ## run the test suite (what CI runs, through .ci/run)
-	$(PY) -m pytest -q -rs --durations=12
+# Test processes (pytest-xdist; tests run one torch thread each, so 2 fill CI's 2 cores). One test
+# file per process (--dist loadfile): a file's module fixtures (trained decoders) are built once.
+TEST_WORKERS ?= 2
+test: setup ## run the test suite (what CI runs, through .ci/run); TEST_WORKERS processes
+	$(PY) -m pytest -q -rs --durations=12 -n $(TEST_WORKERS) --dist loadfile
 
 test-fast: setup ## the tests without the slow and stage-2 ones
-	$(PY) -m pytest -q -m "not slow and not stage2"
+	$(PY) -m pytest -q -m "not slow and not stage2" -n $(TEST_WORKERS) --dist loadfile
 
 # -- data and evaluation ---------------------------------------------------------------------------
 synthetic: setup ## write seeded synthetic VOC-layout datasets to SYNTH_OUT
