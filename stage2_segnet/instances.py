@@ -15,8 +15,10 @@ instance pseudo-labels, with test-time mask AP.
   once to ``<work-dir>/gt_<split>_instances.json`` by :func:`wsss.core.evaluation.instances.voc_ground_truth`
   (SegmentationObject, else connected components of each class: approximate; see there).
 * ``--dataset`` (a description, configs/datasets/*.yaml) instead of ``--data``: images from its image
-  folder, its class names as the datasets' classes, every head's class count from it; the pseudo-labels'
-  categories must be its classes (stage 1 on the same description writes them so); validation / test
+  folder, each read in the orientation stage 1 read it in (``OrientedCocoDataset`` and
+  ``LoadDatasetImage``, :mod:`stage2_segnet.instance_datasets`; mmcv's loader would apply an EXIF
+  rotation the COCO JSON does not describe), its class names as the datasets' classes, every head's
+  class count from it; the pseudo-labels' categories must be its classes (stage 1 on the same description writes them so); validation / test
   ground truth: the description's split of that name, else every image with ground truth
   (:func:`wsss.core.evaluation.instances.described_ground_truth`: COCO objects, or the connected
   components of each class of PNG / LabelMe ground truth).
@@ -49,7 +51,8 @@ from wsss.core.weak_labels.voc import read_id_list
 from .checks import check_pretrained
 from .launch import (add_common_args, add_resume_argument, apply_resume, build_runner, configure_runtime,
                      described_split, finish_args, list_file, rank, relaunch_with_torchrun, report_last_checkpoint,
-                     set_data_root, set_num_classes, start)
+                     set_data_root, set_num_classes, start, write_image_index)
+from .register import register_instances
 from .test import find_checkpoint
 
 
@@ -130,11 +133,20 @@ def point_at_data(cfg: Config, args: argparse.Namespace, loaders: Sequence[str])
     from wsss.core.datasets import DescribedDataset
 
     dataset = DescribedDataset(args.dataset)
+    register_instances()
+    # every image, as stage 1 read it (training reads the pseudo-labels' images, validation the truth's)
+    image_index = (Path(args.work_dir) / "lists" / "images.json").resolve()
+    write_image_index(dataset, dataset.ids, image_index)
     for loader in loaders:
         ds = cfg[loader].dataset
+        ds.type = "OrientedCocoDataset"
+        ds.image_index = str(image_index)
         ds.data_root = str(dataset.description.images.resolve()) + "/"  # COCO file_name: the image's name
         ds.data_prefix = dict(img="")
         ds.metainfo = dict(classes=tuple(dataset.classes[1:]))
+        for transform in ds.get("pipeline") or []:
+            if transform.get("type") == "LoadImageFromFile":
+                transform["type"] = "LoadDatasetImage"
     set_num_classes(cfg.model, dataset.num_foreground)  # mmdet's heads count no background
     return None, dataset
 

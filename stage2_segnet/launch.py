@@ -238,6 +238,30 @@ def described_split(dataset, split: Optional[str], *, with_gt: bool) -> Tuple[Li
     return ([i for i in dataset.ids if dataset.has_gt(i)] if with_gt else list(dataset.ids)), None
 
 
+def write_image_index(dataset, ids: Sequence[str], path: Path) -> dict:
+    """Write ``{id: [image path, orientation]}`` for ``ids`` of a described dataset to ``path`` (JSON) and
+    return it: each image as stage 1 read it (:func:`wsss.core.weak_labels.images.read_image`), which
+    stage 2's image loader (``LoadDatasetImage``) reads again so. An image stage 1 could not load
+    (reported there) is read as viewers show it (``"exif"``)."""
+    import warnings
+
+    from wsss.core.atomic import atomic_write
+    from wsss.core.weak_labels.errors import WeakLabelError, WeakLabelWarning
+
+    index = {}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", WeakLabelWarning)  # stage 1 reported the repairs
+        for image_id in dict.fromkeys(ids):
+            try:
+                ann = dataset.load(image_id)
+                index[image_id] = [str(ann.image_path.resolve()), ann.orientation]
+            except WeakLabelError:
+                index[image_id] = [str(dataset.image_path(image_id).resolve()), "exif"]
+    with atomic_write(Path(path), durable=False) as handle:
+        handle.write(json.dumps(index, ensure_ascii=False, sort_keys=True).encode("utf-8"))
+    return index
+
+
 #: mmseg's PackSegInputs defaults (mmseg 1.2.2), to which apply_dataset adds ``orientation``.
 PACK_SEG_META_KEYS = ("img_path", "seg_map_path", "ori_shape", "img_shape", "pad_shape", "scale_factor", "flip",
                       "flip_direction", "reduce_zero_label")
@@ -255,10 +279,7 @@ def apply_dataset(cfg, description: str, *, work_dir: str, loaders: Sequence[str
     that is not a PNG folder (COCO segmentations, LabelMe polygons) is written as palette PNGs under
     ``<work_dir>/ground_truth`` once. Returns ``{"num_foreground", "gt_dir", "image_index", "lists"}``.
     """
-    import warnings
-
     from wsss.core.datasets import DescribedDataset
-    from wsss.core.weak_labels.errors import WeakLabelError, WeakLabelWarning
     from wsss.core.masks import write_mask
     from wsss.core.atomic import atomic_write
 
@@ -314,17 +335,7 @@ def apply_dataset(cfg, description: str, *, work_dir: str, loaders: Sequence[str
                 transform["type"] = "LoadDatasetImage"
             if transform.get("type") == "PackSegInputs":  # VOCIoUMetric's CRF reads the image so too
                 transform["meta_keys"] = PACK_SEG_META_KEYS + ("orientation",)
-    index = {}
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", WeakLabelWarning)  # stage 1 reported the repairs
-        for image_id in dict.fromkeys(used):  # the image and its orientation as stage 1 read them
-            try:
-                ann = dataset.load(image_id)
-                index[image_id] = [str(ann.image_path.resolve()), ann.orientation]
-            except WeakLabelError:  # reported by stage 1; here the image is read as viewers show it
-                index[image_id] = [str(dataset.image_path(image_id).resolve()), "exif"]
-    with atomic_write(image_index, durable=False) as handle:
-        handle.write(json.dumps(index, ensure_ascii=False, sort_keys=True).encode("utf-8"))
+    write_image_index(dataset, used, image_index)
     set_num_classes(cfg.model, num_labels)
     return {"num_foreground": dataset.num_foreground, "gt_dir": gt_dir, "image_index": str(image_index),
             "lists": lists}

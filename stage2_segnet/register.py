@@ -14,3 +14,10 @@ def register_all() -> None:
 
     compat.apply()
 
+
+
+def register_instances() -> None:
+    """Idempotent: :func:`register_all` and the instance network's additions in mmdet's registries
+    (:mod:`stage2_segnet.instance_datasets`; kept apart so that semantic runs do not import mmdet)."""
+    register_all()
+    from . import instance_datasets  # noqa: F401  (registration happens on import)

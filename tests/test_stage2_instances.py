@@ -208,3 +208,52 @@ def test_instance_network_on_a_described_dataset_with_its_own_classes(mini_voc, 
     head = m2f.model.panoptic_head
     assert head.num_things_classes == 2 and len(head.loss_cls.class_weight) == 3
     assert m2f.model.panoptic_fusion_head.num_things_classes == 2
+
+
+def test_instance_network_reads_images_in_the_orientation_stage_1_used(tmp_path):
+    """--dataset: a COCO photo stored turned with an EXIF rotation, whose JSON describes its stored pixels,
+    reaches the instance network as stored (as stage 1 and the ground truth saw it), its masks aligned;
+    mmcv's own loader (OpenCV) would turn it. An upright photo is read as before."""
+    import numpy as np
+    import yaml
+    from mmcv.transforms import LoadImageFromFile
+    from mmdet.registry import DATASETS
+    from PIL import Image
+
+    from stage2_segnet.instances import build_train_config, parse_train_args
+    from wsss.core.weak_labels.images import read_image
+
+    images = tmp_path / "images"
+    images.mkdir()
+    rng = np.random.default_rng(0)
+    stored = rng.integers(0, 256, (20, 30, 3), dtype=np.uint8)  # stored 20 x 30; viewers show 30 x 20
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    Image.fromarray(stored).save(images / "turned.jpg", exif=exif, quality=95)
+    Image.fromarray(rng.integers(0, 256, (24, 32, 3), dtype=np.uint8)).save(images / "upright.jpg", quality=95)
+    doc = {"images": [{"id": 1, "file_name": "turned.jpg", "height": 20, "width": 30},
+                      {"id": 2, "file_name": "upright.jpg", "height": 24, "width": 32}],
+           "categories": [{"id": 1, "name": "thing"}],
+           "annotations": [{"id": i, "image_id": i, "category_id": 1, "bbox": [4, 3, 12, 9], "area": 108, "iscrowd": 0,
+                            "segmentation": [[4, 3, 16, 3, 16, 12, 4, 12]]} for i in (1, 2)]}
+    coco = tmp_path / "instances.json"
+    coco.write_text(json.dumps(doc))
+    description = tmp_path / "turned.yaml"
+    description.write_text(yaml.safe_dump({
+        "root": str(tmp_path), "images": "images", "classes": ["background", "thing"],
+        "sources": [{"format": "coco", "path": str(coco)}], "ground_truth": {"format": "coco", "path": str(coco)}}))
+    args = parse_train_args([str(TINY), "--dataset", str(description), "--work-dir", str(tmp_path / "work"),
+                             "--pseudo", str(coco)])
+    cfg = build_train_config(args, "none")
+    for loader in ("train_dataloader", "val_dataloader"):
+        dataset = DATASETS.build(cfg[loader].dataset)
+        infos = {Path(dataset.get_data_info(i)["img_path"]).name: dataset.get_data_info(i) for i in range(len(dataset))}
+        assert infos["turned.jpg"]["orientation"] == "stored" and "orientation" in infos["upright.jpg"]
+        load, annotations = dataset.pipeline.transforms[:2] if loader == "train_dataloader" else \
+            (dataset.pipeline.transforms[0], dataset.pipeline.transforms[2])
+        for name, (h, w) in (("turned.jpg", (20, 30)), ("upright.jpg", (24, 32))):
+            out = annotations(load(dict(infos[name])))
+            assert out["img"].shape[:2] == (h, w) == out["ori_shape"] == out["gt_masks"].masks.shape[1:]
+            np.testing.assert_array_equal(out["img"], read_image(images / name, orientation=infos[name]["orientation"])[..., ::-1])
+    # the baseline this replaces: OpenCV applies the EXIF rotation, and the JSON's masks no longer fit
+    assert LoadImageFromFile()(dict(img_path=str(images / "turned.jpg")))["img"].shape[:2] == (30, 20)
