@@ -18,10 +18,10 @@ instance pseudo-labels, with test-time mask AP.
   folder, each read in the orientation stage 1 read it in (``OrientedCocoDataset`` and
   ``LoadDatasetImage``, :mod:`stage2_segnet.instance_datasets`; mmcv's loader would apply an EXIF
   rotation the COCO JSON does not describe), its class names as the datasets' classes, every head's
-  class count from it; the pseudo-labels' categories must be its classes (stage 1 on the same description writes them so); validation / test
-  ground truth: the description's split of that name, else every image with ground truth
-  (:func:`wsss.core.evaluation.instances.described_ground_truth`: COCO objects, or the connected
-  components of each class of PNG / LabelMe ground truth).
+  class count from it; the pseudo-labels' categories must be its classes (stage 1 on the same
+  description writes them so); validation / test ground truth: the description's split of that name,
+  else every image with ground truth (:func:`wsss.core.evaluation.instances.described_ground_truth`:
+  COCO objects, or the connected components of each class of PNG / LabelMe ground truth).
 * Everything else is the semantic stage 2's: backbone weights read from ``data/checkpoints/`` (no
   download), ``--resume`` (newest checkpoint of the work dir), checkpoints loaded by ``torch.load``
   with ``weights_only=True`` (:mod:`stage2_segnet.compat`), ``--gpus N`` / torchrun / SLURM, and the
@@ -134,9 +134,11 @@ def point_at_data(cfg: Config, args: argparse.Namespace, loaders: Sequence[str])
 
     dataset = DescribedDataset(args.dataset)
     register_instances()
-    # every image, as stage 1 read it (training reads the pseudo-labels' images, validation the truth's)
+    # every annotated or listed image, as stage 1 read it (training reads the pseudo-labels' images,
+    # validation the ground truth's)
+    listed = [i for path in dataset.description.splits.values() for i in read_id_list(path)]
     image_index = (Path(args.work_dir) / "lists" / "images.json").resolve()
-    write_image_index(dataset, dataset.ids, image_index)
+    write_image_index(dataset, list(dataset.ids) + listed, image_index)
     for loader in loaders:
         ds = cfg[loader].dataset
         ds.type = "OrientedCocoDataset"
