@@ -82,8 +82,9 @@ class Stage1Config:
     #: scribbles / clicks of a class with no box become an object of that class, prompted by points
     #: (boxes for the large objects, clicks for the small ones); false: they are left out of the loss
     boxless_objects: bool = True
-    #: with ``tags`` in weak_labels: the one tagged class of an image that has no box, scribble or click
-    #: becomes an object prompted by nothing (SAM's no-prompt mask); images with several such classes
+    #: with ``tags`` in weak_labels: the one tagged class of an image that is no other object (no box,
+    #: and no scribble or click, or those not made objects: boxless_objects false) becomes an object
+    #: prompted by nothing (SAM's no-prompt mask); images with several such classes
     #: leave them out (a prompt could not tell them apart), with a warning
     tag_objects: bool = True
 

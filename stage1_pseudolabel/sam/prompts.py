@@ -158,7 +158,8 @@ def image_objects(ann: ImageAnnotation, *, min_box_size: float = 1.0, boxless_ob
 
     ``boxless_objects=False`` keeps the older rule: an image with boxes has only its boxes (scribbles
     and clicks of a class without a box are then left out of the loss). ``tag_objects`` adds the
-    prompt-less object of a tagged class that has no other label (``ann.tags``; none when it is None).
+    prompt-less object of a tagged class that is no other object (``ann.tags``; none when it is None):
+    with ``boxless_objects=False`` a class with clicks but no box is one, its clicks labels only.
     """
     boxes = np.zeros((0, 4), np.float32)
     box_classes = np.zeros(0, np.int64)
