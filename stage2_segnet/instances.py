@@ -136,7 +136,7 @@ def point_at_data(cfg: Config, args: argparse.Namespace, loaders: Sequence[str])
     register_instances()
     # every annotated or listed image, as stage 1 read it (training reads the pseudo-labels' images,
     # validation the ground truth's)
-    listed = [i for path in dataset.description.splits.values() for i in read_id_list(path)]
+    listed = [i for split in dataset.description.splits for i in described_split(dataset, split, with_gt=False)[0]]
     image_index = (Path(args.work_dir) / "lists" / "images.json").resolve()
     write_image_index(dataset, list(dataset.ids) + listed, image_index)
     for loader in loaders:

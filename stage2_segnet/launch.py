@@ -238,9 +238,9 @@ def described_split(dataset, split: Optional[str], *, with_gt: bool) -> Tuple[Li
     return ([i for i in dataset.ids if dataset.has_gt(i)] if with_gt else list(dataset.ids)), None
 
 
-def write_image_index(dataset, ids: Sequence[str], path: Path) -> dict:
-    """Write ``{id: [image path, orientation]}`` for ``ids`` of a described dataset to ``path`` (JSON) and
-    return it: each image as stage 1 read it (:func:`wsss.core.weak_labels.images.read_image`), which
+def write_image_index(dataset, ids: Sequence[str], path: Path) -> None:
+    """Write ``{id: [image path, orientation]}`` for ``ids`` of a described dataset to ``path`` (JSON):
+    each image as stage 1 read it (:func:`wsss.core.weak_labels.images.read_image`), which
     stage 2's image loader (``LoadDatasetImage``) reads again so. An image stage 1 could not load
     (reported there) is read as viewers show it (``"exif"``)."""
     import warnings
@@ -259,7 +259,6 @@ def write_image_index(dataset, ids: Sequence[str], path: Path) -> dict:
                 index[image_id] = [str(dataset.image_path(image_id).resolve()), "exif"]
     with atomic_write(Path(path), durable=False) as handle:
         handle.write(json.dumps(index, ensure_ascii=False, sort_keys=True).encode("utf-8"))
-    return index
 
 
 #: mmseg's PackSegInputs defaults (mmseg 1.2.2), to which apply_dataset adds ``orientation``.
