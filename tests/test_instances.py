@@ -208,3 +208,15 @@ def test_real_voc_instances_rebuild_the_pngs_of_the_same_run(voc_root, tmp_path,
         classes = [a["category_id"] for a in doc["annotations"] if a["image_id"] == k]
         same_class += len(classes) - len(set(classes))
     assert same_class > 0  # some image has two objects of one class, split by the ownership rule
+
+
+def test_scores_that_differ_in_float_rounding_write_the_same_annotation():
+    """The two scores of one object seen when an image was decoded alone and with others (float32
+    sums in another order): the instance files are equal; a real difference in score is kept."""
+    mask = np.zeros((5, 6), bool)
+    mask[1:3, 2:5] = True
+    alone, batched = (inst.object_annotations(1, [mask], [15], [s]) for s in (0.25196918845176697, 0.2519691586494446))
+    assert json.dumps(alone) == json.dumps(batched)
+    assert alone[0]["score"] == 0.252
+    other = inst.object_annotations(1, [mask], [15], [0.2531])
+    assert other[0]["score"] != alone[0]["score"]

@@ -146,3 +146,55 @@ def test_build_report_without_optional_parts(tmp_path):
     report = build_report(tmp_path, pseudo_metrics={"box fill": _metrics(gt, gt)})
     assert (tmp_path / "report.html").is_file() and report["training"] == {} and report["overlays"] == {}
     assert "(no training log)" in (tmp_path / "report.html").read_text()
+
+
+def test_moving_mean_is_the_hand_computed_trend():
+    from wsss.apps.report.plots import moving_mean
+
+    assert moving_mean([1, 2, 3, 4, 5], 3) == pytest.approx([1.5, 2, 3, 4, 4.5])
+    assert moving_mean([7.0] * 9, 4) == pytest.approx([7.0] * 9)
+    noisy = [(-1.0) ** i for i in range(100)]  # per-step noise around 0
+    assert max(abs(v) for v in moving_mean(noisy, 10)) <= 0.2 < min(abs(v) for v in noisy)
+
+
+def test_long_training_curves_draw_a_moving_mean_over_the_raw_line(tmp_path, monkeypatch):
+    import matplotlib.pyplot as plt
+    from wsss.apps.report import plots
+
+    drawn = []
+    monkeypatch.setattr(plt, "close", lambda fig: drawn.append(fig))
+    log = tmp_path / "long.jsonl"
+    rng = np.random.default_rng(0)
+    log.write_text("".join(json.dumps({"step": s, "loss": 1.0 + rng.normal(), "log_truth": {"box": -1.0 + rng.normal()}})
+                           + "\n" for s in range(1, 201)))
+    plots.plot_training_curves(read_train_log(log), tmp_path / "long.png")
+    ax_loss = drawn[0].axes[0]
+    lines = {ln.get_label(): ln for ln in ax_loss.get_lines()}
+    total = lines["total (mean of 10 steps)"]
+    raw = [ln for ln in ax_loss.get_lines() if ln.get_label().startswith("_") and len(ln.get_ydata()) == 200]
+    assert raw and total.get_color() == raw[0].get_color()  # one colour, the raw line under its mean
+    assert np.std(total.get_ydata()) < 0.5 * np.std(raw[0].get_ydata())
+    short = plots.read_train_log(_log(tmp_path / "short.jsonl"))  # 5 steps: drawn as logged
+    plots.plot_training_curves(short, tmp_path / "short.png")
+    assert "total" in {ln.get_label() for ln in drawn[1].axes[0].get_lines()}
+
+
+def test_overlay_rows_draw_only_the_weak_labels_the_run_used(tmp_path):
+    from PIL import Image
+    from wsss.apps.demo import overlay_rows
+    from wsss.core.masks import write_mask
+
+    image, ann, gt = _scene()
+    path = tmp_path / "img0.png"
+    Image.fromarray(image).save(path)
+    ann.image_path = path
+    pred = tmp_path / "pred"
+    write_mask(pred / "img0.png", np.where(gt == 255, 0, gt))
+    rows, _ = overlay_rows(["img0"], lambda i: ann, {"fine-tuned": pred}, "fine-tuned", lambda i: gt,
+                           weak_labels=["boxes"], setting="boxes")
+    used = rows[0].annotation
+    assert used.scribbles is None and len(used.points) == 0 and len(used.boxes) == 1
+    assert rows[0].weak_labels == "boxes"
+    # the drawing of the boxes-only run has no scribble pixel on the scribble row; all labels do
+    assert np.array_equal(draw_weak_labels(image, used)[40, 5:60], (image[40, 5:60] * 0.8).astype(np.uint8))
+    assert not np.array_equal(draw_weak_labels(image, ann)[40, 5:60], (image[40, 5:60] * 0.8).astype(np.uint8))

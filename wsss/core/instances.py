@@ -13,6 +13,9 @@ Format (what stage 1 writes, the instance evaluator reads and stage 2's mmdet da
   the file is plain JSON and COCO / mmdet read it directly.
 * ``bbox`` is the tight box of the mask (COCO's ``[x, y, w, h]`` in pixel edges), ``weak_box`` the
   annotated box the object came from (half-open pixel edges), ``category_id`` the VOC class index.
+* ``score`` is written to :data:`SCORE_DECIMALS` decimals. It is a float32 mean over the mask whose
+  last digits depend on how many images the decoder ran together and on the CPU's kernels; rounded,
+  a resumed or re-sharded run writes the same file, and a ranking by score (mask AP) reads no more.
 * Objects of one image do not overlap, so :func:`semantic_from_instances` rebuilds the semantic mask
   exactly: 0 outside every object, the object's class inside, 255 on the image's ``ignore`` region.
 * ``id`` of an image is its position in the dataset's id list plus one (the same in every shard);
@@ -35,6 +38,7 @@ from wsss.core.cli import run_cli
 from wsss.core.weak_labels.classes import IGNORE_INDEX, VOC_CLASSES
 
 PathLike = Union[str, Path]
+SCORE_DECIMALS = 3
 
 
 def _mask_api():
@@ -92,7 +96,8 @@ def object_annotations(image_id: int, masks: Sequence[np.ndarray], classes: Sequ
         if not mask.any():
             continue
         ann = {"id": 0, "image_id": int(image_id), "category_id": int(cls), "bbox": mask_bbox(mask),
-               "area": int(mask.sum()), "segmentation": encode_mask(mask), "iscrowd": 0, "score": float(score)}
+               "area": int(mask.sum()), "segmentation": encode_mask(mask), "iscrowd": 0,
+               "score": round(float(score), SCORE_DECIMALS)}
         if weak_boxes is not None:
             ann["weak_box"] = [float(v) for v in weak_boxes[k]]
         out.append(ann)

@@ -107,7 +107,7 @@ def build_report(
         figures["overlays"] = "overlays.png"
         present = set()
         for row in overlay_rows:
-            present.update(int(c) for c in row.annotation.box_classes)
+            present.update(int(c) for c in row.annotation.labelled_classes())
         overlays = {
             "ranked_by": ranked_by,
             "rows": [{"label": r.label, "image_id": r.image_id, "scores": r.scores} for r in overlay_rows],

@@ -102,6 +102,8 @@ class OverlayRow:
     masks: Dict[str, np.ndarray]
     gt: Optional[np.ndarray] = None
     scores: Dict[str, float] = field(default_factory=dict)
+    #: the weak labels the run used (e.g. ``boxes``), named over the column that draws them
+    weak_labels: Optional[str] = None
 
 
 def overlay_grid(rows: Sequence[OverlayRow], out_png: Path, *, cell_inches: float = 2.4, dpi: int = 100) -> Path:
@@ -115,7 +117,9 @@ def overlay_grid(rows: Sequence[OverlayRow], out_png: Path, *, cell_inches: floa
     out_png.parent.mkdir(parents=True, exist_ok=True)
     if not rows:
         raise ValueError("overlay_grid needs at least one row")
-    titles = ["image", "weak labels"] + list(rows[0].masks) + ["ground truth"]
+    used = rows[0].weak_labels
+    weak_title = f"weak labels used:\n{used}" if used else "weak labels"
+    titles = ["image", weak_title] + list(rows[0].masks) + ["ground truth"]
     ncol = len(titles)
     h, w = rows[0].image.shape[:2]
     aspect = h / max(w, 1)
@@ -123,7 +127,7 @@ def overlay_grid(rows: Sequence[OverlayRow], out_png: Path, *, cell_inches: floa
                              squeeze=False)
     for r, row in enumerate(rows):
         panels = [row.image, draw_weak_labels(row.image, row.annotation)]
-        names = ["image", "weak labels"]
+        names = ["image", weak_title]
         for name, m in row.masks.items():
             panels.append(blend(row.image, m))
             score = row.scores.get(name)

@@ -92,6 +92,36 @@ def _agg():
     return plt
 
 
+#: Series of at least this many logged steps are drawn raw (faint) with a moving mean over them.
+SMOOTH_MIN_POINTS = 40
+
+
+def moving_mean(values: Sequence[float], window: int) -> List[float]:
+    """Centred moving mean over ``window`` points (fewer at the two ends), e.g. ``[1, 2, 3, 4, 5]``
+    with window 3 -> ``[1.5, 2, 3, 4, 4.5]``: the trend under the per-step noise of one image a step."""
+    n = len(values)
+    sums = [0.0]
+    for v in values:
+        sums.append(sums[-1] + float(v))
+    half = window // 2
+    out = []
+    for i in range(n):
+        lo, hi = max(0, i - half), min(n, i - half + window)
+        out.append((sums[hi] - sums[lo]) / (hi - lo))
+    return out
+
+
+def _series(ax, xs: Sequence[float], ys: Sequence[float], *, label: str, style: str = "-", **kw) -> None:
+    """One curve: as logged when short, else faint as logged under its moving mean (one colour)."""
+    if len(ys) < SMOOTH_MIN_POINTS:
+        ax.plot(xs, ys, style, label=label, **kw)
+        return
+    window = max(3, len(ys) // 20)
+    raw = ax.plot(xs, ys, style, alpha=0.25, lw=0.7, **{k: v for k, v in kw.items() if k != "lw"})[0]
+    kw["color"] = raw.get_color()
+    ax.plot(xs, moving_mean(ys, window), style, label=f"{label} (mean of {window} steps)", **kw)
+
+
 def plot_training_curves(records: Sequence[dict], out_png: Path, *, title: str = "logic fine-tuning") -> Optional[Path]:
     """Panels over the training steps: losses (total and per constraint), per-constraint truth, and,
     where logged, the foreground fraction inside the boxes next to the zero-shot model's (a decoder
@@ -116,17 +146,17 @@ def plot_training_curves(records: Sequence[dict], out_png: Path, *, title: str =
                                   ("fg_in_boxes_zero_shot", "--", "zero-shot decoder")):
             pts = [(r["step"], r[key]) for r in records if key in r]
             if pts:
-                ax_f.plot(*zip(*pts), style, lw=1.5, label=label)
+                _series(ax_f, *zip(*pts), style=style, lw=1.5, label=label)
         ax_f.set_ylim(0, 1), ax_f.set_xlabel("step"), ax_f.set_ylabel("fraction of box cells labelled foreground")
         ax_f.set_title(f"{title}: foreground inside the boxes")
         ax_f.legend(fontsize=7)
     if any(r.get("loss") is not None for r in records):
-        ax_l.plot([r["step"] for r in records if r.get("loss") is not None],
-                  [r["loss"] for r in records if r.get("loss") is not None], "k-", lw=2, label="total")
+        _series(ax_l, [r["step"] for r in records if r.get("loss") is not None],
+                [r["loss"] for r in records if r.get("loss") is not None], color="k", lw=2, label="total")
     names = sorted({k for r in records for k in r.get("losses", {})})
     for n in names:
         pts = [(r["step"], r["losses"][n]) for r in records if n in r.get("losses", {})]
-        ax_l.plot(*zip(*pts), lw=1.2, label=n)
+        _series(ax_l, *zip(*pts), lw=1.2, label=n)
     ax_l.set_xlabel("step"), ax_l.set_ylabel("loss (per constraint: - mean log-truth)")
     ax_l.set_title(f"{title}: loss")
     if names or any(r.get("loss") for r in records):
@@ -138,7 +168,7 @@ def plot_training_curves(records: Sequence[dict], out_png: Path, *, title: str =
     all_t = [v for r in records for v in r.get("truth", {}).values()]
     for n in tnames:
         pts = [(r["step"], r["truth"][n]) for r in records if n in r.get("truth", {})]
-        ax_t.plot(*zip(*pts), lw=1.2, label=n)
+        _series(ax_t, *zip(*pts), lw=1.2, label=n)
     is_log = bool(all_t) and max(all_t) <= 0 and min(all_t) < -1e-9 and min(all_t) < 0
     ax_t.set_xlabel("step")
     ax_t.set_ylabel("mean log-truth" if is_log and min(all_t) < -1.0 else "truth")
