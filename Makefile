@@ -73,7 +73,8 @@ SYNTH_OUT   ?= data/synthetic
 .PHONY: help setup test test-fast synthetic evaluate weights \
         stage1 stage1-embed stage1-train stage1-generate stage1-evaluate stage1-zeroshot \
         stage1-instances merge-instances evaluate-instances \
-        stage2 stage2-test stage2-instance stage2-instance-test proxy-sam demo ablation bench bench-logic bench-stage1 bench-stage2 bench-synthetic bench-quality tune-crf clean
+        stage2 stage2-test stage2-instance stage2-instance-test proxy-sam demo demo-spread ablation bench bench-logic bench-stage1 bench-stage2 bench-synthetic bench-scale \
+        gpu-check bench-quality tune-crf clean
 
 # `make help` is generated from this file: every target with a `## text` comment, and the variables
 # its recipe reads (scripts/make_help.py); nothing to keep in sync by hand.
@@ -201,6 +202,19 @@ bench-stage2: setup ## stage 2 seconds per iteration and peak memory
 
 bench-synthetic: setup ## milliseconds per synthetic scene (render, and written as a dataset)
 	$(PY) benchmarks/bench_synthetic.py
+
+# bench-scale flags, e.g. "--sizes 200,800 --epochs 2" on a small machine
+BENCH_SCALE_ARGS ?=
+bench-scale: setup ## stage 1 seconds per image per step and peak RSS at N = 500, 2000, 8000 images
+	$(PY) benchmarks/bench_scale.py $(BENCH_SCALE_ARGS)
+
+gpu-check: setup ## ViT-H on a CUDA device: embed img/s per precision and attention, train syncs, generate (JSON)
+	$(PY) benchmarks/gpu_check.py --json gpu_check.json
+
+# demo-spread runs, proxy seed:threads pairs
+SPREAD_RUNS ?= 0:2,1:2,2:2,0:1
+demo-spread: setup ## the demo's figures over proxy seeds and thread counts, with their range
+	$(PY) benchmarks/demo_spread.py --runs $(SPREAD_RUNS)
 
 clean: ## remove work_dirs and test caches
 	rm -rf work_dirs .pytest_cache .hypothesis

@@ -35,7 +35,8 @@ from stage1_pseudolabel.pipeline.config import build_config
 from stage1_pseudolabel.pipeline.model import load_model
 from stage1_pseudolabel.pipeline.predict import DecoderRunner, lowres_log_distribution, pseudo_mask
 from stage1_pseudolabel.pipeline.prepare import has_objects, lowres_box_cover, open_dataset, prepare_image
-from stage1_pseudolabel.pipeline.train import foreground_fraction, run_train
+from stage1_pseudolabel.pipeline.train import run_train
+from stage1_pseudolabel.pipeline.train_images import foreground_fraction
 
 
 def miou(conf: np.ndarray) -> float:

@@ -48,6 +48,16 @@ def compute_superpixels(
     mask = None if valid is None else np.asarray(valid, bool)
     if mask is not None and not mask.any():
         return np.full(image.shape[:2], -1, np.int64)
+    if mask is not None:
+        rows, cols = np.nonzero(mask.any(axis=1))[0], np.nonzero(mask.any(axis=0))[0]
+        r0, r1, c0, c1 = rows[0], rows[-1] + 1, cols[0], cols[-1] + 1
+        if mask[r0:r1, c0:c1].all():
+            # A rectangle (SAM's padded frame): SLIC on the crop, unmasked. With a mask, skimage seeds
+            # its centres by k-means over every valid pixel, several times the segmentation's cost.
+            out = np.full(image.shape[:2], -1, np.int64)
+            out[r0:r1, c0:c1] = compute_superpixels(image[r0:r1, c0:c1], n_segments=n_segments,
+                                                    compactness=compactness, sigma=sigma)
+            return out
     labels = slic(
         image,
         n_segments=n_segments,

@@ -320,6 +320,7 @@ def test_checkpoints_load_strictly_and_fail_clearly(model_type, tmp_path):
 def test_sdpa_attention_equals_the_eager_vit(backend, voc_root, tmp_path):
     """attention: sdpa (relative-position bias as an attention mask) against segment_anything's own."""
     from stage1_pseudolabel.sam.precision import autocast
+    from torch.nn.attention import SDPBackend, sdpa_kernel
     from stage1_pseudolabel.sam.sdpa import use_eager_attention, use_sdpa_attention
 
     cfg = backend_cfg(backend, voc_root, tmp_path, max_images=2)
@@ -331,9 +332,11 @@ def test_sdpa_attention_equals_the_eager_vit(backend, voc_root, tmp_path):
     with autocast("bf16", "cpu"):
         eager_bf16 = model.encode(images, device=torch.device("cpu"))
     assert use_sdpa_attention(model.image_encoder) == cfg.model_kwargs["encoder_depth"]
-    sdpa = model.encode(images, device=torch.device("cpu"))
-    with autocast("bf16", "cpu"):
-        sdpa_bf16 = model.encode(images, device=torch.device("cpu"))
+    # Only the fused kernel allowed: the call fails if it can reach no fused kernel (3-D inputs can't).
+    with sdpa_kernel([SDPBackend.FLASH_ATTENTION]):
+        sdpa = model.encode(images, device=torch.device("cpu"))
+        with autocast("bf16", "cpu"):
+            sdpa_bf16 = model.encode(images, device=torch.device("cpu"))
     use_eager_attention(model.image_encoder)
     for name in eager.names():
         ref = eager[name]
@@ -342,6 +345,21 @@ def test_sdpa_attention_equals_the_eager_vit(backend, voc_root, tmp_path):
         # bf16 has 8 mantissa bits: both attention forms are within bf16 rounding of fp32 and of each other
         assert (sdpa_bf16[name].float() - ref).abs().max() <= 0.05 * scale, name
         assert (sdpa_bf16[name].float() - eager_bf16[name].float()).abs().max() <= 0.05 * scale, name
+
+
+def test_fused_attention_backend_refuses_the_3d_call():
+    """The check above has teeth: the same attention with 3-D ``[B * heads, L, D]`` inputs and bias
+    reaches no fused kernel, so under the flash-only backend it raises."""
+    from torch.nn.attention import SDPBackend, sdpa_kernel
+
+    q = torch.randn(2, 4, 64, 16)
+    bias = torch.randn(2, 4, 64, 64)
+    with sdpa_kernel([SDPBackend.FLASH_ATTENTION]):
+        four_d = torch.nn.functional.scaled_dot_product_attention(q, q, q, attn_mask=bias)
+        with pytest.raises(RuntimeError), pytest.warns(UserWarning):
+            torch.nn.functional.scaled_dot_product_attention(*(q.reshape(8, 64, 16),) * 3, attn_mask=bias.reshape(8, 64, 64))
+    ref = torch.nn.functional.scaled_dot_product_attention(*(q.reshape(8, 64, 16),) * 3, attn_mask=bias.reshape(8, 64, 64))
+    assert torch.allclose(four_d.reshape(8, 64, 16), ref, atol=1e-5)
 
 
 @pytest.mark.slow
@@ -402,7 +420,8 @@ def test_lora_adapters_train_alone_and_checkpoints_hold_only_them(backend, synth
 
 def test_embed_shards_across_ranks_and_batches(synthetic, tmp_path, monkeypatch):
     """Under torchrun (RANK / WORLD_SIZE) each rank embeds its slice; batched encoding (SAM 2.1, two
-    images per encoder call) caches what one image per call does."""
+    images per encoder call) caches what one image per call does, in files of the same size (a file
+    holds its image's tensors, not the batch's)."""
     from stage1_pseudolabel.pipeline.cache import EmbeddingCache
     from stage1_pseudolabel.pipeline.embed import run_embed
 
@@ -423,6 +442,7 @@ def test_embed_shards_across_ranks_and_batches(synthetic, tmp_path, monkeypatch)
     a, b = EmbeddingCache(single.cache_dir, key=key), EmbeddingCache(batched.cache_dir, key=key)
     for image_id in open_dataset(single).ids:
         fa, fb = a.load(image_id), b.load(image_id)
+        assert a.nbytes(image_id) == b.nbytes(image_id), image_id
         for name in fa.names():
             assert torch.allclose(fa[name], fb[name], atol=2e-3, rtol=1e-2), (image_id, name)
 

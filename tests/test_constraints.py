@@ -336,6 +336,24 @@ def test_superpixels_respect_a_colour_border_and_padding():
     assert boundary_recall(sp, gt_void, tolerance=1, valid=valid) == 1.0
 
 
+def test_superpixels_of_a_valid_rectangle_are_those_of_the_crop():
+    """SAM's padded frame: the valid cells are a rectangle, segmented as a crop (no mask: skimage's
+    masked SLIC seeds by k-means over every pixel). A valid region of another shape keeps the mask."""
+    from logic.superpixels import compute_superpixels
+
+    rng = np.random.default_rng(0)
+    image = rng.integers(0, 255, (40, 60, 3), dtype=np.uint8)
+    valid = np.zeros((40, 60), bool)
+    valid[:30, :45] = True
+    sp = compute_superpixels(image, valid=valid, n_segments=20)
+    assert np.array_equal(sp[:30, :45], compute_superpixels(image[:30, :45], n_segments=20))
+    assert (sp[~valid] == -1).all()
+    notched = valid.copy()
+    notched[:5, :5] = False
+    sp2 = compute_superpixels(image, valid=notched, n_segments=20)
+    assert (sp2[~notched] == -1).all() and (sp2[notched] >= 0).all()
+
+
 def test_border_precision_uses_superpixels_from_compute_superpixels():
     from logic.superpixels import compute_superpixels
 

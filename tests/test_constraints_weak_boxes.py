@@ -175,7 +175,7 @@ def test_new_constraints_are_off_by_default_and_need_their_data():
 
 
 def test_foreground_fraction_of_the_training_log():
-    from stage1_pseudolabel.pipeline.train import foreground_fraction
+    from stage1_pseudolabel.pipeline.train_images import foreground_fraction
 
     log_probs = torch.log(torch.tensor([[[0.9, 0.2], [0.6, 0.1]], [[0.1, 0.8], [0.4, 0.9]]]))  # [2, 2, 2]
     inside = torch.tensor([[True, True], [True, False]])

@@ -236,7 +236,7 @@ def test_train_and_generate_with_decoder_batches_match_one_call_per_image(backen
     assert set(sizes) == {1}  # the zero-shot passes, one image each
     sizes.clear()
     b = run_train(many, progress=False)
-    assert sizes == [3, 3, 3, 3]  # per step: the zero-shot pass of its 3 new images, then the 3 images
+    assert sizes == [3, 3, 3, 3]  # the zero-shot passes of the two steps' images, then one call per step
     assert a["steps"] == b["steps"] == 2
     assert np.allclose(a["losses"], b["losses"], rtol=1e-5, atol=1e-6), (a["losses"], b["losses"])
     wa = torch.load(one.decoder_path(), weights_only=True)["mask_decoder"]
@@ -249,7 +249,10 @@ def test_train_and_generate_with_decoder_batches_match_one_call_per_image(backen
             # query): Adam turns the rounding noise of either path into steps of up to lr each.
             assert diff <= 2 * one.lr * a["steps"], (k, diff)
         else:
-            assert torch.allclose(wa[k], wb[k], atol=1e-5, rtol=1e-4), (k, diff)
+            # Adam divides each gradient element by its own magnitude, so an element whose gradient is
+            # near rounding level moves by a share of lr that rounding decides: a tenth of the steps'
+            # lr at most here, against a full lr per step for a wrongly paired image.
+            assert torch.allclose(wa[k], wb[k], atol=max(1e-5, 0.1 * one.lr * a["steps"] / 2), rtol=1e-4), (k, diff)
     logs = [[json.loads(line) for line in c.train_log.read_text().splitlines()] for c in (one, many)]
     assert [r.get("fg_in_boxes_zero_shot") for r in logs[0]] == pytest.approx(
         [r.get("fg_in_boxes_zero_shot") for r in logs[1]], abs=1e-6)

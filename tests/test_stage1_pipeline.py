@@ -187,6 +187,45 @@ def test_resume_after_interruption_gives_the_same_outputs(trained, synthetic, tm
     assert png_bytes(cfg.output_path(zero_shot=False)) == png_bytes(a.output_path(zero_shot=False))
 
 
+def test_images_prepared_in_worker_processes_train_as_in_process(trained, synthetic, tmp_path, monkeypatch):
+    """Preparation (objects, prompts, superpixels, constraints) runs before the first step, in worker
+    processes or in this one, and the trained decoder is the same; a step builds nothing, and with
+    the embeddings preloaded reads no file."""
+    from stage1_pseudolabel.pipeline import train_images
+
+    a = trained["cfg"]
+    decoders = {}
+    built = []
+    real_compile, real_step = train_images.compile_constraints, train_module._step_losses
+    monkeypatch.setattr(train_images, "compile_constraints", lambda *x, **k: (built.append(1), real_compile(*x, **k))[1])
+
+    def step_builds_nothing(*args, **kwargs):
+        before = len(built)
+        out = real_step(*args, **kwargs)
+        assert len(built) == before
+        return out
+
+    monkeypatch.setattr(train_module, "_step_losses", step_builds_nothing)
+    for workers in (0, 2):  # and with the embeddings preloaded on the device: no file read per step
+        work = tmp_path / f"workers{workers}"
+        shutil.copytree(a.cache_dir, work / "embeddings")
+        cfg = make_cfg(synthetic, work, prepare_workers=workers, preload_embeddings="device" if workers else "none")
+        built.clear()
+        loads = []
+        real_load = EmbeddingCache.load
+        monkeypatch.setattr(EmbeddingCache, "load", lambda self, *x, **k: (loads.append(1), real_load(self, *x, **k))[1])
+        summary = run_train(cfg, progress=False)
+        monkeypatch.setattr(EmbeddingCache, "load", real_load)
+        # each image read once for the zero-shot pass, once to preload it; without preloading, also per step
+        assert len(loads) == (2 * NUM_TRAIN if workers else NUM_TRAIN + 6 * 2)
+        assert summary["steps"] == 6 and summary["prepare_seconds"] > 0
+        assert len(built) == (NUM_TRAIN if workers == 0 else 0)  # in workers: their own copy of the module
+        decoders[workers] = decoder_of(cfg.decoder_path())
+    ref = decoder_of(a.decoder_path())
+    for workers, got in decoders.items():
+        assert all(torch.equal(ref[k], got[k]) for k in ref), workers
+
+
 def test_two_shards_make_exactly_one_runs_masks(trained, synthetic, tmp_path):
     a = trained["cfg"]
     out = tmp_path / "sharded"

@@ -33,6 +33,7 @@ class Atoms:
         valid: torch.Tensor,
         eps: float = DEFAULT_EPS,
         negate_all: bool = True,
+        all_valid: Optional[bool] = None,
     ) -> None:
         if log_probs.ndim != 3:
             raise ValueError(f"log_probs must be [K, H, W], got shape {tuple(log_probs.shape)}")
@@ -42,7 +43,9 @@ class Atoms:
         self.valid = valid
         # Masks are applied by multiplication (every value is finite after clamping), which is
         # cheaper than torch.where on CPU; None when every pixel is valid (the usual case after cropping).
-        self.valid_weight: Optional[torch.Tensor] = None if bool(valid.all()) else valid.to(self.x.dtype)
+        # ``all_valid``, when the caller knows it, spares reading ``valid`` back from the device.
+        all_valid = bool(valid.all()) if all_valid is None else all_valid
+        self.valid_weight: Optional[torch.Tensor] = None if all_valid else valid.to(self.x.dtype)
         self.eps = eps
         self.negate_all = negate_all
         self._negated: Optional[torch.Tensor] = None

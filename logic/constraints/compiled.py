@@ -34,6 +34,7 @@ class CompiledConstraints:
     ) -> None:
         self.constraints = constraints
         self.valid = valid  # [h, w] inside the crop
+        self.all_valid = bool(valid.all())  # read once here, not at every evaluation
         self.num_labels = num_labels
         self.config = config
         self.crop = crop  # (r0, r1, c0, c1): bounding box of the valid pixels
@@ -154,7 +155,7 @@ class CompiledConstraints:
 
     def _atoms(self, log_probs: torch.Tensor, kind: str) -> Atoms:
         negate_all = any(c.negates_all for n, c in self.constraints.items() if self._atom_kind(n) == kind)
-        return Atoms(log_probs, valid=self.valid, eps=self.config.eps, negate_all=negate_all)
+        return Atoms(log_probs, valid=self.valid, eps=self.config.eps, negate_all=negate_all, all_valid=self.all_valid)
 
     def _atom_kind(self, name: str) -> str:
         kind = self.config.type_of(name)

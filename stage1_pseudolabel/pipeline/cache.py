@@ -130,7 +130,12 @@ class EmbeddingCache:
         """Store one image's ``[C, h, w]`` (or ``[1, C, h, w]``) embedding, or its
         :class:`~stage1_pseudolabel.sam.backends.base.ImageFeatures` (batch 1), as fp16, atomically."""
         tensors = getattr(embedding, "tensors", None) or {"image_embed": embedding}
-        half = lambda t, shape: t.detach().reshape(shape).to("cpu", torch.float16).contiguous()  # noqa: E731
+
+        def half(t: torch.Tensor, shape) -> torch.Tensor:
+            # A copy of its own: an image's slice of a batch is a view, and torch.save writes a
+            # view's whole storage (the batch) into every file.
+            return t.detach().reshape(shape).to("cpu", torch.float16).clone(memory_format=torch.contiguous_format)
+
         emb = half(tensors["image_embed"], self.key.embedding_shape)
         extra = {name: half(tensors[name], shape) for name, shape in self.key.extra_shapes}
         meta = dict(self._expected, image_hw=[int(height), int(width)])

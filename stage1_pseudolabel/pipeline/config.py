@@ -106,6 +106,13 @@ class Stage1Config:
     grad_clip: Optional[float] = 1.0
     seed: int = 0
     checkpoint_every: int = 200  #: optimizer steps between checkpoints (and at every epoch end)
+    #: processes that prepare the training images (objects, prompts, superpixels, compiled
+    #: constraints) once, before the first step; null: one per core of this process's share of the
+    #: machine (cores / local ranks, at most 16); 0 or 1: in the training process itself
+    prepare_workers: Optional[int] = None
+    #: keep the cached embeddings on the training device for the run (fp16): "auto" (on CUDA when
+    #: they take at most half its free memory), "device" or "none" (read from disk at every step)
+    preload_embeddings: str = "auto"
     train_heads: str = "single"  #: "single": train the single-mask head only; "all": every decoder param
     #: what trains: "decoder" (the mask decoder's parameters, per train_heads) or "lora" (LoRA adapters
     #: of rank lora_rank on the decoder's attention projections; checkpoints then hold only the adapters)
@@ -199,6 +206,10 @@ class Stage1Config:
             raise ValueError(f"precision must be one of {PRECISIONS}, got {self.precision!r}")
         if self.attention not in ("eager", "sdpa"):
             raise ValueError(f"attention must be 'eager' or 'sdpa', got {self.attention!r}")
+        if self.preload_embeddings not in ("auto", "device", "none"):
+            raise ValueError(f"preload_embeddings must be 'auto', 'device' or 'none', got {self.preload_embeddings!r}")
+        if self.prepare_workers is not None and self.prepare_workers < 0:
+            raise ValueError(f"prepare_workers must be >= 0 or null, got {self.prepare_workers}")
         if self.no_label_policy not in ("background", "skip"):
             raise ValueError(f"no_label_policy must be 'background' or 'skip', got {self.no_label_policy!r}")
         if self.train_params not in ("decoder", "lora") or self.lora_rank < 1:

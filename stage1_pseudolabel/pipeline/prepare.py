@@ -155,7 +155,8 @@ def superpixel_cache_path(cfg: Stage1Config, image_id: str) -> Path:
 
 def lowres_superpixels(ann: ImageAnnotation, frame: SamFrame, cfg: Stage1Config) -> np.ndarray:
     """SLIC superpixels of the image in the low-res frame, cached on disk (``int32 [L, L]``, -1 none)."""
-    settings = json.dumps(dict(cfg.superpixels, lowres=frame.lowres, encoder_size=frame.encoder_size,
+    # slic: the valid rectangle is segmented as a crop (logic.superpixels), not through a mask
+    settings = json.dumps(dict(cfg.superpixels, slic="crop", lowres=frame.lowres, encoder_size=frame.encoder_size,
                                hw=[frame.height, frame.width], **({} if frame.padded else {"padded": False})),
                           sort_keys=True)
     path = superpixel_cache_path(cfg, ann.image_id)

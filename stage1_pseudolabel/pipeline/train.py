@@ -8,7 +8,8 @@ Only mask-decoder parameters train (AdamW); the image and prompt encoders are fr
 here (their outputs are cached / cheap). For each image the decoder predicts all objects in one call,
 the object logits become a class distribution over ``[background, classes of the image]``
 (:mod:`stage1_pseudolabel.sam.class_distribution`), and the compiled constraints of the image (built
-once, in the 256x256 low-res frame) give the loss. A step averages the loss of ``batch_size`` images;
+once, before the first step, in worker processes: :mod:`stage1_pseudolabel.pipeline.train_images`;
+in the 256x256 low-res frame) give the loss. A step averages the loss of ``batch_size`` images;
 their objects go through the decoder together, ``decoder_batch_images`` images per call
 (:meth:`~stage1_pseudolabel.pipeline.predict.DecoderRunner.batch_object_logits`; 1: one call per image).
 
@@ -20,11 +21,12 @@ boxes that the decoder labels foreground (argmax not background), next to ``fg_i
 the same fraction for the untrained decoder on the same images; a fine-tuned decoder that paints its
 boxes as background shows up there at once), ``config.yaml``.
 
-The untrained decoder is kept (a frozen copy) to compute, once per image, its class distribution in
-the low-res frame: the zero-shot anchor constraint reads it, and the log compares against it. Those
-zero-shot passes are batched too, always over the same images (:func:`zero_shot_groups`: the
-decoder-call chunks of the first epoch's steps), so that an image's anchor does not depend on when it
-was first needed (a resumed run computes the same anchors as an uninterrupted one).
+The untrained decoder is kept (a frozen copy) to compute, once per image before training, its class
+distribution in the low-res frame: the zero-shot anchor constraint reads it, and the log compares
+against it. Those zero-shot passes are batched too, always over the same images
+(:func:`zero_shot_groups`: the decoder-call chunks of the first epoch's steps), so that an image's
+anchor depends on the run's settings only (a resumed run computes the same anchors as an
+uninterrupted one).
 
 Determinism: the image order of epoch ``e`` is a permutation seeded by ``seed + e``, so a resumed run
 continues exactly where the checkpoint was taken and ends with the same weights as an uninterrupted
@@ -40,30 +42,20 @@ import math
 import os
 import sys
 import time
-from collections import OrderedDict
 from contextlib import nullcontext
-from dataclasses import dataclass
-from typing import Callable, Dict, List, Optional, Sequence, Tuple
+from typing import Dict, List, Optional, Sequence, Tuple
 
 import torch
 import torch.distributed as dist
 from tqdm import tqdm
 
-from logic.constraints import CompiledConstraints
 from stage1_pseudolabel.pipeline.cache import EmbeddingCache, atomic_torch_save
 from stage1_pseudolabel.pipeline.config import Stage1Config, add_common_arguments, config_from_args
 from stage1_pseudolabel.pipeline.logs import JsonLinesLog
 from stage1_pseudolabel.pipeline.model import freeze_for_decoder_training, load_model, resolve_device, save_decoder
 from stage1_pseudolabel.pipeline.predict import DecoderRunner, lowres_log_distribution, lowres_object_distribution
-from stage1_pseudolabel.pipeline.prepare import (
-    PreparedImage,
-    compile_constraints,
-    constraint_config,
-    has_objects,
-    lowres_box_cover,
-    open_dataset,
-    prepare_image,
-)
+from stage1_pseudolabel.pipeline.prepare import PreparedImage, constraint_config, has_objects, open_dataset
+from stage1_pseudolabel.pipeline.train_images import TrainImages, TrainItem, default_workers, foreground_cells
 from wsss.core.cli import run_cli, setup_logging, world
 from wsss.core.weak_labels.errors import WeakLabelError
 
@@ -71,105 +63,6 @@ log = logging.getLogger(__name__)
 
 
 # -- data ------------------------------------------------------------------------------------------
-def foreground_fraction(log_probs: torch.Tensor, inside: torch.Tensor) -> float:
-    """Fraction of the cells ``inside`` (``bool [L, L]``) whose most probable channel is not background
-    (``log_probs [1 + K, L, L]``); NaN without such cells."""
-    n = int(inside.sum())
-    if n == 0:
-        return float("nan")
-    fg = log_probs.detach().argmax(dim=0) != 0
-    return float((fg & inside.to(fg.device)).sum()) / n
-
-
-@dataclass
-class TrainItem:
-    prepared: PreparedImage
-    constraints: CompiledConstraints
-    embedding: torch.Tensor  # float32 [1, 256, h, w], on the training device
-    box_cover: torch.Tensor  # bool [L, L] cells inside the objects' boxes
-    fg_zero_shot: float  # foreground fraction of box_cover under the untrained decoder
-
-
-ZeroShot = Callable[[List[PreparedImage], List[torch.Tensor]], List[torch.Tensor]]
-
-
-class TrainImages:
-    """The training images: prepared objects, prompts and compiled constraints, built once per image.
-
-    Compiled constraints are kept in memory (an LRU of ``max_cached`` images) and superpixels on disk,
-    so later epochs only read the embedding. ``zero_shot`` maps images (prepared, embedding) to the
-    untrained decoder's ``[1 + K, L, L]`` log distributions, in one call for the images of a group:
-    ``groups[i]`` (default: image ``i`` alone) are the indices whose zero-shot pass is made together
-    with image ``i``'s, whenever it is needed (:meth:`warm`).
-    """
-
-    def __init__(self, cfg: Stage1Config, ids: List[str], *, dataset, cache: EmbeddingCache, encoder_size: int,
-                 lowres: int, device: torch.device, max_cached: int = 4096, zero_shot: Optional[ZeroShot] = None,
-                 groups: Optional[Dict[int, Tuple[int, ...]]] = None) -> None:
-        self.cfg, self.ids, self.dataset, self.cache, self.device = cfg, ids, dataset, cache, device
-        self.encoder_size, self.lowres = encoder_size, lowres
-        self.max_cached = max_cached
-        self.zero_shot = zero_shot
-        self.groups = groups or {}
-        self._index = {image_id: i for i, image_id in enumerate(ids)}
-        self._memo: "OrderedDict[str, Tuple[PreparedImage, CompiledConstraints, torch.Tensor, float]]" = OrderedDict()
-
-    def __len__(self) -> int:
-        return len(self.ids)
-
-    def _embedding(self, image_id: str, prepared: PreparedImage) -> torch.Tensor:
-        return self.cache.load(image_id, height=prepared.frame.height, width=prepared.frame.width,
-                               device=self.device, dtype=torch.float32)
-
-    def warm(self, indices: Sequence[int]) -> None:
-        """Prepare the images of ``indices`` that are not in memory, with the other images of their
-        zero-shot groups (one zero-shot decoder call per group)."""
-        done = set()
-        for i in indices:
-            if self.ids[i] in self._memo or i in done:
-                continue
-            group = self.groups.get(i, (i,))
-            done.update(group)
-            members = []  # (image_id, ann or None when in memory, prepared)
-            for g in group:
-                image_id = self.ids[g]
-                if image_id in self._memo:
-                    members.append((image_id, None, self._memo[image_id][0]))
-                    continue
-                ann = self.dataset.load(image_id)
-                members.append((image_id, ann, prepare_image(ann, self.cfg, encoder_size=self.encoder_size,
-                                                              lowres=self.lowres, padded=self.cache.key.padded)))
-            zero_shots: Dict[str, torch.Tensor] = {}
-            with_objects = [m for m in members if m[2].objects.num_objects]
-            if self.zero_shot is not None and with_objects:
-                with torch.no_grad():
-                    dists = self.zero_shot([p for _, _, p in with_objects],
-                                           [self._embedding(image_id, p) for image_id, _, p in with_objects])
-                zero_shots = {image_id: d for (image_id, _, _), d in zip(with_objects, dists)}
-            for image_id, ann, prepared in members:
-                if ann is not None:
-                    self._remember(image_id, ann, prepared, zero_shots.get(image_id))
-
-    def _remember(self, image_id: str, ann, prepared: PreparedImage, zero_shot: Optional[torch.Tensor]) -> None:
-        cover = lowres_box_cover(prepared)
-        fg_zero_shot = float("nan") if zero_shot is None else foreground_fraction(zero_shot, cover)
-        constraints = compile_constraints(ann, prepared, self.cfg, zero_shot_log_probs=zero_shot).to(self.device)
-        self._memo[image_id] = (prepared, constraints, cover.to(self.device), fg_zero_shot)
-        if len(self._memo) > self.max_cached:
-            self._memo.popitem(last=False)
-
-    def prepared(self, image_id: str) -> Tuple[PreparedImage, CompiledConstraints, torch.Tensor, float]:
-        if image_id not in self._memo:
-            self.warm([self._index[image_id]])
-        self._memo.move_to_end(image_id)
-        return self._memo[image_id]
-
-    def __getitem__(self, index: int) -> TrainItem:
-        image_id = self.ids[index]
-        prepared, constraints, cover, fg_zero_shot = self.prepared(image_id)
-        return TrainItem(prepared, constraints, self._embedding(image_id, prepared), cover, fg_zero_shot)
-
-
 def epoch_order(n: int, *, seed: int, epoch: int, rank: int, world_size: int) -> List[int]:
     """This rank's image indices for ``epoch``: a seeded permutation, padded (wrapping) to a multiple of
     ``world_size`` so every rank takes the same number of steps, then every ``world_size``-th index."""
@@ -226,6 +119,65 @@ def init_distributed(device: torch.device) -> Tuple[int, int]:
         dist.init_process_group(backend=backend)
         log.info("DDP: rank %d of %d (%s)", rank, size, backend)
     return rank, size
+
+
+# -- one step --------------------------------------------------------------------------------------
+def _step_losses(items: List[TrainItem], *, runner: DecoderRunner, decoder, names: Sequence[str], per_call: int,
+                 ddp: bool) -> torch.Tensor:
+    """Forward and backward of one optimizer step's images, ``per_call`` images a decoder call (one
+    backward per call; DDP's all-reduce with the last).
+
+    Returns the step's sums, a float64 vector on the device, read once per step: ``[loss, (sum of
+    mean log-truths, images) per constraint of names, fg_in_boxes, images with a box fraction,
+    images, fg_in_boxes_zero_shot]``. Nothing here waits for the device.
+    """
+    device = items[0].box_cover.device
+    sums = torch.zeros(1 + 2 * len(names) + 4, dtype=torch.float64, device=device)
+    sums[-2] = len(items)
+    chunks = [range(c, min(c + per_call, len(items))) for c in range(0, len(items), per_call)]
+    for c, members in enumerate(chunks):
+        sync = decoder.no_sync() if ddp and c < len(chunks) - 1 else nullcontext()
+        with sync:
+            logits_list = runner.batch_object_logits([items[j].prepared for j in members],
+                                                     [items[j].embedding for j in members], mask_decoder=decoder)
+            total = None
+            for j, logits in zip(members, logits_list):
+                item = items[j]
+                log_probs = lowres_log_distribution(item.prepared, logits)
+                objects = lowres_object_distribution(logits) if item.constraints.needs_objects else None
+                loss, truths = item.constraints.loss_and_truths(log_probs, objects)
+                if not truths:
+                    loss = logits.sum() * 0.0  # keeps every rank's backward in step
+                part = loss / len(items)
+                total = part if total is None else total + part
+                sums[0] += loss.detach()
+                groundings = item.constraints.num_groundings
+                for k, name in enumerate(names):
+                    if name in truths:
+                        sums[1 + 2 * k] += truths[name].detach().double() / groundings[name]
+                        sums[2 + 2 * k] += 1
+                if item.box_cells and not math.isnan(item.fg_zero_shot):
+                    sums[-4] += foreground_cells(log_probs, item.box_cover).double() / item.box_cells
+                    sums[-3] += 1
+                    sums[-1] += item.fg_zero_shot
+            total.backward()
+    return sums
+
+
+def _log_record(totals: List[float], *, names: Sequence[str], step: int, epoch: int, lr: float) -> Dict:
+    """The training log's line of a step from its (all-reduced) sums (layout of :func:`_step_losses`)."""
+    fg, with_fg, images, fg_zero_shot = totals[-4:]
+    record = {"step": step, "epoch": epoch, "loss": totals[0] / images, "lr": lr, "images": int(images),
+              "log_truth": {}, "truth": {}}
+    for k, name in enumerate(names):
+        if totals[2 + 2 * k] > 0:
+            mean_log = totals[1 + 2 * k] / totals[2 + 2 * k]
+            record["log_truth"][name] = mean_log
+            record["truth"][name] = math.exp(mean_log)
+    if with_fg > 0:
+        record["fg_in_boxes"] = fg / with_fg
+        record["fg_in_boxes_zero_shot"] = fg_zero_shot / with_fg
+    return record
 
 
 # -- training --------------------------------------------------------------------------------------
@@ -286,6 +238,11 @@ def run_train(cfg: Stage1Config, *, resume: bool = False, progress: bool = True)
                          device=device, zero_shot=zero_shot,
                          groups=zero_shot_groups(len(ids), seed=cfg.seed, world_size=world_size,
                                                  batch_size=cfg.batch_size, per_call=per_call))
+    workers = default_workers() if cfg.prepare_workers is None else cfg.prepare_workers
+    images.prepare(workers=workers, progress=progress and is_main)
+    images.preload(cfg.preload_embeddings)
+    if is_main:
+        log.info("prepared %d image(s) in %.1f s (%d worker process(es))", len(ids), images.prepare_seconds, workers)
 
     if world_size > 1:
         decoder_call = torch.nn.parallel.DistributedDataParallel(
@@ -333,7 +290,6 @@ def run_train(cfg: Stage1Config, *, resume: bool = False, progress: bool = True)
                disable=not (progress and is_main), dynamic_ncols=True)
     losses: List[float] = []
     step_times: List[float] = []
-    logic_times: List[float] = []
 
     def checkpoint(epoch: int, batch_in_epoch: int, *, with_step_copy: bool) -> None:
         if not is_main:
@@ -354,73 +310,26 @@ def run_train(cfg: Stage1Config, *, resume: bool = False, progress: bool = True)
         first = start_batch if epoch == start_epoch else 0
         for b in range(first, len(batches)):
             t_step = time.perf_counter()
-            logic_seconds = 0.0
             for group in optimizer.param_groups:
                 group["lr"] = _lr_at(step, cfg)
             optimizer.zero_grad(set_to_none=True)
             batch = batches[b]
-            sums = torch.zeros(1 + 2 * len(constraint_names), dtype=torch.float64)
-            fg_sums = torch.zeros(3, dtype=torch.float64)  # fg fraction in boxes: fine-tuned, zero-shot, images
-            images.warm(batch)  # new images: their zero-shot passes, batched
-            items = [images[index] for index in batch]
-            # The images' objects through the decoder, per_call images a call (1: object_logits per
-            # image, as before, which batch_object_logits is for one image); one backward per call,
-            # DDP's all-reduce with the last.
-            chunks = [range(c, min(c + per_call, len(batch))) for c in range(0, len(batch), per_call)]
-            for c, members in enumerate(chunks):
-                sync = nullcontext() if (world_size == 1 or c == len(chunks) - 1) else decoder_call.no_sync()
-                with sync:
-                    logits_list = runner.batch_object_logits([items[j].prepared for j in members],
-                                                             [items[j].embedding for j in members],
-                                                             mask_decoder=decoder_call)
-                    total = None
-                    for j, logits in zip(members, logits_list):
-                        item = items[j]
-                        constraints = item.constraints
-                        t_logic = time.perf_counter()
-                        log_probs = lowres_log_distribution(item.prepared, logits)
-                        objects = lowres_object_distribution(logits) if constraints.needs_objects else None
-                        loss, truths = constraints.loss_and_truths(log_probs, objects)
-                        fg = foreground_fraction(log_probs, item.box_cover)
-                        if not (math.isnan(fg) or math.isnan(item.fg_zero_shot)):
-                            fg_sums += torch.tensor([fg, item.fg_zero_shot, 1.0], dtype=torch.float64)
-                        if not truths:
-                            loss = logits.sum() * 0.0  # keeps every rank's backward in step
-                        logic_seconds += time.perf_counter() - t_logic  # forward only
-                        part = loss / len(batch)
-                        total = part if total is None else total + part
-                        sums[0] += float(loss.detach())
-                        groundings = constraints.num_groundings
-                        for k, name in enumerate(constraint_names):
-                            if name in truths:
-                                sums[1 + 2 * k] += float(truths[name].detach()) / groundings[name]
-                                sums[2 + 2 * k] += 1
-                    total.backward()
+            sums = _step_losses([images[index] for index in batch], runner=runner, decoder=decoder_call,
+                                names=constraint_names, per_call=per_call, ddp=world_size > 1)
             if cfg.grad_clip:
                 torch.nn.utils.clip_grad_norm_(params, cfg.grad_clip)
             optimizer.step()
             step += 1
-            step_times.append(time.perf_counter() - t_step)
-            logic_times.append(logic_seconds)
-            counts = torch.tensor([len(batch)], dtype=torch.float64)
             if world_size > 1:
-                packed = torch.cat([sums, fg_sums, counts]).to(device)
-                dist.all_reduce(packed)
-                sums, fg_sums, counts = packed[:-4].cpu(), packed[-4:-1].cpu(), packed[-1:].cpu()
-            mean_loss = float(sums[0] / counts[0])
+                dist.all_reduce(sums)
+            # The step's one read from the device: everything the log needs, in one copy.
+            totals = sums.tolist()
+            step_times.append(time.perf_counter() - t_step)
+            mean_loss = totals[0] / totals[-2]
             losses.append(mean_loss)
             if is_main:
-                record = {"step": step, "epoch": epoch, "loss": mean_loss, "lr": _lr_at(step - 1, cfg),
-                          "images": int(counts[0]), "log_truth": {}, "truth": {}}
-                for k, name in enumerate(constraint_names):
-                    if sums[2 + 2 * k] > 0:
-                        mean_log = float(sums[1 + 2 * k] / sums[2 + 2 * k])
-                        record["log_truth"][name] = mean_log
-                        record["truth"][name] = math.exp(mean_log)
-                if fg_sums[2] > 0:
-                    record["fg_in_boxes"] = float(fg_sums[0] / fg_sums[2])
-                    record["fg_in_boxes_zero_shot"] = float(fg_sums[1] / fg_sums[2])
-                train_log.write(record)
+                train_log.write(_log_record(totals, names=constraint_names, step=step, epoch=epoch,
+                                            lr=_lr_at(step - 1, cfg)))
                 bar.set_postfix(loss=f"{mean_loss:.4f}", epoch=epoch)
             bar.update(1)
             done = step >= total_steps
@@ -439,7 +348,8 @@ def run_train(cfg: Stage1Config, *, resume: bool = False, progress: bool = True)
         dist.barrier()
     return {
         "step": "train", "steps": step, "images": len(ids), "losses": losses, "final": str(final_path),
-        "step_seconds": step_times, "logic_forward_seconds": logic_times, "batch_size": cfg.batch_size, "skipped": skipped,
+        "step_seconds": step_times, "prepare_seconds": images.prepare_seconds, "batch_size": cfg.batch_size,
+        "skipped": skipped,
     }
 
 

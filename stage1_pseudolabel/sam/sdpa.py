@@ -2,7 +2,7 @@
 
 ``segment_anything``'s ``Attention`` materialises ``softmax(q k^T * scale + rel_pos)`` itself. Here
 the decomposed relative-position bias of ``add_decomposed_rel_pos`` is built as an additive
-attention mask ``[B * heads, HW, HW]`` and handed to ``torch.nn.functional.scaled_dot_product_attention``
+attention mask ``[B, heads, HW, HW]`` and handed to ``torch.nn.functional.scaled_dot_product_attention``
 (fused kernels on the GPU; the same maths). Same weights, same outputs: equal to the eager module
 within float rounding in fp32 and within bf16 tolerance under bf16 autocast (tests/test_backends.py).
 
@@ -33,21 +33,24 @@ def _rel_pos(q_size: int, k_size: int, rel_pos: torch.Tensor) -> torch.Tensor:
 
 
 def sdpa_forward(self: nn.Module, x: torch.Tensor) -> torch.Tensor:
-    """``Attention.forward`` of segment_anything's ViT with SDPA: ``x`` ``[B, H, W, C]`` -> same shape."""
+    """``Attention.forward`` of segment_anything's ViT with SDPA: ``x`` ``[B, H, W, C]`` -> same shape.
+
+    q, k, v stay 4-D ``[B, heads, HW, D]`` and the relative-position bias is ``[B, heads, HW, HW]``:
+    the fused kernels (flash on the CPU, memory-efficient on CUDA) take only 4-D inputs, and a 3-D
+    call falls back to the math path, which in bf16 upcasts and materialises the score matrix.
+    """
     b, h, w, _ = x.shape
-    qkv = self.qkv(x).reshape(b, h * w, 3, self.num_heads, -1).permute(2, 0, 3, 1, 4)
-    q, k, v = qkv.reshape(3, b * self.num_heads, h * w, -1).unbind(0)
-    mask = None
+    q, k, v = self.qkv(x).reshape(b, h * w, 3, self.num_heads, -1).permute(2, 0, 3, 1, 4).unbind(0)
+    bias = None
     if self.use_rel_pos:
         rh = _rel_pos(h, h, self.rel_pos_h)
         rw = _rel_pos(w, w, self.rel_pos_w)
-        r_q = q.reshape(b * self.num_heads, h, w, -1)
-        rel_h = torch.einsum("bhwc,hkc->bhwk", r_q, rh.to(r_q.dtype))
-        rel_w = torch.einsum("bhwc,wkc->bhwk", r_q, rw.to(r_q.dtype))
-        mask = (rel_h[:, :, :, :, None] + rel_w[:, :, :, None, :]).reshape(b * self.num_heads, h * w, h * w)
-        mask = mask.to(q.dtype)
-    out = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, scale=self.scale)
-    out = out.view(b, self.num_heads, h, w, -1).permute(0, 2, 3, 1, 4).reshape(b, h, w, -1)
+        r_q = q.reshape(b, self.num_heads, h, w, -1)
+        rel_h = torch.einsum("bnhwc,hkc->bnhwk", r_q, rh.to(r_q.dtype))
+        rel_w = torch.einsum("bnhwc,wkc->bnhwk", r_q, rw.to(r_q.dtype))
+        bias = (rel_h[..., :, None] + rel_w[..., None, :]).reshape(b, self.num_heads, h * w, h * w).to(q.dtype)
+    out = F.scaled_dot_product_attention(q, k, v, attn_mask=bias, scale=self.scale)
+    out = out.permute(0, 2, 1, 3).reshape(b, h, w, -1)
     return self.proj(out)
 
 
