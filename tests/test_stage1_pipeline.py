@@ -283,6 +283,19 @@ def test_dense_crf_refinement_in_generate(trained, synthetic, tmp_path, monkeypa
         changed += int((refined != before).sum())
     assert changed > 0
 
+    # The CRF in 2 worker processes writes the same masks and instance file as in generate's own
+    # (crf_workers 0); the instances come back in image order.
+    files = {}
+    for workers in (0, 2):
+        pooled = tmp_path / f"crf{workers}"
+        c = make_cfg(synthetic, a.work_dir, output_dir=str(pooled), crf={"bi_rgb_std": 10}, crf_workers=workers,
+                     instances=True)
+        assert run_generate(c, progress=False)["written"] == NUM_TRAIN
+        doc = json.loads(Path(c.instances_path(zero_shot=False)).read_text())
+        files[workers] = (png_bytes(pooled), doc["images"], doc["annotations"])
+        assert files[workers][0] == png_bytes(out)
+    assert files[0] == files[2]
+
 
 def test_unreadable_images_are_reported_by_name_and_the_rest_goes_on(trained, synthetic, tmp_path, capsys):
     data = tmp_path / "data"

@@ -125,6 +125,9 @@ class Stage1Config:
     output_dir: Optional[str] = None  #: default <work_dir>/pseudo_masks (zero-shot: zeroshot_<prompt_mode>)
     decoder_checkpoint: Optional[str] = None  #: default <work_dir>/decoder/final.pth
     embed_missing: bool = True  #: generate computes (and caches) embeddings that are missing
+    #: processes that run the dense CRF (with ``crf`` set) and read its masks, in image order; null:
+    #: one per core of this process's share of the machine (at most 16); 0 or 1: in generate itself
+    crf_workers: Optional[int] = None
     #: dense-CRF refinement of the pixel class distribution before the argmax: null (off), or a
     #: mapping of :class:`wsss.core.crf.CRFParams` fields (``{}``: DeepLab's VOC defaults)
     crf: Optional[Dict[str, Any]] = None
@@ -208,8 +211,9 @@ class Stage1Config:
             raise ValueError(f"attention must be 'eager' or 'sdpa', got {self.attention!r}")
         if self.preload_embeddings not in ("auto", "device", "none"):
             raise ValueError(f"preload_embeddings must be 'auto', 'device' or 'none', got {self.preload_embeddings!r}")
-        if self.prepare_workers is not None and self.prepare_workers < 0:
-            raise ValueError(f"prepare_workers must be >= 0 or null, got {self.prepare_workers}")
+        for name in ("prepare_workers", "crf_workers"):
+            if getattr(self, name) is not None and getattr(self, name) < 0:
+                raise ValueError(f"{name} must be >= 0 or null, got {getattr(self, name)}")
         if self.no_label_policy not in ("background", "skip"):
             raise ValueError(f"no_label_policy must be 'background' or 'skip', got {self.no_label_policy!r}")
         if self.train_params not in ("decoder", "lora") or self.lora_rank < 1:

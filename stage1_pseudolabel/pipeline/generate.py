@@ -62,7 +62,7 @@ from wsss.core.masks import write_mask
 from wsss.core.atomic import atomic_write, remove_stale_temp_files, write_json
 from stage1_pseudolabel.pipeline.cache import EmbeddingCache
 from stage1_pseudolabel.pipeline.config import Stage1Config, add_common_arguments, config_from_args
-from stage1_pseudolabel.pipeline.io import BackgroundWriter, prefetch
+from stage1_pseudolabel.pipeline.io import BackgroundWriter, OrderedProcessPool, default_workers, prefetch
 from stage1_pseudolabel.pipeline.model import load_decoder, load_model, resolve_device
 from stage1_pseudolabel.pipeline.predict import (
     DecoderRunner, lowres_log_distribution, lowres_object_distribution, pseudo_mask, pseudo_mask_and_instances,
@@ -229,16 +229,20 @@ def run_generate(
     def finish_image(writer: BackgroundWriter, image_id: str, prepared, logits: torch.Tensor,
                      image: Optional[np.ndarray], constraints) -> None:
         nonlocal decode_seconds
-        out_path = out_dir / f"{image_id}.png"
         t0 = time.perf_counter()
-        with torch.inference_mode():
-            if doc is None:
-                mask = pseudo_mask(prepared, logits, confidence_threshold=cfg.confidence_threshold, crf=crf,
-                                   image=image)
-            else:
-                mask, objects = pseudo_mask_and_instances(prepared, logits, crf=crf, image=image,
-                                                          confidence_threshold=cfg.confidence_threshold)
+        if crf is None:  # no CPU work worth a process: at once, on the device
+            complete(writer, image_id, prepared, logits, constraints,
+                     finished_mask(prepared, logits, image, crf, cfg.confidence_threshold, doc is not None))
+        else:
+            args = (prepared, logits.cpu(), image, crf, cfg.confidence_threshold, doc is not None)
+            masks_pool.submit(finished_mask, args,
+                              lambda done: complete(writer, image_id, prepared, logits, constraints, done))
         decode_seconds += time.perf_counter() - t0
+
+    def complete(writer: BackgroundWriter, image_id: str, prepared, logits: torch.Tensor, constraints,
+                 done: Tuple[np.ndarray, object]) -> None:
+        mask, objects = done
+        out_path = out_dir / f"{image_id}.png"
         if constraints is not None and not (diag_dir / f"{image_id}.npz").is_file():
             write_violation_maps(diag_dir / f"{image_id}.npz", constraints, logits, prepared)
             counts["diagnostics"] += 1
@@ -253,7 +257,8 @@ def run_generate(
 
     bar = tqdm(total=len(ids), desc="generate" + (" (zero-shot)" if zero_shot else ""), unit="img",
                disable=not progress, dynamic_ncols=True)
-    with BackgroundWriter(max_pending=4) as writer:
+    crf_workers = (default_workers() if cfg.crf_workers is None else cfg.crf_workers) if crf is not None else 0
+    with BackgroundWriter(max_pending=4) as writer, OrderedProcessPool(crf_workers) as masks_pool:
         for image_id, item, error in prefetch(read, ids, ahead=4):
             bar.update(1)
             out_path = out_dir / f"{image_id}.png"
@@ -296,6 +301,7 @@ def run_generate(
             if len(to_decode) >= cfg.decoder_batch_images:
                 decode_queued(writer)
         decode_queued(writer)
+        masks_pool.close()  # the last masks, before the writer's last writes
     bar.close()
     flush_instances()
     decoded = counts["written"]
@@ -310,6 +316,16 @@ def run_generate(
     summary["problems_file"] = str(cfg.work_path / "logs" / f"generate_{tag}_shard{shard_index}of{num_shards}.json")
     write_json(summary["problems_file"], summary, sort_keys=True)
     return summary
+
+
+def finished_mask(prepared, logits: torch.Tensor, image: Optional[np.ndarray], crf, confidence_threshold: float,
+                  instances: bool) -> Tuple[np.ndarray, object]:
+    """``(mask, objects)`` of one image (objects None without ``instances``): the dense CRF, when set,
+    is the CPU work of generate (about 0.8 s per VOC image), so it runs in worker processes."""
+    with torch.inference_mode():
+        if not instances:
+            return pseudo_mask(prepared, logits, confidence_threshold=confidence_threshold, crf=crf, image=image), None
+        return pseudo_mask_and_instances(prepared, logits, crf=crf, image=image, confidence_threshold=confidence_threshold)
 
 
 def write_violation_maps(path, constraints, logits: torch.Tensor, prepared) -> None:

@@ -102,3 +102,69 @@ class BackgroundWriter:
 
 
 _END = object()
+
+
+def default_workers() -> int:
+    """One worker process per core of this process's share of the machine (its local rank's), at most 16."""
+    import os
+
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    local = int(os.environ.get("LOCAL_WORLD_SIZE", "1"))
+    return max(1, min(16, cores // max(local, 1)))
+
+
+def _one_thread() -> None:
+    import torch
+
+    torch.set_num_threads(1)  # one process per core
+
+
+class OrderedProcessPool:
+    """CPU work in worker processes, its results handed back in submission order.
+
+    ``submit(fn, args, then)`` runs ``fn(*args)`` (a module-level function; arguments are pickled)
+    and later calls ``then(result)`` in this process, in the order of the submissions, from
+    :meth:`submit` itself (as earlier results are ready, and blocking while ``2 x workers`` are
+    pending) or from :meth:`close`. With ``workers`` 0 or 1 everything runs at once, in this process.
+    """
+
+    def __init__(self, workers: int) -> None:
+        self.workers = workers
+        self._pool = None
+        self._pending: Deque[Tuple[Future, Callable[[Any], None]]] = deque()
+        if workers > 1:
+            import multiprocessing
+            from concurrent.futures import ProcessPoolExecutor
+
+            method = "fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn"
+            self._pool = ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context(method),
+                                             initializer=_one_thread)
+
+    def submit(self, fn: Callable[..., R], args: tuple, then: Callable[[R], None]) -> None:
+        if self._pool is None:
+            then(fn(*args))
+            return
+        self._pending.append((self._pool.submit(fn, *args), then))
+        self._drain(block_above=2 * self.workers)
+
+    def _drain(self, block_above: int) -> None:
+        while self._pending and (self._pending[0][0].done() or len(self._pending) > block_above):
+            fut, then = self._pending.popleft()
+            then(fut.result())
+
+    def close(self) -> None:
+        """Hand back every pending result, then stop the workers."""
+        try:
+            self._drain(block_above=0)
+        finally:
+            if self._pool is not None:
+                self._pool.shutdown(cancel_futures=True)
+
+    def __enter__(self) -> "OrderedProcessPool":
+        return self
+
+    def __exit__(self, exc_type, *rest) -> None:
+        if exc_type is None:
+            self.close()
+        elif self._pool is not None:
+            self._pool.shutdown(cancel_futures=True)

@@ -55,7 +55,8 @@ from stage1_pseudolabel.pipeline.logs import JsonLinesLog
 from stage1_pseudolabel.pipeline.model import freeze_for_decoder_training, load_model, resolve_device, save_decoder
 from stage1_pseudolabel.pipeline.predict import DecoderRunner, lowres_log_distribution, lowres_object_distribution
 from stage1_pseudolabel.pipeline.prepare import PreparedImage, constraint_config, has_objects, open_dataset
-from stage1_pseudolabel.pipeline.train_images import TrainImages, TrainItem, default_workers, foreground_cells
+from stage1_pseudolabel.pipeline.io import default_workers
+from stage1_pseudolabel.pipeline.train_images import TrainImages, TrainItem, foreground_cells
 from wsss.core.cli import run_cli, setup_logging, world
 from wsss.core.weak_labels.errors import WeakLabelError
 

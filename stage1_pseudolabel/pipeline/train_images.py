@@ -17,7 +17,6 @@ from __future__ import annotations
 import logging
 import math
 import multiprocessing
-import os
 import time
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
@@ -86,14 +85,6 @@ def _prepare_one(image_id: str) -> Tuple[str, _Prepared]:
     constraints = None if reads_zero_shot(cfg) else compile_constraints(ann, prepared, cfg)
     cover = lowres_box_cover(prepared)
     return image_id, _Prepared(prepared, constraints, cover, int(cover.sum()))
-
-
-def default_workers() -> int:
-    """One preparing process per core of this process's share of the machine (its local rank's),
-    at most 16."""
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-    local = int(os.environ.get("LOCAL_WORLD_SIZE", "1"))
-    return max(1, min(16, cores // max(local, 1)))
 
 
 def prepare_images(cfg: Stage1Config, ids: Sequence[str], *, encoder_size: int, lowres: int, padded: bool,
