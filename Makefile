@@ -110,16 +110,18 @@ weights: ## download an official SAM checkpoint to data/checkpoints (needs inter
 
 stage1: stage1-embed stage1-train stage1-generate stage1-evaluate ## embed + train + generate + evaluate pseudo-masks
 
-stage1-embed: setup ## cache the frozen encoder's embeddings (resumable, sharded)
-	$(PY) -m stage1_pseudolabel.pipeline.embed $(STAGE1_COMMON) $(EMBED_ARGS) --shard-index $(SHARD_INDEX) --num-shards $(NUM_SHARDS)
+# NPROC > 1: NPROC processes on one node through torchrun, one GPU each: embed and generate split
+# the images between them (within the shard), train is DDP (nccl on GPUs, gloo on CPU); same flags.
+STAGE1_RUN = $(if $(filter-out 1,$(NPROC)),$(PY) -m torch.distributed.run --standalone --nproc-per-node $(NPROC),$(PY))
 
-# NPROC > 1: DDP on one node through torchrun (nccl on GPUs, gloo on CPU), same flags.
+stage1-embed: setup ## cache the frozen encoder's embeddings (resumable, sharded; NPROC > 1: one process per GPU)
+	$(STAGE1_RUN) -m stage1_pseudolabel.pipeline.embed $(STAGE1_COMMON) $(EMBED_ARGS) --shard-index $(SHARD_INDEX) --num-shards $(NUM_SHARDS)
+
 stage1-train: setup ## fine-tune the mask decoder with the logic loss (NPROC > 1: DDP)
-	$(if $(filter-out 1,$(NPROC)),$(PY) -m torch.distributed.run --standalone --nproc-per-node $(NPROC),$(PY)) \
-	    -m stage1_pseudolabel.pipeline.train $(STAGE1_COMMON) $(TRAIN_ARGS)
+	$(STAGE1_RUN) -m stage1_pseudolabel.pipeline.train $(STAGE1_COMMON) $(TRAIN_ARGS)
 
-stage1-generate: setup ## write one pseudo-mask PNG per image (resumable, sharded)
-	$(PY) -m stage1_pseudolabel.pipeline.generate $(STAGE1_COMMON) $(GENERATE_ARGS) --shard-index $(SHARD_INDEX) --num-shards $(NUM_SHARDS)
+stage1-generate: setup ## write one pseudo-mask PNG per image (resumable, sharded; NPROC > 1: one process per GPU)
+	$(STAGE1_RUN) -m stage1_pseudolabel.pipeline.generate $(STAGE1_COMMON) $(GENERATE_ARGS) --shard-index $(SHARD_INDEX) --num-shards $(NUM_SHARDS)
 
 stage1-evaluate: setup ## pseudo-mask mIoU against the ground truth (DATASET: its own, with its class names)
 	$(PY) -m wsss.core.evaluation.cli --pred $(PSEUDO) --json $(WORK)/pseudo_miou.json \
