@@ -57,12 +57,10 @@ def figures(report: dict) -> Dict[str, float]:
     if summ:
         src, tgt = (float(v) for v in summ.split(" / "))
         out["proxy IoU source"], out["proxy IoU target"] = src, tgt
-    m = out
     for ft, zs in (("fine-tuned", "zero-shot"), ("fine-tuned + CRF", "zero-shot + CRF")):
-        if f"mIoU {ft}" in m and f"mIoU {zs}" in m:
-            out[f"gap mIoU {ft} - {zs}"] = m[f"mIoU {ft}"] - m[f"mIoU {zs}"]
-        if f"mask AP {ft}" in m and f"mask AP {zs}" in m:
-            out[f"gap AP {ft} - {zs}"] = m[f"mask AP {ft}"] - m[f"mask AP {zs}"]
+        for metric, short in (("mIoU", "mIoU"), ("mask AP", "AP")):
+            if f"{metric} {ft}" in out and f"{metric} {zs}" in out:
+                out[f"gap {short} {ft} - {zs}"] = out[f"{metric} {ft}"] - out[f"{metric} {zs}"]
     return out
 
 

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import json
+from contextlib import nullcontext
 import statistics
 import sys
 import tempfile
@@ -73,7 +74,7 @@ def encoder_rates(model, device: torch.device, *, images: int, batches: Sequence
             torch.backends.cuda.matmul.allow_tf32 = tf32
             torch.backends.cudnn.allow_tf32 = tf32
             for batch in batches:
-                kernel = sdpa_kernel(fused_backends(device)) if attention == "sdpa" else _null()
+                kernel = sdpa_kernel(fused_backends(device)) if attention == "sdpa" else nullcontext()
                 with kernel, autocast("bf16" if name == "bf16" else "fp32", device):
                     model.encode(prepared[:batch], device=device)  # warm-up (and cuDNN / kernel choice)
                     sync(device)
@@ -89,14 +90,6 @@ def encoder_rates(model, device: torch.device, *, images: int, batches: Sequence
     torch.backends.cuda.matmul.allow_tf32 = False
     torch.backends.cudnn.allow_tf32 = False
     return rows
-
-
-class _null:
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        return False
 
 
 def pipeline_figures(cfg, device: torch.device, *, images: int) -> Dict[str, float]:

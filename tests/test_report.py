@@ -191,7 +191,7 @@ def test_overlay_rows_draw_only_the_weak_labels_the_run_used(tmp_path):
     pred = tmp_path / "pred"
     write_mask(pred / "img0.png", np.where(gt == 255, 0, gt))
     rows, _ = overlay_rows(["img0"], lambda i: ann, {"fine-tuned": pred}, "fine-tuned", lambda i: gt,
-                           weak_labels=["boxes"], setting="boxes")
+                           weak_labels=["boxes"])
     used = rows[0].annotation
     assert used.scribbles is None and len(used.points) == 0 and len(used.boxes) == 1
     assert rows[0].weak_labels == "boxes"

@@ -113,10 +113,12 @@ def default_workers() -> int:
     return max(1, min(16, cores // max(local, 1)))
 
 
-def _one_thread() -> None:
+def _start_worker(initializer: Optional[Callable[..., None]], initargs: tuple) -> None:
     import torch
 
     torch.set_num_threads(1)  # one process per core
+    if initializer is not None:
+        initializer(*initargs)
 
 
 class OrderedProcessPool:
@@ -126,9 +128,12 @@ class OrderedProcessPool:
     and later calls ``then(result)`` in this process, in the order of the submissions, from
     :meth:`submit` itself (as earlier results are ready, and blocking while ``2 x workers`` are
     pending) or from :meth:`close`. With ``workers`` 0 or 1 everything runs at once, in this process.
+    ``initializer(*initargs)`` runs once in each worker (in this process when there is none), for
+    state its tasks read, such as an opened dataset.
     """
 
-    def __init__(self, workers: int) -> None:
+    def __init__(self, workers: int, *, initializer: Optional[Callable[..., None]] = None,
+                 initargs: tuple = ()) -> None:
         self.workers = workers
         self._pool = None
         self._pending: Deque[Tuple[Future, Callable[[Any], None]]] = deque()
@@ -138,7 +143,9 @@ class OrderedProcessPool:
 
             method = "fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn"
             self._pool = ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context(method),
-                                             initializer=_one_thread)
+                                             initializer=_start_worker, initargs=(initializer, initargs))
+        elif initializer is not None:
+            initializer(*initargs)
 
     def submit(self, fn: Callable[..., R], args: tuple, then: Callable[[R], None]) -> None:
         if self._pool is None:

@@ -16,9 +16,7 @@ from __future__ import annotations
 
 import logging
 import math
-import multiprocessing
 import time
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
@@ -28,6 +26,7 @@ from tqdm import tqdm
 from logic.constraints import CompiledConstraints
 from stage1_pseudolabel.pipeline.cache import EmbeddingCache
 from stage1_pseudolabel.pipeline.config import Stage1Config
+from stage1_pseudolabel.pipeline.io import OrderedProcessPool
 from stage1_pseudolabel.pipeline.prepare import (
     PreparedImage,
     compile_constraints,
@@ -73,7 +72,6 @@ _WORKER: Dict[str, object] = {}
 
 
 def _init_worker(cfg: Stage1Config, encoder_size: int, lowres: int, padded: bool) -> None:
-    torch.set_num_threads(1)  # one process per core
     _WORKER.update(cfg=cfg, dataset=open_dataset(cfg), encoder_size=encoder_size, lowres=lowres, padded=padded)
 
 
@@ -92,27 +90,18 @@ def prepare_images(cfg: Stage1Config, ids: Sequence[str], *, encoder_size: int, 
     """``{id: prepared}`` of every image, in ``workers`` processes (0 or 1: in this one)."""
     bar = tqdm(total=len(ids), desc="prepare", unit="img", disable=not progress, dynamic_ncols=True)
     out: Dict[str, _Prepared] = {}
-    args = (cfg, encoder_size, lowres, padded)
-    if workers <= 1 or len(ids) < 2:
-        saved = dict(_WORKER)
-        threads = torch.get_num_threads()
-        _init_worker(*args)
-        torch.set_num_threads(threads)
-        try:
+
+    def keep(result: Tuple[str, _Prepared]) -> None:
+        out[result[0]] = result[1]
+        bar.update(1)
+
+    try:
+        with OrderedProcessPool(workers, initializer=_init_worker, initargs=(cfg, encoder_size, lowres, padded)) as pool:
             for image_id in ids:
-                out[image_id] = _prepare_one(image_id)[1]
-                bar.update(1)
-        finally:
-            _WORKER.clear()
-            _WORKER.update(saved)
-    else:
-        method = "fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn"
-        with ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context(method),
-                                 initializer=_init_worker, initargs=args) as pool:
-            for image_id, item in pool.map(_prepare_one, ids, chunksize=max(1, min(16, len(ids) // (4 * workers)))):
-                out[image_id] = item
-                bar.update(1)
-    bar.close()
+                pool.submit(_prepare_one, (image_id,), keep)
+    finally:
+        _WORKER.clear()  # this process's own, when it prepared in-process
+        bar.close()
     return out
 
 

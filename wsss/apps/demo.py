@@ -230,11 +230,10 @@ def run_stage2_instances(args, work: Path, data: Path, pseudo: Path, name: str) 
             "config": args.stage2_instance_config}
 
 
-def overlay_rows(ids, load, methods: Dict[str, Path], rank_by: str, read_gt, *, weak_labels: Sequence[str],
-                 setting: str):
+def overlay_rows(ids, load, methods: Dict[str, Path], rank_by: str, read_gt, *, weak_labels: Sequence[str]):
     """The best, median and worst images by ``rank_by``'s mIoU, with every method's mask; ``load(id)``
-    gives an image's annotation, of which the rows keep the ``weak_labels`` kinds the run used
-    (``setting`` names them), ``read_gt(id)`` its ground truth."""
+    gives an image's annotation, of which the rows keep (and name) the ``weak_labels`` kinds the run
+    used, ``read_gt(id)`` its ground truth."""
     from wsss.core.masks import read_mask
     from wsss.core.weak_labels.annotation import select_weak_labels
     from wsss.apps.report import OverlayRow, per_image_miou, select_best_median_worst
@@ -251,7 +250,7 @@ def overlay_rows(ids, load, methods: Dict[str, Path], rank_by: str, read_gt, *, 
         masks = {name: read_mask(d / f"{image_id}.png") for name, d in methods.items()}
         rows.append(OverlayRow(label=label, image_id=image_id, image=ann.read_image(), annotation=ann,
                                masks=masks, gt=gt, scores={n: per_image_miou(m, gt) for n, m in masks.items()},
-                               weak_labels=setting))
+                               weak_labels=", ".join(weak_labels)))
     return rows, scores
 
 
@@ -538,7 +537,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     with timer.step("report"):
         shown = [k for k in ("zero-shot", "fine-tuned", "fine-tuned + CRF") if k in pred_dirs]
         rows, per_image = overlay_rows(ids, load_annotation, {k: pred_dirs[k] for k in shown}, final, read_gt,
-                                       weak_labels=cfg.weak_labels, setting=", ".join(cfg.weak_labels))
+                                       weak_labels=cfg.weak_labels)
         targets = []
         pairs = [("fine-tuned", "zero-shot")] + ([("fine-tuned + CRF", "zero-shot + CRF")] if final != "fine-tuned" else [])
         for ft_name, zs_name in pairs:
