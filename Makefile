@@ -70,10 +70,10 @@ DEMO_ARGS   ?=
 WEAK_LABELS ?=
 SYNTH_OUT   ?= data/synthetic
 
-.PHONY: help setup test test-fast synthetic evaluate weights \
+.PHONY: help setup test test-fast data-voc synthetic evaluate weights \
         stage1 stage1-embed stage1-train stage1-generate stage1-evaluate stage1-zeroshot \
         stage1-instances merge-instances evaluate-instances \
-        stage2 stage2-test stage2-instance stage2-instance-test proxy-sam demo demo-spread ablation bench bench-logic bench-stage1 bench-stage2 bench-synthetic bench-scale \
+        stage2 stage2-test stage2-submit stage2-instance stage2-instance-test proxy-sam demo demo-spread ablation bench bench-logic bench-stage1 bench-stage2 bench-synthetic bench-scale \
         gpu-check bench-quality tune-crf clean
 
 # `make help` is generated from this file: every target with a `## text` comment, and the variables
@@ -98,6 +98,18 @@ test-fast: setup ## the tests without the slow and stage-2 ones
 	$(PY) -m pytest -q -m "not slow and not stage2" -n $(TEST_WORKERS) --dist loadfile
 
 # -- data and evaluation ---------------------------------------------------------------------------
+# data-voc: the downloads, as local files (nothing is downloaded); each but VOC_TAR may be left empty.
+VOC_TAR        ?= downloads/VOCtrainval_11-May-2012.tar
+SBD_TGZ        ?= downloads/benchmark.tgz
+SCRIBBLES_ZIP  ?= downloads/scribble_annotation.zip
+POINTS_JSON    ?= downloads/pascal2012_trainval_main.json
+VOC_TEST_TAR   ?=
+BACKGROUND_CLICKS ?= 0
+data-voc: setup ## build DATA (VOC 2012 + SBD train_aug, ScribbleSup, What's the Point, test) from the downloads
+	$(PY) -m wsss.core.datasets.voc_build --voc $(VOC_TAR) --out-dir $(DATA) $(if $(SBD_TGZ),--sbd $(SBD_TGZ),) \
+	    $(if $(SCRIBBLES_ZIP),--scribbles $(SCRIBBLES_ZIP),) $(if $(POINTS_JSON),--points $(POINTS_JSON),) \
+	    $(if $(VOC_TEST_TAR),--voc-test $(VOC_TEST_TAR),) --background-clicks $(BACKGROUND_CLICKS)
+
 synthetic: setup ## write seeded synthetic VOC-layout datasets to SYNTH_OUT
 	$(PY) -m wsss.core.synthetic.cli --out-dir $(SYNTH_OUT)
 
@@ -125,8 +137,7 @@ stage1-generate: setup ## write one pseudo-mask PNG per image (resumable, sharde
 
 stage1-evaluate: setup ## pseudo-mask mIoU against the ground truth (DATASET: its own, with its class names)
 	$(PY) -m wsss.core.evaluation.cli --pred $(PSEUDO) --json $(WORK)/pseudo_miou.json \
-	    $(if $(DATASET),--dataset $(DATASET) --split $(SPLIT),--gt $(DATA)/SegmentationClass \
-	    --list $(DATA)/ImageSets/Segmentation/$(SPLIT).txt)
+	    $(if $(DATASET),--dataset $(DATASET),--data $(DATA)) --split $(SPLIT)
 
 stage1-zeroshot: setup ## pseudo-masks of the untrained decoder (the baseline of fine-tuning)
 	$(PY) -m stage1_pseudolabel.pipeline.generate $(STAGE1_COMMON) $(GENERATE_ARGS) --zero-shot \
@@ -146,13 +157,18 @@ evaluate-instances: setup ## mask AP / AP50 / AP75 of INSTANCES against the grou
 	    --json $(WORK)/instances_ap.json
 
 # -- stage 2: segmentation network -----------------------------------------------------------------
-stage2: setup ## train a segmentation network on pseudo-masks (resumes)
+stage2: setup ## train a segmentation network on the pseudo-masks of SPLIT (resumes)
 	$(PY) -m stage2_segnet.train --config $(CONFIG) --pseudo $(PSEUDO) $(DATA_ARGS) --work-dir $(STAGE2_WORK) \
-	    --gpus $(GPUS) --resume $(STAGE2_ARGS)
+	    --train-list $(SPLIT) --gpus $(GPUS) --resume $(STAGE2_ARGS)
 
 stage2-test: setup ## mIoU on STAGE2_SPLIT + prediction PNGs (STAGE2_SPLIT=test: PNGs for the VOC server)
 	$(PY) -m stage2_segnet.test --config $(CONFIG) $(DATA_ARGS) --work-dir $(STAGE2_WORK) --split $(STAGE2_SPLIT) \
 	    --out-dir $(STAGE2_OUT) --gpus $(GPUS) $(STAGE2_ARGS)
+
+stage2-submit: setup ## test-set predictions in the VOC server's layout, as a tar (needs the test images: data-voc)
+	$(MAKE) stage2-test STAGE2_SPLIT=test STAGE2_OUT=$(STAGE2_WORK)/preds_test
+	$(PY) -m stage2_segnet.submit --pred $(STAGE2_WORK)/preds_test --data $(DATA) \
+	    --out $(STAGE2_WORK)/voc2012_test_submission.tar.gz
 
 stage2-instance: setup ## train an instance network (INSTANCE_CONFIG, mmdet) on INSTANCES (resumes)
 	$(PY) -m stage2_segnet.instances train --config $(INSTANCE_CONFIG) --pseudo $(INSTANCES) $(DATA_ARGS) \

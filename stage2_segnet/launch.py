@@ -11,12 +11,15 @@
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import os
 import sys
+import tempfile
 from pathlib import Path
 from typing import Callable, List, Optional, Sequence, Tuple
 
+from wsss.core.atomic import atomic_write
 from wsss.core.cli import add_config_arguments, config_file, flatten_options, parse_cfg_options, silence_known_warnings
 
 LAUNCHERS = ("auto", "none", "pytorch", "slurm", "mpi")
@@ -182,18 +185,27 @@ def set_data_root(cfg, data_root: str, loaders: Sequence[str]) -> None:
 
 
 def list_file(root: str, split_or_file: Optional[str]) -> Optional[str]:
-    """``val`` -> ``<root>/ImageSets/Segmentation/val.txt``; an existing file path is kept (absolute)."""
+    """``val`` -> ``<root>/ImageSets/Segmentation/val.txt`` (``train_aug``: trainaug.txt or DeepLab's
+    train_aug.txt); an existing file path is kept (absolute). A two-column DeepLab list (``/JPEGImages/<id>.jpg
+    /SegmentationClassAug/<id>.png``) is handed to mmseg as a list of its ids (a copy in the temp folder)."""
+    from wsss.core.weak_labels.voc import read_id_list, split_list_path
+
     if split_or_file is None:
         return None
     path = Path(split_or_file)
     if path.suffix == ".txt" or path.is_file():
         if not path.is_file():
             raise FileNotFoundError(f"image list {path} not found")
-        return str(path.resolve())
-    path = Path(root) / "ImageSets" / "Segmentation" / f"{split_or_file}.txt"
-    if not path.is_file():
-        raise FileNotFoundError(f"image list {path} not found (split {split_or_file!r})")
-    return str(path.resolve())
+    else:
+        path = split_list_path(root, split_or_file)
+    path = path.resolve()
+    first = next((line.split() for line in path.read_text().splitlines() if line.strip()), [])
+    if len(first) < 2:
+        return str(path)
+    ids_file = Path(tempfile.gettempdir()) / "wsss_lists" / f"{hashlib.sha1(str(path).encode()).hexdigest()[:16]}.txt"
+    with atomic_write(ids_file, durable=False) as handle:
+        handle.write("".join(f"{i}\n" for i in read_id_list(path)).encode())
+    return str(ids_file)
 
 
 def set_num_classes(node, num_classes: int) -> None:

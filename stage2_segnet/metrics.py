@@ -4,6 +4,8 @@
   refined with a dense CRF on the image before it is scored and written. The model's per-class
   scores become probabilities by ``scores='softmax'`` (decode-head logits, DeepLab) or
   ``scores='normalize'`` (Mask2Former's per-class mask scores, already in [0, 1]).
+* per-class IoU: ``IoU.<class>`` beside mmseg's ``mIoU`` / ``mAcc`` / ``aAcc``.
+* after :class:`~stage2_segnet.tta.SegTTAWithScores`, the CRF refines the views' mean distribution.
 * ``output_dir``: prediction PNGs ``<id>.png`` as VOC palette images (what the PASCAL VOC
   evaluation server takes), written atomically. With ``format_only`` (the test split, no ground
   truth) only the PNGs are written.
@@ -12,7 +14,7 @@
 from __future__ import annotations
 
 import os.path as osp
-from typing import Optional, Sequence
+from typing import Dict, Optional, Sequence
 
 import numpy as np
 import torch
@@ -38,7 +40,7 @@ class VOCIoUMetric(IoUMetric):
 
     def _refine(self, data_sample: dict) -> torch.Tensor:
         scores = data_sample["seg_logits"]["data"].float().cpu()
-        if self.scores == "softmax":
+        if self.scores == "softmax" or data_sample.get("tta_merged"):  # TTA: log of the views' mean probabilities
             probs = scores.softmax(0)
         else:
             probs = scores.clamp(min=0) + 1e-6
@@ -57,6 +59,19 @@ class VOCIoUMetric(IoUMetric):
         colours = np.asarray(self.dataset_meta.get("palette") or [], np.uint8).reshape(-1, 3)[:IGNORE_INDEX]
         palette[: len(colours)] = colours
         return palette
+
+    def compute_metrics(self, results: list) -> Dict[str, float]:
+        """mmseg's metrics, and ``IoU.<class>`` per class (%, NaN for a class in neither prediction
+        nor ground truth), as stage 1's evaluation reports them."""
+        metrics = super().compute_metrics(results)
+        if not results:  # format_only: predictions written, nothing scored
+            return metrics
+        intersect = sum(r[0] for r in results).double()
+        union = sum(r[1] for r in results).double()
+        iou = torch.where(union > 0, 100 * intersect / union.clamp_min(1), torch.full_like(union, float("nan")))
+        for name, value in zip(self.dataset_meta["classes"], iou.tolist()):
+            metrics[f"IoU.{name}"] = value
+        return metrics
 
     def process(self, data_batch: dict, data_samples: Sequence[dict]) -> None:
         num_labels = len(self.dataset_meta["classes"])

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 def register_all() -> None:
     """Idempotent: mmseg registries (dataset, transform, head, metric; importing the modules registers
-    them) and mmengine's ``weights_only`` checkpoint loader (:func:`stage2_segnet.compat.apply`)."""
-    from . import compat, datasets, metrics, models  # noqa: F401  (registration happens on import)
+    them; TTA) and mmengine's ``weights_only`` checkpoint loader (:func:`stage2_segnet.compat.apply`)."""
+    from . import compat, datasets, metrics, models, tta  # noqa: F401  (registration happens on import)
 
     compat.apply()
 

@@ -2,7 +2,7 @@
 
     python -m stage2_segnet.train CONFIG --pseudo DIR --data VOCROOT --work-dir DIR
         [--gpus N] [--launcher auto|none|pytorch|slurm] [--resume [CKPT]]
-        [--train-list SPLIT|FILE] [--val-list SPLIT|FILE] [--no-check] [--amp] [--seed S]
+        [--train-list SPLIT|FILE] [--val-list SPLIT|FILE] [--iters N] [--no-check] [--amp] [--seed S]
         [--cfg-options key=value ...]
 
 Before the runner starts: the backbone checkpoint the config names must exist (no downloads), and
@@ -43,6 +43,8 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     parser.add_argument("--train-list", default=None, help="training split name or list file (default: the config's)")
     parser.add_argument("--val-list", default=None, help="validation split name or list file (default: the config's)")
     parser.add_argument("--no-check", action="store_true", help="skip the pseudo-mask folder check")
+    parser.add_argument("--iters", type=int, default=None,
+                        help="schedule length (papers: 20000, 40000, 80000): max_iters and the LR schedule's end")
     parser.add_argument("--amp", action="store_true", help="mixed precision (CUDA)")
     parser.add_argument("--seed", type=int, default=None)
     return finish_args(parser.parse_args(argv), parser)
@@ -71,6 +73,8 @@ def build_config(args: argparse.Namespace, launcher: str) -> Config:
     if args.val_list and not args.dataset:
         cfg.val_dataloader.dataset.ann_file = list_file(args.data, args.val_list)
     apply_resume(cfg, args.resume)
+    if args.iters is not None:
+        set_schedule(cfg, args.iters)
     if args.amp:
         cfg.optim_wrapper.type = "AmpOptimWrapper"
         cfg.optim_wrapper.setdefault("loss_scale", "dynamic")
@@ -79,6 +83,19 @@ def build_config(args: argparse.Namespace, launcher: str) -> Config:
     if args.cfg_dict:
         cfg.merge_from_dict(args.cfg_dict)
     return cfg
+
+
+def set_schedule(cfg: Config, iters: int) -> None:
+    """Train for ``iters`` iterations: ``max_iters``, and every iteration-based LR scheduler that ran
+    to the old end now runs to ``iters`` (so poly decay reaches its floor at the new end)."""
+    if iters < 1:
+        raise ValueError(f"--iters must be >= 1, got {iters}")
+    old = cfg.train_cfg.max_iters
+    cfg.train_cfg.max_iters = iters
+    cfg.train_cfg.val_interval = min(cfg.train_cfg.get("val_interval", iters), iters)
+    for scheduler in cfg.get("param_scheduler") or []:
+        if not scheduler.get("by_epoch", True) and scheduler.get("end") == old:
+            scheduler["end"] = iters
 
 
 def _ann_path(dataset_cfg) -> Path:

@@ -31,6 +31,13 @@ def test_gpu_check_dry_run_writes_every_figure(tmp_path):
     assert fig["train_steps"] == 2 and fig["prepare_seconds"] > 0 and fig["syncs_per_step"] is None  # CPU
     # a cache file holds one image (64 x 16 x 16 fp16 = 32 KiB), not the batch of 8
     assert 0.03 < fig["cache_mb_per_image"] < 0.04
+    # two precisions really ran (their embeddings differ), and their masks mostly agree
+    import torch
+
+    caches = [sorted((tmp_path / "w" / f"agree_{p}" / "embeddings").glob("*.pt")) for p in ("fp32", "bf16")]
+    emb = [torch.load(c[0], weights_only=True)["embedding"].float() for c in caches]
+    assert not torch.equal(emb[0], emb[1]) and torch.allclose(emb[0], emb[1], atol=0.1)
+    assert 0.9 <= result["targets"]["bf16_pixel_agreement"] <= 1.0
     minutes = gpu_check.voc_estimate_minutes(10.0, 20.0, 40.0, epochs=4)
     assert minutes == pytest.approx((10_582 / 10 + 4 * 10_582 / 20 + 10_582 / 40) / 60)
 

@@ -101,7 +101,8 @@ def test_shipped_descriptions_parse(tmp_path):
         desc = load_description(write_yaml(tmp_path / f"{name}.yaml", values))
         assert desc.sources
     voc = load_description(REPO / "configs/datasets/voc2012.yaml", overrides={"root": str(tmp_path)})
-    assert voc.classes == VOC_CLASSES and set(voc.splits) == {"train", "val", "trainval"}
+    assert voc.classes == VOC_CLASSES and set(voc.splits) == {"train", "val", "trainval", "trainaug", "train_aug", "test"}
+    assert voc.ground_truth.fallback == tmp_path / "SegmentationClassAug"  # SBD's masks of train_aug
     with pytest.raises(DatasetDescriptionError, match=r"voc2012\.yaml: images folder .*JPEGImages not found"):
         DescribedDataset(voc)
 

@@ -180,6 +180,25 @@ def test_scribblesup_xml_polyline_with_corner(tmp_path):
     np.testing.assert_array_equal(out, expected)
 
 
+def test_scribblesup_release_class_names_and_points_outside(tmp_path):
+    """The release's own names (bike, table, plant, plane, monitor) are VOC's bicycle, diningtable,
+    pottedplant, aeroplane, tvmonitor; a stroke running out of the image is drawn up to its edge, a
+    repeated point adds nothing."""
+    names = ["plane", "bike", "bird", "boat", "bottle", "bus", "car", "cat", "chair", "cow", "table", "dog",
+             "horse", "motorbike", "person", "plant", "sheep", "sofa", "train", "monitor"]
+    polys = "".join(f"<polygon><tag>{n}</tag><point><X>{2 * i + 1}</X><Y>1</Y></point></polygon>"
+                    for i, n in enumerate(names))
+    polys += ("<polygon><tag>background</tag><point><X>-4</X><Y>5</Y></point><point><X>3</X><Y>5</Y></point>"
+              "<point><X>3</X><Y>5</Y></point></polygon>")
+    path = tmp_path / "2007_000032.xml"
+    path.write_text(f"<annotation><size><width>41</width><height>8</height></size>{polys}</annotation>")
+    out = read_scribblesup_xml(path)
+    assert [int(out[1, 2 * i + 1]) for i in range(20)] == list(range(1, 21))  # the dots, in VOC order
+    expected_bg = np.zeros((8, 41), bool)
+    expected_bg[4:7, 0:5] = True  # (-4,5)-(3,5) clipped at column 0, 3 px wide
+    np.testing.assert_array_equal(out == 0, expected_bg)
+
+
 def test_scribble_png_exact_and_bad(tmp_path):
     labels = np.full((6, 7), 255, np.uint8)
     labels[1, 1:4] = 5

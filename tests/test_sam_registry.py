@@ -147,3 +147,44 @@ def test_proxy_resolves_lazily(tmp_path):
     loaded = build_sam("proxy", checkpoint=path)
     for key, value in model.state_dict().items():
         assert torch.equal(value, loaded.state_dict()[key]), key
+
+
+def _bytes_read() -> int:
+    with open("/proc/self/io") as f:
+        return int(next(line for line in f if line.startswith("rchar:")).split()[1])
+
+
+@pytest.mark.skipif(not __import__("os").path.exists("/proc/self/io"), reason="needs Linux /proc/self/io")
+def test_a_build_without_encoder_neither_initialises_nor_reads_it(vit_b_file, monkeypatch):
+    """Training builds SAM 1 with encoder=False: the ViT is made on the meta device (no random
+    initialisation) and the checkpoint is mapped, not read; the parts training uses equal the file's."""
+    from stage1_pseudolabel.sam import registry
+
+    path, model = vit_b_file
+    devices = []
+    real = registry.build_sam_from_architecture
+    monkeypatch.setattr(registry, "build_sam_from_architecture",
+                        lambda arch, **k: (devices.append(k.get("encoder_device")), real(arch, **k))[1])
+    size = path.stat().st_size
+    before = _bytes_read()
+    full = build_sam("vit_b", checkpoint=path)
+    full_read = _bytes_read() - before
+    before = _bytes_read()
+    lazy = build_sam("vit_b", checkpoint=path, encoder=False)
+    lazy_read = _bytes_read() - before
+    assert devices == [None, "meta"]
+    assert full_read > 0.9 * size and lazy_read < 0.05 * size, (full_read, lazy_read, size)
+    for part in ("prompt_encoder", "mask_decoder"):
+        a, b = getattr(full, part).state_dict(), getattr(lazy, part).state_dict()
+        assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_load_model_without_encoder_has_the_same_cache_key(vit_b_file, tmp_path):
+    from stage1_pseudolabel.pipeline.config import build_config
+    from stage1_pseudolabel.pipeline.model import load_model
+
+    path, _ = vit_b_file
+    cfg = build_config(overrides={"model_type": "vit_b", "checkpoint": str(path), "work_dir": str(tmp_path)})
+    with_encoder, key = load_model(cfg, device=torch.device("cpu"))
+    without, key_without = load_model(cfg, device=torch.device("cpu"), encoder=False)
+    assert key_without == key and without.image_encoder is None and with_encoder.image_encoder is not None

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import re
 from pathlib import Path
 
 import numpy as np
@@ -120,7 +121,8 @@ def test_degenerate_boxes_dropped_and_scribble_only_objects(caplog):
 
 
 def test_farthest_points_counts():
-    from stage1_pseudolabel.sam.prompts import farthest_points, image_rng
+    from stage1_pseudolabel.sam.prompts import image_rng
+    from wsss.core.weak_labels.points import farthest_points
 
     pts = np.stack([np.arange(10), np.zeros(10)], 1).astype(np.float32)
     rng = image_rng(0, "x")
@@ -210,6 +212,26 @@ def test_cache_refuses_other_model_or_size(tmp_path):
     assert not list((tmp_path / "emb").glob("*.tmp"))
 
 
+def test_cache_entries_fsynced_only_when_durable_and_a_cut_entry_named(tmp_path, monkeypatch):
+    """Bulk cache writes skip the two fsyncs per file unless ``durable``; an entry cut short (what a
+    power loss can leave without them) is refused with its path, not read as garbage."""
+    import os
+
+    key = CacheKey(model_type="vit_b", encoder_fingerprint="weights:abc", encoder_size=256, embedding_shape=(8, 4, 4))
+    calls = []
+    real_fsync = os.fsync
+    monkeypatch.setattr(os, "fsync", lambda fd: (calls.append(fd), real_fsync(fd))[1])
+    for durable, expected in ((False, 0), (True, 2)):  # the file and its folder
+        cache = EmbeddingCache(tmp_path / f"emb_{durable}", key=key, durable=durable)
+        calls.clear()
+        cache.save("a", torch.randn(8, 4, 4), height=10, width=20)
+        assert len(calls) == expected, durable
+    path = cache.path("a")
+    path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
+    with pytest.raises(CacheMismatchError, match=re.escape(str(path)) + ".*not a readable cache entry"):
+        cache.load("a", height=10, width=20)
+
+
 def test_pseudo_mask_argmax_and_confidence():
     from stage1_pseudolabel.pipeline.config import build_config
     from stage1_pseudolabel.pipeline.predict import pseudo_mask
@@ -262,3 +284,21 @@ def test_crf_config_is_checked():
         build_config(cfg_options=["crf={bi_xy_std: 0}"])
     with pytest.raises(ValueError, match="mapping"):
         build_config(cfg_options=["crf=true"])
+
+
+def _tensor_result(n: int):
+    return {"x": torch.full((4,), float(n))}
+
+
+def test_process_pool_hands_back_results_in_order_and_without_shared_memory():
+    """Results come back in submission order as private copies: a tensor sent through the pool's
+    pipe by torch's pickler would hold a shared-memory file descriptor for as long as it lives, and
+    a run keeps thousands of prepared images."""
+    from stage1_pseudolabel.pipeline.io import OrderedProcessPool
+
+    got = []
+    with OrderedProcessPool(2) as pool:
+        for n in range(6):
+            pool.submit(_tensor_result, (n,), got.append)
+    assert [int(g["x"][0]) for g in got] == list(range(6))
+    assert not any(g["x"].is_shared() for g in got)

@@ -189,20 +189,24 @@ def test_resume_after_interruption_gives_the_same_outputs(trained, synthetic, tm
 
 def test_images_prepared_in_worker_processes_train_as_in_process(trained, synthetic, tmp_path, monkeypatch):
     """Preparation (objects, prompts, superpixels, constraints) runs before the first step, in worker
-    processes or in this one, and the trained decoder is the same; a step builds nothing, and with
-    the embeddings preloaded reads no file."""
+    processes or in this one, and the trained decoder is the same; a step builds nothing (no
+    constraints, no prompt tensors from host arrays), and with the embeddings preloaded reads no file."""
     from stage1_pseudolabel.pipeline import train_images
+    from stage1_pseudolabel.sam.prompts import ObjectPrompts
 
     a = trained["cfg"]
     decoders = {}
-    built = []
+    built, prompt_copies = [], []
     real_compile, real_step = train_images.compile_constraints, train_module._step_losses
     monkeypatch.setattr(train_images, "compile_constraints", lambda *x, **k: (built.append(1), real_compile(*x, **k))[1])
+    real_tensors = ObjectPrompts.to_tensors
+    monkeypatch.setattr(ObjectPrompts, "to_tensors",
+                        lambda self, *x, **k: (prompt_copies.append(1), real_tensors(self, *x, **k))[1])
 
     def step_builds_nothing(*args, **kwargs):
-        before = len(built)
+        before = len(built), len(prompt_copies)
         out = real_step(*args, **kwargs)
-        assert len(built) == before
+        assert (len(built), len(prompt_copies)) == before
         return out
 
     monkeypatch.setattr(train_module, "_step_losses", step_builds_nothing)
@@ -220,10 +224,33 @@ def test_images_prepared_in_worker_processes_train_as_in_process(trained, synthe
         assert len(loads) == (2 * NUM_TRAIN if workers else NUM_TRAIN + 6 * 2)
         assert summary["steps"] == 6 and summary["prepare_seconds"] > 0
         assert len(built) == (NUM_TRAIN if workers == 0 else 0)  # in workers: their own copy of the module
+        assert len(prompt_copies) >= NUM_TRAIN  # made at preparation, once per prompt group
         decoders[workers] = decoder_of(cfg.decoder_path())
     ref = decoder_of(a.decoder_path())
     for workers, got in decoders.items():
         assert all(torch.equal(ref[k], got[k]) for k in ref), workers
+
+
+def test_ddp_ranks_segment_their_share_and_every_rank_reads_it(trained, synthetic, tmp_path, monkeypatch):
+    """Under DDP every rank prepares every image; SLIC (most of that cost) runs once per image over all
+    ranks: each segments its share (prepare_superpixels), and the full preparation reads them from disk."""
+    from stage1_pseudolabel.pipeline import prepare as prepare_module
+    from stage1_pseudolabel.pipeline.train_images import prepare_images, prepare_superpixels
+
+    cfg = make_cfg(synthetic, tmp_path / "ranks")
+    key = load_model(cfg, device=torch.device("cpu"))[1]
+    geometry = dict(encoder_size=key.encoder_size, lowres=key.lowres_size, padded=key.padded, workers=0)
+    ids = open_dataset(cfg).ids
+    calls = []
+    real = prepare_module.compute_superpixels
+    monkeypatch.setattr(prepare_module, "compute_superpixels", lambda *a, **k: (calls.append(1), real(*a, **k))[1])
+    for rank in range(2):
+        assert prepare_superpixels(cfg, ids[rank::2], **geometry) == len(ids[rank::2])
+    assert len(calls) == len(ids)
+    prepared = prepare_images(cfg, ids, **geometry)
+    assert len(calls) == len(ids) and sorted(prepared) == sorted(ids)
+    no_superpixels = make_cfg(synthetic, tmp_path / "none", **{"loss.border_precision": 0.0})
+    assert prepare_superpixels(no_superpixels, ids, **geometry) == 0
 
 
 def test_two_shards_make_exactly_one_runs_masks(trained, synthetic, tmp_path):

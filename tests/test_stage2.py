@@ -95,6 +95,14 @@ def _train_resume_test(config: Path, mini_voc, work: Path, capfd) -> dict:
             assert im.size == gt_size
         values = np.unique(read_mask(p))
         assert values.min() >= 0 and values.max() <= 20
+    assert record["checkpoint_choice"] == "given file" and len(record["per_class_iou"]) == 21
+    defined = [v for v in record["per_class_iou"].values() if v == v]
+    assert record["metrics"]["mIoU"] == pytest.approx(sum(defined) / len(defined), abs=0.01)
+    # 4) the default is the last iteration's checkpoint (as papers report), here with multi-scale + flip TTA
+    assert test_main([*map(str, common), "--tta"]) == 0
+    tta = json.loads((work / "test_val_tta_metrics.json").read_text())
+    assert tta["checkpoint"] == str(work / "iter_4.pth") and tta["checkpoint_choice"] == "last iteration"
+    assert tta["tta"] and 0 <= tta["metrics"]["mIoU"] <= 100
     return record["metrics"]
 
 
@@ -262,7 +270,8 @@ def test_missing_backbone_checkpoint_is_a_clear_error(mini_voc, tmp_path):
 
 @pytest.mark.parametrize("name", ["deeplabv3plus_r50_voc_pseudo", "deeplabv3plus_r101_voc_pseudo",
                                   "deeplabv2_aspp_r101_voc_pseudo", "mask2former_r50_voc_pseudo",
-                                  "mask2former_swin-s_voc_pseudo"])
+                                  "mask2former_swin-s_voc_pseudo", "mask2former_swin-b_voc_pseudo",
+                                  "mask2former_swin-l_voc_pseudo"])
 def test_full_configs_parse_with_voc_settings(name):
     from mmengine.config import Config
 
@@ -370,3 +379,60 @@ def test_metric_with_crf_scores_and_writes_palette_pngs(tmp_path):
     assert result["mIoU"] == pytest.approx(100.0)
     out = read_mask(tmp_path / "out" / "im.png")
     assert (out == gt).all() and Image.open(tmp_path / "out" / "im.png").mode == "P"
+
+
+def test_tta_keeps_the_mean_distribution_of_the_views():
+    """SegTTAWithScores: the prediction is the argmax of the views' mean softmax (mmseg's rule) and
+    the kept scores are log of that mean (so a CRF after TTA refines the merged distribution)."""
+    import torch
+    from mmengine.structures import PixelData
+    from mmseg.structures import SegDataSample
+
+    from stage2_segnet.tta import SegTTAWithScores
+
+    class Module(torch.nn.Module):
+        out_channels = 3
+
+        def test_step(self, data):
+            return data
+
+    views = []
+    for logits in ([[4.0, 0.0], [0.0, 0.0], [0.0, 3.0]], [[0.0, 0.0], [5.0, 0.0], [0.0, 0.0]]):
+        sample = SegDataSample(metainfo={"img_path": "x.jpg"})
+        sample.seg_logits = PixelData(data=torch.tensor(logits).view(3, 1, 2))
+        views.append(sample)
+    mean = (views[0].seg_logits.data.softmax(0) + views[1].seg_logits.data.softmax(0)) / 2
+    merged = SegTTAWithScores(module=Module()).merge_preds([views])[0]
+    assert torch.allclose(merged.seg_logits.data.exp(), mean, atol=1e-6)
+    assert merged.pred_sem_seg.data.flatten().tolist() == mean.argmax(0).flatten().tolist() == [1, 2]
+    assert merged.metainfo["tta_merged"]
+
+
+def test_metric_reports_per_class_iou():
+    import torch
+
+    from stage2_segnet.metrics import VOCIoUMetric
+
+    metric = VOCIoUMetric()
+    metric.dataset_meta = dict(classes=("background", "cat", "dog"))
+    gt = torch.tensor([[0, 0, 1, 1], [0, 2, 2, 255]])
+    pred = torch.tensor([[0, 1, 1, 1], [0, 2, 0, 2]])
+    metric.process({}, [dict(pred_sem_seg=dict(data=pred[None]), gt_sem_seg=dict(data=gt[None]))])
+    result = metric.compute_metrics(metric.results)
+    # background: 2 right of 4 (pred or gt); cat: 2 of 3; dog: 1 of 2 (the 255 pixel counts nowhere)
+    assert result["IoU.background"] == pytest.approx(50.0)
+    assert result["IoU.cat"] == pytest.approx(200 / 3)
+    assert result["IoU.dog"] == pytest.approx(50.0)
+    assert result["mIoU"] == pytest.approx((50 + 200 / 3 + 50) / 3, abs=0.01)
+
+
+def test_one_override_sets_the_schedule(mini_voc, tmp_path):
+    """--iters 40000: max_iters and the poly schedule's end move together (the papers' 20k / 40k / 80k)."""
+    from stage2_segnet import train
+
+    args = train.parse_args([str(REPO / "configs/stage2/deeplabv2_aspp_r101_voc_pseudo.py"), "--data",
+                             str(mini_voc["root"]), "--pseudo", str(mini_voc["pseudo"]), "--work-dir", str(tmp_path),
+                             "--iters", "40000"])
+    cfg = train.build_config(args, "none")
+    assert cfg.train_cfg.max_iters == 40000
+    assert [s["end"] for s in cfg.param_scheduler if not s.get("by_epoch", True)] == [40000]

@@ -34,6 +34,7 @@ model = dict(
 
 train_pipeline = _base_.smoke_train_pipeline
 test_pipeline = _base_.smoke_test_pipeline
+tta_pipeline = _base_.smoke_tta_pipeline
 train_dataloader = _base_.smoke_train_dataloader
 val_dataloader = _base_.smoke_val_dataloader
 test_dataloader = val_dataloader

@@ -23,6 +23,7 @@ Each file is read with ``torch.load(weights_only=True)``.
 from __future__ import annotations
 
 import json
+import pickle
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Dict, Optional, Tuple, Union
@@ -37,7 +38,8 @@ META_FILE = "cache_meta.json"
 
 
 class CacheMismatchError(UserError, RuntimeError):
-    """The cache on disk was made by another model, other weights, or for another image size."""
+    """The cache on disk was made by another model, other weights, or for another image size, or an
+    entry of it cannot be read."""
 
 
 @dataclass(frozen=True)
@@ -85,9 +87,10 @@ def _diff(found: Dict[str, object], expected: Dict[str, object]) -> str:
     return "; ".join(f"{k}: cache has {found.get(k)!r}, this run has {expected.get(k)!r}" for k in keys if found.get(k) != expected.get(k))
 
 
-def atomic_torch_save(obj, path: Path) -> None:
-    """``torch.save`` through :func:`wsss.core.atomic.atomic_write` (complete or absent)."""
-    with atomic_write(path) as handle:
+def atomic_torch_save(obj, path: Path, *, durable: bool = True) -> None:
+    """``torch.save`` through :func:`wsss.core.atomic.atomic_write` (complete or absent; fsync'ed
+    with ``durable``)."""
+    with atomic_write(path, durable=durable) as handle:
         torch.save(obj, handle)
 
 
@@ -97,14 +100,17 @@ class EmbeddingCache:
     Args:
         root: the cache folder (created if needed).
         key: what this run's encoder is; compared with ``cache_meta.json`` when the folder has one.
+        durable: fsync every entry (and the folder) as it is written, so that it survives a power
+            loss; without, an entry is still complete or absent for a process that dies.
 
     Raises:
         CacheMismatchError: the folder was made with another key.
     """
 
-    def __init__(self, root: Union[str, Path], *, key: CacheKey) -> None:
+    def __init__(self, root: Union[str, Path], *, key: CacheKey, durable: bool = False) -> None:
         self.root = Path(root)
         self.key = key
+        self.durable = durable
         self._expected = key.as_dict()
         meta_path = self.root / META_FILE
         if meta_path.is_file():
@@ -143,7 +149,7 @@ class EmbeddingCache:
         obj = {"embedding": emb, "meta": meta}
         if extra:
             obj["extra"] = extra
-        atomic_torch_save(obj, path)
+        atomic_torch_save(obj, path, durable=self.durable)
         return path
 
     def load(
@@ -166,7 +172,11 @@ class EmbeddingCache:
         path = self.path(image_id)
         if not path.is_file():
             raise FileNotFoundError(f"no cached embedding for {image_id} at {path}: run the embed step first")
-        obj = torch.load(path, map_location="cpu", weights_only=True)
+        try:
+            obj = torch.load(path, map_location="cpu", weights_only=True)
+        except (RuntimeError, EOFError, pickle.UnpicklingError) as exc:  # e.g. cut short by a power loss
+            raise CacheMismatchError(f"{path} is not a readable cache entry ({exc}); delete it and run the embed "
+                                     "step again (durable_writes: true fsyncs every entry)") from exc
         meta = dict(obj.get("meta", {}))
         image_hw = meta.pop("image_hw", None)
         if meta != self._expected:

@@ -61,6 +61,9 @@ class Stage1Config:
     #: autocast precision of the encoder and decoder in embed / train / generate: fp32 | bf16 | fp16
     #: (the logic loss always runs in fp32; cached embeddings are fp16 whatever this is)
     precision: str = "fp32"
+    #: CUDA fp32 matmuls and convolutions in TF32 (10-bit mantissa; Ampere and later): true | false.
+    #: Matters for fp32 runs and for what bf16 autocast leaves in fp32; off by default (exact fp32)
+    tf32: bool = False
     #: attention of SAM 1 / HQ-SAM's ViT encoder: "eager" (segment_anything's own) or "sdpa"
     #: (torch's scaled_dot_product_attention, the relative-position bias as an attention mask)
     attention: str = "eager"
@@ -95,6 +98,10 @@ class Stage1Config:
 
     # -- embed -----------------------------------------------------------------------------------
     embed_batch_size: int = 1
+    #: fsync every bulk output (cached embeddings, superpixels, pseudo-mask PNGs) and its folder, so
+    #: that it survives a power loss; false: each is still renamed into place complete (a killed job
+    #: leaves no partial file), without two fsyncs per file. Checkpoints are always fsync'ed
+    durable_writes: bool = False
 
     # -- train -----------------------------------------------------------------------------------
     epochs: int = 4

@@ -127,7 +127,7 @@ def run_embed(cfg: Stage1Config, *, shard_index: int = 0, num_shards: int = 1, p
     start = time.time()
     device = resolve_device(cfg.device)
     model, key = load_model(cfg, device=device)
-    cache = EmbeddingCache(cfg.cache_dir, key=key)
+    cache = EmbeddingCache(cfg.cache_dir, key=key, durable=cfg.durable_writes)
     for stale in remove_stale_temp_files(cache.root):
         log.info("removed %s (a temporary file of a killed run)", stale)
     dataset = open_dataset(cfg)

@@ -128,7 +128,7 @@ def run_generate(
     """Write this shard's pseudo-masks; returns a summary (also written as JSON under ``<work_dir>/logs``)."""
     device = resolve_device(cfg.device)
     model, key = load_model(cfg, device=device)
-    cache = EmbeddingCache(cfg.cache_dir, key=key)
+    cache = EmbeddingCache(cfg.cache_dir, key=key, durable=cfg.durable_writes)
     if not zero_shot:
         load_decoder(cfg.decoder_path(), model=model, key=key)
     model.eval()
@@ -252,7 +252,8 @@ def run_generate(
         if out_path.is_file():  # decoded again for its objects (or its diagnostics) only
             counts["instances_added"] += int(doc is not None)
             return
-        writer.submit(write_mask, out_path, mask, num_foreground=cfg.num_foreground, palette=palette)
+        writer.submit(write_mask, out_path, mask, num_foreground=cfg.num_foreground, palette=palette,
+                      durable=cfg.durable_writes)
         counts["written"] += 1
 
     bar = tqdm(total=len(ids), desc="generate" + (" (zero-shot)" if zero_shot else ""), unit="img",
@@ -281,7 +282,8 @@ def run_generate(
                 if doc is not None:
                     add_instances(image_id, a.height, a.width, empty)
                 if not out_path.is_file():
-                    writer.submit(write_mask, out_path, empty, num_foreground=cfg.num_foreground, palette=palette)
+                    writer.submit(write_mask, out_path, empty, num_foreground=cfg.num_foreground, palette=palette,
+                                  durable=cfg.durable_writes)
                 counts["no_labels_background"] += 1
                 log.info("%s has no object label: all-background mask (no_label_policy=background)", image_id)
                 continue

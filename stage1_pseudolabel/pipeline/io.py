@@ -7,6 +7,7 @@ stays bounded: at most ``ahead`` items are read ahead and ``max_pending`` writes
 
 from __future__ import annotations
 
+import pickle
 import threading
 from collections import deque
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -121,11 +122,19 @@ def _start_worker(initializer: Optional[Callable[..., None]], initargs: tuple) -
         initializer(*initargs)
 
 
+def _pickled(fn: Callable[..., Any], *args) -> bytes:
+    # Plain pickle bytes, not the pipe's pickler: torch's would send every tensor as a shared-memory
+    # file descriptor that stays open while the tensor lives, and results kept for a run (thousands
+    # of images, a few tensors each) would exhaust the process's descriptors.
+    return pickle.dumps(fn(*args), protocol=pickle.HIGHEST_PROTOCOL)
+
+
 class OrderedProcessPool:
     """CPU work in worker processes, its results handed back in submission order.
 
     ``submit(fn, args, then)`` runs ``fn(*args)`` (a module-level function; arguments are pickled)
-    and later calls ``then(result)`` in this process, in the order of the submissions, from
+    and later calls ``then(result)`` in this process (the result a private copy: tensors in it
+    hold no shared memory), in the order of the submissions, from
     :meth:`submit` itself (as earlier results are ready, and blocking while ``2 x workers`` are
     pending) or from :meth:`close`. With ``workers`` 0 or 1 everything runs at once, in this process.
     ``initializer(*initargs)`` runs once in each worker (in this process when there is none), for
@@ -151,13 +160,13 @@ class OrderedProcessPool:
         if self._pool is None:
             then(fn(*args))
             return
-        self._pending.append((self._pool.submit(fn, *args), then))
+        self._pending.append((self._pool.submit(_pickled, fn, *args), then))
         self._drain(block_above=2 * self.workers)
 
     def _drain(self, block_above: int) -> None:
         while self._pending and (self._pending[0][0].done() or len(self._pending) > block_above):
             fut, then = self._pending.popleft()
-            then(fut.result())
+            then(pickle.loads(fut.result()))
 
     def close(self) -> None:
         """Hand back every pending result, then stop the workers."""

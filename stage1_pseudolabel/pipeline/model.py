@@ -23,6 +23,7 @@ from stage1_pseudolabel.sam.backends import build_backend
 from stage1_pseudolabel.sam.backends.base import EMBED, state_fingerprint
 from stage1_pseudolabel.sam.checkpoint import CheckpointError, checkpoint_fingerprint, encoder_fingerprint
 from stage1_pseudolabel.sam.lora import add_lora, has_lora, lora_layers, lora_state_dict
+from stage1_pseudolabel.sam.precision import set_tf32
 
 log = logging.getLogger(__name__)
 
@@ -39,8 +40,10 @@ def resolve_device(name: str) -> torch.device:
     return device
 
 
-def load_model(cfg: Stage1Config, *, device: torch.device) -> Tuple[nn.Module, CacheKey]:
-    """Build SAM as configured (strict checkpoint load) and the key of its embeddings.
+def load_model(cfg: Stage1Config, *, device: torch.device, encoder: bool = True) -> Tuple[nn.Module, CacheKey]:
+    """Build SAM as configured (strict checkpoint load) and the key of its embeddings; sets the
+    process's TF32 mode to ``cfg.tf32``. ``encoder=False``: without the image encoder
+    (``model.image_encoder`` is None), whose weights SAM 1 then does not even read.
 
     Raises:
         CheckpointError: missing / truncated / wrong-variant checkpoint (the message says which).
@@ -48,9 +51,13 @@ def load_model(cfg: Stage1Config, *, device: torch.device) -> Tuple[nn.Module, C
     ckpt = cfg.checkpoint_path
     if ckpt is None:
         log.warning("no SAM checkpoint: using RANDOM weights (model_seed=%d); only for tests and benchmarks", cfg.model_seed)
-    model = build_backend(cfg.model_type, checkpoint=ckpt, seed=cfg.model_seed, device="cpu", **cfg.model_kwargs)
+    model = build_backend(cfg.model_type, checkpoint=ckpt, seed=cfg.model_seed, device="cpu", encoder=encoder,
+                          **cfg.model_kwargs)
     key = cache_key(model, ckpt)
+    if not encoder:
+        model.image_encoder = None
     model.set_speed_options(attention=cfg.attention, compile_encoder=cfg.compile_encoder)
+    set_tf32(cfg.tf32)
     return model.to(device).eval(), key
 
 

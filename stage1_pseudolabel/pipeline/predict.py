@@ -54,7 +54,8 @@ class DecoderRunner:
         """
         # One call per kind of prompt: boxed, point-prompted, prompt-less (SAM's prompt encoder takes
         # boxes, and points, for all objects of a call or for none).
-        parts = [(idx, self._call(p, embedding, mask_decoder)) for idx, p in prepared.prompts.groups()]
+        parts = [(idx, self._call(self._prompt_embeddings(tensors, n), embedding, mask_decoder))
+                 for idx, n, tensors in prepared.prompt_tensors(self.device)]
         return _in_object_order(prepared.prompts.num_objects, parts)
 
     def batch_object_logits(
@@ -86,8 +87,8 @@ class DecoderRunner:
             return [self.object_logits(prepared_list[0], features_list[0], mask_decoder=mask_decoder)]
         entries = []  # (image, object indices, sparse, dense)
         for j, prepared in enumerate(prepared_list):
-            for idx, prompts in prepared.prompts.groups():
-                sparse, dense = self._prompt_embeddings(prompts)
+            for idx, n, tensors in prepared.prompt_tensors(self.device):
+                sparse, dense = self._prompt_embeddings(tensors, n)
                 if sparse.shape[0]:
                     entries.append((j, idx, sparse, dense))
         buckets: Dict[Tuple[int, ...], List[int]] = {}
@@ -116,19 +117,20 @@ class DecoderRunner:
                 out.append(_in_object_order(n, parts))
         return out
 
-    def _prompt_embeddings(self, prompts) -> Tuple[torch.Tensor, torch.Tensor]:
+    def _prompt_embeddings(self, tensors, n: int) -> Tuple[torch.Tensor, torch.Tensor]:
         """Sparse ``[n, T, C]`` and dense ``[n, C, h, w]`` prompt embeddings of a prompt group of ``n``
-        objects (``T = 0`` for prompt-less objects; ``n = 0`` for an image without objects)."""
-        boxes, coords, labels = prompts.to_tensors(self.device)
+        objects from its ``(boxes, point_coords, point_labels)`` tensors (``T = 0`` for prompt-less
+        objects; ``n = 0`` for an image without objects)."""
+        boxes, coords, labels = tensors
         sparse, dense = self.model.encode_prompts(boxes=boxes, point_coords=coords, point_labels=labels)
         if boxes is None and coords is None:  # no prompt: [1, 0, C] and [1, C, h, w], one per prompt-less object
-            n = prompts.num_objects
             sparse = sparse.expand(n, *sparse.shape[1:])
             dense = dense.expand(n, *dense.shape[1:])
         return sparse, dense
 
-    def _call(self, prompts, embedding: torch.Tensor, mask_decoder: Optional[Callable]) -> torch.Tensor:
-        sparse, dense = self._prompt_embeddings(prompts)
+    def _call(self, embeddings: Tuple[torch.Tensor, torch.Tensor], embedding: torch.Tensor,
+              mask_decoder: Optional[Callable]) -> torch.Tensor:
+        sparse, dense = embeddings
         with autocast(self.precision, self.device):
             logits, _ = self.model.decode(
                 embedding,

@@ -17,9 +17,9 @@ from __future__ import annotations
 import functools
 import json
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Optional, Tuple, Union
+from typing import List, Optional, Tuple, Union
 
 import numpy as np
 import torch
@@ -84,10 +84,29 @@ class PreparedImage:
     channels: torch.Tensor
     prompts: ObjectPrompts
     constraints: Optional[CompiledConstraints] = None
+    _device_prompts: Optional[Tuple[str, List]] = field(default=None, init=False, repr=False, compare=False)
 
     @property
     def num_channels(self) -> int:
         return 1 + len(self.classes)
+
+    def prompt_tensors(self, device) -> List[Tuple[torch.Tensor, int, Tuple]]:
+        """The prompt groups (:meth:`~stage1_pseudolabel.sam.prompts.ObjectPrompts.groups`) as
+        ``(int64 object indices, number of objects, (boxes, point_coords, point_labels))``, tensors on
+        ``device`` (None kept), made once per device: a decoder call on a prepared image copies
+        nothing from the host."""
+        key = str(torch.device(device))
+        if self._device_prompts is None or self._device_prompts[0] != key:
+            groups = [(torch.as_tensor(idx, device=device), p.num_objects, p.to_tensors(device))
+                      for idx, p in self.prompts.groups()]
+            self._device_prompts = (key, groups)
+        return self._device_prompts[1]
+
+    def to(self, device) -> "PreparedImage":
+        """A copy whose class table, channels and prompt tensors are on ``device``."""
+        moved = replace(self, classes=self.classes.to(device), channels=self.channels.to(device))
+        moved.prompt_tensors(device)
+        return moved
 
 
 def has_objects(ann: ImageAnnotation, cfg: Stage1Config) -> bool:
@@ -167,7 +186,7 @@ def lowres_superpixels(ann: ImageAnnotation, frame: SamFrame, cfg: Stage1Config)
     image = frame.image_to_lowres(ann.read_image())
     valid = frame.valid_lowres().numpy()
     sp = compute_superpixels(image, valid=valid, **cfg.superpixels).astype(np.int32)
-    atomic_torch_save({"superpixels": torch.from_numpy(sp), "settings": settings}, path)
+    atomic_torch_save({"superpixels": torch.from_numpy(sp), "settings": settings}, path, durable=cfg.durable_writes)
     return sp
 
 

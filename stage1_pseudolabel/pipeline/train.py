@@ -56,7 +56,7 @@ from stage1_pseudolabel.pipeline.model import freeze_for_decoder_training, load_
 from stage1_pseudolabel.pipeline.predict import DecoderRunner, lowres_log_distribution, lowres_object_distribution
 from stage1_pseudolabel.pipeline.prepare import PreparedImage, constraint_config, has_objects, open_dataset
 from stage1_pseudolabel.pipeline.io import default_workers
-from stage1_pseudolabel.pipeline.train_images import TrainImages, TrainItem, foreground_cells
+from stage1_pseudolabel.pipeline.train_images import TrainImages, TrainItem, foreground_cells, prepare_superpixels
 from wsss.core.cli import run_cli, setup_logging, world
 from wsss.core.weak_labels.errors import WeakLabelError
 
@@ -93,11 +93,12 @@ def zero_shot_groups(n: int, *, seed: int, world_size: int, batch_size: int,
 
 
 # -- checkpoints -----------------------------------------------------------------------------------
-def _train_state(*, decoder, optimizer, step: int, epoch: int, batch_in_epoch: int, key_meta: Dict,
+def _train_state(*, decoder, optimizer, scaler, step: int, epoch: int, batch_in_epoch: int, key_meta: Dict,
                  run: Dict[str, int]) -> Dict:
     return {
         "mask_decoder": {k: v.detach().cpu() for k, v in decoder.state_dict().items()},
         "optimizer": optimizer.state_dict(),
+        "scaler": scaler.state_dict(),  # empty unless precision is fp16
         "progress": {"step": step, "epoch": epoch, "batch_in_epoch": batch_in_epoch, "run": run},
         "meta": key_meta,
     }
@@ -124,9 +125,10 @@ def init_distributed(device: torch.device) -> Tuple[int, int]:
 
 # -- one step --------------------------------------------------------------------------------------
 def _step_losses(items: List[TrainItem], *, runner: DecoderRunner, decoder, names: Sequence[str], per_call: int,
-                 ddp: bool) -> torch.Tensor:
+                 ddp: bool, scaler: torch.amp.GradScaler) -> torch.Tensor:
     """Forward and backward of one optimizer step's images, ``per_call`` images a decoder call (one
-    backward per call; DDP's all-reduce with the last).
+    backward per call; DDP's all-reduce with the last), the loss scaled by ``scaler`` (fp16; a
+    disabled scaler leaves it as it is).
 
     Returns the step's sums, a float64 vector on the device, read once per step: ``[loss, (sum of
     mean log-truths, images) per constraint of names, fg_in_boxes, images with a box fraction,
@@ -161,7 +163,7 @@ def _step_losses(items: List[TrainItem], *, runner: DecoderRunner, decoder, name
                     sums[-4] += foreground_cells(log_probs, item.box_cover).double() / item.box_cells
                     sums[-3] += 1
                     sums[-1] += item.fg_zero_shot
-            total.backward()
+            scaler.scale(total).backward()
     return sums
 
 
@@ -188,8 +190,8 @@ def run_train(cfg: Stage1Config, *, resume: bool = False, progress: bool = True)
     rank, world_size = init_distributed(device)
     is_main = rank == 0
     torch.manual_seed(cfg.seed)
-    model, key = load_model(cfg, device=torch.device("cpu"))
-    model.image_encoder = None  # never used here (train reads cached embeddings): never moved to the GPU
+    # train reads cached embeddings: no image encoder (SAM 1 does not even read its weights)
+    model, key = load_model(cfg, device=torch.device("cpu"), encoder=False)
     model.to(device)
     cache = EmbeddingCache(cfg.cache_dir, key=key)
     encoder_size, lowres = key.encoder_size, key.lowres_size
@@ -240,6 +242,10 @@ def run_train(cfg: Stage1Config, *, resume: bool = False, progress: bool = True)
                          groups=zero_shot_groups(len(ids), seed=cfg.seed, world_size=world_size,
                                                  batch_size=cfg.batch_size, per_call=per_call))
     workers = default_workers() if cfg.prepare_workers is None else cfg.prepare_workers
+    if world_size > 1:  # every rank needs every image: each segments its share (SLIC, cached on disk) first
+        prepare_superpixels(cfg, ids[rank::world_size], encoder_size=encoder_size, lowres=lowres,
+                            padded=key.padded, workers=workers, progress=progress and is_main)
+        dist.barrier()
     images.prepare(workers=workers, progress=progress and is_main)
     images.preload(cfg.preload_embeddings)
     if is_main:
@@ -254,6 +260,8 @@ def run_train(cfg: Stage1Config, *, resume: bool = False, progress: bool = True)
         decoder_call = decoder
     runner = DecoderRunner(model, device=device, multimask_output=cfg.multimask_output, precision=cfg.precision)
     optimizer = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+    # fp16 gradients of a small loss underflow: scale the loss, skip steps whose gradients overflow
+    scaler = torch.amp.GradScaler(device.type, enabled=cfg.precision == "fp16")
 
     cfg.decoder_dir.mkdir(parents=True, exist_ok=True)
     last_path = cfg.decoder_dir / "last.pth"
@@ -263,6 +271,8 @@ def run_train(cfg: Stage1Config, *, resume: bool = False, progress: bool = True)
         state = torch.load(last_path, map_location="cpu", weights_only=True)
         decoder.load_state_dict(state["mask_decoder"], strict=True)
         optimizer.load_state_dict(state["optimizer"])
+        if state.get("scaler"):
+            scaler.load_state_dict(state["scaler"])
         expected_run = {"batch_size": cfg.batch_size, "seed": cfg.seed, "world_size": world_size, "images": len(ids)}
         saved_run = state["progress"].get("run", expected_run)
         if saved_run != expected_run:
@@ -295,7 +305,7 @@ def run_train(cfg: Stage1Config, *, resume: bool = False, progress: bool = True)
     def checkpoint(epoch: int, batch_in_epoch: int, *, with_step_copy: bool) -> None:
         if not is_main:
             return
-        atomic_torch_save(_train_state(decoder=decoder, optimizer=optimizer, step=step, epoch=epoch,
+        atomic_torch_save(_train_state(decoder=decoder, optimizer=optimizer, scaler=scaler, step=step, epoch=epoch,
                                        batch_in_epoch=batch_in_epoch, key_meta=key_meta, run=run_id), last_path)
         if with_step_copy:
             save_decoder(cfg.decoder_dir / f"step_{step:06d}.pth", model=model, key=key, extra={"step": step})
@@ -316,10 +326,12 @@ def run_train(cfg: Stage1Config, *, resume: bool = False, progress: bool = True)
             optimizer.zero_grad(set_to_none=True)
             batch = batches[b]
             sums = _step_losses([images[index] for index in batch], runner=runner, decoder=decoder_call,
-                                names=constraint_names, per_call=per_call, ddp=world_size > 1)
+                                names=constraint_names, per_call=per_call, ddp=world_size > 1, scaler=scaler)
             if cfg.grad_clip:
+                scaler.unscale_(optimizer)
                 torch.nn.utils.clip_grad_norm_(params, cfg.grad_clip)
-            optimizer.step()
+            scaler.step(optimizer)
+            scaler.update()
             step += 1
             if world_size > 1:
                 dist.all_reduce(sums)

@@ -32,6 +32,7 @@ from stage1_pseudolabel.pipeline.prepare import (
     compile_constraints,
     constraint_config,
     lowres_box_cover,
+    lowres_superpixels,
     open_dataset,
     prepare_image,
 )
@@ -85,24 +86,49 @@ def _prepare_one(image_id: str) -> Tuple[str, _Prepared]:
     return image_id, _Prepared(prepared, constraints, cover, int(cover.sum()))
 
 
-def prepare_images(cfg: Stage1Config, ids: Sequence[str], *, encoder_size: int, lowres: int, padded: bool,
-                   workers: int, progress: bool = False) -> Dict[str, _Prepared]:
-    """``{id: prepared}`` of every image, in ``workers`` processes (0 or 1: in this one)."""
-    bar = tqdm(total=len(ids), desc="prepare", unit="img", disable=not progress, dynamic_ncols=True)
-    out: Dict[str, _Prepared] = {}
+def _superpixels_one(image_id: str) -> Tuple[str, None]:
+    ann = _WORKER["dataset"].load(image_id)
+    prepared = prepare_image(ann, _WORKER["cfg"], encoder_size=_WORKER["encoder_size"], lowres=_WORKER["lowres"],
+                             padded=_WORKER["padded"])
+    lowres_superpixels(ann, prepared.frame, _WORKER["cfg"])
+    return image_id, None
 
-    def keep(result: Tuple[str, _Prepared]) -> None:
+
+def _run_pool(job: Callable, cfg: Stage1Config, ids: Sequence[str], *, encoder_size: int, lowres: int, padded: bool,
+              workers: int, progress: bool, desc: str) -> Dict[str, object]:
+    bar = tqdm(total=len(ids), desc=desc, unit="img", disable=not progress, dynamic_ncols=True)
+    out: Dict[str, object] = {}
+
+    def keep(result: Tuple[str, object]) -> None:
         out[result[0]] = result[1]
         bar.update(1)
 
     try:
         with OrderedProcessPool(workers, initializer=_init_worker, initargs=(cfg, encoder_size, lowres, padded)) as pool:
             for image_id in ids:
-                pool.submit(_prepare_one, (image_id,), keep)
+                pool.submit(job, (image_id,), keep)
     finally:
         _WORKER.clear()  # this process's own, when it prepared in-process
         bar.close()
     return out
+
+
+def prepare_images(cfg: Stage1Config, ids: Sequence[str], *, encoder_size: int, lowres: int, padded: bool,
+                   workers: int, progress: bool = False) -> Dict[str, _Prepared]:
+    """``{id: prepared}`` of every image, in ``workers`` processes (0 or 1: in this one)."""
+    return _run_pool(_prepare_one, cfg, ids, encoder_size=encoder_size, lowres=lowres, padded=padded,
+                     workers=workers, progress=progress, desc="prepare")
+
+
+def prepare_superpixels(cfg: Stage1Config, ids: Sequence[str], *, encoder_size: int, lowres: int, padded: bool,
+                        workers: int, progress: bool = False) -> int:
+    """Segment ``ids`` into their low-res superpixels (the costly part of preparing an image: SLIC),
+    cached on disk, where an active constraint reads them; returns how many images were looked at.
+    DDP ranks each do their share, so that each rank's full :func:`prepare_images` reads them."""
+    if "superpixels" not in constraint_config(cfg).needed_inputs:
+        return 0
+    return len(_run_pool(_superpixels_one, cfg, ids, encoder_size=encoder_size, lowres=lowres, padded=padded,
+                         workers=workers, progress=progress, desc="superpixels"))
 
 
 # -- the images of a run -----------------------------------------------------------------------------
@@ -163,6 +189,8 @@ class TrainImages:
         start = time.perf_counter()
         done = prepare_images(self.cfg, self.ids, encoder_size=self.encoder_size, lowres=self.lowres,
                               padded=self.cache.key.padded, workers=workers, progress=progress)
+        for item in done.values():  # channels and prompt tensors on the device once, not per step
+            item.prepared = item.prepared.to(self.device)
         seen = set()
         for i in range(len(self.ids)):
             group = [g for g in self.groups.get(i, (i,)) if g not in seen]

@@ -84,17 +84,19 @@ def _unwrap(obj) -> Dict[str, torch.Tensor]:
     raise CheckpointError("the file holds no state dict (a mapping of parameter names to tensors)")
 
 
-def read_state_dict(path: PathLike, *, map_location: Union[str, torch.device] = "cpu") -> Dict[str, torch.Tensor]:
+def read_state_dict(path: PathLike, *, map_location: Union[str, torch.device] = "cpu",
+                    mmap: bool = False) -> Dict[str, torch.Tensor]:
     """Read a state dict with ``weights_only=True``; errors are :class:`CheckpointError`.
 
-    A dict with a ``"model"`` or ``"state_dict"`` entry holding the tensors is unwrapped.
+    A dict with a ``"model"`` or ``"state_dict"`` entry holding the tensors is unwrapped. With
+    ``mmap`` the tensors are mapped from the file, read from disk only where they are used.
     """
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"SAM checkpoint {path} does not exist. {_WHERE}")
     size = path.stat().st_size
     try:
-        obj = torch.load(path, map_location=map_location, weights_only=True)
+        obj = torch.load(path, map_location=map_location, weights_only=True, mmap=mmap)
     except Exception as exc:  # zip / unpickling errors of a truncated or foreign file
         expected = ", ".join(f"{n} {_human(e)}" for n, e in _OFFICIAL_SIZES.items())
         raise CheckpointError(
@@ -116,6 +118,7 @@ def load_sam_checkpoint(
     map_location: Union[str, torch.device] = "cpu",
     describe: Callable[[Mapping[str, torch.Tensor]], str] = describe_state_dict,
     where: str = _WHERE,
+    mmap: bool = False,
 ) -> None:
     """Strictly load ``path`` into ``model``; every failure raises :class:`CheckpointError`.
 
@@ -129,15 +132,17 @@ def load_sam_checkpoint(
         map_location: where tensors are loaded.
         describe: what a state dict that does not fit looks like (SAM 1's variants by default).
         where: where the official files are published (appended to errors).
+        mmap: map the file and assign its tensors to the model instead of copying them (a model
+            built on the ``meta`` device takes its weights this way; parts never used are never read).
     """
     try:
-        state_dict = read_state_dict(path, map_location=map_location)
+        state_dict = read_state_dict(path, map_location=map_location, mmap=mmap)
     except CheckpointError as exc:
         if where == _WHERE:
             raise
         raise CheckpointError(f"{exc}{where}") from None
     try:
-        model.load_state_dict(state_dict, strict=True)
+        model.load_state_dict(state_dict, strict=True, assign=mmap)
     except RuntimeError as exc:
         looks_like = describe(state_dict)
         first = [line.strip() for line in str(exc).splitlines() if line.strip()][1:3]

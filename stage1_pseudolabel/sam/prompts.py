@@ -46,6 +46,7 @@ import torch
 from wsss.core.frames import SamFrame, clip_box
 from wsss.core.weak_labels.annotation import ImageAnnotation
 from wsss.core.weak_labels.classes import IGNORE_INDEX
+from wsss.core.weak_labels.points import farthest_points
 
 log = logging.getLogger(__name__)
 
@@ -206,28 +207,6 @@ def image_objects(ann: ImageAnnotation, *, min_box_size: float = 1.0, boxless_ob
                         np.concatenate([box_classes, np.asarray(classes, np.int64), np.asarray(tag_only, np.int64)]),
                         np.concatenate([np.ones(n_box, bool), np.zeros(n_pts + n_tag, bool)]),
                         np.concatenate([np.zeros(n_box + n_pts, bool), np.ones(n_tag, bool)]))
-
-
-def farthest_points(candidates: np.ndarray, k: int, rng: np.random.Generator, *, max_candidates: int = 4096) -> np.ndarray:
-    """Pick ``k`` of ``float32 [M, 2]`` candidates spread out by farthest-point sampling.
-
-    Starts from the candidate nearest to their centroid; candidates beyond ``max_candidates`` are
-    randomly subsampled first (bounded cost on long strokes).
-    """
-    if k <= 0:
-        return candidates[:0]
-    if len(candidates) <= k:
-        return candidates
-    if len(candidates) > max_candidates:
-        candidates = candidates[rng.choice(len(candidates), max_candidates, replace=False)]
-    first = int(np.argmin(((candidates - candidates.mean(0)) ** 2).sum(1)))
-    chosen = [first]
-    dist = ((candidates - candidates[first]) ** 2).sum(1)
-    for _ in range(k - 1):
-        nxt = int(np.argmax(dist))
-        chosen.append(nxt)
-        dist = np.minimum(dist, ((candidates - candidates[nxt]) ** 2).sum(1))
-    return candidates[chosen]
 
 
 def _in_box(xy: np.ndarray, box: np.ndarray) -> np.ndarray:

@@ -147,11 +147,12 @@ def sam_architecture(
     return arch
 
 
-def build_sam_from_architecture(arch: SamArchitecture) -> nn.Module:
-    """A ``segment_anything.modeling.Sam`` with default (random) initialisation, in eval mode."""
+def build_sam_from_architecture(arch: SamArchitecture, *, encoder_device: Optional[str] = None) -> nn.Module:
+    """A ``segment_anything.modeling.Sam`` with default (random) initialisation, in eval mode;
+    ``encoder_device="meta"``: its image encoder without storage (weights assigned from a checkpoint)."""
     m = sam_modeling()
-    sam = m.Sam(
-        image_encoder=m.ImageEncoderViT(
+    with torch.device(encoder_device or "cpu"):
+        encoder = m.ImageEncoderViT(
             depth=arch.encoder_depth,
             embed_dim=arch.encoder_embed_dim,
             img_size=arch.image_size,
@@ -164,7 +165,9 @@ def build_sam_from_architecture(arch: SamArchitecture) -> nn.Module:
             global_attn_indexes=arch.encoder_global_attn_indexes,
             window_size=arch.window_size,
             out_chans=arch.prompt_embed_dim,
-        ),
+        )
+    sam = m.Sam(
+        image_encoder=encoder,
         prompt_encoder=m.PromptEncoder(
             embed_dim=arch.prompt_embed_dim,
             image_embedding_size=(arch.embedding_size, arch.embedding_size),
@@ -215,6 +218,7 @@ def build_sam(
     checkpoint: Optional[PathLike] = None,
     seed: Optional[int] = None,
     device: Union[str, torch.device] = "cpu",
+    encoder: bool = True,
     **architecture_overrides,
 ) -> nn.Module:
     """Build a SAM of ``model_type``, with random weights or strictly loaded from ``checkpoint``.
@@ -226,6 +230,10 @@ def build_sam(
             :class:`stage1_pseudolabel.sam.checkpoint.CheckpointError` naming the variant it looks like.
         seed: seeds the random initialisation (the global RNG state is restored afterwards).
         device: where the model lives.
+        encoder: False with a ``checkpoint`` of a ViT variant: the image encoder is built without
+            initialising it and the file is mapped, so that its weights are never read as long as
+            the encoder is not used (training needs only the cached embeddings): drop it before
+            moving the model to a GPU.
         **architecture_overrides: keyword overrides of :class:`SamArchitecture` fields for ViT variants
             (``image_size``, ``encoder_depth``, ...), or the keyword arguments of ``build_proxy_sam``.
 
@@ -252,9 +260,11 @@ def build_sam(
                 raise ValueError("vit_t takes no architecture overrides (its TinyViT comes from mobile_sam)")
             model = _build_mobile_sam()
         else:
-            model = build_sam_from_architecture(sam_architecture(model_type, **architecture_overrides))
+            lazy = checkpoint is not None and not encoder
+            model = build_sam_from_architecture(sam_architecture(model_type, **architecture_overrides),
+                                                encoder_device="meta" if lazy else None)
     if checkpoint is not None:
-        load_sam_checkpoint(model, checkpoint, model_type=model_type)
+        load_sam_checkpoint(model, checkpoint, model_type=model_type, mmap=not encoder)
     return model.to(device).eval()
 
 

@@ -321,7 +321,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     from stage1_pseudolabel.pipeline.generate import run_generate
     from stage1_pseudolabel.pipeline.train import run_train
     from wsss.apps.report import build_report
-    from wsss.core.weak_labels.voc import read_id_list
+    from wsss.core.weak_labels.voc import read_id_list, split_list_path
 
     setup_logging()
     work = Path(args.work_dir)
@@ -397,7 +397,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         from wsss.core.masks import read_mask
         from wsss.core.weak_labels import VocDataset
 
-        ids = read_id_list(data / "ImageSets" / "Segmentation" / f"{split}.txt")
+        ids = read_id_list(split_list_path(data, split))
         gt_dir = data / "SegmentationClass"
         load_annotation = VocDataset(data, ids=ids, verify_images=False).load
         class_names = None

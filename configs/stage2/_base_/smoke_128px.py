@@ -21,6 +21,14 @@ smoke_test_pipeline = [
     dict(type='LoadVOCLabel'),
     dict(type='PackSegInputs')
 ]
+smoke_tta_pipeline = [  # --tta at the smoke scale: 0.75 and 1.25, each also flipped
+    dict(type='LoadImageFromFile'),
+    dict(type='TestTimeAug', transforms=[
+        [dict(type='Resize', scale=(int(512 * r), int(128 * r)), keep_ratio=True) for r in (0.75, 1.25)],
+        [dict(type='RandomFlip', prob=0., direction='horizontal'),
+         dict(type='RandomFlip', prob=1., direction='horizontal')],
+        [dict(type='LoadVOCLabel')], [dict(type='PackSegInputs')]])
+]
 smoke_train_dataloader = dict(
     batch_size=2,
     num_workers=0,

@@ -19,7 +19,7 @@ PathLike = Union[str, Path]
 
 
 def build_backend(model_type: str, *, checkpoint: Optional[PathLike] = None, seed: Optional[int] = None,
-                  device: Union[str, torch.device] = "cpu", **overrides):
+                  device: Union[str, torch.device] = "cpu", encoder: bool = True, **overrides):
     """The backend of ``model_type``, random (seeded) or strictly loaded from ``checkpoint``, eval mode.
 
     Args:
@@ -27,6 +27,9 @@ def build_backend(model_type: str, *, checkpoint: Optional[PathLike] = None, see
         checkpoint: the official checkpoint file (``weights_only=True``, ``strict=True``); None: random.
         seed: seeds the random initialisation (the global RNG state is restored afterwards).
         device: where the model lives.
+        encoder: False: the caller will not run the image encoder (training on cached embeddings);
+            SAM 1 then neither initialises nor reads its weights
+            (:func:`~stage1_pseudolabel.sam.registry.build_sam`), the other backends build it all.
         **overrides: reduced-size architecture overrides (SAM 1 / HQ-SAM:
             :class:`~stage1_pseudolabel.sam.registry.SamArchitecture` fields; SAM 2:
             :func:`~stage1_pseudolabel.sam.backends.sam2.sam2_overrides` keywords).
@@ -36,7 +39,7 @@ def build_backend(model_type: str, *, checkpoint: Optional[PathLike] = None, see
         from stage1_pseudolabel.sam.backends.sam1 import Sam1Backend
         from stage1_pseudolabel.sam.registry import build_sam
 
-        sam = build_sam(model_type, checkpoint=checkpoint, seed=seed, device="cpu", **overrides)
+        sam = build_sam(model_type, checkpoint=checkpoint, seed=seed, device="cpu", encoder=encoder, **overrides)
         return Sam1Backend(model_type=model_type, sam=sam).to(device).eval()
     from stage1_pseudolabel.sam.backends.loading import check_checkpoint_exists, load_strict
 

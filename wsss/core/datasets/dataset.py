@@ -190,7 +190,7 @@ class DescribedDataset(BatchLoading):
     def gt_path(self, image_id: str) -> Optional[Path]:
         """The ground-truth PNG of ``image_id`` (``ground_truth.format: png``), or None."""
         gt = self.description.ground_truth
-        return gt.path / f"{image_id}.png" if gt is not None and gt.format == "png" else None
+        return gt.png(image_id) if gt is not None and gt.format == "png" else None
 
     # -- loading ---------------------------------------------------------------------------------
     def load(self, image_id: str) -> ImageAnnotation:
@@ -315,7 +315,7 @@ class DescribedDataset(BatchLoading):
         if gt is None:
             raise MissingFileError(self.description.path, "the dataset description has no ground_truth")
         if gt.format == "png":
-            return read_label_png(gt.path / f"{image_id}.png", num_foreground=self.num_foreground, height=height,
+            return read_label_png(gt.png(image_id), num_foreground=self.num_foreground, height=height,
                                   width=width, what="ground truth")
         if gt.format == "labelme":
             label_map = read_labelme_polygons(gt.path / f"{image_id}.json", classes=self.classes,
@@ -336,7 +336,7 @@ class DescribedDataset(BatchLoading):
         if gt is None:
             return False
         if gt.format == "png":
-            return (gt.path / f"{image_id}.png").is_file()
+            return gt.png(image_id).is_file()
         if gt.format == "labelme":
             return (gt.path / f"{image_id}.json").is_file()
         return image_id in (self._gt_coco or {})

@@ -18,7 +18,8 @@ Both stages read it (stage 1 through its ``dataset:`` key or ``--dataset``, stag
       - {format: scribblesup, path: scribbles}      # <id>.png (label map) or <id>.xml (strokes)
       - {format: points, path: points}              # <id>.json (What's-the-Point clicks)
       - {format: tags, path: tags}                  # <id>.txt (image-level tags, one class per line)
-    ground_truth: {format: png, path: SegmentationClass}   # optional; or format coco / labelme (polygons)
+    ground_truth: {format: png, path: SegmentationClass}   # optional; or format coco / labelme (polygons);
+                                      # png: `fallback: folder` is read for an id `path` has no file of
     splits: {train: lists/train.txt}  # optional id lists; without them every annotated image is used
 
 Class lists hold at most 254 classes plus background (label values 0..254; 255 is void).
@@ -62,6 +63,15 @@ class Source:
 
     format: str
     path: Path
+    #: ground truth (png) only: a second folder, read for an image ``path`` has no file of
+    fallback: Optional[Path] = None
+
+    def png(self, image_id: str) -> Path:
+        """``<path>/<id>.png``, or the fallback folder's when only that exists."""
+        first = self.path / f"{image_id}.png"
+        if self.fallback is not None and not first.is_file() and (self.fallback / f"{image_id}.png").is_file():
+            return self.fallback / f"{image_id}.png"
+        return first
 
 
 @dataclass
@@ -132,6 +142,15 @@ def _load_yaml(path: Path) -> Dict[str, Any]:
     return load_yaml_with_bases(path, kind="a dataset description",
                                 missing=lambda p: DatasetDescriptionError(p, "dataset description not found"),
                                 error=DatasetDescriptionError)
+
+
+#: The VOC 2012 layout as a description; ``--data DIR`` is this file with its root at DIR.
+VOC_DESCRIPTION = Path(__file__).resolve().parents[3] / "configs" / "datasets" / "voc2012.yaml"
+
+
+def voc_description(root: PathLike) -> DatasetDescription:
+    """:data:`VOC_DESCRIPTION` with its ``root`` at ``root`` (a VOC2012 folder)."""
+    return load_description(VOC_DESCRIPTION, overrides={"root": str(root)})
 
 
 def load_description(path: PathLike, *, overrides: Optional[Dict[str, Any]] = None) -> DatasetDescription:
@@ -206,10 +225,12 @@ def description_from_dict(values: Dict[str, Any], *, path: Optional[Path] = None
     gt = values.get("ground_truth")
     ground_truth = None
     if gt is not None:
-        if not isinstance(gt, dict) or set(gt) != {"format", "path"} or gt["format"] not in GT_FORMATS:
+        if (not isinstance(gt, dict) or not {"format", "path"} <= set(gt) <= {"format", "path", "fallback"}
+                or gt["format"] not in GT_FORMATS or ("fallback" in gt and gt["format"] != "png")):
             raise DatasetDescriptionError(path, f"ground_truth: expected {{format: {' | '.join(GT_FORMATS)}, "
-                                                f"path: ...}}, got {gt!r}")
-        ground_truth = Source(format=gt["format"], path=under(gt["path"], "ground_truth.path"))
+                                                f"path: ...}} (png: also fallback: ...), got {gt!r}")
+        ground_truth = Source(format=gt["format"], path=under(gt["path"], "ground_truth.path"),
+                              fallback=under(gt["fallback"], "ground_truth.fallback") if "fallback" in gt else None)
 
     splits = values.get("splits") or {}
     if not isinstance(splits, dict):

@@ -2,7 +2,9 @@
 
 With ``--dataset FILE`` (a dataset description, configs/datasets/*.yaml) the class names and the number
 of classes are the description's, and without ``--gt`` the ground truth is the description's (PNG
-folder, COCO segmentations or LabelMe polygons) for the images of ``--split``.
+folder, COCO segmentations or LabelMe polygons) for the images of ``--split``. ``--data DIR`` is the
+VOC description (configs/datasets/voc2012.yaml) with its root at DIR: ``--split train_aug`` reads
+VOC's ground truth and, for SBD's images, ``SegmentationClassAug``.
 
 Exit status 0 on success, 2 on bad input (missing predictions, size mismatch, invalid values), with
 the error on stderr.
@@ -19,6 +21,7 @@ from wsss.core.atomic import write_json
 from wsss.core.evaluation.folders import evaluate_folders
 from wsss.core.cli import run_cli
 from wsss.core.datasets import DescribedDataset, dataset_class_names, evaluate_described
+from wsss.core.datasets.description import voc_description
 from wsss.core.weak_labels.classes import VOC_CLASSES
 from wsss.core.weak_labels.voc import read_id_list
 
@@ -30,7 +33,9 @@ def build_parser() -> argparse.ArgumentParser:
                         help="folder of ground-truth <id>.png (e.g. SegmentationClass); default: --dataset's")
     parser.add_argument("--dataset", type=Path, default=None,
                         help="dataset description YAML: class names, and the ground truth when --gt is not given")
-    parser.add_argument("--split", default=None, help="with --dataset: a split of the description (default: all)")
+    parser.add_argument("--data", type=Path, default=None,
+                        help="a VOC2012 folder: the VOC description with this root (instead of --dataset)")
+    parser.add_argument("--split", default=None, help="with --dataset / --data: a split (default: all)")
     parser.add_argument("--list", type=Path, default=None,
                         help="id list (ImageSets/Segmentation/<split>.txt); default: every PNG in --pred")
     parser.add_argument("--json", type=Path, default=None, help="also write the metrics as JSON here")
@@ -40,12 +45,15 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Optional[Sequence[str]] = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    if args.gt is None and args.dataset is None:
-        parser.error("--gt or --dataset is required")
+    if args.gt is None and args.dataset is None and args.data is None:
+        parser.error("--gt, --dataset or --data is required")
 
     def body() -> int:
         ids = read_id_list(args.list) if args.list is not None else None
-        if args.dataset is not None and args.gt is None:
+        if args.data is not None and args.gt is None:
+            metrics = evaluate_described(DescribedDataset(voc_description(args.data), split=args.split),
+                                         pred_dir=args.pred, ids=ids)
+        elif args.dataset is not None and args.gt is None:
             dataset = DescribedDataset(args.dataset, split=args.split)
             if dataset.description.ground_truth is None:  # `make stage1` on a dataset without ground truth
                 print(f"{args.dataset} describes no ground_truth: nothing to evaluate")

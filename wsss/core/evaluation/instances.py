@@ -6,8 +6,9 @@
 
 Ground truth
 ------------
-* VOC layout (:func:`voc_ground_truth`): one instance per id of ``SegmentationObject/<id>.png``, its
-  class the majority label of its pixels in ``SegmentationClass/<id>.png``. Where an image has no
+* VOC layout (:func:`voc_ground_truth`): one instance per id of ``SegmentationObject/<id>.png`` (ids
+  1..254; for SBD images ``SegmentationObjectAug``), its class the majority label of its pixels in
+  ``SegmentationClass/<id>.png`` (SBD images: ``SegmentationClassAug``). Where an image has no
   SegmentationObject PNG (the real VOC slice used for development has none), the instances are the
   **connected components (8-neighbourhood) of each class** of SegmentationClass: an *approximation*,
   like that slice's approximate boxes: touching objects of one class merge into one instance and an
@@ -45,7 +46,7 @@ from wsss.core.atomic import write_json
 from wsss.core.cli import run_cli
 from wsss.core.masks import read_mask
 from wsss.core.weak_labels.classes import IGNORE_INDEX, VOC_ALIASES, VOC_CLASSES, class_index
-from wsss.core.weak_labels.voc import read_id_list
+from wsss.core.weak_labels.voc import read_id_list, split_list_path
 
 PathLike = inst.PathLike
 
@@ -75,12 +76,24 @@ def voc_instances(root: PathLike, image_id: str, *, min_area: int = MIN_COMPONEN
     ``"class_components"``; ``crowd`` holds the components under ``min_area`` pixels (module
     docstring; always empty for SegmentationObject)."""
     root = Path(root)
-    class_map = read_mask(root / "SegmentationClass" / f"{image_id}.png")
-    obj_path = root / "SegmentationObject" / f"{image_id}.png"
-    if obj_path.is_file():
-        return inst.label_maps_to_instances(read_mask(obj_path), class_map), "SegmentationObject", []
+    class_map = read_mask(_first(root, image_id, CLASS_DIRS))
+    obj_path = _first(root, image_id, OBJECT_DIRS)
+    if obj_path.is_file():  # object ids are not classes: 1..254 (an image may have more than 20)
+        objects = inst.label_maps_to_instances(read_mask(obj_path, num_foreground=254), class_map)
+        return objects, "SegmentationObject", []
     objects, crowd = component_instances(class_map, min_area=min_area)
     return objects, "class_components", crowd
+
+
+#: Ground-truth folders of a VOC layout, VOC's own first, then SBD's (``wsss-voc-data --sbd``).
+CLASS_DIRS = ("SegmentationClass", "SegmentationClassAug")
+OBJECT_DIRS = ("SegmentationObject", "SegmentationObjectAug")
+
+
+def _first(root: Path, image_id: str, folders: Sequence[str]) -> Path:
+    """``<folder>/<id>.png`` of the first of ``folders`` that has it (else the first's path)."""
+    paths = [root / folder / f"{image_id}.png" for folder in folders]
+    return next((p for p in paths if p.is_file()), paths[0])
 
 
 def component_instances(class_map: np.ndarray, *, min_area: int = MIN_COMPONENT_AREA):
@@ -114,7 +127,7 @@ def voc_ground_truth(root: PathLike, ids: Sequence[str], *, min_area: int = MIN_
     for image_id in ids:
         objects, source, crowd = voc_instances(root, image_id, min_area=min_area)
         sources[source] += 1
-        h, w = read_mask(Path(root) / "SegmentationClass" / f"{image_id}.png").shape
+        h, w = read_mask(_first(Path(root), image_id, CLASS_DIRS)).shape
         items.append((image_id, h, w, objects, crowd))
     note = (f"approximate instances: connected components of each class of SegmentationClass (under {min_area} "
             "px: crowd, ignored)" if sources["class_components"] else "VOC SegmentationObject instances")
@@ -255,10 +268,10 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         preds = {str(p): inst.read_document(p) for p in args.pred}
         if args.voc is not None:
             if args.split:
-                names = read_id_list(args.voc / "ImageSets" / "Segmentation" / f"{args.split}.txt")
+                names = read_id_list(split_list_path(args.voc, args.split))
             else:
                 names = sorted({image_name(im) for d in preds.values() for im in d["images"]})
-            missing = [n for n in names if not (args.voc / "SegmentationClass" / f"{n}.png").is_file()]
+            missing = [n for n in names if not _first(args.voc, n, CLASS_DIRS).is_file()]
             if missing:
                 raise FileNotFoundError(f"{args.voc / 'SegmentationClass'}: no ground truth for {len(missing)} "
                                         f"image(s), e.g. {missing[:3]}")

@@ -13,7 +13,10 @@ XML convention (the files of the ScribbleSup release, one per image)::
       </polygon> ...
     </annotation>
 
-``X``, ``Y`` are 0-based pixel indices (column, row). Each stroke is rasterised
+``X``, ``Y`` are 0-based pixel indices (column, row); points outside the image (the release has
+some) are clipped by the drawing, repeated points draw nothing new. The release names its classes
+its own way (:data:`SCRIBBLESUP_ALIASES`: ``plane``, ``bike``, ``table``, ``plant``, ``monitor``; the
+rest are VOC's names). Each stroke is rasterised
 :data:`STROKE_WIDTH` pixels wide (:func:`rasterise_strokes`); where strokes cross, the later one wins,
 as in the file order.
 """
@@ -38,6 +41,11 @@ from wsss.core.weak_labels.errors import (
 from wsss.core.weak_labels.images import read_label_png
 
 STROKE_WIDTH = 3
+
+#: The ScribbleSup release's class names that are not VOC's (its list, in VOC order: plane, bike,
+#: bird, boat, bottle, bus, car, cat, chair, cow, table, dog, horse, motorbike, person, plant,
+#: sheep, sofa, train, monitor, and background): VOC's aliases (plane, monitor) and three more.
+SCRIBBLESUP_ALIASES = {**VOC_ALIASES, "bike": "bicycle", "table": "diningtable", "plant": "pottedplant"}
 
 Stroke = Tuple[np.ndarray, int]  # (float [K, 2] (x, y) pixel indices, class index 0..C)
 
@@ -107,7 +115,7 @@ def parse_scribblesup_xml(
         if name_elem is None or not (name_elem.text or "").strip():
             raise MalformedAnnotationError(path, "<polygon> has no <tag> class name")
         try:
-            cls = class_index(name_elem.text, classes, VOC_ALIASES)
+            cls = class_index(name_elem.text, classes, SCRIBBLESUP_ALIASES)
         except KeyError as exc:
             if unknown_classes == "ignore":
                 skipped.add(name_elem.text.strip())

@@ -6,7 +6,8 @@ Layout under ``root`` (``data/VOCdevkit/VOC2012``)::
     JPEGImages/<id>.jpg                   required
     Annotations/<id>.xml                  VOC boxes, 1-based inclusive; required when the folder exists
     SegmentationClass/<id>.png            ground truth (optional)
-    ImageSets/Segmentation/<split>.txt    id lists
+    SegmentationClassAug/<id>.png         ground truth of train_aug's SBD images (optional)
+    ImageSets/Segmentation/<split>.txt    id lists (train_aug: trainaug.txt or train_aug.txt)
     scribbles/<id>.png | <id>.xml         ScribbleSup scribbles (optional)
     points/<id>.json                      What's-the-Point clicks (optional)
 
@@ -39,6 +40,10 @@ from wsss.core.weak_labels.images import image_size, read_image
 from wsss.core.weak_labels.points import read_points_json
 from wsss.core.weak_labels.scribblesup import read_scribble_png, read_scribblesup_xml
 from wsss.core.weak_labels.tags import read_tags_file
+
+
+#: Ground truth of the images of train_aug (VOC's own masks and SBD's, as ``wsss-voc-data`` makes it).
+AUG_GT_DIR = "SegmentationClassAug"
 
 
 @dataclass(frozen=True)
@@ -107,11 +112,37 @@ def parse_voc_xml(path: PathLike, *, classes: Sequence[str] = VOC_CLASSES, unkno
 
 
 def read_id_list(path: PathLike) -> List[str]:
-    """Image ids of an ``ImageSets`` list (first token of each non-empty line)."""
+    """Image ids of an ``ImageSets`` list: the first token of each non-empty line, or, in DeepLab's
+    two-column lists (``/JPEGImages/<id>.jpg /SegmentationClassAug/<id>.png``), that file's stem."""
     path = Path(path)
     if not path.is_file():
         raise MissingFileError(path, "id list not found")
-    return [line.split()[0] for line in path.read_text().splitlines() if line.strip()]
+    ids = []
+    for line in path.read_text().splitlines():
+        if line.strip():
+            token = line.split()[0]
+            ids.append(Path(token).stem if "/" in token or token.lower().endswith((".jpg", ".png")) else token)
+    return ids
+
+
+#: Split names that are one split under several spellings: the lists tried, in order.
+SPLIT_FILES = {"train_aug": ("trainaug", "train_aug"), "trainaug": ("trainaug", "train_aug")}
+
+
+def split_list_path(root: PathLike, split: str) -> Path:
+    """``ImageSets/Segmentation/<split>.txt`` under ``root``; for ``train_aug`` / ``trainaug``, the
+    one of ``trainaug.txt`` (what ``wsss-voc-data --sbd`` writes) and ``train_aug.txt`` (DeepLab's) present.
+
+    Raises:
+        MissingFileError: no such list (for train_aug: how to make it).
+    """
+    folder = Path(root) / "ImageSets" / "Segmentation"
+    names = SPLIT_FILES.get(split, (split,))
+    for name in names:
+        if (folder / f"{name}.txt").is_file():
+            return folder / f"{name}.txt"
+    hint = " (VOC train + SBD: build it with wsss-voc-data --sbd)" if split in SPLIT_FILES else ""
+    raise MissingFileError(folder / f"{names[0]}.txt", f"id list not found{hint}")
 
 
 @dataclass
@@ -210,7 +241,7 @@ class VocDataset(BatchLoading):
         if ids is not None:
             self.ids = list(ids)
         elif split is not None:
-            self.ids = read_id_list(self.root / "ImageSets" / "Segmentation" / f"{split}.txt")
+            self.ids = read_id_list(split_list_path(self.root, split))
         else:
             self.ids = sorted(p.stem for p in self.image_dir.glob("*.jpg"))
 
@@ -224,7 +255,11 @@ class VocDataset(BatchLoading):
         return self.image_dir / f"{image_id}.jpg"
 
     def gt_path(self, image_id: str) -> Path:
-        return self.gt_dir / f"{image_id}.png"
+        """``SegmentationClass/<id>.png``, or, for an image VOC has no mask of, SBD's in
+        ``SegmentationClassAug`` (``wsss-voc-data --sbd``) when there is one."""
+        path = self.gt_dir / f"{image_id}.png"
+        aug = self.root / AUG_GT_DIR / f"{image_id}.png"
+        return aug if not path.is_file() and aug.is_file() else path
 
     def load(self, image_id: str) -> ImageAnnotation:
         """Load one image's weak labels.

@@ -32,6 +32,21 @@ test_pipeline = [
     dict(type='LoadVOCLabel'),
     dict(type='PackSegInputs')
 ]
+# --tta (wsss-stage2-test): the test scale times 0.5 .. 1.75, each also flipped; the views' softmax
+# averaged (stage2_segnet.tta.SegTTAWithScores); labels loaded after, at the original size
+img_ratios = [0.5, 0.75, 1.0, 1.25, 1.5, 1.75]
+tta_pipeline = [
+    dict(type='LoadImageFromFile'),
+    dict(
+        type='TestTimeAug',
+        transforms=[
+            [dict(type='Resize', scale=(int(2048 * r), int(512 * r)), keep_ratio=True) for r in img_ratios],
+            [dict(type='RandomFlip', prob=0., direction='horizontal'),
+             dict(type='RandomFlip', prob=1., direction='horizontal')],
+            [dict(type='LoadVOCLabel')],
+            [dict(type='PackSegInputs')],
+        ])
+]
 train_dataloader = dict(
     batch_size=4,
     num_workers=4,
