@@ -33,7 +33,8 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 #: The keys voc_box_scribble_gpu.yaml sets, but the device (the run's own).
-GPU_KEYS = ("precision", "tf32", "attention", "embed_batch_size", "batch_size", "decoder_batch_images")
+GPU_KEYS = ("precision", "train_precision", "tf32", "attention", "embed_batch_size", "batch_size",
+            "decoder_batch_images")
 
 
 def agreement(a: Path, b: Path) -> float:
@@ -74,7 +75,7 @@ def run(args, work: Path) -> Dict[str, Dict[str, float]]:
                                 overrides=dict(common, work_dir=str(work / "default"))),
         "gpu": build_config(config_file=str(REPO / "configs/stage1" / base),
                             overrides=dict(common, work_dir=str(work / "gpu"),
-                                           **{k: getattr(gpu, k) for k in GPU_KEYS}, **args.gpu_set)),
+                                           **{**{k: getattr(gpu, k) for k in GPU_KEYS}, **args.gpu_set})),
     }
     masks = {"default": stage1(configs["default"])}
     # The default run's decoder, everything else in bf16: its own cache (bf16 embeddings) and masks.

@@ -447,20 +447,22 @@ def test_embed_shards_across_ranks_and_batches(synthetic, tmp_path, monkeypatch)
             assert torch.allclose(fa[name], fb[name], atol=2e-3, rtol=1e-2), (image_id, name)
 
 
-@pytest.mark.parametrize("precision", ["bf16", "fp16"])
-def test_half_precision_training_runs_with_an_fp32_loss(synthetic, tmp_path, precision):
+@pytest.mark.parametrize("precision,train_precision", [("bf16", None), ("fp16", None), ("fp16", "fp32")])
+def test_half_precision_training_runs_with_an_fp32_loss(synthetic, tmp_path, precision, train_precision):
     """bf16 and fp16 train (autocast of the decoder, the loss in fp32); fp16 scales its loss with a
-    gradient scaler whose state the checkpoint keeps for --resume (bf16 needs none)."""
+    gradient scaler whose state the checkpoint keeps for --resume (bf16 needs none); train_precision
+    fp32 trains without autocast whatever ``precision`` (no scaler)."""
     from stage1_pseudolabel.pipeline.embed import run_embed
     from stage1_pseudolabel.pipeline.train import run_train
 
     cfg = build_config(config_file=str(CONFIGS["sam1"]), overrides={"data": str(synthetic), "work_dir": str(tmp_path)},
-                       cfg_options=["epochs=1", "batch_size=1", "checkpoint_every=10", f"precision={precision}"])
+                       cfg_options=["epochs=1", "batch_size=1", "checkpoint_every=10", f"precision={precision}",
+                                    f"train_precision={train_precision or 'null'}"])
     run_embed(cfg, progress=False)
     summary = run_train(cfg, progress=False)
     assert summary["steps"] == 3 and all(np.isfinite(summary["losses"]))
     state = torch.load(cfg.decoder_dir / "last.pth", map_location="cpu", weights_only=True)
-    if precision == "fp16":
+    if (train_precision or precision) == "fp16":
         assert state["scaler"]["scale"] > 1 and state["scaler"]["_growth_tracker"] >= 0
     else:
         assert state["scaler"] == {}

@@ -61,6 +61,9 @@ class Stage1Config:
     #: autocast precision of the encoder and decoder in embed / train / generate: fp32 | bf16 | fp16
     #: (the logic loss always runs in fp32; cached embeddings are fp16 whatever this is)
     precision: str = "fp32"
+    #: the decoder's autocast while it is fine-tuned (train); null: ``precision``. The encoder's
+    #: share of the time is in embed and generate: fp32 here costs little on a GPU
+    train_precision: Optional[str] = None
     #: CUDA fp32 matmuls and convolutions in TF32 (10-bit mantissa; Ampere and later): true | false.
     #: Matters for fp32 runs and for what bf16 autocast leaves in fp32; off by default (exact fp32)
     tf32: bool = False
@@ -214,6 +217,8 @@ class Stage1Config:
             raise ValueError(f"model_type must be one of {MODEL_TYPES}, got {self.model_type!r}")
         if self.precision not in PRECISIONS:
             raise ValueError(f"precision must be one of {PRECISIONS}, got {self.precision!r}")
+        if self.train_precision not in (None, *PRECISIONS):
+            raise ValueError(f"train_precision must be null or one of {PRECISIONS}, got {self.train_precision!r}")
         if self.attention not in ("eager", "sdpa"):
             raise ValueError(f"attention must be 'eager' or 'sdpa', got {self.attention!r}")
         if self.preload_embeddings not in ("auto", "device", "none"):

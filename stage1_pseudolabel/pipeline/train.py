@@ -230,7 +230,8 @@ def run_train(cfg: Stage1Config, *, resume: bool = False, progress: bool = True)
     frozen = copy.deepcopy(decoder).eval()
     for p in frozen.parameters():
         p.requires_grad_(False)
-    frozen_runner = DecoderRunner(model, device=device, multimask_output=cfg.multimask_output, precision=cfg.precision)
+    precision = cfg.train_precision or cfg.precision
+    frozen_runner = DecoderRunner(model, device=device, multimask_output=cfg.multimask_output, precision=precision)
 
     def zero_shot(prepared: List[PreparedImage], embeddings: List[torch.Tensor]) -> List[torch.Tensor]:
         logits = frozen_runner.batch_object_logits(prepared, embeddings, mask_decoder=frozen)
@@ -258,10 +259,10 @@ def run_train(cfg: Stage1Config, *, resume: bool = False, progress: bool = True)
         )
     else:
         decoder_call = decoder
-    runner = DecoderRunner(model, device=device, multimask_output=cfg.multimask_output, precision=cfg.precision)
+    runner = DecoderRunner(model, device=device, multimask_output=cfg.multimask_output, precision=precision)
     optimizer = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
     # fp16 gradients of a small loss underflow: scale the loss, skip steps whose gradients overflow
-    scaler = torch.amp.GradScaler(device.type, enabled=cfg.precision == "fp16")
+    scaler = torch.amp.GradScaler(device.type, enabled=precision == "fp16")
 
     cfg.decoder_dir.mkdir(parents=True, exist_ok=True)
     last_path = cfg.decoder_dir / "last.pth"
