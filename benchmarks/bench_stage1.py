@@ -59,7 +59,7 @@ from stage1_pseudolabel.pipeline.cache import EmbeddingCache  # noqa: E402
 from stage1_pseudolabel.pipeline.config import build_config  # noqa: E402
 from stage1_pseudolabel.pipeline.embed import run_embed  # noqa: E402
 from stage1_pseudolabel.sam.precision import autocast  # noqa: E402
-from wsss.core.masks import read_mask  # noqa: E402
+from wsss.core.masks import mask_agreement  # noqa: E402
 from stage1_pseudolabel.pipeline.generate import run_generate  # noqa: E402
 from stage1_pseudolabel.pipeline.model import freeze_for_decoder_training, load_model  # noqa: E402
 from stage1_pseudolabel.pipeline.predict import DecoderRunner, lowres_log_distribution  # noqa: E402
@@ -294,16 +294,6 @@ def bench_one(model_name: str, device_name: str, *, data: Path, images: int, rep
                            out=out)
     out["masks"] = str(cfg.output_path(zero_shot=False))
     return out
-
-
-def mask_agreement(a: Path, b: Path) -> float:
-    """Share of pixels on which the PNG masks of two folders agree (same file names)."""
-    same = total = 0
-    for path in sorted(Path(a).glob("*.png")):
-        x, y = read_mask(path), read_mask(Path(b) / path.name)
-        same += int((x == y).sum())
-        total += x.size
-    return same / max(total, 1)
 
 
 def main(argv=None) -> int:

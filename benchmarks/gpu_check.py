@@ -134,7 +134,7 @@ def bf16_agreement(cfg, *, work: Path) -> float:
 
     from stage1_pseudolabel.pipeline.embed import run_embed
     from stage1_pseudolabel.pipeline.generate import run_generate
-    from wsss.core.masks import read_mask
+    from wsss.core.masks import mask_agreement
 
     folders = {}
     for precision in ("fp32", "bf16"):
@@ -142,12 +142,7 @@ def bf16_agreement(cfg, *, work: Path) -> float:
         run_embed(c, progress=False)
         run_generate(c, zero_shot=True, progress=False)
         folders[precision] = c.output_path(zero_shot=True)
-    same = total = 0
-    for path in sorted(folders["fp32"].glob("*.png")):
-        a, b = read_mask(path), read_mask(folders["bf16"] / path.name)
-        same += int((a == b).sum())
-        total += a.size
-    return same / max(total, 1)
+    return mask_agreement(folders["fp32"], folders["bf16"])
 
 
 def voc_estimate_minutes(embed_img_s: float, train_img_s: float, generate_img_s: float, epochs: int = 4) -> float:

@@ -27,7 +27,6 @@ import tempfile
 from pathlib import Path
 from typing import Dict, Optional, Sequence
 
-import numpy as np
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
@@ -35,18 +34,6 @@ sys.path.insert(0, str(REPO))
 #: The keys voc_box_scribble_gpu.yaml sets, but the device (the run's own).
 GPU_KEYS = ("precision", "train_precision", "tf32", "attention", "embed_batch_size", "batch_size",
             "decoder_batch_images")
-
-
-def agreement(a: Path, b: Path) -> float:
-    """Share of pixels on which the PNG masks of two folders agree (the names of ``a``)."""
-    from wsss.core.masks import read_mask
-
-    same = total = 0
-    for path in sorted(a.glob("*.png")):
-        x, y = read_mask(path), read_mask(b / path.name)
-        same += int(np.count_nonzero(x == y))
-        total += x.size
-    return same / max(total, 1)
 
 
 def stage1(cfg, *, train: bool = True) -> Path:
@@ -64,6 +51,7 @@ def stage1(cfg, *, train: bool = True) -> Path:
 def run(args, work: Path) -> Dict[str, Dict[str, float]]:
     from stage1_pseudolabel.pipeline.config import build_config
     from wsss.core.evaluation.folders import evaluate_folders
+    from wsss.core.masks import mask_agreement
 
     base = "proxy_voc.yaml" if args.model_type == "proxy" else "voc_box_scribble.yaml"
     common = {"data": str(args.data), "split": args.split, "checkpoint": str(args.checkpoint),
@@ -88,7 +76,7 @@ def run(args, work: Path) -> Dict[str, Dict[str, float]]:
     rows = {}
     for name, folder in masks.items():
         metrics = evaluate_folders(pred_dir=folder, gt_dir=gt)
-        rows[name] = {"miou": metrics.miou, "agreement_with_default": agreement(masks["default"], folder)}
+        rows[name] = {"miou": metrics.miou, "agreement_with_default": mask_agreement(masks["default"], folder)}
     return rows
 
 

@@ -24,6 +24,7 @@ import torch
 from tqdm import tqdm
 
 from logic.constraints import CompiledConstraints
+from wsss.core.frames import SamFrame
 from stage1_pseudolabel.pipeline.cache import EmbeddingCache
 from stage1_pseudolabel.pipeline.config import Stage1Config
 from stage1_pseudolabel.pipeline.io import OrderedProcessPool
@@ -88,9 +89,9 @@ def _prepare_one(image_id: str) -> Tuple[str, _Prepared]:
 
 def _superpixels_one(image_id: str) -> Tuple[str, None]:
     ann = _WORKER["dataset"].load(image_id)
-    prepared = prepare_image(ann, _WORKER["cfg"], encoder_size=_WORKER["encoder_size"], lowres=_WORKER["lowres"],
-                             padded=_WORKER["padded"])
-    lowres_superpixels(ann, prepared.frame, _WORKER["cfg"])
+    frame = SamFrame(height=ann.height, width=ann.width, encoder_size=_WORKER["encoder_size"],
+                     lowres=_WORKER["lowres"], padded=_WORKER["padded"])
+    lowres_superpixels(ann, frame, _WORKER["cfg"])
     return image_id, None
 
 
@@ -189,6 +190,7 @@ class TrainImages:
         start = time.perf_counter()
         done = prepare_images(self.cfg, self.ids, encoder_size=self.encoder_size, lowres=self.lowres,
                               padded=self.cache.key.padded, workers=workers, progress=progress)
+        host = {image_id: item.prepared for image_id, item in done.items()}  # constraints compile from these
         for item in done.values():  # channels and prompt tensors on the device once, not per step
             item.prepared = item.prepared.to(self.device)
         seen = set()
@@ -201,7 +203,7 @@ class TrainImages:
                 z = zero_shots.get(image_id)
                 constraints = item.constraints
                 if constraints is None:  # it reads the zero-shot distribution
-                    constraints = compile_constraints(self.dataset.load(image_id), item.prepared, self.cfg,
+                    constraints = compile_constraints(self.dataset.load(image_id), host[image_id], self.cfg,
                                                       zero_shot_log_probs=z)
                 fg = float("nan") if z is None else foreground_fraction(z, item.box_cover)
                 self._items[image_id] = (item.prepared, constraints.to(self.device), item.box_cover.to(self.device),

@@ -62,6 +62,16 @@ def read_mask(
     return read_label_png(path, num_foreground=num_foreground, height=height, width=width, what="mask")
 
 
+def mask_agreement(a: PathLike, b: PathLike) -> float:
+    """Share of pixels on which the masks ``a/<id>.png`` and ``b/<id>.png`` agree, over the PNGs of ``a``."""
+    same = total = 0
+    for path in sorted(Path(a).glob("*.png")):
+        x, y = read_mask(path), read_mask(Path(b) / path.name)
+        same += int(np.count_nonzero(x == y))
+        total += x.size
+    return same / max(total, 1)
+
+
 def validate_mask_dir(
     mask_dir: PathLike,
     *,

@@ -45,6 +45,7 @@ from tqdm import tqdm
 from wsss.core.atomic import atomic_write
 from wsss.core.masks import write_mask
 from wsss.core.weak_labels.errors import MissingFileError, PathLike
+from wsss.core.weak_labels.voc import AUG_GT_DIR, read_id_list
 
 log = logging.getLogger(__name__)
 
@@ -89,12 +90,6 @@ def write_id_list(path: Path, ids: Sequence[str]) -> None:
     if not (path.is_file() and path.read_text() == text):
         with atomic_write(path, durable=False) as handle:
             handle.write(text.encode())
-
-
-def read_ids(path: Path) -> List[str]:
-    from wsss.core.weak_labels.voc import read_id_list
-
-    return read_id_list(path)
 
 
 # -- archives ----------------------------------------------------------------------------------------
@@ -236,14 +231,14 @@ def build_sbd(source: Path, out: Path, *, workers: int) -> Dict[str, int]:
     else:
         keep = lambda name: name.startswith(("cls/", "inst/")) or name in ("train.txt", "val.txt")  # noqa: E731
         extract(source, sbd, prefix=SBD_PREFIX, keep=keep, desc="SBD")
-    lists = {"voc_train": read_ids(out / SEG_LISTS / "train.txt"), "voc_val": read_ids(out / SEG_LISTS / "val.txt"),
-             "sbd_train": read_ids(sbd / "train.txt"), "sbd_val": read_ids(sbd / "val.txt")}
+    lists = {"voc_train": read_id_list(out / SEG_LISTS / "train.txt"), "voc_val": read_id_list(out / SEG_LISTS / "val.txt"),
+             "sbd_train": read_id_list(sbd / "train.txt"), "sbd_val": read_id_list(sbd / "val.txt")}
     trainaug = train_aug_ids(**lists)
     write_id_list(out / SEG_LISTS / "trainaug.txt", trainaug)
     write_id_list(out / SEG_LISTS / "aug.txt", sorted(set(trainaug) - set(lists["voc_train"])))
     class_jobs, copies, inst_jobs = [], 0, []
     for image_id in sorted(set(trainaug) | set(lists["voc_val"])):
-        target = out / "SegmentationClassAug" / f"{image_id}.png"
+        target = out / AUG_GT_DIR / f"{image_id}.png"
         official = out / "SegmentationClass" / f"{image_id}.png"
         if not target.is_file():
             if official.is_file():
@@ -339,7 +334,7 @@ def build(*, voc: PathLike, out: Optional[PathLike] = None, sbd: Optional[PathLi
         report["points"] = build_points(sources["points"], out, background=background)
     if sources["voc_test"]:
         build_test(sources["voc_test"], out)
-        report["test_images"] = len(read_ids(out / SEG_LISTS / "test.txt"))
+        report["test_images"] = len(read_id_list(out / SEG_LISTS / "test.txt"))
     return report
 
 

@@ -46,7 +46,7 @@ from wsss.core.atomic import write_json
 from wsss.core.cli import run_cli
 from wsss.core.masks import read_mask
 from wsss.core.weak_labels.classes import IGNORE_INDEX, VOC_ALIASES, VOC_CLASSES, class_index
-from wsss.core.weak_labels.voc import read_id_list, split_list_path
+from wsss.core.weak_labels.voc import AUG_GT_DIR, read_id_list, split_list_path
 
 PathLike = inst.PathLike
 
@@ -86,7 +86,7 @@ def voc_instances(root: PathLike, image_id: str, *, min_area: int = MIN_COMPONEN
 
 
 #: Ground-truth folders of a VOC layout, VOC's own first, then SBD's (``wsss-voc-data --sbd``).
-CLASS_DIRS = ("SegmentationClass", "SegmentationClassAug")
+CLASS_DIRS = ("SegmentationClass", AUG_GT_DIR)
 OBJECT_DIRS = ("SegmentationObject", "SegmentationObjectAug")
 
 
