@@ -13,7 +13,9 @@ For each model (backend), precision and device it measures, on the same images:
 * train s/img: one decoder training step per image on cached embeddings (median of the second
   epoch), and the share of it spent in the logic loss: the class distribution + constraints forward
   and backward down to the logits, against the decoder forward + backward on the same prompts;
-  the step against that bare decoder + logic (target <= 1.3: what the loop adds), and the
+  the step against that bare decoder + logic (target <= 1.3: what the loop adds), the step's
+  phases (fetch of the prepared image and its embedding, forward + loss + backward, clip + AdamW,
+  the read of the step's sums from the device) as shares of it, and the
   preparation made before the first step (s/img, and as a share of preparation + training);
 * generate s/img: the generate step from cached embeddings (annotation, prompts, decoder, class
   distribution in pixel space, PNG) and its ratio to the bare prompt-encoder + decoder forward for
@@ -228,6 +230,8 @@ def bench_one(model_name: str, device_name: str, *, data: Path, images: int, rep
     summary = run_train(cfg, progress=False)
     second_epoch = summary["step_seconds"][len(ids):] or summary["step_seconds"]
     out["train_s_per_img"] = statistics.median(second_epoch) / summary["batch_size"]
+    for phase, seconds in summary["phase_seconds"].items():  # where a step's time goes, host side
+        out[f"step_{phase}_share"] = statistics.median(seconds[len(ids):] or seconds) / statistics.median(second_epoch)
     out["prepare_s_per_img"] = summary["prepare_seconds"] / summary["images"]
     train_seconds = sum(summary["step_seconds"])
     out["prepare_share_of_train"] = summary["prepare_seconds"] / (summary["prepare_seconds"] + train_seconds)
@@ -362,6 +366,10 @@ def main(argv=None) -> int:
         ("decoder_fwd_bwd_s_per_img", "decoder fwd+bwd s/img", "{:.4f}"),
         ("logic_share_of_train_step", "logic share of train step", "{:.1%}"),
         ("train_step_vs_bare", "step/(dec.fwd+bwd+logic) <=1.3", "{:.2f}"),
+        ("step_fetch_share", "  step: fetch share", "{:.1%}"),
+        ("step_forward_backward_share", "  step: fwd+loss+bwd share", "{:.1%}"),
+        ("step_optimizer_share", "  step: clip+AdamW share", "{:.1%}"),
+        ("step_read_share", "  step: read (waits on device)", "{:.1%}"),
         ("prepare_s_per_img", "prepare s/img (before step 1)", "{:.4f}"),
         ("prepare_share_of_train", "prepare share of prep + train", "{:.1%}"),
         ("decoder_fwd_s_per_img", "bare decoder fwd s/img", "{:.4f}"),

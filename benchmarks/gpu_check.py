@@ -121,6 +121,8 @@ def pipeline_figures(cfg, device: torch.device, *, images: int) -> Dict[str, flo
     out["train_step_median_s"] = statistics.median(steps[len(steps) // 2:])
     out["train_img_per_s"] = cfg.batch_size / out["train_step_median_s"]
     out["prepare_seconds"] = summary["prepare_seconds"]
+    for phase, seconds in summary["phase_seconds"].items():  # host side; the device's time shows in read
+        out[f"train_{phase}_median_s"] = statistics.median(seconds[len(seconds) // 2:])
     out["syncs_per_step"] = (len(syncs) / max(summary["steps"], 1)) if device.type == "cuda" else None
     t0 = time.perf_counter()
     run_generate(cfg, progress=False)

@@ -29,6 +29,8 @@ def test_gpu_check_dry_run_writes_every_figure(tmp_path):
     assert all(r["img_per_s"] > 0 for r in result["encoder"])
     fig = result["pipeline"]
     assert fig["train_steps"] == 2 and fig["prepare_seconds"] > 0 and fig["syncs_per_step"] is None  # CPU
+    phases = [fig[f"train_{p}_median_s"] for p in ("fetch", "forward_backward", "optimizer", "read")]
+    assert min(phases) >= 0 and fig["train_forward_backward_median_s"] > 0
     # a cache file holds one image (64 x 16 x 16 fp16 = 32 KiB), not the batch of 8
     assert 0.03 < fig["cache_mb_per_image"] < 0.04
     # two precisions really ran (their embeddings differ), and their masks mostly agree

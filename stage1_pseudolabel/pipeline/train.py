@@ -184,21 +184,17 @@ def _log_record(totals: List[float], *, names: Sequence[str], step: int, epoch: 
 
 
 # -- training --------------------------------------------------------------------------------------
-def run_train(cfg: Stage1Config, *, resume: bool = False, progress: bool = True) -> Dict[str, object]:
-    """Fine-tune the decoder as configured; returns a summary (losses, steps, paths)."""
-    device = resolve_device(cfg.device)
-    rank, world_size = init_distributed(device)
-    is_main = rank == 0
-    torch.manual_seed(cfg.seed)
-    # train reads cached embeddings: no image encoder (SAM 1 does not even read its weights)
-    model, key = load_model(cfg, device=torch.device("cpu"), encoder=False)
-    model.to(device)
-    cache = EmbeddingCache(cfg.cache_dir, key=key)
-    encoder_size, lowres = key.encoder_size, key.lowres_size
-    params = freeze_for_decoder_training(model, train_heads=cfg.train_heads, lora_alpha=cfg.lora_alpha,
-                                         lora_rank=cfg.lora_rank if cfg.train_params == "lora" else 0)
+def make_optimizer(params: Sequence[torch.nn.Parameter], cfg: Stage1Config) -> torch.optim.Optimizer:
+    """AdamW, fused (one kernel over every parameter) where the device supports it: the per-tensor loop
+    it replaces costs more than the decoder's backward on a CPU (39 ms against 18 ms a step)."""
+    fused = all(p.device.type in ("cpu", "cuda") and p.dtype in (torch.float32, torch.float16, torch.bfloat16)
+                for p in params)
+    return torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay, fused=fused or None)
 
-    dataset = open_dataset(cfg)
+
+def training_ids(cfg: Stage1Config, dataset, cache: EmbeddingCache) -> Tuple[List[str], Dict[str, int]]:
+    """The images of ``dataset`` that train (readable, with objects, embedded) and the counts of those
+    skipped; raises when an image has no cached embedding or none trains."""
     ids, skipped = [], {"no_objects": 0, "no_embedding": 0, "problems": 0}
     for image_id in dataset.ids:
         try:
@@ -220,150 +216,210 @@ def run_train(cfg: Stage1Config, *, resume: bool = False, progress: bool = True)
         )
     if not ids:
         raise ValueError(f"no training image with weak labels in {cfg.data} (split {cfg.split})")
-    if is_main:
-        log.info("train: %d image(s) (%d without objects skipped, %d unreadable), %d trainable decoder parameters",
-                 len(ids), skipped["no_objects"], skipped["problems"], sum(p.numel() for p in params))
-    decoder = model.mask_decoder
-    # The untrained decoder, frozen: its class distribution per image (computed once, when the image
-    # is first prepared) feeds the zero-shot anchor and the fg_in_boxes_zero_shot log. On --resume the
-    # copy is taken before the checkpoint is loaded, so it is still the untrained decoder.
-    frozen = copy.deepcopy(decoder).eval()
+    return ids, skipped
+
+
+def prepared_images(cfg: Stage1Config, ids: List[str], *, model, key, dataset, cache: EmbeddingCache,
+                    device: torch.device, rank: int, world_size: int, progress: bool) -> TrainImages:
+    """Every training image prepared (worker processes) and its zero-shot distribution computed by a
+    frozen copy of the untrained decoder, before the first step; embeddings preloaded as configured."""
+    frozen = copy.deepcopy(model.mask_decoder).eval()
     for p in frozen.parameters():
         p.requires_grad_(False)
-    precision = cfg.train_precision or cfg.precision
-    frozen_runner = DecoderRunner(model, device=device, multimask_output=cfg.multimask_output, precision=precision)
+    runner = DecoderRunner(model, device=device, multimask_output=cfg.multimask_output,
+                           precision=cfg.train_precision or cfg.precision)
 
     def zero_shot(prepared: List[PreparedImage], embeddings: List[torch.Tensor]) -> List[torch.Tensor]:
-        logits = frozen_runner.batch_object_logits(prepared, embeddings, mask_decoder=frozen)
+        logits = runner.batch_object_logits(prepared, embeddings, mask_decoder=frozen)
         return [lowres_log_distribution(p, x).detach() for p, x in zip(prepared, logits)]
 
-    per_call = cfg.decoder_batch_images
-    images = TrainImages(cfg, ids, dataset=dataset, cache=cache, encoder_size=encoder_size, lowres=lowres,
-                         device=device, zero_shot=zero_shot,
+    images = TrainImages(cfg, ids, dataset=dataset, cache=cache, encoder_size=key.encoder_size,
+                         lowres=key.lowres_size, device=device, zero_shot=zero_shot,
                          groups=zero_shot_groups(len(ids), seed=cfg.seed, world_size=world_size,
-                                                 batch_size=cfg.batch_size, per_call=per_call))
+                                                 batch_size=cfg.batch_size, per_call=cfg.decoder_batch_images))
     workers = default_workers() if cfg.prepare_workers is None else cfg.prepare_workers
     if world_size > 1:  # every rank needs every image: each segments its share (SLIC, cached on disk) first
-        prepare_superpixels(cfg, ids[rank::world_size], encoder_size=encoder_size, lowres=lowres,
-                            padded=key.padded, workers=workers, progress=progress and is_main)
+        prepare_superpixels(cfg, ids[rank::world_size], encoder_size=key.encoder_size, lowres=key.lowres_size,
+                            padded=key.padded, workers=workers, progress=progress and rank == 0)
         dist.barrier()
-    images.prepare(workers=workers, progress=progress and is_main)
+    images.prepare(workers=workers, progress=progress and rank == 0)
     images.preload(cfg.preload_embeddings)
-    if is_main:
+    if rank == 0:
         log.info("prepared %d image(s) in %.1f s (%d worker process(es))", len(ids), images.prepare_seconds, workers)
+    return images
 
-    if world_size > 1:
-        decoder_call = torch.nn.parallel.DistributedDataParallel(
+
+class DecoderTrainer:
+    """The optimisation state of a run: the decoder (DDP-wrapped over several ranks), AdamW, the fp16
+    gradient scaler and the step count; a step is :meth:`forward_backward` then :meth:`update`."""
+
+    def __init__(self, cfg: Stage1Config, *, model, key, params: List[torch.nn.Parameter], device: torch.device,
+                 rank: int, world_size: int, run: Dict[str, int]) -> None:
+        self.cfg, self.model, self.key, self.params, self.run = cfg, model, key, params, run
+        self.rank, self.world_size = rank, world_size
+        decoder = model.mask_decoder
+        self.decoder_call = decoder if world_size == 1 else torch.nn.parallel.DistributedDataParallel(
             decoder, device_ids=[device.index] if device.type == "cuda" else None,
-            find_unused_parameters=cfg.train_heads == "all",
-        )
-    else:
-        decoder_call = decoder
-    runner = DecoderRunner(model, device=device, multimask_output=cfg.multimask_output, precision=precision)
-    optimizer = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
-    # fp16 gradients of a small loss underflow: scale the loss, skip steps whose gradients overflow
-    scaler = torch.amp.GradScaler(device.type, enabled=precision == "fp16")
+            find_unused_parameters=cfg.train_heads == "all")
+        precision = cfg.train_precision or cfg.precision
+        self.runner = DecoderRunner(model, device=device, multimask_output=cfg.multimask_output, precision=precision)
+        self.optimizer = make_optimizer(params, cfg)
+        # fp16 gradients of a small loss underflow: scale the loss, skip steps whose gradients overflow
+        self.scaler = torch.amp.GradScaler(device.type, enabled=precision == "fp16")
+        self.names = constraint_config(cfg).active  # the log's columns, the same on every rank
+        self.last_path = cfg.decoder_dir / "last.pth"
+        self.steps = 0
 
-    cfg.decoder_dir.mkdir(parents=True, exist_ok=True)
-    last_path = cfg.decoder_dir / "last.pth"
-    step, start_epoch, start_batch = 0, 0, 0
-    train_log = JsonLinesLog(cfg.train_log)
-    if resume and last_path.is_file():
-        state = torch.load(last_path, map_location="cpu", weights_only=True)
-        decoder.load_state_dict(state["mask_decoder"], strict=True)
-        optimizer.load_state_dict(state["optimizer"])
+    def forward_backward(self, items: List[TrainItem]) -> torch.Tensor:
+        """The gradients of one step on ``items``; returns its sums (:func:`_step_losses`), all-reduced,
+        on the device."""
+        for group in self.optimizer.param_groups:
+            group["lr"] = _lr_at(self.steps, self.cfg)
+        self.optimizer.zero_grad(set_to_none=True)
+        sums = _step_losses(items, runner=self.runner, decoder=self.decoder_call, names=self.names,
+                            per_call=self.cfg.decoder_batch_images, ddp=self.world_size > 1, scaler=self.scaler)
+        if self.world_size > 1:
+            dist.all_reduce(sums)
+        return sums
+
+    def update(self) -> None:
+        """Clip the gradients (``grad_clip``) and take the optimizer step."""
+        if self.cfg.grad_clip:
+            self.scaler.unscale_(self.optimizer)
+            torch.nn.utils.clip_grad_norm_(self.params, self.cfg.grad_clip)
+        self.scaler.step(self.optimizer)
+        self.scaler.update()
+        self.steps += 1
+
+    def save(self, epoch: int, batch_in_epoch: int, *, with_step_copy: bool) -> None:
+        """``last.pth`` (the full state, at the position ``(epoch, batch_in_epoch)`` to continue from) and,
+        with ``with_step_copy``, the decoder's weights as ``step_NNNNNN.pth``; rank 0 only."""
+        if self.rank:
+            return
+        atomic_torch_save(_train_state(decoder=self.model.mask_decoder, optimizer=self.optimizer, scaler=self.scaler,
+                                       step=self.steps, epoch=epoch, batch_in_epoch=batch_in_epoch,
+                                       key_meta=self.key.as_dict(), run=self.run), self.last_path)
+        if with_step_copy:
+            save_decoder(self.cfg.decoder_dir / f"step_{self.steps:06d}.pth", model=self.model, key=self.key,
+                         extra={"step": self.steps})
+
+    def resume(self) -> Tuple[int, int]:
+        """Load ``last.pth``; returns the ``(epoch, batch)`` to continue from (``(0, 0)`` without one)."""
+        if not self.last_path.is_file():
+            log.warning("--resume: no checkpoint at %s, starting from the pretrained decoder", self.last_path)
+            return 0, 0
+        state = torch.load(self.last_path, map_location="cpu", weights_only=True)
+        saved_run = state["progress"].get("run", self.run)
+        if saved_run != self.run:
+            raise ValueError(f"cannot --resume from {self.last_path}: it was made with {saved_run}, this run has "
+                             f"{self.run} (the image order would differ); use another --work-dir or drop --resume")
+        self.model.mask_decoder.load_state_dict(state["mask_decoder"], strict=True)
+        self.optimizer.load_state_dict(state["optimizer"])
         if state.get("scaler"):
-            scaler.load_state_dict(state["scaler"])
-        expected_run = {"batch_size": cfg.batch_size, "seed": cfg.seed, "world_size": world_size, "images": len(ids)}
-        saved_run = state["progress"].get("run", expected_run)
-        if saved_run != expected_run:
-            raise ValueError(f"cannot --resume from {last_path}: it was made with {saved_run}, this run has "
-                             f"{expected_run} (the image order would differ); use another --work-dir or drop --resume")
-        step = int(state["progress"]["step"])
-        start_epoch = int(state["progress"]["epoch"])
-        start_batch = int(state["progress"]["batch_in_epoch"])
-        if is_main:
-            train_log.truncate_after(step)
-            log.info("resumed from %s at step %d (epoch %d, batch %d)", last_path, step, start_epoch, start_batch)
-    elif resume:
-        log.warning("--resume: no checkpoint at %s, starting from the pretrained decoder", last_path)
-    elif is_main and cfg.train_log.exists():
-        cfg.train_log.unlink()  # a fresh run starts a fresh log
-    if is_main:
-        cfg.save(cfg.work_path / "config.yaml")
+            self.scaler.load_state_dict(state["scaler"])
+        self.steps = int(state["progress"]["step"])
+        epoch, batch = int(state["progress"]["epoch"]), int(state["progress"]["batch_in_epoch"])
+        if self.rank == 0:
+            log.info("resumed from %s at step %d (epoch %d, batch %d)", self.last_path, self.steps, epoch, batch)
+        return epoch, batch
 
-    steps_per_epoch = math.ceil(len(epoch_order(len(ids), seed=cfg.seed, epoch=0, rank=rank, world_size=world_size)) / cfg.batch_size)
-    total_steps = steps_per_epoch * cfg.epochs
-    if cfg.max_steps is not None:
-        total_steps = min(total_steps, cfg.max_steps)
-    key_meta = key.as_dict()
-    run_id = {"batch_size": cfg.batch_size, "seed": cfg.seed, "world_size": world_size, "images": len(ids)}
-    bar = tqdm(total=total_steps, initial=min(step, total_steps), desc="train", unit="step",
+
+#: what a step's time is spent on, host side (on CUDA the device's time shows in ``read``, where the
+#: step's one copy from the device waits for it)
+PHASES = ("fetch", "forward_backward", "optimizer", "read")
+
+
+def fit(trainer: DecoderTrainer, images: TrainImages, *, start: Tuple[int, int], total_steps: int,
+        train_log: JsonLinesLog, progress: bool) -> Tuple[List[float], Dict[str, List[float]]]:
+    """The epochs from ``start`` (epoch, batch) until ``total_steps``; returns each step's mean loss and
+    the seconds of each of its :data:`PHASES` (their sum is the step's time)."""
+    cfg, is_main = trainer.cfg, trainer.rank == 0
+    bar = tqdm(total=total_steps, initial=min(trainer.steps, total_steps), desc="train", unit="step",
                disable=not (progress and is_main), dynamic_ncols=True)
     losses: List[float] = []
-    step_times: List[float] = []
-
-    def checkpoint(epoch: int, batch_in_epoch: int, *, with_step_copy: bool) -> None:
-        if not is_main:
-            return
-        atomic_torch_save(_train_state(decoder=decoder, optimizer=optimizer, scaler=scaler, step=step, epoch=epoch,
-                                       batch_in_epoch=batch_in_epoch, key_meta=key_meta, run=run_id), last_path)
-        if with_step_copy:
-            save_decoder(cfg.decoder_dir / f"step_{step:06d}.pth", model=model, key=key, extra={"step": step})
-
-    # The active constraints of the run, the same list on every rank (the log's columns).
-    constraint_names = constraint_config(cfg).active
-    done = step >= total_steps
-    for epoch in range(start_epoch, cfg.epochs):
-        if done:
+    phases: Dict[str, List[float]] = {name: [] for name in PHASES}
+    for epoch in range(start[0], cfg.epochs):
+        if trainer.steps >= total_steps:
             break
-        order = epoch_order(len(ids), seed=cfg.seed, epoch=epoch, rank=rank, world_size=world_size)
+        order = epoch_order(len(images), seed=cfg.seed, epoch=epoch, rank=trainer.rank, world_size=trainer.world_size)
         batches = [order[i : i + cfg.batch_size] for i in range(0, len(order), cfg.batch_size)]
-        first = start_batch if epoch == start_epoch else 0
-        for b in range(first, len(batches)):
-            t_step = time.perf_counter()
-            for group in optimizer.param_groups:
-                group["lr"] = _lr_at(step, cfg)
-            optimizer.zero_grad(set_to_none=True)
-            batch = batches[b]
-            sums = _step_losses([images[index] for index in batch], runner=runner, decoder=decoder_call,
-                                names=constraint_names, per_call=per_call, ddp=world_size > 1, scaler=scaler)
-            if cfg.grad_clip:
-                scaler.unscale_(optimizer)
-                torch.nn.utils.clip_grad_norm_(params, cfg.grad_clip)
-            scaler.step(optimizer)
-            scaler.update()
-            step += 1
-            if world_size > 1:
-                dist.all_reduce(sums)
-            # The step's one read from the device: everything the log needs, in one copy.
-            totals = sums.tolist()
-            step_times.append(time.perf_counter() - t_step)
-            mean_loss = totals[0] / totals[-2]
-            losses.append(mean_loss)
+        for b in range(start[1] if epoch == start[0] else 0, len(batches)):
+            t0 = time.perf_counter()
+            items = [images[index] for index in batches[b]]
+            t1 = time.perf_counter()
+            sums = trainer.forward_backward(items)
+            t2 = time.perf_counter()
+            trainer.update()
+            t3 = time.perf_counter()
+            totals = sums.tolist()  # the step's one read from the device: everything the log needs
+            t4 = time.perf_counter()
+            for name, seconds in zip(PHASES, (t1 - t0, t2 - t1, t3 - t2, t4 - t3)):
+                phases[name].append(seconds)
+            losses.append(totals[0] / totals[-2])
             if is_main:
-                train_log.write(_log_record(totals, names=constraint_names, step=step, epoch=epoch,
-                                            lr=_lr_at(step - 1, cfg)))
-                bar.set_postfix(loss=f"{mean_loss:.4f}", epoch=epoch)
+                train_log.write(_log_record(totals, names=trainer.names, step=trainer.steps, epoch=epoch,
+                                            lr=_lr_at(trainer.steps - 1, cfg)))
+                bar.set_postfix(loss=f"{losses[-1]:.4f}", epoch=epoch)
             bar.update(1)
-            done = step >= total_steps
-            at_end_of_epoch = b == len(batches) - 1
-            if step % cfg.checkpoint_every == 0 or at_end_of_epoch or done:
-                next_epoch, next_batch = (epoch + 1, 0) if at_end_of_epoch else (epoch, b + 1)
-                checkpoint(next_epoch, next_batch, with_step_copy=step % cfg.checkpoint_every == 0)
+            done, at_end_of_epoch = trainer.steps >= total_steps, b == len(batches) - 1
+            if trainer.steps % cfg.checkpoint_every == 0 or at_end_of_epoch or done:
+                trainer.save(*((epoch + 1, 0) if at_end_of_epoch else (epoch, b + 1)),
+                             with_step_copy=trainer.steps % cfg.checkpoint_every == 0)
             if done:
                 break
     bar.close()
+    return losses, phases
+
+
+def run_train(cfg: Stage1Config, *, resume: bool = False, progress: bool = True) -> Dict[str, object]:
+    """Fine-tune the decoder as configured; returns a summary (losses, steps, paths, seconds)."""
+    device = resolve_device(cfg.device)
+    rank, world_size = init_distributed(device)
+    torch.manual_seed(cfg.seed)
+    # train reads cached embeddings: no image encoder (SAM 1 does not even read its weights)
+    model, key = load_model(cfg, device=torch.device("cpu"), encoder=False)
+    model.to(device)
+    cache = EmbeddingCache(cfg.cache_dir, key=key)
+    params = freeze_for_decoder_training(model, train_heads=cfg.train_heads, lora_alpha=cfg.lora_alpha,
+                                         lora_rank=cfg.lora_rank if cfg.train_params == "lora" else 0)
+    dataset = open_dataset(cfg)
+    ids, skipped = training_ids(cfg, dataset, cache)
+    if rank == 0:
+        log.info("train: %d image(s) (%d without objects skipped, %d unreadable), %d trainable decoder parameters",
+                 len(ids), skipped["no_objects"], skipped["problems"], sum(p.numel() for p in params))
+    # The untrained decoder's distributions are taken before a resumed checkpoint is loaded.
+    images = prepared_images(cfg, ids, model=model, key=key, dataset=dataset, cache=cache, device=device, rank=rank,
+                             world_size=world_size, progress=progress)
+    run = {"batch_size": cfg.batch_size, "seed": cfg.seed, "world_size": world_size, "images": len(ids)}
+    cfg.decoder_dir.mkdir(parents=True, exist_ok=True)
+    trainer = DecoderTrainer(cfg, model=model, key=key, params=params, device=device, rank=rank,
+                             world_size=world_size, run=run)
+    train_log = JsonLinesLog(cfg.train_log)
+    start = (0, 0)
+    if resume:
+        start = trainer.resume()
+        if rank == 0:
+            train_log.truncate_after(trainer.steps)
+    elif rank == 0 and cfg.train_log.exists():
+        cfg.train_log.unlink()  # a fresh run starts a fresh log
+    if rank == 0:
+        cfg.save(cfg.work_path / "config.yaml")
+    steps_per_epoch = math.ceil(len(epoch_order(len(ids), seed=cfg.seed, epoch=0, rank=rank,
+                                                world_size=world_size)) / cfg.batch_size)
+    total_steps = min(steps_per_epoch * cfg.epochs, cfg.max_steps if cfg.max_steps is not None else math.inf)
+    losses, phases = fit(trainer, images, start=start, total_steps=total_steps, train_log=train_log,
+                         progress=progress)
     final_path = cfg.decoder_path()
-    if is_main:
-        save_decoder(final_path, model=model, key=key, extra={"step": step, "epochs": cfg.epochs})
-        log.info("decoder after %d step(s) -> %s", step, final_path)
+    if rank == 0:
+        save_decoder(final_path, model=model, key=key, extra={"step": trainer.steps, "epochs": cfg.epochs})
+        log.info("decoder after %d step(s) -> %s", trainer.steps, final_path)
     if world_size > 1:
         dist.barrier()
+    step_seconds = [sum(parts) for parts in zip(*phases.values())]
     return {
-        "step": "train", "steps": step, "images": len(ids), "losses": losses, "final": str(final_path),
-        "step_seconds": step_times, "prepare_seconds": images.prepare_seconds, "batch_size": cfg.batch_size,
-        "skipped": skipped,
+        "step": "train", "steps": trainer.steps, "images": len(ids), "losses": losses, "final": str(final_path),
+        "step_seconds": step_seconds, "phase_seconds": phases, "prepare_seconds": images.prepare_seconds,
+        "batch_size": cfg.batch_size, "skipped": skipped,
     }
 
 
