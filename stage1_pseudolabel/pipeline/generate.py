@@ -117,6 +117,179 @@ def check_mask_record(out_dir, record: Dict[str, object]) -> None:
         handle.write((json.dumps(record, indent=1, sort_keys=True) + "\n").encode())
 
 
+class InstanceFile:
+    """A shard's COCO instances JSON, grown image by image and rewritten atomically at most every
+    :data:`INSTANCE_FLUSH_SECONDS` (and by :meth:`flush`); images already in it are kept."""
+
+    def __init__(self, path, *, dataset, info: Dict[str, object]) -> None:
+        self.path, self.dataset = path, dataset
+        path.parent.mkdir(parents=True, exist_ok=True)
+        remove_stale_temp_files(path.parent)
+        self.doc = inst.read_document(path) if path.is_file() else inst.new_document(classes=dataset.classes)
+        self.doc["info"] = info
+        self.done = {im["name"] for im in self.doc["images"]}
+        self.ids = {im["id"] for im in self.doc["images"]}
+        self.position = {image_id: k for k, image_id in enumerate(dataset.ids)}
+        self.pending, self.last_flush = 0, time.monotonic()
+
+    def add(self, image_id: str, mask: np.ndarray, objects=None, weak_boxes=None) -> None:
+        """Record ``image_id`` (``mask [H, W]``, 255 ignored) and its ``objects`` (None: it has none)."""
+        k = self.position[image_id] + 1
+        if k in self.ids:  # decoded again (its PNG was missing): its old entry goes
+            self.doc["images"] = [im for im in self.doc["images"] if im["id"] != k]
+            self.doc["annotations"] = [a for a in self.doc["annotations"] if a["image_id"] != k]
+        self.ids.add(k)
+        self.doc["images"].append(inst.image_entry(k - 1, image_id, mask.shape[0], mask.shape[1], ignore=mask == 255,
+                                                   file_name=self.dataset.image_path(image_id).name))
+        if objects is not None:
+            self.doc["annotations"] += inst.object_annotations(k, objects.masks, objects.classes, objects.scores,
+                                                               weak_boxes[objects.objects])
+        self.pending += 1
+        if time.monotonic() - self.last_flush >= INSTANCE_FLUSH_SECONDS:
+            self.flush()
+
+    def flush(self) -> None:
+        if self.pending:
+            inst.write_document(self.path, self.doc)
+        self.pending, self.last_flush = 0, time.monotonic()
+
+
+class _Generation:
+    """One run of generate over a shard: reads ahead (:meth:`read`, in a thread), decodes
+    ``decoder_batch_images`` images a call, finishes masks (the CRF in worker processes) and writes
+    them behind (:class:`~stage1_pseudolabel.pipeline.io.BackgroundWriter`)."""
+
+    def __init__(self, cfg: Stage1Config, *, model, key, cache: EmbeddingCache, device: torch.device, dataset,
+                 out_dir, crf, instances: Optional[InstanceFile], zero_shot: bool) -> None:
+        self.cfg, self.model, self.key, self.cache, self.device = cfg, model, key, cache, device
+        self.dataset, self.out_dir, self.crf, self.instances = dataset, out_dir, crf, instances
+        self.palette = getattr(dataset, "palette", None)  # a description's colours; None: the VOC colour map
+        self.runner = DecoderRunner(model, device=device, multimask_output=cfg.multimask_output,
+                                    precision=cfg.precision)
+        self.diag_dir = cfg.diagnostics_path(zero_shot=zero_shot) if cfg.diagnostics else None
+        self.counts = {"written": 0, "existing": 0, "diagnostics": 0, "no_labels_background": 0,
+                       "no_labels_skipped": 0, "embedded_now": 0, "instances": 0, "instances_added": 0}
+        self.problems: List[Dict[str, str]] = []
+        self.decode_seconds = 0.0
+        # images waiting for their decoder call: up to decoder_batch_images consecutive ones share it
+        self.to_decode: List[Tuple[str, object, torch.Tensor, Optional[np.ndarray], object]] = []
+        self.writer: Optional[BackgroundWriter] = None
+        self.masks_pool: Optional[OrderedProcessPool] = None
+
+    def read(self, image_id: str) -> Tuple[str, object, object, Optional[np.ndarray], object]:
+        """File work for one image, run ahead in a thread: what to do, its inputs, the RGB image
+        where it is needed (to embed it, or for the CRF), and its constraints (diagnostics only)."""
+        png_exists = (self.out_dir / f"{image_id}.png").is_file()
+        diag_exists = self.diag_dir is None or (self.diag_dir / f"{image_id}.npz").is_file()
+        if png_exists and diag_exists and (self.instances is None or image_id in self.instances.done):
+            return "existing", None, None, None, None
+        cfg, key = self.cfg, self.key
+        ann = self.dataset.load(image_id)
+        prepared = prepare_image(ann, cfg, encoder_size=key.encoder_size, lowres=key.lowres_size, padded=key.padded)
+        if prepared.objects.num_objects == 0:
+            return "no_objects", ann, None, None, None
+        constraints = compile_constraints(ann, prepared, cfg) if self.diag_dir is not None else None
+        if self.cache.has(image_id):
+            image = ann.read_image() if self.crf is not None else None
+            return "decode", prepared, self.cache.load(image_id, height=ann.height, width=ann.width), image, constraints
+        if not cfg.embed_missing:  # the main loop says so
+            return "embed", prepared, ann, None, None
+        return "embed", prepared, ann, ann.read_image(), constraints  # unreadable: a WeakLabelError, reported
+
+    def run(self, ids: Sequence[str], *, progress: bool, desc: str) -> None:
+        bar = tqdm(total=len(ids), desc=desc, unit="img", disable=not progress, dynamic_ncols=True)
+        crf_workers = (default_workers() if self.cfg.crf_workers is None else self.cfg.crf_workers) if self.crf else 0
+        with BackgroundWriter(max_pending=4) as self.writer, OrderedProcessPool(crf_workers) as self.masks_pool:
+            for image_id, item, error in prefetch(self.read, ids, ahead=4):
+                bar.update(1)
+                if error is not None:
+                    if not isinstance(error, WeakLabelError):
+                        raise error
+                    self.problems.append({"image_id": image_id, "error": str(error)})
+                    log.warning("no mask for %s: %s", image_id, error)
+                    continue
+                self.take(image_id, *item)
+            self.decode_queued()
+            self.masks_pool.close()  # the last masks, before the writer's last writes
+        bar.close()
+        if self.instances is not None:
+            self.instances.flush()
+
+    def take(self, image_id: str, what: str, a, b, image: Optional[np.ndarray], constraints) -> None:
+        """Act on what :meth:`read` found for ``image_id``."""
+        if what == "existing":
+            self.counts["existing"] += 1
+        elif what == "no_objects":
+            self.no_objects(image_id, a)
+        else:
+            embedding = self.embed(image_id, image, a=b) if what == "embed" else b.to(self.device, non_blocking=True)
+            self.to_decode.append((image_id, a, embedding, image, constraints))
+            if len(self.to_decode) >= self.cfg.decoder_batch_images:
+                self.decode_queued()
+
+    def no_objects(self, image_id: str, ann) -> None:
+        if self.cfg.no_label_policy == "skip":
+            self.counts["no_labels_skipped"] += 1
+            log.info("%s has no object label: skipped (no_label_policy=skip)", image_id)
+            return
+        empty = np.zeros((ann.height, ann.width), np.uint8)
+        if self.instances is not None:
+            self.instances.add(image_id, empty)
+        out_path = self.out_dir / f"{image_id}.png"
+        if not out_path.is_file():
+            self.writer.submit(write_mask, out_path, empty, num_foreground=self.cfg.num_foreground,
+                               palette=self.palette, durable=self.cfg.durable_writes)
+        self.counts["no_labels_background"] += 1
+        log.info("%s has no object label: all-background mask (no_label_policy=background)", image_id)
+
+    def embed(self, image_id: str, image: Optional[np.ndarray], *, a) -> torch.Tensor:
+        """The embedding of an image the cache lacks (``embed_missing``), cached on the way."""
+        if not self.cfg.embed_missing:
+            raise FileNotFoundError(f"no cached embedding for {image_id} in {self.cache.root}: run stage1-embed "
+                                    "first (or set embed_missing: true)")
+        with autocast(self.cfg.precision, self.device):
+            emb = self.model.encode([self.model.prepare_image(image)], device=self.device)
+        self.cache.save(image_id, emb, height=a.height, width=a.width)
+        self.counts["embedded_now"] += 1
+        return self.cache.load(image_id, height=a.height, width=a.width, device=self.device)
+
+    def decode_queued(self) -> None:
+        """One decoder call for the queued images; each mask is then finished, here or in a worker."""
+        if not self.to_decode:
+            return
+        t0 = time.perf_counter()
+        with torch.inference_mode():
+            logits_list = self.runner.batch_object_logits([p[1] for p in self.to_decode],
+                                                          [p[2] for p in self.to_decode])
+        for (image_id, prepared, _, image, constraints), logits in zip(self.to_decode, logits_list):
+            args = (prepared, logits, image, self.crf, self.cfg.confidence_threshold, self.instances is not None)
+            if self.crf is None:  # no CPU work worth a process: at once, on the device
+                self.complete(image_id, prepared, logits, constraints, finished_mask(*args))
+            else:
+                self.masks_pool.submit(finished_mask, (prepared, logits.cpu(), *args[2:]),
+                                       lambda done, i=image_id, p=prepared, x=logits, c=constraints:
+                                       self.complete(i, p, x, c, done))
+        self.decode_seconds += time.perf_counter() - t0
+        self.to_decode.clear()
+
+    def complete(self, image_id: str, prepared, logits: torch.Tensor, constraints,
+                 done: Tuple[np.ndarray, object]) -> None:
+        mask, objects = done
+        out_path = self.out_dir / f"{image_id}.png"
+        if constraints is not None and not (self.diag_dir / f"{image_id}.npz").is_file():
+            write_violation_maps(self.diag_dir / f"{image_id}.npz", constraints, logits, prepared)
+            self.counts["diagnostics"] += 1
+        if self.instances is not None:
+            self.instances.add(image_id, mask, objects, prepared.objects.boxes)
+            self.counts["instances"] += len(objects.classes)
+        if out_path.is_file():  # decoded again for its objects (or its diagnostics) only
+            self.counts["instances_added"] += int(self.instances is not None)
+            return
+        self.writer.submit(write_mask, out_path, mask, num_foreground=self.cfg.num_foreground, palette=self.palette,
+                           durable=self.cfg.durable_writes)
+        self.counts["written"] += 1
+
+
 def run_generate(
     cfg: Stage1Config,
     *,
@@ -136,183 +309,32 @@ def run_generate(
     if cfg.crf is not None:  # fail before any work, not on the first image
         require_crf()
         crf = crf_params(cfg.crf, where="stage-1 config key crf")
-    runner = DecoderRunner(model, device=device, multimask_output=cfg.multimask_output, precision=cfg.precision)
-    encoder_size, lowres = key.encoder_size, key.lowres_size
     out_dir = cfg.output_path(zero_shot=zero_shot)
     out_dir.mkdir(parents=True, exist_ok=True)
     check_mask_record(out_dir, mask_record(cfg, key, zero_shot=zero_shot))
     for stale in remove_stale_temp_files(out_dir):
         log.info("removed %s (a temporary file of a killed run)", stale)
-
     dataset = open_dataset(cfg)
-    palette = getattr(dataset, "palette", None)  # a description's colours; None: the VOC colour map
     ids = rank_shard_ids(dataset.ids, shard_index=shard_index, num_shards=num_shards)
-    position = {image_id: k for k, image_id in enumerate(dataset.ids)}
-    doc, inst_path, done_instances = None, None, set()
+    instances = None
     if cfg.instances:
         rank, size = world()
-        inst_path = cfg.instances_path(zero_shot=zero_shot, shard_index=shard_index, num_shards=num_shards,
-                                       rank=rank, world_size=size)
-        inst_path.parent.mkdir(parents=True, exist_ok=True)
-        remove_stale_temp_files(inst_path.parent)
-        doc = inst.read_document(inst_path) if inst_path.is_file() else inst.new_document(classes=dataset.classes)
-        doc["info"] = {"description": "instance pseudo-labels (wsss-generate)", "masks": str(out_dir),
-                       "zero_shot": zero_shot, "shard_index": shard_index, "num_shards": num_shards,
-                       "score": "mean probability of the object's class over its mask"}
-        done_instances = {im["name"] for im in doc["images"]}
-    in_doc = {im["id"] for im in doc["images"]} if doc is not None else set()
-    pending, last_flush = 0, time.monotonic()
-
-    def add_instances(image_id: str, height: int, width: int, mask: np.ndarray, objects=None, weak_boxes=None):
-        nonlocal pending
-        k = position[image_id] + 1
-        if k in in_doc:  # decoded again (its PNG was missing): its old entry goes
-            doc["images"] = [im for im in doc["images"] if im["id"] != k]
-            doc["annotations"] = [a for a in doc["annotations"] if a["image_id"] != k]
-        in_doc.add(k)
-        doc["images"].append(inst.image_entry(k - 1, image_id, height, width, ignore=mask == 255,
-                                              file_name=dataset.image_path(image_id).name))
-        if objects is not None:
-            doc["annotations"] += inst.object_annotations(k, objects.masks, objects.classes, objects.scores,
-                                                          weak_boxes[objects.objects])
-        pending += 1
-        if time.monotonic() - last_flush >= INSTANCE_FLUSH_SECONDS:
-            flush_instances()
-
-    def flush_instances():
-        nonlocal pending, last_flush
-        if doc is not None and pending:
-            inst.write_document(inst_path, doc)
-        pending, last_flush = 0, time.monotonic()
-    counts = {"written": 0, "existing": 0, "diagnostics": 0, "no_labels_background": 0, "no_labels_skipped": 0, "embedded_now": 0,
-              "instances": 0, "instances_added": 0}
-    problems: List[Dict[str, str]] = []
-    decode_seconds = 0.0
+        instances = InstanceFile(
+            cfg.instances_path(zero_shot=zero_shot, shard_index=shard_index, num_shards=num_shards, rank=rank,
+                               world_size=size), dataset=dataset,
+            info={"description": "instance pseudo-labels (wsss-generate)", "masks": str(out_dir),
+                  "zero_shot": zero_shot, "shard_index": shard_index, "num_shards": num_shards,
+                  "score": "mean probability of the object's class over its mask"})
     t_start = time.time()
-
-    diag_dir = cfg.diagnostics_path(zero_shot=zero_shot) if cfg.diagnostics else None
-
-    def read(image_id: str) -> Tuple[str, object, object, Optional[np.ndarray], object]:
-        """File work for one image, run ahead in a thread: what to do, its inputs, the RGB image
-        where it is needed (to embed it, or for the CRF), and its constraints (diagnostics only)."""
-        png_exists = (out_dir / f"{image_id}.png").is_file()
-        diag_exists = diag_dir is None or (diag_dir / f"{image_id}.npz").is_file()
-        if png_exists and diag_exists and (doc is None or image_id in done_instances):
-            return "existing", None, None, None, None
-        ann = dataset.load(image_id)
-        prepared = prepare_image(ann, cfg, encoder_size=encoder_size, lowres=lowres, padded=key.padded)
-        if prepared.objects.num_objects == 0:
-            return "no_objects", ann, None, None, None
-        constraints = compile_constraints(ann, prepared, cfg) if diag_dir is not None else None
-        if cache.has(image_id):
-            image = ann.read_image() if crf is not None else None
-            return "decode", prepared, cache.load(image_id, height=ann.height, width=ann.width), image, constraints
-        if not cfg.embed_missing:  # the main loop says so
-            return "embed", prepared, ann, None, None
-        return "embed", prepared, ann, ann.read_image(), constraints  # unreadable: a WeakLabelError, reported
-
-    # Images waiting for their decoder call: up to decoder_batch_images consecutive ones share it.
-    to_decode: List[Tuple[str, object, object, Optional[np.ndarray], object]] = []
-
-    def decode_queued(writer: BackgroundWriter) -> None:
-        nonlocal decode_seconds
-        if not to_decode:
-            return
-        t0 = time.perf_counter()
-        with torch.inference_mode():
-            logits_list = runner.batch_object_logits([p[1] for p in to_decode], [p[2] for p in to_decode])
-        decode_seconds += time.perf_counter() - t0
-        for (image_id, prepared, _, image, constraints), logits in zip(to_decode, logits_list):
-            finish_image(writer, image_id, prepared, logits, image, constraints)
-        to_decode.clear()
-
-    def finish_image(writer: BackgroundWriter, image_id: str, prepared, logits: torch.Tensor,
-                     image: Optional[np.ndarray], constraints) -> None:
-        nonlocal decode_seconds
-        t0 = time.perf_counter()
-        if crf is None:  # no CPU work worth a process: at once, on the device
-            complete(writer, image_id, prepared, logits, constraints,
-                     finished_mask(prepared, logits, image, crf, cfg.confidence_threshold, doc is not None))
-        else:
-            args = (prepared, logits.cpu(), image, crf, cfg.confidence_threshold, doc is not None)
-            masks_pool.submit(finished_mask, args,
-                              lambda done: complete(writer, image_id, prepared, logits, constraints, done))
-        decode_seconds += time.perf_counter() - t0
-
-    def complete(writer: BackgroundWriter, image_id: str, prepared, logits: torch.Tensor, constraints,
-                 done: Tuple[np.ndarray, object]) -> None:
-        mask, objects = done
-        out_path = out_dir / f"{image_id}.png"
-        if constraints is not None and not (diag_dir / f"{image_id}.npz").is_file():
-            write_violation_maps(diag_dir / f"{image_id}.npz", constraints, logits, prepared)
-            counts["diagnostics"] += 1
-        if doc is not None:
-            add_instances(image_id, mask.shape[0], mask.shape[1], mask, objects, prepared.objects.boxes)
-            counts["instances"] += len(objects.classes)
-        if out_path.is_file():  # decoded again for its objects (or its diagnostics) only
-            counts["instances_added"] += int(doc is not None)
-            return
-        writer.submit(write_mask, out_path, mask, num_foreground=cfg.num_foreground, palette=palette,
-                      durable=cfg.durable_writes)
-        counts["written"] += 1
-
-    bar = tqdm(total=len(ids), desc="generate" + (" (zero-shot)" if zero_shot else ""), unit="img",
-               disable=not progress, dynamic_ncols=True)
-    crf_workers = (default_workers() if cfg.crf_workers is None else cfg.crf_workers) if crf is not None else 0
-    with BackgroundWriter(max_pending=4) as writer, OrderedProcessPool(crf_workers) as masks_pool:
-        for image_id, item, error in prefetch(read, ids, ahead=4):
-            bar.update(1)
-            out_path = out_dir / f"{image_id}.png"
-            if error is not None:
-                if not isinstance(error, WeakLabelError):
-                    raise error
-                problems.append({"image_id": image_id, "error": str(error)})
-                log.warning("no mask for %s: %s", image_id, error)
-                continue
-            what, a, b, image, constraints = item
-            if what == "existing":
-                counts["existing"] += 1
-                continue
-            if what == "no_objects":
-                if cfg.no_label_policy == "skip":
-                    counts["no_labels_skipped"] += 1
-                    log.info("%s has no object label: skipped (no_label_policy=skip)", image_id)
-                    continue
-                empty = np.zeros((a.height, a.width), np.uint8)
-                if doc is not None:
-                    add_instances(image_id, a.height, a.width, empty)
-                if not out_path.is_file():
-                    writer.submit(write_mask, out_path, empty, num_foreground=cfg.num_foreground, palette=palette,
-                                  durable=cfg.durable_writes)
-                counts["no_labels_background"] += 1
-                log.info("%s has no object label: all-background mask (no_label_policy=background)", image_id)
-                continue
-            prepared = a
-            if what == "embed":
-                if not cfg.embed_missing:
-                    raise FileNotFoundError(f"no cached embedding for {image_id} in {cache.root}: run stage1-embed "
-                                            "first (or set embed_missing: true)")
-                with autocast(cfg.precision, device):
-                    emb = model.encode([model.prepare_image(image)], device=device)
-                cache.save(image_id, emb, height=b.height, width=b.width)
-                embedding = cache.load(image_id, height=b.height, width=b.width, device=device)
-                counts["embedded_now"] += 1
-            else:
-                embedding = b.to(device, non_blocking=True)
-            to_decode.append((image_id, prepared, embedding, image, constraints))
-            if len(to_decode) >= cfg.decoder_batch_images:
-                decode_queued(writer)
-        decode_queued(writer)
-        masks_pool.close()  # the last masks, before the writer's last writes
-    bar.close()
-    flush_instances()
-    decoded = counts["written"]
+    gen = _Generation(cfg, model=model, key=key, cache=cache, device=device, dataset=dataset, out_dir=out_dir,
+                      crf=crf, instances=instances, zero_shot=zero_shot)
+    gen.run(ids, progress=progress, desc="generate" + (" (zero-shot)" if zero_shot else ""))
     summary: Dict[str, object] = {
         "step": "generate", "zero_shot": zero_shot, "output_dir": str(out_dir), "shard_index": shard_index,
-        "num_shards": num_shards, "images": len(ids), **counts, "problems": problems,
-        "decode_seconds_per_image": round(decode_seconds / max(decoded, 1), 5),
+        "num_shards": num_shards, "images": len(ids), **gen.counts, "problems": gen.problems,
+        "decode_seconds_per_image": round(gen.decode_seconds / max(gen.counts["written"], 1), 5),
         "seconds": round(time.time() - t_start, 3),
-        "instances_file": str(inst_path) if inst_path is not None else None,
+        "instances_file": str(instances.path) if instances is not None else None,
     }
     tag = "zeroshot_" + cfg.prompt_mode if zero_shot else "finetuned"
     summary["problems_file"] = str(cfg.work_path / "logs" / f"generate_{tag}_shard{shard_index}of{num_shards}.json")
