@@ -17,17 +17,10 @@ SAM_MODEL       ?= vit_h
 # Empty: stage 1 uses the official file of SAM_MODEL under data/checkpoints (as `make weights` names
 # it), and the demo uses the project's proxy SAM. Set it to use a checkpoint of your own everywhere.
 SAM_CHECKPOINT  ?=
-SAM_FILE_vit_h  := sam_vit_h_4b8939.pth
-SAM_FILE_vit_l  := sam_vit_l_0b3195.pth
-SAM_FILE_vit_b  := sam_vit_b_01ec64.pth
-SAM_FILE_sam2.1_hiera_tiny      := sam2.1_hiera_tiny.pt
-SAM_FILE_sam2.1_hiera_small     := sam2.1_hiera_small.pt
-SAM_FILE_sam2.1_hiera_base_plus := sam2.1_hiera_base_plus.pt
-SAM_FILE_sam2.1_hiera_large     := sam2.1_hiera_large.pt
-SAM_FILE_hq_vit_h := sam_hq_vit_h.pth
-SAM_FILE_hq_vit_l := sam_hq_vit_l.pth
-SAM_FILE_hq_vit_b := sam_hq_vit_b.pth
-STAGE1_CHECKPOINT = $(or $(SAM_CHECKPOINT),data/checkpoints/$(or $(SAM_FILE_$(SAM_MODEL)),sam_$(SAM_MODEL).pth))
+# Checkpoint file names and URLs are columns of the variant table (stage1_pseudolabel/sam/backends/variants.py,
+# standard library only: any python3 reads it before `make setup`), read when a recipe uses them.
+SAM_PY           = $(or $(wildcard $(PY)),python3)
+STAGE1_CHECKPOINT = $(or $(SAM_CHECKPOINT),data/checkpoints/$(shell $(SAM_PY) -m stage1_pseudolabel.sam.backends.variants --file $(SAM_MODEL)))
 WORK            ?= work_dirs/stage1
 SHARD_INDEX     ?= 0
 NUM_SHARDS      ?= 1
@@ -117,8 +110,8 @@ evaluate: setup ## mIoU of a folder of label PNGs against ground truth (PRED, GT
 	$(PY) -m wsss.core.evaluation.cli --pred $(PRED) --gt $(GT) $(if $(LIST),--list $(LIST),)
 
 # -- stage 1: pseudo-labels ------------------------------------------------------------------------
-weights: ## download an official SAM checkpoint to data/checkpoints (needs internet)
-	bash scripts/download_sam_weights.sh $(SAM_MODEL) data/checkpoints
+weights: ## download the official checkpoint of SAM_MODEL to data/checkpoints (needs internet)
+	PYTHON=$(SAM_PY) bash scripts/download_sam_weights.sh $(SAM_MODEL) data/checkpoints
 
 stage1: stage1-embed stage1-train stage1-generate stage1-evaluate ## embed + train + generate + evaluate pseudo-masks
 

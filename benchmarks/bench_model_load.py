@@ -38,7 +38,7 @@ def main(argv=None) -> int:
         sys.path.insert(0, str(REPO))
         import torch
 
-        from stage1_pseudolabel.sam.registry import build_sam
+        from stage1_pseudolabel.sam.backends.sam1 import build_sam
 
         torch.save(build_sam(args.model_type, seed=0).state_dict(), path)
     work = tempfile.mkdtemp()

@@ -67,7 +67,7 @@ from stage1_pseudolabel.pipeline.model import freeze_for_decoder_training, load_
 from stage1_pseudolabel.pipeline.predict import DecoderRunner, lowres_log_distribution  # noqa: E402
 from stage1_pseudolabel.pipeline.prepare import compile_constraints, open_dataset, prepare_image  # noqa: E402
 from stage1_pseudolabel.pipeline.train import run_train  # noqa: E402
-from stage1_pseudolabel.sam.registry import VIT_T_SIZED  # noqa: E402
+from stage1_pseudolabel.sam.backends.variants import VIT_T_SIZED  # noqa: E402
 from wsss.core.weak_labels.images import read_image  # noqa: E402
 
 #: name -> (model_type, model_kwargs) at the official size (random weights)

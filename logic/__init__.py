@@ -2,7 +2,9 @@
 
 Truth values are log-probabilities in ``[-inf, 0]`` (:mod:`logic.ops`, :mod:`logic.quantifiers`);
 :mod:`logic.constraints` compiles the weak labels of one image into a loss over ``[K, H, W]``
-class log-probabilities; :mod:`logic.superpixels` provides the superpixels of the border constraint.
+class log-probabilities, from registered constraint types and from formulas written in the language
+of :mod:`logic.formula`; both build on :mod:`logic.grounding` (an image's inputs, the atoms, the
+constraint interface); :mod:`logic.superpixels` provides the superpixels of the border constraint.
 """
 
 from logic.constraints import CompiledConstraints, ConstraintConfig

@@ -1,32 +1,37 @@
 #!/usr/bin/env bash
-# Download an official SAM checkpoint (needs internet): bash scripts/download_sam_weights.sh vit_h data/checkpoints
-# Checkpoints are published by Meta at https://github.com/facebookresearch/segment-anything#model-checkpoints
+# Download the official checkpoint of a model type (needs internet):
+#   bash scripts/download_sam_weights.sh [--dry-run] MODEL_TYPE [DEST]      e.g. vit_h data/checkpoints
+# File names and URLs are the variant table's (stage1_pseudolabel/sam/backends/variants.py), read with
+# $PYTHON (default: the repository's .venv/bin/python, else python3; the table needs the standard
+# library only). --dry-run: print the URL and the destination, download nothing.
 set -euo pipefail
+DRY_RUN=0
+if [ "${1:-}" = "--dry-run" ]; then DRY_RUN=1; shift; fi
 MODEL=${1:-vit_h}
 DEST=${2:-data/checkpoints}
-BASE=https://dl.fbaipublicfiles.com/segment_anything
-case "$MODEL" in
-  vit_h) FILE=sam_vit_h_4b8939.pth ;;
-  vit_l) FILE=sam_vit_l_0b3195.pth ;;
-  vit_b) FILE=sam_vit_b_01ec64.pth ;;
-  sam2.1_hiera_tiny|sam2.1_hiera_small|sam2.1_hiera_base_plus|sam2.1_hiera_large)
-    FILE=$MODEL.pt; BASE=https://dl.fbaipublicfiles.com/segment_anything_2/092824 ;;
-  hq_vit_h|hq_vit_l|hq_vit_b)
-    FILE=sam_${MODEL}.pth; BASE=https://huggingface.co/lkeab/hq-sam/resolve/main ;;
-  vit_t)
-    echo "vit_t (MobileSAM) weights are published at https://github.com/ChaoningZhang/MobileSAM (weights/mobile_sam.pt);" >&2
-    echo "it also needs the mobile_sam package. Download it by hand into $DEST." >&2
-    exit 2 ;;
-  *) echo "unknown SAM model '$MODEL': choose vit_h, vit_l, vit_b, sam2.1_hiera_{tiny,small,base_plus,large} or hq_vit_{h,l,b}" >&2; exit 2 ;;
-esac
-mkdir -p "$DEST"
+REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+if [ -z "${PYTHON:-}" ]; then
+  if [ -x "$REPO/.venv/bin/python" ]; then PYTHON=$REPO/.venv/bin/python; else PYTHON=python3; fi
+fi
+variants() { PYTHONPATH="$REPO${PYTHONPATH:+:$PYTHONPATH}" "$PYTHON" -m stage1_pseudolabel.sam.backends.variants "$@"; }
+
+FILE=$(variants --file "$MODEL")            # an unknown model type: the table says which exist (exit 2)
+WHERE=$(variants --published-at "$MODEL")
+if ! URL=$(variants --url "$MODEL" 2>/dev/null); then
+  echo "$MODEL ($FILE) is not downloaded from a URL: it comes from $WHERE" >&2
+  exit 2
+fi
 OUT="$DEST/$FILE"
+if [ "$DRY_RUN" = 1 ]; then
+  echo "$URL -> $OUT"
+  exit 0
+fi
+mkdir -p "$DEST"
 if [ -s "$OUT" ]; then
   echo "$OUT already exists; delete it to download again"
   exit 0
 fi
 TMP="$OUT.part"
-URL="$BASE/$FILE"
 echo "downloading $URL -> $OUT"
 status=0
 if command -v curl >/dev/null 2>&1; then
@@ -41,8 +46,7 @@ if [ "$status" -ne 0 ]; then
   rm -f "$TMP"
   cat >&2 <<MSG
 error: could not download $URL (exit $status). This machine may be offline.
-Download $FILE on a machine with internet from
-  https://github.com/facebookresearch/segment-anything#model-checkpoints
+Download $FILE on a machine with internet (it is published at $WHERE)
 and copy it to $OUT, or pass SAM_CHECKPOINT=/path/to/$FILE to make.
 MSG
   exit 1

@@ -298,7 +298,7 @@ def test_trainable_parameters_get_gradients(voc_root, tmp_path):
 
 @pytest.mark.parametrize("model_type", ["sam2.1_hiera_tiny", "hq_vit_b"])
 def test_checkpoints_load_strictly_and_fail_clearly(model_type, tmp_path):
-    from stage1_pseudolabel.sam.backends import build_backend
+    from stage1_pseudolabel.sam.backends.build import build_backend
     from stage1_pseudolabel.sam.checkpoint import CheckpointError
 
     kwargs = build_config(config_file=str(CONFIGS["sam2.1" if model_type.startswith("sam2") else "hq-sam"])).model_kwargs

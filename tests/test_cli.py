@@ -17,6 +17,7 @@ from wsss.core.cli import (
     EXIT_OK,
     EXIT_REFUSED,
     EXIT_SKIPPED,
+    UserError,
     add_config_arguments,
     finish,
     flatten_options,
@@ -80,11 +81,28 @@ def test_exit_statuses(capsys):
     err = capsys.readouterr().err
     assert err == "error: data/x.yaml: not found\n"  # one line, no traceback
 
-    def bug() -> int:
-        raise KeyError("a bug keeps its traceback")
+    assert run_cli(lambda: EXIT_SKIPPED) == EXIT_SKIPPED  # the body's own status comes back
+    assert capsys.readouterr().err == ""
 
-    with pytest.raises(KeyError):
+    class CacheMismatch(UserError, RuntimeError):
+        pass
+
+    def mismatch() -> int:
+        raise CacheMismatch("cache/x.pt: made by another checkpoint")
+
+    assert run_cli(mismatch) == EXIT_REFUSED  # a UserError subclass is refused though RuntimeError is not
+    assert capsys.readouterr().err == "error: cache/x.pt: made by another checkpoint\n"
+
+    error = KeyError("a bug keeps its traceback")
+
+    def bug() -> int:
+        raise error
+
+    with pytest.raises(KeyError) as exc:
         run_cli(bug)
+    assert exc.value is error  # re-raised unchanged, not wrapped nor turned into an exit status
+    assert exc.traceback[-1].name == "bug"  # the traceback reaches the line that failed
+    assert capsys.readouterr().err == ""  # and no "error:" line stands in for it
 
 
 @pytest.mark.parametrize("path", sorted(str(p) for p in (REPO / "configs" / "stage1").glob("*.yaml")))

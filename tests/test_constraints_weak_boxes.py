@@ -14,6 +14,7 @@ import torch
 
 from logic import DEFAULT_EPS
 from logic.constraints import (
+    Atoms,
     BoxFillConstraint,
     ColourAffinityConstraint,
     CompiledConstraints,
@@ -21,7 +22,6 @@ from logic.constraints import (
     ZeroShotAnchorConstraint,
     rgb_to_lab,
 )
-from logic.constraints.base import Atoms
 
 EPS = DEFAULT_EPS
 

@@ -254,7 +254,8 @@ def test_ablation_on_a_described_dataset(rps, tmp_path):
     """wsss-ablation --dataset: one run with all active constraints and one without each, scored on the
     description's ground truth (the same numbers wsss-evaluate --dataset prints for those masks)."""
     from wsss.apps.ablation import build_parser, run
-    from wsss.core.datasets import DescribedDataset, evaluate_described
+    from wsss.core.datasets import DescribedDataset
+    from wsss.core.evaluation import evaluate_described
 
     work = tmp_path / "abl"
     args = build_parser().parse_args([
@@ -307,7 +308,8 @@ def test_bench_quality_on_a_described_dataset(rps, tmp_path):
     """wsss-demo --bench-quality --dataset: baselines, stage 1 and the report on a dataset of one's own,
     scored on its ground truth with its class names (the box-fill row equals wsss-evaluate's numbers)."""
     from wsss.apps.demo import main as demo_main
-    from wsss.core.datasets import DescribedDataset, evaluate_described
+    from wsss.core.datasets import DescribedDataset
+    from wsss.core.evaluation import evaluate_described
 
     work = tmp_path / "bq"
     argv = ["--bench-quality", "--dataset", str(rps["description"]), "--split", "train", "--work-dir", str(work),

@@ -15,7 +15,7 @@ import re
 import subprocess
 import sys
 from pathlib import Path
-from typing import Dict, Iterable, List, Set
+from typing import Dict, Iterable, List, Optional, Set, Tuple
 
 import pytest
 
@@ -110,6 +110,109 @@ def test_the_contract_fails_on_wrong_imports(tmp_path):
     (tmp_path / "wsss/apps/good.py").write_text("import stage2_segnet.train\nfrom stage1_pseudolabel import sam\n")
     found = violations(package_files(tmp_path), tmp_path)
     assert not any("good.py" in line for line in found)
+
+
+def _child(name: str, package: str) -> Optional[str]:
+    """The direct child of ``package`` that ``name`` is or lies in; None for a name outside it (or itself)."""
+    if not name.startswith(package + "."):
+        return None
+    return package + "." + name[len(package) + 1:].split(".")[0]
+
+
+def _edges(files: Iterable[Path], root: Path) -> Dict[str, Dict[Tuple[str, str], str]]:
+    """``{package: {(child, child): witness}}``: which children of each package import which others.
+
+    A package's children are its modules and subpackages (a subpackage counts as one node). Between
+    the top-level packages the layers (:data:`ALLOWED`) allow no circle. A package's own ``__init__``
+    is its facade, no child: its re-exports and a child's import of the facade make no edge at that
+    package's level. Every import counts, at module level or inside a function.
+    """
+    modules = {module_name(p, root): p for p in files}
+    packages = {".".join(m.split(".")[:i]) for m in modules for i in range(1, m.count(".") + 1)}
+    edges: Dict[str, Dict[Tuple[str, str], str]] = {}
+    for package in sorted(packages):
+        nodes = {_child(m, package) for m in modules} - {None}
+        level = edges.setdefault(package, {})
+        for mod, path in sorted(modules.items()):
+            source = _child(mod, package)
+            if source is None or mod == package:
+                continue
+            for name in imported_modules(path, root):
+                target = _child(name, package)
+                if target in nodes and target != source:
+                    level.setdefault((source, target), f"{path.relative_to(root)} imports {name}")
+    return edges
+
+
+def _circles(pairs: Iterable[Tuple[str, str]]) -> List[Set[str]]:
+    """The nodes that reach each other, one set per circle (the graph's strongly connected components)."""
+    succ: Dict[str, Set[str]] = {}
+    for a, b in pairs:
+        succ.setdefault(a, set()).add(b)
+    reach: Dict[str, Set[str]] = {}
+    for start in succ:
+        seen, todo = set(), list(succ[start])
+        while todo:
+            node = todo.pop()
+            if node not in seen:
+                seen.add(node)
+                todo += succ.get(node, ())
+        reach[start] = seen
+    groups = {frozenset(b for b in reach[a] if a in reach.get(b, ())) for a in reach if a in reach[a]}
+    return [set(g) for g in sorted(groups, key=sorted)]
+
+
+def import_circles(files: Iterable[Path], root: Path) -> List[str]:
+    """``"a <-> b: <file> imports <name>; ..."`` for each circle of imports among a package's children."""
+    found = []
+    for level in _edges(files, root).values():
+        for group in _circles(level):
+            witnesses = [w for (a, b), w in sorted(level.items()) if a in group and b in group]
+            found.append(f"{' <-> '.join(sorted(group))}: {'; '.join(witnesses)}")
+    return sorted(found)
+
+
+def test_no_import_circle():
+    found = import_circles(package_files(REPO), REPO)
+    assert not found, "import circles:\n" + "\n".join(found)
+
+
+def test_the_circle_check_finds_hidden_circles(tmp_path):
+    """A circle closed by an import inside a function is reported, between subpackages and between the
+    modules of a package; a facade re-exporting its submodules, and one-way imports, are not."""
+    tree = {
+        "wsss/core/a/__init__.py": "from wsss.core.a.x import f\n",
+        "wsss/core/a/x.py": "from wsss.core.b import g\ndef f():\n    pass\n",
+        "wsss/core/b/__init__.py": "def g():\n    from wsss.core.a import f\n",
+        "stage1_pseudolabel/sam/__init__.py": "from .checkpoint import load\nfrom .registry import build\n",
+        "stage1_pseudolabel/sam/checkpoint.py": "from stage1_pseudolabel.sam.registry import VARIANTS\n",
+        "stage1_pseudolabel/sam/registry.py": "VARIANTS = {}\ndef build():\n    from .checkpoint import load\n",
+        "logic/__init__.py": "",
+        "logic/constraints/__init__.py": "from logic.constraints.base import C\nfrom logic.constraints.config import K\n",
+        "logic/constraints/base.py": "C = 1\n",
+        "logic/constraints/config.py": "from logic.constraints import C\nfrom logic.formula import parse\n",
+        "logic/formula/__init__.py": "from logic.formula.parser import parse\n",
+        "logic/formula/parser.py": "def parse():\n    pass\n",
+    }
+    for rel, code in tree.items():
+        (tmp_path / rel).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / rel).write_text(code)
+    found = import_circles(package_files(tmp_path), tmp_path)
+    assert found == [
+        "stage1_pseudolabel.sam.checkpoint <-> stage1_pseudolabel.sam.registry: "
+        "stage1_pseudolabel/sam/checkpoint.py imports stage1_pseudolabel.sam.registry; "
+        "stage1_pseudolabel/sam/registry.py imports stage1_pseudolabel.sam.checkpoint",
+        "wsss.core.a <-> wsss.core.b: wsss/core/a/x.py imports wsss.core.b; "
+        "wsss/core/b/__init__.py imports wsss.core.a",
+    ], found
+    # logic.formula importing logic.constraints back, inside a function, closes a circle
+    (tmp_path / "logic/formula/parser.py").write_text("def parse():\n    from logic.constraints import C\n")
+    found = import_circles(package_files(tmp_path), tmp_path)
+    assert [line.split(":")[0] for line in found] == [
+        "logic.constraints <-> logic.formula",
+        "stage1_pseudolabel.sam.checkpoint <-> stage1_pseudolabel.sam.registry",
+        "wsss.core.a <-> wsss.core.b",
+    ], found
 
 
 def _all_modules(package: str) -> List[str]:

@@ -18,7 +18,7 @@ from stage1_pseudolabel.proxy.train_proxy import (
     sidecar_path,
 )
 from stage1_pseudolabel.sam.encoder import preprocess
-from stage1_pseudolabel.sam.registry import build_sam, encoder_input_size, lowres_mask_size
+from stage1_pseudolabel.sam.backends.sam1 import build_sam, encoder_input_size, lowres_mask_size
 
 
 def test_proxy_is_a_segment_anything_sam_with_sam_frames():
@@ -39,7 +39,7 @@ def test_proxy_is_a_segment_anything_sam_with_sam_frames():
     assert masks.shape == (1, 1, 4 * emb, 4 * emb) and iou.shape == (1, 1)
 
 
-def test_proxy_loads_through_the_registry_strictly(tmp_path):
+def test_proxy_loads_through_the_sam1_builder_strictly(tmp_path):
     torch.manual_seed(0)
     model = build_proxy_sam()
     path = tmp_path / "proxy.pth"

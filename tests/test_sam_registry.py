@@ -1,28 +1,32 @@
-"""SAM building and checkpoint loading: strict round trip, truncated files, wrong variants, safety."""
+"""The variant table and SAM 1 building: strict round trip, truncated files, wrong variants, safety,
+and the table as what ``make weights``, the download script and ``make stage1`` read."""
 
 from __future__ import annotations
 
 import importlib.util
+import os
 import pickle
+import shutil
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 import torch
 
-from stage1_pseudolabel.sam.checkpoint import (
-    CheckpointError,
-    checkpoint_fingerprint,
-    describe_state_dict,
-    read_state_dict,
-)
-from stage1_pseudolabel.sam.registry import (
-    OFFICIAL_CHECKPOINTS_URL,
-    SAM_VARIANTS,
+from stage1_pseudolabel.sam.backends.loading import describe_state_dict
+from stage1_pseudolabel.sam.backends.sam1 import (
     build_sam,
     default_global_attn_indexes,
     encoder_input_size,
     lowres_mask_size,
     sam_architecture,
 )
+from stage1_pseudolabel.sam.backends.variants import MODEL_TYPES, SAM1, VARIANTS, main as variants_main
+from stage1_pseudolabel.sam.checkpoint import CheckpointError, checkpoint_fingerprint, read_state_dict
+
+REPO = Path(__file__).resolve().parents[1]
+OFFICIAL_CHECKPOINTS_URL = SAM1.published_at
 
 TINY = dict(image_size=256, encoder_depth=2, encoder_embed_dim=64, encoder_num_heads=2, window_size=8,
             prompt_embed_dim=64, decoder_mlp_dim=128)
@@ -120,14 +124,72 @@ def test_pickled_code_is_refused(tmp_path):
 def test_variant_table_matches_segment_anything():
     from segment_anything import sam_model_registry
 
-    for name, variant in SAM_VARIANTS.items():
-        assert name in sam_model_registry
-        arch = variant.architecture
+    vits = [v for v in VARIANTS.values() if v.backend == "sam1" and v.architecture is not None]
+    assert [v.name for v in vits] == ["vit_h", "vit_l", "vit_b"]
+    for v in vits:
+        assert v.config in sam_model_registry
+        arch = v.architecture
         assert default_global_attn_indexes(arch.encoder_depth) == arch.encoder_global_attn_indexes
-    with pytest.raises(ValueError, match="unknown SAM model type"):
+    with pytest.raises(ValueError, match="unknown model type"):
         build_sam("vit_x")
+    with pytest.raises(ValueError, match="build_backend"):
+        build_sam("hq_vit_b")
     with pytest.raises(ValueError):
         sam_architecture("vit_b", image_size=250)
+
+
+def test_one_row_per_model_type_with_its_backend_file_and_url():
+    from stage1_pseudolabel.pipeline.config import build_config
+    from stage1_pseudolabel.sam.backends.build import BACKENDS
+
+    assert MODEL_TYPES == tuple(VARIANTS) and {v.backend for v in VARIANTS.values()} == set(BACKENDS)
+    for name, v in VARIANTS.items():
+        assert v.name == name and v.backend in BACKENDS and v.checkpoint_file
+        assert v.checkpoint_url is None or v.checkpoint_url.endswith("/" + v.checkpoint_file), name
+        build_config(overrides={"model_type": name})  # every model type is a valid --model-type
+    # HQ-SAM's ViTs are SAM 1's; the official files of both, and of SAM 2.1, are the published ones
+    for size in "hlb":
+        assert VARIANTS[f"hq_vit_{size}"].architecture == VARIANTS[f"vit_{size}"].architecture
+    assert VARIANTS["hq_vit_tiny"].checkpoint_url == "https://huggingface.co/lkeab/hq-sam/resolve/main/sam_hq_vit_tiny.pth"
+    assert VARIANTS["vit_b"].checkpoint_url == "https://dl.fbaipublicfiles.com/segment_anything/sam_vit_b_01ec64.pth"
+    assert VARIANTS["sam2.1_hiera_base_plus"].checkpoint_url == (
+        "https://dl.fbaipublicfiles.com/segment_anything_2/092824/sam2.1_hiera_base_plus.pt")
+    assert VARIANTS["proxy"].checkpoint_url is None
+
+
+def test_the_command_line_prints_one_column(capsys):
+    assert variants_main(["--file", "hq_vit_tiny"]) == 0 and capsys.readouterr().out == "sam_hq_vit_tiny.pth\n"
+    assert variants_main(["--url", "vit_h"]) == 0
+    assert capsys.readouterr().out.strip() == VARIANTS["vit_h"].checkpoint_url
+    assert variants_main(["--url", "proxy"]) == 1 and "make proxy-sam" in capsys.readouterr().err
+    assert variants_main(["--file", "vit_x"]) == 2 and "unknown model type" in capsys.readouterr().err
+    assert variants_main(["--list"]) == 0 and capsys.readouterr().out.split() == list(MODEL_TYPES)
+
+
+def _run(cmd, **env):
+    return subprocess.run(cmd, capture_output=True, text=True, cwd=REPO, env={**os.environ, **env})
+
+
+def test_download_script_reads_the_table():
+    """Its dry run prints each model type's URL and file from the table; the proxy and unknown names fail."""
+    for name, v in VARIANTS.items():
+        out = _run(["bash", "scripts/download_sam_weights.sh", "--dry-run", name, "ckpts"], PYTHON=sys.executable)
+        if v.checkpoint_url is None:
+            assert out.returncode == 2 and v.release.published_at in out.stderr, (name, out.stderr)
+        else:
+            assert out.returncode == 0 and out.stdout.strip() == f"{v.checkpoint_url} -> ckpts/{v.checkpoint_file}", name
+    out = _run(["bash", "scripts/download_sam_weights.sh", "--dry-run", "vit_x"], PYTHON=sys.executable)
+    assert out.returncode == 2 and "unknown model type" in out.stderr
+
+
+@pytest.mark.skipif(shutil.which("make") is None, reason="needs make")
+def test_make_reads_checkpoint_files_from_the_table():
+    for name in ("hq_vit_tiny", "sam2.1_hiera_small", "proxy"):
+        out = _run(["make", "-n", "stage1-embed", f"SAM_MODEL={name}"])
+        assert out.returncode == 0, out.stderr
+        assert f"--checkpoint data/checkpoints/{VARIANTS[name].checkpoint_file}" in out.stdout, out.stdout
+    out = _run(["make", "-n", "weights", "SAM_MODEL=hq_vit_tiny"])
+    assert out.returncode == 0 and "download_sam_weights.sh hq_vit_tiny data/checkpoints" in out.stdout
 
 
 def test_vit_t_needs_mobile_sam():
@@ -158,12 +220,12 @@ def _bytes_read() -> int:
 def test_a_build_without_encoder_neither_initialises_nor_reads_it(vit_b_file, monkeypatch):
     """Training builds SAM 1 with encoder=False: the ViT is made on the meta device (no random
     initialisation) and the checkpoint is mapped, not read; the parts training uses equal the file's."""
-    from stage1_pseudolabel.sam import registry
+    from stage1_pseudolabel.sam.backends import sam1
 
     path, model = vit_b_file
     devices = []
-    real = registry.build_sam_from_architecture
-    monkeypatch.setattr(registry, "build_sam_from_architecture",
+    real = sam1.build_sam_from_architecture
+    monkeypatch.setattr(sam1, "build_sam_from_architecture",
                         lambda arch, **k: (devices.append(k.get("encoder_device")), real(arch, **k))[1])
     size = path.stat().st_size
     before = _bytes_read()

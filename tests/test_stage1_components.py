@@ -20,9 +20,9 @@ from stage1_pseudolabel.sam.class_distribution import (
     log_class_distribution,
     object_channels,
 )
-from stage1_pseudolabel.sam.decoder import decode_objects, dense_positional_encoding, encode_prompts
+from stage1_pseudolabel.sam.backends.sam1 import Sam1Backend
+from stage1_pseudolabel.sam.backends.variants import variant
 from stage1_pseudolabel.sam.prompts import PAD_LABEL, build_prompts, image_objects
-from stage1_pseudolabel.sam.registry import build_sam
 from wsss.core.weak_labels.annotation import ImageAnnotation
 
 TINY = dict(image_size=256, encoder_depth=2, encoder_embed_dim=64, encoder_num_heads=2, window_size=8,
@@ -140,32 +140,30 @@ def test_points_mode_without_scribbles_uses_box_centre():
 
 
 def test_batched_decoder_call_equals_one_object_at_a_time():
-    model = build_sam("vit_b", seed=0, **TINY)
+    model = Sam1Backend.build(variant("vit_b"), seed=0, **TINY)
     ann = _annotation()
     frame = SamFrame(height=60, width=80, encoder_size=256, lowres=64)
     prompts = build_prompts(ann, image_objects(ann), frame, mode="both")
     boxes, coords, labels = prompts.to_tensors()
     emb = torch.randn(1, 64, 16, 16)
-    pe = dense_positional_encoding(model.prompt_encoder)
+    pe = model.dense_pe()
     with torch.no_grad():
-        sparse, dense = encode_prompts(model.prompt_encoder, boxes=boxes, point_coords=coords, point_labels=labels)
-        all_at_once, iou = decode_objects(mask_decoder=model.mask_decoder, image_embedding=emb, dense_pe=pe,
-                                          sparse_embeddings=sparse, dense_embeddings=dense)
+        sparse, dense = model.encode_prompts(boxes=boxes, point_coords=coords, point_labels=labels)
+        all_at_once, iou = model.decode(emb, sparse_embeddings=sparse, dense_embeddings=dense, dense_pe=pe)
         assert all_at_once.shape == (2, 64, 64) and iou.shape == (2,)
         for i in range(2):
             # Object 1 alone, without the padding its batch-mate forced on it.
             keep = labels[i] != PAD_LABEL
-            s, d = encode_prompts(model.prompt_encoder, boxes=boxes[i : i + 1], point_coords=coords[i : i + 1, keep],
-                                  point_labels=labels[i : i + 1, keep])
-            one, _ = decode_objects(mask_decoder=model.mask_decoder, image_embedding=emb, dense_pe=pe,
-                                    sparse_embeddings=s, dense_embeddings=d)
+            s, d = model.encode_prompts(boxes=boxes[i : i + 1], point_coords=coords[i : i + 1, keep],
+                                        point_labels=labels[i : i + 1, keep])
+            one, _ = model.decode(emb, sparse_embeddings=s, dense_embeddings=d, dense_pe=pe)
             if keep.all():
                 assert torch.allclose(one[0], all_at_once[i], atol=1e-4)
             else:
                 # "Not a point" tokens still take part in attention: close, not identical.
                 assert one.shape == (1, 64, 64)
-        multi, _ = decode_objects(mask_decoder=model.mask_decoder, image_embedding=emb, dense_pe=pe,
-                                  sparse_embeddings=sparse, dense_embeddings=dense, multimask_output=True)
+        multi, _ = model.decode(emb, sparse_embeddings=sparse, dense_embeddings=dense, dense_pe=pe,
+                                multimask_output=True)
         assert multi.shape == (2, 64, 64)
 
 

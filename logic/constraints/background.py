@@ -13,8 +13,8 @@ from typing import Sequence, Tuple
 
 import torch
 
-from logic.constraints.base import Atoms, Constraint, boxes_cover
-from logic.constraints.registry import ConstraintInputs, register_constraint
+from logic.constraints.registry import register_constraint
+from logic.grounding import Atoms, Constraint, ConstraintInputs, boxes_cover
 
 
 @dataclass(frozen=True)

@@ -14,12 +14,13 @@ each unordered pair once, both pixels valid. Evaluated as a shifted-slice pass p
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import List
+from typing import Any, List, Mapping
 
 import torch
 
 from logic.constraints.pairwise import SameClassPairs, pair_slices
-from logic.constraints.registry import ConstraintInputs, register_constraint
+from logic.constraints.registry import register_constraint
+from logic.grounding import ConstraintInputs
 
 _OFFSETS = {4: ((0, 1), (1, 0)), 8: ((0, 1), (1, 0), (1, 1), (1, -1))}
 
@@ -55,7 +56,14 @@ class BorderPrecisionConstraint(SameClassPairs):
                    num_groundings=cls.count(masks), connectivity=connectivity)
 
 
-@register_constraint("border_precision", requires=("superpixels",), options={"connectivity": 4}, default_weight=1.0)
+def check_border_precision_options(options: Mapping[str, Any]) -> None:
+    """``connectivity`` is 4 or 8."""
+    if options["connectivity"] not in (4, 8):
+        raise ValueError(f"border_precision connectivity must be 4 or 8, got {options['connectivity']}")
+
+
+@register_constraint("border_precision", requires=("superpixels",), options={"connectivity": 4}, default_weight=1.0,
+                     check_options=check_border_precision_options)
 def build_border_precision(inputs: ConstraintInputs, *, connectivity: int) -> BorderPrecisionConstraint:
     """forall adjacent p, q in one superpixel: same(p, q)"""
     return BorderPrecisionConstraint.build(superpixels=inputs.superpixels, valid=inputs.valid, connectivity=connectivity)

@@ -19,12 +19,12 @@ least ``eps |b|`` (clipped atoms), so their log is finite.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Tuple
+from typing import Any, Mapping, Tuple
 
 import torch
 
-from logic.constraints.base import Atoms, Constraint, box_spans
-from logic.constraints.registry import ConstraintInputs, register_constraint
+from logic.constraints.registry import register_constraint
+from logic.grounding import Atoms, Constraint, ConstraintInputs, box_spans
 
 
 @dataclass(frozen=True)
@@ -99,7 +99,13 @@ class BoxFillConstraint(Constraint):
         return ((rows * (values / size.clamp_min(1))) @ cols.T) * validf
 
 
-@register_constraint("box_fill", requires=("boxes",), options={"fraction": 0.5})
+def check_box_fill_options(options: Mapping[str, Any]) -> None:
+    """``0 < fraction <= 1``."""
+    if not 0 < options["fraction"] <= 1:
+        raise ValueError(f"need 0 < box_fill.fraction <= 1, got {options['fraction']}")
+
+
+@register_constraint("box_fill", requires=("boxes",), options={"fraction": 0.5}, check_options=check_box_fill_options)
 def build_box_fill(inputs: ConstraintInputs, *, fraction: float) -> BoxFillConstraint:
     """forall boxes b: Most_fraction p in b: class(b)(p)"""
     return BoxFillConstraint.build(boxes=inputs.boxes, box_classes=inputs.box_classes, valid=inputs.valid,

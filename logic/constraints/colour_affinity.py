@@ -17,29 +17,18 @@ background constraint already decides). Evaluated as a shifted-slice pass per di
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import List, Optional, Tuple
+from typing import Any, List, Mapping, Optional, Tuple
 
 import torch
 
 from logic.constraints.pairwise import SameClassPairs, pair_slices
-from logic.constraints.registry import ConstraintInputs, register_constraint
+from logic.constraints.registry import register_constraint
+from logic.grounding import ConstraintInputs, rgb_to_lab
 
 
 def _offsets(dilation: int) -> Tuple[Tuple[int, int], ...]:
     d = int(dilation)
     return ((0, d), (d, 0), (d, d), (d, -d))
-
-
-def rgb_to_lab(image: torch.Tensor) -> torch.Tensor:
-    """``[H, W, 3]`` RGB (uint8 or float in 0..255) to ``float [H, W, 3]`` CIE-LAB (D65)."""
-    rgb = image.float() / 255.0
-    lin = torch.where(rgb > 0.04045, ((rgb + 0.055) / 1.055) ** 2.4, rgb / 12.92)
-    m = torch.tensor([[0.412453, 0.357580, 0.180423], [0.212671, 0.715160, 0.072169], [0.019334, 0.119193, 0.950227]],
-                     dtype=lin.dtype, device=lin.device)
-    xyz = lin @ m.T / torch.tensor([0.950456, 1.0, 1.088754], dtype=lin.dtype, device=lin.device)
-    f = torch.where(xyz > 0.008856, xyz.clamp_min(1e-12) ** (1 / 3), 7.787 * xyz + 16 / 116)
-    lab_l = torch.where(xyz[..., 1] > 0.008856, 116 * f[..., 1] - 16, 903.3 * xyz[..., 1])
-    return torch.stack([lab_l, 500 * (f[..., 0] - f[..., 1]), 200 * (f[..., 1] - f[..., 2])], dim=-1)
 
 
 @dataclass(frozen=True)
@@ -83,8 +72,16 @@ class ColourAffinityConstraint(SameClassPairs):
 
 # Boxes are required: over a whole image without boxes to restrict its pairs to, it drove scribble- and
 # click-only masks to background (proxy SAM, VOC val 24.9 -> 9.8 mIoU, issue 11).
+def check_colour_affinity_options(options: Mapping[str, Any]) -> None:
+    """``0 < threshold <= 1``, ``theta > 0``, ``dilation >= 1``."""
+    if not 0 < options["threshold"] <= 1:
+        raise ValueError(f"need 0 < colour_affinity.threshold <= 1, got {options['threshold']}")
+    if options["theta"] <= 0 or options["dilation"] < 1:
+        raise ValueError(f"need colour_affinity theta > 0 and dilation >= 1, got {dict(options)}")
+
+
 @register_constraint("colour_affinity", requires=("image", "boxes"),
-                     options={"theta": 2.0, "threshold": 0.3, "dilation": 2})
+                     options={"theta": 2.0, "threshold": 0.3, "dilation": 2}, check_options=check_colour_affinity_options)
 def build_colour_affinity(inputs: ConstraintInputs, *, theta: float, threshold: float,
                           dilation: int) -> ColourAffinityConstraint:
     """forall p, q dilation apart, similar in colour, one of them in a box: same(p, q)"""

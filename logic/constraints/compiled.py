@@ -7,11 +7,15 @@ from typing import Dict, Optional, Sequence, Tuple, Union
 import numpy as np
 import torch
 
-from logic.constraints.base import Atoms, Constraint, as_tensor
 from logic.constraints.config import ConstraintConfig
-from logic.constraints.registry import ConstraintInputs
+from logic.grounding import Atoms, Constraint, ConstraintInputs
 
 ArrayLike = Union[np.ndarray, torch.Tensor]
+
+
+def as_tensor(value: ArrayLike, *, dtype: torch.dtype, device: Optional[torch.device] = None) -> torch.Tensor:
+    """``torch.as_tensor`` that accepts numpy arrays, tensors and lists alike."""
+    return torch.as_tensor(value, dtype=dtype, device=device) if not isinstance(value, torch.Tensor) else value.to(device=device, dtype=dtype)
 
 
 class CompiledConstraints:

@@ -12,7 +12,8 @@ a constraint: a registered type (:mod:`logic.constraints.registry`) or a formula
         formula: "forall p in pixels: cup(p) -> forall q in N8(p): not background(q)"
 
 Types not named keep their registered default weight (the method's five: 1, the others: 0). Unknown
-names and options are refused with the known ones listed.
+names and options are refused with the known ones listed; each type checks its options' values
+(``check_options`` of :func:`~logic.constraints.registry.register_constraint`).
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from __future__ import annotations
 from typing import Any, Dict, FrozenSet, Mapping, Optional, Sequence, Tuple
 
 from logic.constraints.registry import ConstraintType, constraint_types, get_constraint_type
+from logic.formula import Formula, parse_formula
 from logic.ops import DEFAULT_EPS
 
 NORMALISATIONS = ("sum", "mean")
@@ -61,46 +63,48 @@ class ConstraintConfig:
         self.eps = float(eps)
         self.class_names = None if class_names is None else tuple(class_names)
         types = constraint_types()
-        self.formulas: Dict[str, Any] = {}
-        for name, text in dict(formulas or {}).items():
+        self.formulas: Dict[str, Formula] = self._parse_formulas(formulas or {}, types)
+        self.weights: Dict[str, float] = self._weights(dict(weights or {}), types)
+        self.options: Dict[str, Dict[str, Any]] = self._options(dict(options or {}), types)
+
+    def _parse_formulas(self, formulas: Mapping[str, str], types: Mapping[str, ConstraintType]) -> Dict[str, Formula]:
+        out: Dict[str, Formula] = {}
+        for name, text in formulas.items():
             if name in types:
                 raise ValueError(f"formula {name!r} has the name of a registered constraint type; choose another")
-            from logic.formula import parse_formula  # the language module builds on this package
+            out[name] = parse_formula(text, name=name, class_names=self.class_names)
+        return out
 
-            self.formulas[name] = parse_formula(text, name=name, class_names=self.class_names)
+    def _weights(self, given: Mapping[str, float], types: Mapping[str, ConstraintType]) -> Dict[str, float]:
+        """Registered defaults, 1 for each formula, then the given weights (names and values checked)."""
         known = list(types) + list(self.formulas)
-        weights = dict(weights or {})
-        unknown = set(weights) - set(known)
+        unknown = set(given) - set(known)
         if unknown:
             raise ValueError(f"unknown constraints {sorted(unknown)}; known: {known}")
-        self.weights: Dict[str, float] = {name: t.default_weight for name, t in types.items()}
-        self.weights.update({name: 1.0 for name in self.formulas})
-        for name, w in weights.items():
+        weights = {name: t.default_weight for name, t in types.items()}
+        weights.update({name: 1.0 for name in self.formulas})
+        for name, w in given.items():
             if not isinstance(w, (int, float)) or isinstance(w, bool) or w < 0:
                 raise ValueError(f"weight of constraint {name!r} must be a number >= 0, got {w!r}")
-            self.weights[name] = float(w)
-        self.options: Dict[str, Dict[str, Any]] = {}
-        for name, given in dict(options or {}).items():
+            weights[name] = float(w)
+        return weights
+
+    @staticmethod
+    def _options(given: Mapping[str, Mapping[str, Any]], types: Mapping[str, ConstraintType]) -> Dict[str, Dict[str, Any]]:
+        """Every type's options: its defaults updated with the given ones, checked by the type's own
+        ``check_options`` (:func:`~logic.constraints.registry.register_constraint`)."""
+        for name, values in given.items():
             if name not in types:
                 raise ValueError(f"options for unknown constraint type {name!r}; registered: {list(types)}")
-            bad = set(given) - set(types[name].options)
+            bad = set(values) - set(types[name].options)
             if bad:
                 raise ValueError(f"unknown options {sorted(bad)} of constraint {name!r}; its options: "
                                  f"{sorted(types[name].options) or 'none'}")
+        options = {name: {**t.options, **dict(given.get(name, {}))} for name, t in types.items()}
         for name, t in types.items():
-            self.options[name] = {**t.options, **dict((options or {}).get(name, {}))}
-        self._check_builtin_options()
-
-    def _check_builtin_options(self) -> None:
-        o = self.options
-        for name in ("neighbourhood", "border_precision"):
-            if name in o and o[name]["connectivity"] not in (4, 8):
-                raise ValueError(f"{name} connectivity must be 4 or 8, got {o[name]['connectivity']}")
-        for name, key in (("box_fill", "fraction"), ("zero_shot_anchor", "threshold"), ("colour_affinity", "threshold")):
-            if name in o and not 0 < o[name][key] <= 1:
-                raise ValueError(f"need 0 < {name}.{key} <= 1, got {o[name][key]}")
-        if "colour_affinity" in o and (o["colour_affinity"]["theta"] <= 0 or o["colour_affinity"]["dilation"] < 1):
-            raise ValueError(f"need colour_affinity theta > 0 and dilation >= 1, got {o['colour_affinity']}")
+            if t.check_options is not None:
+                t.check_options(options[name])
+        return options
 
     # -- queries ------------------------------------------------------------------------------------
     @property
@@ -109,7 +113,7 @@ class ConstraintConfig:
         return tuple(name for name, w in self.weights.items() if w > 0)
 
     def requires(self, name: str) -> FrozenSet[str]:
-        """Inputs (:data:`~logic.constraints.registry.INPUTS`) constraint ``name`` needs."""
+        """Inputs (:data:`~logic.grounding.inputs.INPUTS`) constraint ``name`` needs."""
         if name in self.formulas:
             return self.formulas[name].requires
         return get_constraint_type(name).requires

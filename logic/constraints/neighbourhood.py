@@ -14,13 +14,13 @@ same convolution; the cost is a few passes over ``[K, H, W]``.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Tuple
+from typing import Any, Mapping, Tuple
 
 import torch
 import torch.nn.functional as F
 
-from logic.constraints.base import Atoms, Constraint
-from logic.constraints.registry import ConstraintInputs, register_constraint
+from logic.constraints.registry import register_constraint
+from logic.grounding import Atoms, Constraint, ConstraintInputs
 
 
 def _neighbour_sum(t: torch.Tensor, connectivity: int) -> torch.Tensor:
@@ -103,7 +103,14 @@ class NeighbourhoodConstraint(Constraint):
         return ((isolated + hole) * self.mask.to(isolated.dtype)).sum()
 
 
-@register_constraint("neighbourhood", options={"connectivity": 8}, default_weight=1.0)
+def check_neighbourhood_options(options: Mapping[str, Any]) -> None:
+    """``connectivity`` is 4 or 8."""
+    if options["connectivity"] not in (4, 8):
+        raise ValueError(f"neighbourhood connectivity must be 4 or 8, got {options['connectivity']}")
+
+
+@register_constraint("neighbourhood", options={"connectivity": 8}, default_weight=1.0,
+                     check_options=check_neighbourhood_options)
 def build_neighbourhood(inputs: ConstraintInputs, *, connectivity: int) -> NeighbourhoodConstraint:
     """forall k, p: k(p) -> exists q in N(p): k(q); (forall q in N(p): k(q)) -> k(p)"""
     return NeighbourhoodConstraint.build(valid=inputs.valid, num_labels=inputs.num_labels, connectivity=connectivity)

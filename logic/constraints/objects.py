@@ -20,9 +20,9 @@ from typing import Tuple
 
 import torch
 
-from logic.constraints.base import Atoms, Constraint, box_spans
 from logic.constraints.box_tightness import BoxTightnessConstraint
-from logic.constraints.registry import ConstraintInputs, register_constraint
+from logic.constraints.registry import register_constraint
+from logic.grounding import Atoms, Constraint, ConstraintInputs, box_spans
 
 
 @dataclass(frozen=True)

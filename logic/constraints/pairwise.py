@@ -16,7 +16,7 @@ from typing import List, Sequence, Tuple
 
 import torch
 
-from logic.constraints.base import Atoms, Constraint
+from logic.grounding import Atoms, Constraint
 
 
 def pair_slices(height: int, width: int, dy: int, dx: int) -> Tuple[Tuple[slice, slice], Tuple[slice, slice]]:

@@ -7,102 +7,35 @@ name (:class:`~logic.constraints.config.ConstraintConfig`). A user's own type is
 
     from logic.constraints import register_constraint
 
-    @register_constraint("my_prior", requires=("boxes",), options={"margin": 2})
+    def check_my_prior(options):
+        if options["margin"] < 0:
+            raise ValueError(f"need my_prior.margin >= 0, got {options['margin']}")
+
+    @register_constraint("my_prior", requires=("boxes",), options={"margin": 2}, check_options=check_my_prior)
     def build_my_prior(inputs, *, margin):
         return MyPrior.build(boxes=inputs.boxes, valid=inputs.valid, margin=margin)  # a Constraint
 
 named in the stage-1 config's ``custom_imports`` (imported before the config is read), and weighted
-in its ``loss:`` section like a built-in one (``my_prior: {weight: 1.0, margin: 3}``).
+in its ``loss:`` section like a built-in one (``my_prior: {weight: 1.0, margin: 3}``). The config
+checks the options it is given against the type's ``check_options`` when it is read, before any image.
 
-Inputs (:data:`INPUTS`) are what the weak labels and the image provide, in the loss frame and cropped
-to the valid pixels (:class:`ConstraintInputs`); a type is left out of an image that lacks one of its
-inputs (no scribbles: no scribble constraint).
+Inputs (:data:`~logic.grounding.inputs.INPUTS`) are what the weak labels and the image provide, in the
+loss frame and cropped to the valid pixels (:class:`~logic.grounding.inputs.ConstraintInputs`); a type
+is left out of an image that lacks one of its inputs (no scribbles: no scribble constraint).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import Any, Callable, Dict, FrozenSet, Mapping, Optional, Sequence, Tuple
+from dataclasses import dataclass
+from typing import Any, Callable, Dict, FrozenSet, Mapping, Optional, Sequence
 
-import torch
+from logic.grounding import INPUTS, Constraint
 
-from logic.constraints.base import Constraint, boxes_cover
-
-#: Inputs a constraint type may require. ``objects``: the per-object boxes of an instance-aware
-#: type, whose atoms are the object distribution (``atoms="objects"``).
-INPUTS: Tuple[str, ...] = ("boxes", "scribbles", "superpixels", "image", "zero_shot", "tags", "objects")
 ATOM_KINDS = ("classes", "objects")
 
-
-@dataclass
-class ConstraintInputs:
-    """What one image offers its constraints: the ``H x W`` loss frame, cropped to the valid pixels.
-
-    Attributes:
-        num_labels: ``K``, channels of the class distribution (channel 0 background).
-        valid: ``bool [H, W]`` pixels that take part in constraints.
-        boxes: ``long [B, 4]`` half-open cells ``(x0, y0, x1, y1)``, or None when the image has no box
-            annotation (an annotated image without objects has ``B = 0``).
-        box_classes: ``long [B]`` channel of each box.
-        scribbles: ``long [H, W]`` channel labels (``ignore_index`` unlabelled), or None.
-        superpixels: ``long [H, W]`` superpixel ids (negative: none), or None.
-        image: ``float [H, W, 3]`` RGB (0..255), or None.
-        zero_shot_log_probs: ``float [K, H, W]`` the frozen model's log class distribution, or None.
-        tags: ``bool [K]`` channels tagged as present in the image (image-level labels), or None.
-        object_boxes: ``long [N, 4]`` the box of each object (object channel ``i + 1``), or None.
-        unboxed_labels: channels of classes annotated without a box (by clicks or scribbles), which
-            the boxes say nothing about.
-        class_names: name of each channel (``K`` names, ``background`` first), or None.
-        ignore_index: the unlabelled value of ``scribbles``.
-    """
-
-    num_labels: int
-    valid: torch.Tensor
-    boxes: Optional[torch.Tensor] = None
-    box_classes: Optional[torch.Tensor] = None
-    scribbles: Optional[torch.Tensor] = None
-    superpixels: Optional[torch.Tensor] = None
-    image: Optional[torch.Tensor] = None
-    zero_shot_log_probs: Optional[torch.Tensor] = None
-    tags: Optional[torch.Tensor] = None
-    object_boxes: Optional[torch.Tensor] = None
-    unboxed_labels: Tuple[int, ...] = ()
-    class_names: Optional[Tuple[str, ...]] = None
-    ignore_index: int = 255
-    _cover: Optional[torch.Tensor] = field(default=None, repr=False)
-
-    @property
-    def available(self) -> FrozenSet[str]:
-        """The names in :data:`INPUTS` this image provides."""
-        have = {
-            "boxes": self.boxes is not None,
-            "scribbles": self.scribbles is not None,
-            "superpixels": self.superpixels is not None,
-            "image": self.image is not None,
-            "zero_shot": self.zero_shot_log_probs is not None,
-            "tags": self.tags is not None,
-            "objects": self.object_boxes is not None and len(self.object_boxes) > 0,
-        }
-        return frozenset(name for name, ok in have.items() if ok)
-
-    @property
-    def height(self) -> int:
-        return int(self.valid.shape[0])
-
-    @property
-    def width(self) -> int:
-        return int(self.valid.shape[1])
-
-    @property
-    def box_cover(self) -> torch.Tensor:
-        """``bool [H, W]`` pixels inside at least one box (all False without boxes)."""
-        if self._cover is None:
-            boxes = self.boxes if self.boxes is not None else torch.zeros((0, 4), dtype=torch.long, device=self.valid.device)
-            self._cover = boxes_cover(boxes, height=self.height, width=self.width)
-        return self._cover
-
-
 Builder = Callable[..., Constraint]
+#: ``check(options)``: raises ``ValueError``, naming the type and the option, for an invalid value.
+OptionsCheck = Callable[[Mapping[str, Any]], None]
 
 
 @dataclass(frozen=True)
@@ -112,8 +45,11 @@ class ConstraintType:
     Attributes:
         name: the name configs use.
         build: ``build(inputs: ConstraintInputs, **options) -> Constraint``.
-        requires: inputs (:data:`INPUTS`) the image must have for the type to be built.
+        requires: inputs (:data:`~logic.grounding.inputs.INPUTS`) the image must have for the type
+            to be built.
         options: option names and their defaults (the keyword arguments of ``build``).
+        check_options: ``check(options)`` on the type's options (defaults and given values merged),
+            raising ``ValueError`` for an invalid value; None: any value is accepted.
         default_weight: the weight when the config does not name the type.
         atoms: ``"classes"`` (the class distribution) or ``"objects"`` (the object distribution,
             ``[1 + N, H, W]``: background, then each object).
@@ -127,6 +63,7 @@ class ConstraintType:
     default_weight: float = 0.0
     atoms: str = "classes"
     doc: str = ""
+    check_options: Optional[OptionsCheck] = None
 
 
 _REGISTRY: Dict[str, ConstraintType] = {}
@@ -140,8 +77,12 @@ def register_constraint(
     default_weight: float = 0.0,
     atoms: str = "classes",
     doc: Optional[str] = None,
+    check_options: Optional[OptionsCheck] = None,
 ) -> Callable[[Builder], Builder]:
     """Decorator registering ``build(inputs, **options) -> Constraint`` as constraint type ``name``.
+
+    ``check_options(options)`` validates the type's options when a config is read
+    (:class:`~logic.constraints.config.ConstraintConfig`): it raises ``ValueError`` naming the option.
 
     Raises:
         ValueError: ``name`` is taken by another builder, or ``requires`` / ``atoms`` are unknown.
@@ -162,7 +103,7 @@ def register_constraint(
         line = doc if doc is not None else (build.__doc__ or "").strip().split("\n")[0]
         _REGISTRY[name] = ConstraintType(
             name=name, build=build, requires=frozenset(requires), options=dict(options or {}),
-            default_weight=float(default_weight), atoms=atoms, doc=line,
+            default_weight=float(default_weight), atoms=atoms, doc=line, check_options=check_options,
         )
         return build
 

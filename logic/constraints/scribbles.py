@@ -8,8 +8,8 @@ from typing import Tuple
 
 import torch
 
-from logic.constraints.base import Atoms, Constraint
-from logic.constraints.registry import ConstraintInputs, register_constraint
+from logic.constraints.registry import register_constraint
+from logic.grounding import Atoms, Constraint, ConstraintInputs
 
 
 @dataclass(frozen=True)

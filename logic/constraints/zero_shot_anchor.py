@@ -15,12 +15,12 @@ it already does well, so that the weak-label constraints only move it where it w
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Tuple
+from typing import Any, Mapping, Tuple
 
 import torch
 
-from logic.constraints.base import Atoms, Constraint
-from logic.constraints.registry import ConstraintInputs, register_constraint
+from logic.constraints.registry import register_constraint
+from logic.grounding import Atoms, Constraint, ConstraintInputs
 
 
 @dataclass(frozen=True)
@@ -62,7 +62,14 @@ class ZeroShotAnchorConstraint(Constraint):
         return atoms.log_not(self.log_confidence.to(negated.dtype) + negated), self.mask
 
 
-@register_constraint("zero_shot_anchor", requires=("zero_shot",), options={"threshold": 0.9})
+def check_zero_shot_anchor_options(options: Mapping[str, Any]) -> None:
+    """``0 < threshold <= 1``."""
+    if not 0 < options["threshold"] <= 1:
+        raise ValueError(f"need 0 < zero_shot_anchor.threshold <= 1, got {options['threshold']}")
+
+
+@register_constraint("zero_shot_anchor", requires=("zero_shot",), options={"threshold": 0.9},
+                     check_options=check_zero_shot_anchor_options)
 def build_zero_shot_anchor(inputs: ConstraintInputs, *, threshold: float) -> ZeroShotAnchorConstraint:
     """forall p, k: confident_zero_shot(p, k) -> k(p)"""
     return ZeroShotAnchorConstraint.build(zero_shot_log_probs=inputs.zero_shot_log_probs, valid=inputs.valid,

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from typing import List, Optional, Tuple, Union
+from typing import Callable, List, Optional, Tuple, Union
 
 KEYWORDS = ("forall", "exists", "most", "in", "not", "and", "or")
 _TOKEN = re.compile(r"\s*(?:(?P<number>\d+(?:\.\d*)?(?:[eE][-+]?\d+)?|\.\d+)|(?P<name>[A-Za-z_][A-Za-z0-9_]*)"
@@ -35,6 +35,10 @@ class FormulaError(ValueError):
         pointer = " " * position + "^"
         super().__init__(f"{where}, column {position + 1}: {message}\n  {text}\n  {pointer}")
         self.position = position
+
+
+#: ``error(position, message)``: a formula's error at a column of its text.
+ErrorAt = Callable[[int, str], FormulaError]
 
 
 @dataclass(frozen=True)

@@ -48,7 +48,7 @@ class CacheKey:
 
     Attributes:
         model_type: ``vit_h`` ...
-        encoder_fingerprint: :func:`stage1_pseudolabel.sam.checkpoint.encoder_fingerprint`.
+        encoder_fingerprint: :meth:`stage1_pseudolabel.sam.backends.base.SamBackend.encoder_fingerprint`.
         encoder_size: side of the encoder input (1024 for SAM).
         embedding_shape: ``(C, h, w)`` of one embedding (``(256, 64, 64)`` for SAM).
         backend: ``sam1``, ``sam2.1`` or ``hq-sam`` (:mod:`stage1_pseudolabel.sam.backends`).

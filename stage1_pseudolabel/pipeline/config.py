@@ -29,6 +29,7 @@ from wsss.core.atomic import atomic_write
 from wsss.core.cli import add_config_arguments, parse_cfg_options
 from wsss.core.yaml_config import load_yaml_with_bases, merge_config
 from wsss.core.weak_labels.annotation import DEFAULT_WEAK_LABELS, WEAK_LABEL_KINDS
+from stage1_pseudolabel.sam.backends.variants import MODEL_TYPES
 
 
 
@@ -75,7 +76,7 @@ class Stage1Config:
     #: features; prompt groups of different token counts still make separate calls): train decodes
     #: the images of an optimizer step in calls of up to this many (the default, 8 >= batch_size 4: one
     #: call per step; the frozen zero-shot pass too), generate groups up to this many consecutive
-    #: images. 1: one call per image (per prompt kind), as before. Larger keeps a GPU busy with small
+    #: images. 1: one call per image (per prompt kind). Larger keeps a GPU busy with small
     #: images; costs the activation memory of all their objects at once
     decoder_batch_images: int = 8
 
@@ -197,7 +198,6 @@ class Stage1Config:
     def validate(self) -> "Stage1Config":
         from logic.constraints import ConstraintConfig
         from stage1_pseudolabel.sam.prompts import PROMPT_MODES
-        from stage1_pseudolabel.sam.backends.variants import MODEL_TYPES
         from stage1_pseudolabel.sam.precision import PRECISIONS
 
         import_custom_modules(self.custom_imports)
@@ -327,7 +327,7 @@ def add_common_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--dataset", help="dataset description YAML (configs/datasets/*.yaml); replaces --data")
     parser.add_argument("--split", help="id list under ImageSets/Segmentation ('all' for every JPEG)")
     parser.add_argument("--work-dir", dest="work_dir", help="where caches, checkpoints, logs and masks go")
-    parser.add_argument("--model-type", dest="model_type", help="vit_h | vit_l | vit_b | vit_t | proxy | sam2.1_hiera_{tiny,small,base_plus,large} | hq_vit_{h,l,b}")
+    parser.add_argument("--model-type", dest="model_type", help=" | ".join(MODEL_TYPES))
     parser.add_argument("--checkpoint", help="SAM checkpoint file ('none': random weights, for tests only)")
     parser.add_argument("--prompt-mode", dest="prompt_mode", choices=("box", "points", "both"))
     parser.add_argument("--device", help="auto | cpu | cuda | cuda:N")

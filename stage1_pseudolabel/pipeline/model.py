@@ -11,6 +11,7 @@ every trainable parameter receives a gradient (DDP needs no unused-parameter sca
 from __future__ import annotations
 
 import logging
+import os
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Tuple
 
@@ -19,9 +20,9 @@ from torch import nn
 
 from stage1_pseudolabel.pipeline.cache import CacheKey, atomic_torch_save
 from stage1_pseudolabel.pipeline.config import Stage1Config
-from stage1_pseudolabel.sam.backends import build_backend
-from stage1_pseudolabel.sam.backends.base import EMBED, state_fingerprint
-from stage1_pseudolabel.sam.checkpoint import CheckpointError, checkpoint_fingerprint, encoder_fingerprint
+from stage1_pseudolabel.sam.backends.base import EMBED, SamBackend
+from stage1_pseudolabel.sam.backends.build import build_backend
+from stage1_pseudolabel.sam.checkpoint import CheckpointError
 from stage1_pseudolabel.sam.lora import add_lora, has_lora, lora_layers, lora_state_dict
 from stage1_pseudolabel.sam.precision import set_tf32
 
@@ -30,8 +31,6 @@ log = logging.getLogger(__name__)
 
 def resolve_device(name: str) -> torch.device:
     """``auto`` -> ``cuda`` when available, else ``cpu``; under torchrun ``cuda`` means this rank's GPU."""
-    import os
-
     if name == "auto":
         name = "cuda" if torch.cuda.is_available() else "cpu"
     device = torch.device(name)
@@ -40,7 +39,7 @@ def resolve_device(name: str) -> torch.device:
     return device
 
 
-def load_model(cfg: Stage1Config, *, device: torch.device, encoder: bool = True) -> Tuple[nn.Module, CacheKey]:
+def load_model(cfg: Stage1Config, *, device: torch.device, encoder: bool = True) -> Tuple[SamBackend, CacheKey]:
     """Build SAM as configured (strict checkpoint load) and the key of its embeddings; sets the
     process's TF32 mode to ``cfg.tf32``. ``encoder=False``: without the image encoder
     (``model.image_encoder`` is None), whose weights SAM 1 then does not even read.
@@ -61,16 +60,12 @@ def load_model(cfg: Stage1Config, *, device: torch.device, encoder: bool = True)
     return model.to(device).eval(), key
 
 
-def cache_key(model: nn.Module, checkpoint: Optional[Path]) -> CacheKey:
+def cache_key(model: SamBackend, checkpoint: Optional[Path]) -> CacheKey:
     """What the backend's cached features depend on: backend, variant, weights, input size, geometry, shapes."""
     shapes = model.feature_shapes()
-    if model.backend == "sam1":
-        fingerprint = encoder_fingerprint(model, checkpoint)
-    else:
-        fingerprint = checkpoint_fingerprint(checkpoint) if checkpoint is not None else state_fingerprint(model.encoder_state())
     return CacheKey(
         model_type=model.model_type,
-        encoder_fingerprint=fingerprint,
+        encoder_fingerprint=model.encoder_fingerprint(checkpoint),
         encoder_size=model.encoder_size,
         embedding_shape=tuple(shapes[EMBED]),
         backend=model.backend,

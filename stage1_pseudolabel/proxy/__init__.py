@@ -8,7 +8,7 @@ scenes. It is **not** pretrained SAM: numbers obtained with it say that the meth
 well it works with SAM. Users with official weights pass ``SAM_CHECKPOINT`` instead.
 
 * :func:`stage1_pseudolabel.sam.proxy.build_proxy_sam` builds it (model type ``"proxy"`` of
-  :mod:`stage1_pseudolabel.sam.registry`).
+  :func:`stage1_pseudolabel.sam.backends.sam1.build_sam`).
 * :mod:`stage1_pseudolabel.proxy.train_proxy` pretrains it and writes
   ``data/checkpoints/proxy_sam.pth`` (a plain state dict) with a JSON sidecar.
 """

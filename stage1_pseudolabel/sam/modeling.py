@@ -8,6 +8,9 @@ from __future__ import annotations
 
 from types import ModuleType
 
+from stage1_pseudolabel.sam.timm_compat import ensure_timm
+from stage1_pseudolabel.sam.torchvision_compat import ensure_torchvision
+
 
 def sam_modeling() -> ModuleType:
     """``segment_anything.modeling``, importable on machines without a working torchvision.
@@ -16,8 +19,6 @@ def sam_modeling() -> ModuleType:
     missing or broken, :func:`~stage1_pseudolabel.sam.torchvision_compat.ensure_torchvision` supplies
     them in memory first (nothing is installed). Idempotent and cheap after the first call.
     """
-    from stage1_pseudolabel.sam.torchvision_compat import ensure_torchvision
-
     ensure_torchvision()
     import segment_anything.modeling as modeling
 
@@ -37,8 +38,6 @@ def sam2_package() -> ModuleType:
     Importing ``sam2`` initialises Hydra's global config module (``sam2/__init__.py``); that is the
     package's own behaviour and happens only on the first call of this function.
     """
-    from stage1_pseudolabel.sam.torchvision_compat import ensure_torchvision
-
     ensure_torchvision()
     try:
         import sam2
@@ -53,9 +52,6 @@ def sam2_package() -> ModuleType:
 
 def sam_hq_package() -> ModuleType:
     """The ``segment_anything_hq`` package (HQ-SAM), with the torchvision and timm stand-ins where needed."""
-    from stage1_pseudolabel.sam.timm_compat import ensure_timm
-    from stage1_pseudolabel.sam.torchvision_compat import ensure_torchvision
-
     ensure_torchvision()
     ensure_timm()
     try:

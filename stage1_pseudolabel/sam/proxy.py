@@ -125,7 +125,7 @@ def build_proxy_sam(
 ) -> nn.Module:
     """The proxy SAM (a stand-in for pretrained SAM) as a ``segment_anything`` ``Sam``, random weights.
 
-    Model type ``"proxy"`` of :func:`stage1_pseudolabel.sam.registry.build_sam` calls this, then
+    Model type ``"proxy"`` of :func:`stage1_pseudolabel.sam.backends.sam1.build_sam` calls this, then
     loads ``data/checkpoints/proxy_sam.pth`` strictly like an official checkpoint.
     """
     emb = image_size // encoder_stride

@@ -22,13 +22,15 @@ what :class:`~stage1_pseudolabel.pipeline.cache.EmbeddingCache` has always retur
 
 from __future__ import annotations
 
-import hashlib
 from typing import Dict, List, Mapping, Optional, Sequence, Tuple, Union
 
 import numpy as np
 import torch
 from torch import nn
 
+from stage1_pseudolabel.sam.backends.variants import Variant
+from stage1_pseudolabel.sam.checkpoint import PathLike, checkpoint_fingerprint, state_fingerprint
+from stage1_pseudolabel.sam.sdpa import use_sdpa_attention
 from wsss.core.frames import SamFrame
 
 EMBED = "image_embed"
@@ -79,22 +81,12 @@ def as_features(x: FeaturesLike) -> ImageFeatures:
     return x if isinstance(x, ImageFeatures) else ImageFeatures({EMBED: x})
 
 
-def state_fingerprint(state: Mapping[str, torch.Tensor]) -> str:
-    """SHA-256 over names, shapes and values (as :func:`~stage1_pseudolabel.sam.checkpoint.module_fingerprint`)."""
-    h = hashlib.sha256()
-    for name, t in state.items():
-        h.update(name.encode())
-        h.update(str(tuple(t.shape)).encode())
-        h.update(t.detach().to("cpu", torch.float32).contiguous().numpy().tobytes())
-    return f"weights:{h.hexdigest()[:16]}"
-
-
 class SamBackend(nn.Module):
     """Base class: the pipeline's view of one promptable-segmentation model.
 
-    Subclasses set :attr:`backend` (``"sam1"``, ``"sam2.1"``, ``"hq-sam"``), :attr:`padded` and
-    implement :meth:`prepare_image`, :meth:`encode_batch`, :meth:`encode_prompts`, :meth:`decode` and
-    :meth:`trainable_parameters`.
+    Subclasses set :attr:`backend` (``"sam1"``, ``"sam2.1"``, ``"hq-sam"``: the variant table's
+    ``backend`` column), :attr:`padded` and implement :meth:`build`, :meth:`prepare_image`,
+    :meth:`encode_batch`, :meth:`encode_prompts`, :meth:`decode` and :meth:`trainable_parameters`.
 
     Args:
         model_type: the variant name the model was built for (``vit_h``, ``sam2.1_hiera_large``, ...).
@@ -115,6 +107,21 @@ class SamBackend(nn.Module):
         self.mask_decoder = mask_decoder
         self.encoder_size = int(encoder_size)
         self.lowres = int(lowres)
+
+    @classmethod
+    def build(cls, v: Variant, *, checkpoint: Optional[PathLike] = None, seed: Optional[int] = None,
+              encoder: bool = True, **overrides) -> "SamBackend":
+        """The backend of model type ``v``, random (seeded) or strictly loaded from ``checkpoint``, eval mode.
+
+        Args:
+            v: a row of the variant table whose ``backend`` is this class's :attr:`backend`.
+            checkpoint: the official checkpoint file (``weights_only=True``, ``strict=True``); None: random.
+            seed: seeds the random initialisation (the global RNG state is restored afterwards).
+            encoder: False: the caller will not run the image encoder (training on cached embeddings),
+                which a backend may then build without reading its weights.
+            **overrides: reduced-size architecture overrides, as the backend's model builder takes them.
+        """
+        raise NotImplementedError
 
     def __setattr__(self, name: str, value) -> None:
         super().__setattr__(name, value)
@@ -166,6 +173,13 @@ class SamBackend(nn.Module):
     def encoder_state(self) -> Dict[str, torch.Tensor]:
         """Every tensor that the cached features depend on (for the cache's fingerprint)."""
         return {f"image_encoder.{k}": v for k, v in self.image_encoder.state_dict().items()}
+
+    def encoder_fingerprint(self, checkpoint: Optional[PathLike]) -> str:
+        """What the cached features depend on: the checkpoint file's fingerprint, else the weights' of
+        :meth:`encoder_state` (random weights). With a checkpoint the encoder is never read."""
+        if checkpoint is not None:
+            return checkpoint_fingerprint(checkpoint)
+        return state_fingerprint(self.encoder_state())
 
     # -- prompts and the decoder ---------------------------------------------------------------------
     def dense_pe(self) -> torch.Tensor:
@@ -268,8 +282,6 @@ class SamBackend(nn.Module):
         """``attention="sdpa"``: SDPA in the ViT encoder (SAM 1, HQ-SAM; SAM 2's Hiera has it already).
         ``compile_encoder``: ``torch.compile`` the image encoder in place (state dict unchanged)."""
         if attention == "sdpa" and self.image_encoder is not None:
-            from stage1_pseudolabel.sam.sdpa import use_sdpa_attention
-
             use_sdpa_attention(self.image_encoder)
         if compile_encoder and self.image_encoder is not None:
             self.image_encoder.compile()

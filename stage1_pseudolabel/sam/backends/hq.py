@@ -30,29 +30,29 @@ import torch
 from torch import nn
 
 from stage1_pseudolabel.sam.backends.base import EMBED
-from stage1_pseudolabel.sam.backends.sam1 import Sam1Backend
+from stage1_pseudolabel.sam.backends.loading import build_strict
+from stage1_pseudolabel.sam.backends.sam1 import Sam1Backend, sam_architecture
+from stage1_pseudolabel.sam.backends.variants import Variant
+from stage1_pseudolabel.sam.checkpoint import PathLike
 from stage1_pseudolabel.sam.modeling import sam_hq_package
-from stage1_pseudolabel.sam.registry import sam_architecture
 
 VIT_EARLY = "vit_early"
 
 
-def build_hq_model(vit: str, **architecture_overrides) -> nn.Module:
-    """An HQ-SAM ``Sam`` of ViT variant ``vit`` (``vit_h|vit_l|vit_b``) with random weights, eval mode.
+def build_hq_model(v: Variant, **architecture_overrides) -> nn.Module:
+    """An HQ-SAM ``Sam`` of model type ``v`` (``hq_vit_h|l|b|tiny``) with random weights, eval mode.
 
-    ``architecture_overrides`` are :class:`~stage1_pseudolabel.sam.registry.SamArchitecture` fields
-    (reduced sizes for tests), as for SAM 1.
+    ``architecture_overrides`` are :class:`~stage1_pseudolabel.sam.backends.variants.SamArchitecture`
+    fields (reduced sizes for tests), as for SAM 1.
     """
-    sam_hq_package()
+    package = sam_hq_package()
+    if v.architecture is None:  # TinyViT (MobileSAM's encoder): the package's builder, whose TinyViT is 1024 px only
+        if architecture_overrides:
+            raise ValueError(f"{v.name} takes no architecture overrides (its TinyViT is written for 1024 px)")
+        return package.sam_model_registry[v.config](checkpoint=None).eval()
     from segment_anything_hq.modeling import ImageEncoderViT, MaskDecoderHQ, PromptEncoder, Sam, TwoWayTransformer
 
-    if vit == "vit_tiny":  # TinyViT (MobileSAM's encoder): the package's builder, whose TinyViT is 1024 px only
-        if architecture_overrides:
-            raise ValueError("hq_vit_tiny takes no architecture overrides (its TinyViT is written for 1024 px)")
-        from segment_anything_hq.build_sam import build_sam_vit_t
-
-        return build_sam_vit_t(checkpoint=None).eval()
-    arch = sam_architecture(vit, **architecture_overrides)
+    arch = sam_architecture(v.name, **architecture_overrides)
     sam = Sam(
         image_encoder=ImageEncoderViT(
             depth=arch.encoder_depth, embed_dim=arch.encoder_embed_dim, img_size=arch.image_size, mlp_ratio=4,
@@ -169,6 +169,14 @@ class HqSamBackend(Sam1Backend):
         if type(sam.mask_decoder) is cls.__bases__[0]:
             sam.mask_decoder.__class__ = cls  # same object and parameters; forward also takes image_index
         super().__init__(model_type=model_type, sam=sam)
+
+    @classmethod
+    def build(cls, v: Variant, *, checkpoint: Optional[PathLike] = None, seed: Optional[int] = None,
+              encoder: bool = True, **overrides) -> "HqSamBackend":
+        """:func:`build_hq_model` of ``v``, strictly loaded; built whole whatever ``encoder`` says."""
+        model = build_strict(partial(build_hq_model, v, **overrides), model_type=v.name, checkpoint=checkpoint,
+                             seed=seed)
+        return cls(model_type=v.name, sam=model)
 
     def feature_shapes(self) -> Dict[str, tuple]:
         shapes = super().feature_shapes()

@@ -26,6 +26,7 @@ Reduced sizes (tests, benchmarks) are keyword overrides: ``image_size``, ``trunk
 
 from __future__ import annotations
 
+from functools import partial
 from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
@@ -33,6 +34,9 @@ import torch
 from torch import nn
 
 from stage1_pseudolabel.sam.backends.base import EMBED, FeaturesLike, SamBackend, as_features
+from stage1_pseudolabel.sam.backends.loading import build_strict
+from stage1_pseudolabel.sam.backends.variants import Variant
+from stage1_pseudolabel.sam.checkpoint import PathLike
 from stage1_pseudolabel.sam.modeling import sam2_package
 
 S0, S1 = "high_res_s0", "high_res_s1"
@@ -95,6 +99,15 @@ class Sam2Backend(SamBackend):
         from sam2.utils.transforms import SAM2Transforms
 
         self.__dict__["_transforms"] = SAM2Transforms(resolution=self.encoder_size, mask_threshold=0.0)
+
+    @classmethod
+    def build(cls, v: Variant, *, checkpoint: Optional[PathLike] = None, seed: Optional[int] = None,
+              encoder: bool = True, **overrides) -> "Sam2Backend":
+        """``SAM2Base`` of ``v.config`` (:func:`build_sam2_model`, :func:`sam2_overrides` keywords), strictly
+        loaded; built whole whatever ``encoder`` says."""
+        model = build_strict(partial(build_sam2_model, v.config, **overrides), model_type=v.name,
+                             checkpoint=checkpoint, seed=seed)
+        return cls(model_type=v.name, sam2=model)
 
     def feature_shapes(self) -> Dict[str, Tuple[int, ...]]:
         shapes = super().feature_shapes()

@@ -1,7 +1,10 @@
 """Datasets described by one YAML file (:mod:`.description`) and read into
-:class:`~wsss.core.weak_labels.annotation.ImageAnnotation` by the weak-label readers (:mod:`.dataset`)."""
+:class:`~wsss.core.weak_labels.annotation.ImageAnnotation` by the weak-label readers (:mod:`.dataset`).
 
-from wsss.core.datasets.dataset import DescribedDataset, dataset_class_names, evaluate_described, open_described
+Scoring predictions against a description's ground truth is in evaluation
+(:func:`wsss.core.evaluation.evaluate_described`): evaluation reads datasets, never the reverse."""
+
+from wsss.core.datasets.dataset import DescribedDataset, dataset_class_names, open_described
 from wsss.core.datasets.description import (
     DatasetDescription,
     DatasetDescriptionError,
@@ -12,5 +15,5 @@ from wsss.core.datasets.description import (
 
 __all__ = [
     "DatasetDescription", "DatasetDescriptionError", "DescribedDataset", "Source", "class_palette",
-    "dataset_class_names", "evaluate_described", "load_description", "open_described",
+    "dataset_class_names", "load_description", "open_described",
 ]

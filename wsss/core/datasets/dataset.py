@@ -15,7 +15,7 @@ from __future__ import annotations
 import logging
 import warnings
 from pathlib import Path
-from typing import TYPE_CHECKING, Dict, List, Optional, Sequence, Union
+from typing import Dict, List, Optional, Sequence, Union
 
 import numpy as np
 
@@ -45,9 +45,6 @@ from wsss.core.weak_labels.points import read_points_json
 from wsss.core.weak_labels.scribblesup import read_scribble_png, read_scribblesup_xml
 from wsss.core.weak_labels.tags import read_tags_file
 from wsss.core.weak_labels.voc import BatchLoading, parse_voc_xml, read_id_list
-
-if TYPE_CHECKING:
-    from wsss.core.evaluation.metrics import SegmentationMetrics
 
 log = logging.getLogger(__name__)
 
@@ -371,37 +368,4 @@ def dataset_class_names(path: Optional[PathLike]) -> Sequence[str]:
     return DescribedDataset._classes_from(description)
 
 
-
-
-def evaluate_described(dataset: DescribedDataset, *, pred_dir: PathLike,
-                       ids: Optional[Sequence[str]] = None) -> "SegmentationMetrics":
-    """mIoU of ``pred_dir/<id>.png`` against the described ground truth, with the dataset's class names.
-
-    Args:
-        ids: default: the dataset's ids that have ground truth.
-
-    Raises:
-        MissingFileError: the description has no ground truth, or listed ids lack a prediction.
-        SizeMismatchError, InvalidMaskError: as :func:`wsss.core.evaluation.evaluate_folders`.
-    """
-    from wsss.core.evaluation.folders import MissingPredictionsError
-    from wsss.core.evaluation.metrics import SegmentationMetrics, confusion_matrix
-
-    if dataset.description.ground_truth is None:
-        raise MissingFileError(dataset.description.path, "the dataset description has no ground_truth to evaluate on")
-    pred_dir = Path(pred_dir)
-    ids = [i for i in dataset.ids if dataset.has_gt(i)] if ids is None else list(ids)
-    missing = [i for i in ids if not (pred_dir / f"{i}.png").is_file()]
-    if missing:
-        raise MissingPredictionsError(pred_dir, missing, "prediction(s)")
-    num_labels = dataset.num_foreground + 1
-    confusion = np.zeros((num_labels, num_labels + 1), np.int64)
-    for image_id in ids:
-        gt = dataset.read_gt(image_id)
-        pred = read_label_png(pred_dir / f"{image_id}.png", num_foreground=dataset.num_foreground,
-                              height=gt.shape[0], width=gt.shape[1], what="prediction")
-        confusion += confusion_matrix(pred, gt, num_labels=num_labels, ignore_index=IGNORE_INDEX)
-    return SegmentationMetrics.from_confusion(confusion, num_images=len(ids), class_names=dataset.classes)
-
-
-__all__ = ["DescribedDataset", "Source", "dataset_class_names", "evaluate_described", "open_described"]
+__all__ = ["DescribedDataset", "Source", "dataset_class_names", "open_described"]

@@ -18,10 +18,11 @@ from pathlib import Path
 from typing import Optional, Sequence
 
 from wsss.core.atomic import write_json
-from wsss.core.evaluation.folders import evaluate_folders
 from wsss.core.cli import run_cli
-from wsss.core.datasets import DescribedDataset, dataset_class_names, evaluate_described
+from wsss.core.datasets import DescribedDataset, dataset_class_names
 from wsss.core.datasets.description import voc_description
+from wsss.core.evaluation.described import evaluate_described
+from wsss.core.evaluation.folders import evaluate_folders
 from wsss.core.weak_labels.classes import VOC_CLASSES
 from wsss.core.weak_labels.voc import read_id_list
 

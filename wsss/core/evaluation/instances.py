@@ -44,6 +44,7 @@ import numpy as np
 from wsss.core import instances as inst
 from wsss.core.atomic import write_json
 from wsss.core.cli import run_cli
+from wsss.core.datasets import DescribedDataset
 from wsss.core.masks import read_mask
 from wsss.core.weak_labels.classes import IGNORE_INDEX, VOC_ALIASES, VOC_CLASSES, class_index
 from wsss.core.weak_labels.voc import AUG_GT_DIR, read_id_list, split_list_path
@@ -154,7 +155,8 @@ def coco_ground_truth(path: PathLike, classes: Sequence[str] = VOC_CLASSES) -> D
             "annotations": anns, "categories": inst.categories(classes)}
 
 
-def described_ground_truth(dataset, ids: Sequence[str], *, min_area: int = MIN_COMPONENT_AREA) -> Dict[str, Any]:
+def described_ground_truth(dataset: DescribedDataset, ids: Sequence[str], *,
+                           min_area: int = MIN_COMPONENT_AREA) -> Dict[str, Any]:
     """Ground-truth instances of ``ids`` of a :class:`wsss.core.datasets.DescribedDataset`: its COCO
     segmentations (one instance per object, categories by the description's class names); for PNG or
     LabelMe ground truth, the connected components of each class of its class maps (approximate, as
@@ -277,8 +279,6 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                                         f"image(s), e.g. {missing[:3]}")
             truth = voc_ground_truth(args.voc, names)
         elif args.dataset is not None:
-            from wsss.core.datasets import DescribedDataset
-
             dataset = DescribedDataset(args.dataset, split=args.split)
             if args.split:
                 names = [i for i in dataset.ids if dataset.has_gt(i)]
