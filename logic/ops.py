@@ -1,29 +1,9 @@
 """Connectives of a product t-norm fuzzy logic whose truth values are log-probabilities.
 
-A truth value is a tensor of log-probabilities in ``[-inf, 0]``: ``0`` is certainly true, ``-inf``
-certainly false. With the product t-norm the connectives are
-
-* ``not x      = log(1 - exp(x))``                       (:func:`log_not`, computed as log1mexp)
-* ``x and y    = x + y``                                  (:func:`log_and`)
-* ``x or y     = not(not x and not y)``                   (:func:`log_or`)
-* ``x -> y     = not x or y = not(x and not y)``          (:func:`log_implies`)
-
-and the quantifiers over a set of positions (:mod:`logic.quantifiers`) are the n-ary ``and`` (a sum)
-and ``or`` (``not(sum(not x))``).
-
-Clamping (the only places where values are changed; see ``logic/README.md``)
-----------------------------------------------------------------------------
-* :func:`clamp_truth` clips atoms (e.g. ``log_softmax`` outputs, which may be ``0`` or ``-inf``) to
-  probabilities ``[eps, 1 - eps]``, i.e. log-truths ``[log(eps), log1p(-eps)]``, with an identity
-  (straight-through) gradient: a saturated or underflowed atom still gets the gradient it would get
-  at the clip point, never zero and never inf. ``not`` maps this interval onto itself, and every
-  formula built from clipped atoms keeps ``not``'s argument ``<= log1p(-eps)``, so inside formulas
-  nothing else is ever clipped: an ``exists`` over many tiny probabilities is exact
-  (``~ log(sum p)``) and so is its gradient.
-* :func:`log_not` still guards its own input: it evaluates at ``min(x, log1p(-eps))`` (so
-  ``log_not(0) = log(eps)`` instead of ``-inf``) and uses the derivative at that point,
-  ``1 / -expm1(-x)``, which is finite (``~ -1/eps``). Very negative inputs need no guard: the value
-  tends to 0 and the derivative to ``-exp(x)``, both finite down to ``-inf``.
+A truth value is a tensor of log-probabilities in ``[-inf, 0]`` (``0`` certainly true, ``-inf``
+certainly false): ``not x = log(1 - exp(x))`` (log1mexp), ``x and y = x + y``, and ``or`` / ``->``
+built from them. :func:`clamp_truth` (atoms) and :func:`log_not` (its own input) are the only places
+where values are clipped; the semantics, the clamping and its gradients: ``logic/README.md``.
 """
 
 from __future__ import annotations

@@ -1,28 +1,11 @@
 """Load mmengine checkpoints under torch >= 2.6 without giving up ``weights_only``.
 
-torch 2.6 changed the default of ``torch.load`` to ``weights_only=True``. mmengine 0.10.7 calls
-``torch.load(filename, map_location=...)`` without the argument, so resuming a run (``--resume``) or
-loading a trained model for testing fails: an mmengine checkpoint's ``meta.message_hub`` holds
-:class:`~mmengine.logging.HistoryBuffer` objects with numpy arrays inside, which the weights-only
-unpickler refuses.
-
-The fix lives here, not in the installed packages. mmengine dispatches every checkpoint path to a
-loader registered with :meth:`CheckpointLoader.register_scheme`; :func:`apply` replaces the loader of
-local files (prefix ``''``) with :func:`load_from_local`, which keeps ``weights_only=True`` and
-allows exactly the extra globals an mmengine / mmseg checkpoint contains:
-
-* :class:`HistoryBuffer` and the numpy pieces its arrays pickle to (``_reconstruct``, ``ndarray``,
-  ``dtype`` and its numpy-2 ``dtypes`` classes, ``scalar``), under both the numpy 1 and numpy 2
-  module names so that checkpoints move between the two;
-* ``getattr``, but only as :func:`_history_buffer_getattr`: HistoryBuffer pickles its statistics
-  methods as ``getattr(HistoryBuffer, 'mean')``, and nothing else may be looked up that way.
-
-A checkpoint that needs anything more (for example a legacy checkpoint that pickled a config
-object) is refused with the file and the offending globals named; set ``WSSS_TRUST_CHECKPOINTS=1``
-to load such a file with ``weights_only=False`` if you trust where it came from.
-
-:func:`stage2_segnet.register.register_all` calls :func:`apply`, so the CLIs, the tests and mmseg's
-own ``tools/train.py`` with our configs (through ``custom_imports``) all get the fix.
+mmengine 0.10.7 calls ``torch.load`` without ``weights_only`` (``True`` by default since torch 2.6),
+and its checkpoints hold :class:`~mmengine.logging.HistoryBuffer` objects the weights-only unpickler
+refuses. :func:`apply` (called by :func:`stage2_segnet.register.register_all`) makes
+:func:`load_from_local` mmengine's loader of local files: ``weights_only=True`` with exactly the extra
+globals such checkpoints contain; ``WSSS_TRUST_CHECKPOINTS=1`` loads other files unrestricted.
+Details: docs/design.md ("Environment").
 """
 
 from __future__ import annotations

@@ -1,34 +1,9 @@
 """Stage 2 for instances: train and test an mmdet network (Mask R-CNN, Mask2Former) on stage 1's
 instance pseudo-labels, with test-time mask AP.
 
-    python -m stage2_segnet.instances train CONFIG (--data VOCROOT | --dataset DESC.yaml) --pseudo INSTANCES.json
-        --work-dir DIR [--val-gt FILE | --val-list SPLIT] [--resume [CKPT]] [--gpus N] [--cfg-options ...]
-    python -m stage2_segnet.instances test CONFIG (--data VOCROOT | --dataset DESC.yaml) --work-dir DIR
-        [--checkpoint CKPT] [--gt FILE | --split SPLIT] [--json FILE]
-
-(console scripts ``wsss-stage2-instance-train`` and ``wsss-stage2-instance-test``.)
-
-* Training annotations: the merged instance pseudo-label JSON (``wsss-merge-instances``); checked
-  before the runner starts (COCO instances file, VOC categories, every image in ``JPEGImages``).
-* Validation / test ground truth: a COCO instances JSON (``--val-gt`` / ``--gt``), or, by default,
-  the ground-truth instances of the VOC split (``--val-list`` / ``--split``, default ``val``) written
-  once to ``<work-dir>/gt_<split>_instances.json`` by :func:`wsss.core.evaluation.instances.voc_ground_truth`
-  (SegmentationObject, else connected components of each class: approximate; see there).
-* ``--dataset`` (a description, configs/datasets/*.yaml) instead of ``--data``: images from its image
-  folder, each read in the orientation stage 1 read it in (``OrientedCocoDataset`` and
-  ``LoadDatasetImage``, :mod:`stage2_segnet.instance_datasets`; mmcv's loader would apply an EXIF
-  rotation the COCO JSON does not describe), its class names as the datasets' classes, every head's
-  class count from it; the pseudo-labels' categories must be its classes (stage 1 on the same
-  description writes them so); validation / test ground truth: the description's split of that name,
-  else every image with ground truth (:func:`wsss.core.evaluation.instances.described_ground_truth`:
-  COCO objects, or the connected components of each class of PNG / LabelMe ground truth).
-* Everything else is the semantic stage 2's: backbone weights read from ``data/checkpoints/`` (no
-  download), ``--resume`` (newest checkpoint of the work dir), checkpoints loaded by ``torch.load``
-  with ``weights_only=True`` (:mod:`stage2_segnet.compat`), ``--gpus N`` / torchrun / SLURM, and the
-  metrics (``coco/segm_mAP``, ``_50``, ``_75``, in COCO's 0..1 scale) written atomically to
-  ``<work-dir>/test_<split>_instance_metrics.json``, the predictions as COCO results to
-  ``<work-dir>/test_<split>_instances.segm.json`` (and ``.bbox.json``). A model with no detection at all
-  has AP 0 (mmdet reports nothing then; the metrics file says so).
+``python -m stage2_segnet.instances train|test`` (console scripts ``wsss-stage2-instance-train`` and
+``wsss-stage2-instance-test``; flags: ``--help``). What it trains on, validates against and writes:
+docs/method.md ("Instances"); with a dataset description: docs/data.md ("Without make").
 """
 
 from __future__ import annotations

@@ -211,7 +211,7 @@ def list_file(root: str, split_or_file: Optional[str]) -> Optional[str]:
 def set_num_classes(node, num_classes: int) -> None:
     """Every head's class count in a model config becomes ``num_classes``: each ``num_classes``, each
     ``num_things_classes`` (mmdet's Mask2Former; its stuff classes are kept), and a classification
-    loss's ``class_weight`` sized for the old count plus a no-object entry (Mask2Former), resized with
+    loss's ``class_weight`` sized for the config's count plus a no-object entry (Mask2Former), resized with
     it. Semantic heads count background in ``num_classes``, mmdet's instance heads do not: the caller
     passes the count its heads take."""
     if isinstance(node, dict):

@@ -86,8 +86,8 @@ def build_config(args: argparse.Namespace, launcher: str) -> Config:
 
 
 def set_schedule(cfg: Config, iters: int) -> None:
-    """Train for ``iters`` iterations: ``max_iters``, and every iteration-based LR scheduler that ran
-    to the old end now runs to ``iters`` (so poly decay reaches its floor at the new end)."""
+    """Train for ``iters`` iterations: ``max_iters``, and every iteration-based LR scheduler that ends
+    at the config's ``max_iters`` ends at ``iters`` (so poly decay reaches its floor at the new end)."""
     if iters < 1:
         raise ValueError(f"--iters must be >= 1, got {iters}")
     old = cfg.train_cfg.max_iters

@@ -14,7 +14,7 @@ from wsss.core.masks import read_mask, write_mask
 from wsss.core.weak_labels.voc import read_id_list
 
 from wsss.apps.demo import main as demo_main
-from wsss.apps.demo import stage2_available
+from wsss.apps.demo.stage2 import stage2_available
 
 
 @pytest.mark.slow

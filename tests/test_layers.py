@@ -301,3 +301,34 @@ def test_the_pipeline_never_names_a_constraint_type():
                 if isinstance(node, ast.Constant) and isinstance(node.value, str) and node.value in names:
                     offenders.append(f"{path.relative_to(REPO)}:{node.lineno}: {node.value!r}")
     assert not offenders, "\n".join(offenders)
+
+
+#: the longest function a reader meets in the packages (lines, decorators and docstring included)
+MAX_FUNCTION_LINES = 120
+
+
+def long_functions(files: Iterable[Path], root: Path, limit: int = MAX_FUNCTION_LINES) -> List[str]:
+    """``"<file>:<line> <name> (<n> lines)"`` for each function or method longer than ``limit`` lines."""
+    found = []
+    for path in files:
+        for node in ast.walk(ast.parse(path.read_text(), filename=str(path))):
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                first = min([node.lineno] + [d.lineno for d in node.decorator_list])
+                n = node.end_lineno - first + 1
+                if n > limit:
+                    found.append(f"{path.relative_to(root)}:{node.lineno} {node.name} ({n} lines)")
+    return found
+
+
+def test_every_function_fits_on_a_screen(tmp_path):
+    assert long_functions(package_files(REPO), REPO) == []
+    # the check is not vacuous: a long function in a copy of the tree is reported, a short one is not
+    (tmp_path / "logic").mkdir()
+    body = "".join(f"    x{i} = {i}\n" for i in range(MAX_FUNCTION_LINES))
+    (tmp_path / "logic" / "long.py").write_text(f"def short():\n    return 1\n\n\ndef long():\n{body}")
+    assert long_functions(package_files_of(tmp_path), tmp_path) == [
+        f"logic/long.py:5 long ({MAX_FUNCTION_LINES + 1} lines)"]
+
+
+def package_files_of(root: Path) -> List[Path]:
+    return sorted(p for pkg in OURS if (root / pkg).is_dir() for p in (root / pkg).rglob("*.py"))

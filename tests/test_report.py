@@ -181,7 +181,7 @@ def test_long_training_curves_draw_a_moving_mean_over_the_raw_line(tmp_path, mon
 
 def test_overlay_rows_draw_only_the_weak_labels_the_run_used(tmp_path):
     from PIL import Image
-    from wsss.apps.demo import overlay_rows
+    from wsss.apps.demo.results import overlay_rows
     from wsss.core.masks import write_mask
 
     image, ann, gt = _scene()

@@ -71,7 +71,7 @@ class ColourAffinityConstraint(SameClassPairs):
 
 
 # Boxes are required: over a whole image without boxes to restrict its pairs to, it drove scribble- and
-# click-only masks to background (proxy SAM, VOC val 24.9 -> 9.8 mIoU, issue 11).
+# click-only masks to background (proxy SAM, VOC val: 24.9 -> 9.8 mIoU).
 def check_colour_affinity_options(options: Mapping[str, Any]) -> None:
     """``0 < threshold <= 1``, ``theta > 0``, ``dilation >= 1``."""
     if not 0 < options["threshold"] <= 1:

@@ -1,27 +1,10 @@
 """The constraint registry: every constraint type is one module that registers itself here by name.
 
-A registration says what the type needs and how it is built; nothing else in the toolkit names a
-constraint type. :class:`~logic.constraints.compiled.CompiledConstraints` builds every registered type
-whose weight is non-zero and whose inputs the image has, and the config gives weights and options by
-name (:class:`~logic.constraints.config.ConstraintConfig`). A user's own type is a module of theirs::
-
-    from logic.constraints import register_constraint
-
-    def check_my_prior(options):
-        if options["margin"] < 0:
-            raise ValueError(f"need my_prior.margin >= 0, got {options['margin']}")
-
-    @register_constraint("my_prior", requires=("boxes",), options={"margin": 2}, check_options=check_my_prior)
-    def build_my_prior(inputs, *, margin):
-        return MyPrior.build(boxes=inputs.boxes, valid=inputs.valid, margin=margin)  # a Constraint
-
-named in the stage-1 config's ``custom_imports`` (imported before the config is read), and weighted
-in its ``loss:`` section like a built-in one (``my_prior: {weight: 1.0, margin: 3}``). The config
-checks the options it is given against the type's ``check_options`` when it is read, before any image.
-
-Inputs (:data:`~logic.grounding.inputs.INPUTS`) are what the weak labels and the image provide, in the
-loss frame and cropped to the valid pixels (:class:`~logic.grounding.inputs.ConstraintInputs`); a type
-is left out of an image that lacks one of its inputs (no scribbles: no scribble constraint).
+A registration says which inputs the type needs (:data:`~logic.grounding.inputs.INPUTS`), its options
+and how it is built; nothing else in the toolkit names a constraint type.
+:class:`~logic.constraints.compiled.CompiledConstraints` builds every registered type whose weight is
+non-zero and whose inputs the image has. A type of one's own: docs/design.md ("Constraint types")
+and ``logic/README.md``.
 """
 
 from __future__ import annotations

@@ -64,20 +64,16 @@ def run(args: argparse.Namespace) -> int:
     from logic.constraints import ConstraintConfig
     from stage1_pseudolabel.pipeline.config import build_config
     from stage1_pseudolabel.pipeline.embed import run_embed
-    from stage1_pseudolabel.pipeline.generate import run_generate
-    from stage1_pseudolabel.pipeline.train import run_train
     from stage1_pseudolabel.pipeline.prepare import open_dataset
-    from wsss.apps.demo import ensure_synthetic, metrics_for
-    from wsss.core.datasets import evaluate_described
+    from wsss.apps.common import ensure_synthetic, metrics_for, proxy_checkpoint
+    from wsss.core.evaluation import evaluate_described
 
     torch.set_num_threads(max(1, args.threads))
     work = Path(args.work_dir)
     progress = not args.no_progress
     checkpoint, model_type = args.checkpoint, args.model_type
     if checkpoint is None:
-        from stage1_pseudolabel.proxy.train_proxy import ProxyTrainConfig, ensure_proxy_checkpoint
-
-        checkpoint = str(ensure_proxy_checkpoint(Path("data/checkpoints/proxy_sam.pth"), ProxyTrainConfig(), progress=progress))
+        checkpoint = str(proxy_checkpoint(Path("data/checkpoints/proxy_sam.pth"), progress=progress))
         model_type = "proxy"
     overrides = {"split": args.split, "checkpoint": checkpoint, "model_type": model_type or "vit_h",
                  "work_dir": str(work / "all")}
@@ -108,21 +104,36 @@ def run(args: argparse.Namespace) -> int:
                                                           work_dir=str(work / f"without_{name}"))
     rows: List[dict] = []
     for label, cfg in variants.items():
-        if cfg is not base and not cfg.cache_dir.exists():  # one embedding cache for every run
-            cfg.work_path.mkdir(parents=True, exist_ok=True)
-            cfg.cache_dir.symlink_to(base.cache_dir.resolve(), target_is_directory=True)
-        out = cfg.output_path(zero_shot=False)
-        if not (cfg.decoder_path().is_file() and out.is_dir() and len(list(out.glob("*.png"))) >= len(ids)):
-            print(f"=== {label}: train + generate")
-            if out.exists():
-                shutil.rmtree(out)  # masks of an older (or interrupted) run's decoder
-            run_train(cfg, progress=progress)
-            run_generate(cfg, progress=progress)
-        else:
-            print(f"=== {label}: reused {out}")
-        miou = score(out)
+        miou = score(variant_masks(label, cfg, base=base, num_images=len(ids), progress=progress))
         rows.append({"variant": label, "mIoU": round(miou, 2)})
         print(f"{label}: pseudo-mask mIoU {miou:.2f}")
+    write_table(rows, args=args, work=work, data=data, num_images=len(ids))
+    return 0
+
+
+def variant_masks(label: str, cfg, *, base, num_images: int, progress: bool) -> Path:
+    """The fine-tuned pseudo-masks of one variant: trained and generated unless its decoder and all
+    ``num_images`` masks exist. Every variant reads ``base``'s embedding cache."""
+    from stage1_pseudolabel.pipeline.generate import run_generate
+    from stage1_pseudolabel.pipeline.train import run_train
+
+    if cfg is not base and not cfg.cache_dir.exists():
+        cfg.work_path.mkdir(parents=True, exist_ok=True)
+        cfg.cache_dir.symlink_to(base.cache_dir.resolve(), target_is_directory=True)
+    out = cfg.output_path(zero_shot=False)
+    if cfg.decoder_path().is_file() and out.is_dir() and len(list(out.glob("*.png"))) >= num_images:
+        print(f"=== {label}: reused {out}")
+        return out
+    print(f"=== {label}: train + generate")
+    if out.exists():
+        shutil.rmtree(out)  # masks of an older (or interrupted) run's decoder
+    run_train(cfg, progress=progress)
+    run_generate(cfg, progress=progress)
+    return out
+
+
+def write_table(rows: List[dict], *, args: argparse.Namespace, work: Path, data, num_images: int) -> None:
+    """Each row's change against the first (all constraints), printed and written to ``ablation.json`` / ``.md``."""
     full = rows[0]["mIoU"]
     for r in rows:
         r["delta"] = round(r["mIoU"] - full, 2)
@@ -132,12 +143,11 @@ def run(args: argparse.Namespace) -> int:
     print("\n" + table)
     print("\nA constraint whose removal lowers the mIoU helps on these images (change < 0).")
     write_json(work / "ablation.json", {"config": args.config, "data": str(data), "split": args.split,
-                                        "images": len(ids), "rows": rows}, sort_keys=True)
+                                        "images": num_images, "rows": rows}, sort_keys=True)
     with atomic_write(work / "ablation.md") as f:
-        f.write((f"Ablation on {len(ids)} {args.split} images of {data} (config {args.config or 'configs/stage1/demo_proxy.yaml'})\n\n"
+        f.write((f"Ablation on {num_images} {args.split} images of {data} (config {args.config or 'configs/stage1/demo_proxy.yaml'})\n\n"
                  + table + "\n").encode())
     print(f"-> {work / 'ablation.md'}, {work / 'ablation.json'}")
-    return 0
 
 
 if __name__ == "__main__":

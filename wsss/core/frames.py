@@ -1,27 +1,10 @@
 """Every coordinate frame of the toolkit, and the only place where one is converted into another.
 
-Frames
-------
-1. **VOC XML** boxes: ``xmin ymin xmax ymax``, 1-based, inclusive (a box of one pixel at the top-left
-   corner is ``1 1 1 1``). Converted on reading by :func:`voc_box_to_pixel`, written back by
-   :func:`pixel_box_to_voc`. **COCO** boxes ``[x, y, w, h]`` are already in pixel edges
-   (:func:`coco_box_to_pixel`). **LabelMe** rectangles are two corner pixels, both inside the box, as
-   LabelMe's own rasteriser draws them (:func:`labelme_rectangle_to_pixel`).
-2. **Pixel frame** (in memory, see :mod:`wsss.core.weak_labels.annotation`): ``H x W`` image,
-   0-based ``(x, y)``; boxes ``(x0, y0, x1, y1)`` half-open in pixel edges; points are pixel indices.
-3. **SAM 1024 frame**: the image resized so that its longest side is ``encoder_size`` (1024 for SAM),
-   to ``resized_h x resized_w`` (SAM's ``ResizeLongestSide`` rounding), then zero-padded at the bottom
-   and right to ``encoder_size x encoder_size``. x and y are scaled separately, by
-   ``resized_w / W`` and ``resized_h / H``, exactly as ``ResizeLongestSide.apply_coords``. Boxes and
-   points are handed to SAM's prompt encoder in this frame (it adds the half-pixel shift itself).
-   **SAM 2 square frame** (``SamFrame(padded=False)``): SAM 2 resizes the whole image to the
-   ``encoder_size`` square without keeping the aspect ratio and without padding
-   (``SAM2Transforms``); x and y scale by ``encoder_size / W`` and ``encoder_size / H``
-   (``SAM2Transforms.transform_coords``), and the low-res frame covers the image exactly.
-4. **Low-res mask frame**: SAM's mask decoder output, ``lowres x lowres`` (256) over the *padded*
-   1024 frame; one cell is a ``4 x 4`` block of the 1024 frame. The logic loss is evaluated here.
-   Cells whose centre falls in the padding are not part of the image (:attr:`SamFrame.valid_lowres`)
-   and take part in no constraint.
+Frames: annotation files (VOC XML boxes 1-based and inclusive, COCO ``[x, y, w, h]``, LabelMe
+corner pixels); the pixel frame (0-based ``(x, y)``, boxes half-open in pixel edges); SAM's 1024
+frame (longest side resized, zero-padded) or SAM 2's square frame (:class:`SamFrame`); the low-res
+mask frame (256 x 256 over the padded frame), where the logic loss is evaluated. Each in full:
+docs/design.md ("Coordinate frames").
 """
 
 from __future__ import annotations

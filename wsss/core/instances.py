@@ -1,26 +1,10 @@
 """Instance pseudo-labels as COCO instances JSON: one document per shard, merged into one file.
 
-Format (what stage 1 writes, the instance evaluator reads and stage 2's mmdet dataset trains on)::
-
-    {"info": {...},
-     "images": [{"id": 7, "name": "2007_000032", "file_name": "2007_000032.jpg", "height": 281, "width": 500,
-                 "ignore": RLE (only where some pixels are 255 in the semantic mask)}],
-     "annotations": [{"id": 1, "image_id": 7, "category_id": 15, "bbox": [x, y, w, h], "area": 1234,
-                      "segmentation": RLE, "iscrowd": 0, "score": 0.93, "weak_box": [x0, y0, x1, y1]}],
-     "categories": [{"id": 1, "name": "aeroplane"}, ..., {"id": 20, "name": "tvmonitor"}]}
-
-* RLE is pycocotools' compressed RLE (``pycocotools.mask.encode``) with ``counts`` as a string, so
-  the file is plain JSON and COCO / mmdet read it directly.
-* ``bbox`` is the tight box of the mask (COCO's ``[x, y, w, h]`` in pixel edges), ``weak_box`` the
-  annotated box the object came from (half-open pixel edges), ``category_id`` the VOC class index.
-* ``score`` is written to :data:`SCORE_DECIMALS` decimals. It is a float32 mean over the mask whose
-  last digits depend on how many images the decoder ran together and on the CPU's kernels; rounded,
-  a resumed or re-sharded run writes the same file, and a ranking by score (mask AP) reads no more.
-* Objects of one image do not overlap, so :func:`semantic_from_instances` rebuilds the semantic mask
-  exactly: 0 outside every object, the object's class inside, 255 on the image's ``ignore`` region.
-* ``id`` of an image is its position in the dataset's id list plus one (the same in every shard);
-  ``name`` is the dataset id, which is what files are matched on. :func:`merge_documents` renumbers
-  the annotations 1..M.
+Stage 1 writes the format, the instance evaluator reads it and stage 2's mmdet dataset trains on it:
+COCO's ``images`` / ``annotations`` / ``categories`` with compressed RLE masks, every object's
+``score`` (:data:`SCORE_DECIMALS` decimals) and ``weak_box``, and each image's ``ignore`` region.
+Objects of one image do not overlap, so :func:`semantic_from_instances` rebuilds the semantic mask
+exactly. Field by field: docs/data.md ("Instance pseudo-labels").
 """
 
 from __future__ import annotations

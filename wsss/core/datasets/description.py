@@ -1,28 +1,8 @@
 """A dataset description: one small YAML file that says where a dataset's images and labels are.
 
-Both stages read it (stage 1 through its ``dataset:`` key or ``--dataset``, stage 2 through
-``--dataset``), so the class list, the palette and the image list are defined in one place::
-
-    _base_: voc2012.yaml              # optional; merged as stage-1 configs merge (mappings key by key)
-    name: my_data
-    root: data/my_data                # relative to the working directory; every path below is under root
-    images: images                    # folder of the images (any of .jpg .jpeg .png .bmp .tif .tiff .webp)
-    classes: [background, cat, dog]   # index 0 is background; or {from: coco} / {from: labelme}
-    colours: {cat: [255, 0, 0]}       # optional; other classes keep the VOC colour map
-    unknown_classes: error            # a label outside the class list: error | ignore (one warning per file)
-    polygon_only: box                 # a COCO object with a polygon and no bbox: box (derived, warned) | error
-    sources:                          # weak labels; one image may get labels from several sources
-      - {format: coco, path: annotations/instances.json}
-      - {format: labelme, path: labelme}
-      - {format: voc_xml, path: Annotations}        # <id>.xml per image
-      - {format: scribblesup, path: scribbles}      # <id>.png (label map) or <id>.xml (strokes)
-      - {format: points, path: points}              # <id>.json (What's-the-Point clicks)
-      - {format: tags, path: tags}                  # <id>.txt (image-level tags, one class per line)
-    ground_truth: {format: png, path: SegmentationClass}   # optional; or format coco / labelme (polygons);
-                                      # png: `fallback: folder` is read for an id `path` has no file of
-    splits: {train: lists/train.txt}  # optional id lists; without them every annotated image is used
-
-Class lists hold at most 254 classes plus background (label values 0..254; 255 is void).
+Both stages read it, so the class list (background at 0, at most 254 classes besides it), the
+palette, the weak-label sources, the ground truth and the image lists are defined in one place.
+Every key: docs/config.md ("Dataset descriptions"); examples: docs/data.md.
 """
 
 from __future__ import annotations

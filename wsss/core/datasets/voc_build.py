@@ -1,28 +1,9 @@
 """Build the PASCAL VOC 2012 layout the papers' protocol reads, from the files a user downloads.
 
-    wsss-voc-data --voc VOCtrainval_11-May-2012.tar [--sbd benchmark.tgz] [--scribbles scribble_annotation.zip]
-                  [--points pascal2012_trainval_main.json] [--voc-test VOC2012test.tar]
-                  [--out-dir data/VOCdevkit/VOC2012] [--workers N] [--background-clicks 10]
-
-Each input is a local file (nothing is downloaded; a missing one is named with where it is
-published) or the folder it unpacks to. What is made under ``--out-dir``:
-
-* the VOC 2012 trainval folders (``JPEGImages``, ``Annotations``, ``SegmentationClass``,
-  ``SegmentationObject``, ``ImageSets``), and the test images and ``test.txt`` with ``--voc-test``;
-* with ``--sbd``: ``SBD/{cls,inst}/*.mat`` and its lists; ``SegmentationClassAug/<id>.png`` for every
-  image of train_aug and val (VOC's own ground truth where VOC has it, SBD's ``GTcls`` otherwise: 0..20,
-  no 255 band); ``SegmentationObjectAug/<id>.png`` (SBD's object ids) for the SBD images VOC has no
-  ``SegmentationObject`` of; ``ImageSets/Segmentation/trainaug.txt`` = VOC train + SBD train + SBD val
-  - VOC val (10,582 images with the official lists, asserted) and ``aug.txt`` = trainaug - VOC train;
-* with ``--scribbles``: ``scribbles/<id>.png`` from the ScribbleSup XML (``pascal_2012/*.xml``; its own
-  class names, 3-px strokes, 255 unlabeled);
-* with ``--points``: ``points/<id>.json`` from the What's-the-Point dict. The release has no
-  background clicks; with ``--background-clicks N`` and the scribbles, N points spread over each
-  image's ScribbleSup background strokes are added (farthest-point sampling), the convention of the
-  toolkit's own VOC slice; otherwise there are none and the loss's background comes from the boxes.
-
-Idempotent and resumable: every output is written atomically and skipped when it exists (a file
-extracted from an archive when it has the member's size); conversions run in ``--workers`` processes.
+``wsss-voc-data`` (``make data-voc``) extracts VOC from local files (nothing is downloaded), converts
+SBD, the ScribbleSup XML and the What's-the-Point clicks into the VOC folder and writes the train_aug
+lists; idempotent and resumable. The downloads and the protocol: docs/voc.md; what is written where:
+docs/data.md ("The VOC folder wsss-voc-data builds").
 """
 
 from __future__ import annotations

@@ -1,31 +1,10 @@
 """Instance evaluation: mask AP, AP50, AP75 of instance pseudo-labels, through pycocotools' COCOeval.
 
-    wsss-evaluate-instances --pred instances.json --voc data/VOCdevkit/VOC2012 [--split train] [--json out.json]
-    wsss-evaluate-instances --pred instances.json --coco instances_val.json
-    wsss-evaluate-instances --voc data/VOCdevkit/VOC2012 --split val --write-gt gt_val_instances.json
-
-Ground truth
-------------
-* VOC layout (:func:`voc_ground_truth`): one instance per id of ``SegmentationObject/<id>.png`` (ids
-  1..254; for SBD images ``SegmentationObjectAug``), its class the majority label of its pixels in
-  ``SegmentationClass/<id>.png`` (SBD images: ``SegmentationClassAug``). Where an image has no
-  SegmentationObject PNG (the real VOC slice used for development has none), the instances are the
-  **connected components (8-neighbourhood) of each class** of SegmentationClass: an *approximation*,
-  like that slice's approximate boxes: touching objects of one class merge into one instance and an
-  occluded object split by an occluder counts as two. Components smaller than ``min_area`` pixels
-  (default :data:`MIN_COMPONENT_AREA`; the slice has thousands of 1-pixel specks between void borders)
-  become *crowd* regions, which COCOeval ignores: a prediction covering one is neither a hit nor a
-  false positive. With 50 px the slice's train split has 1245 component instances for its 1238
-  boxes. The result says how many images took each route (``gt_source``), so a number is never read
-  as official instance AP by mistake.
-* COCO instances JSON (:func:`coco_ground_truth`): polygons or RLE, as COCO writes them; crowd
-  regions stay crowd (COCOeval ignores what they cover).
-
-Predictions are a COCO instances document with ``score`` per annotation (:mod:`wsss.core.instances`,
-what ``wsss-generate --instances`` and ``wsss-baselines --instances`` write). Images are matched by
-name (``name``, else the ``file_name`` stem); every predicted image must be in the ground truth, and
-the metrics are over the predicted images (an image listed with no object predicts no object).
-VOC void pixels (255) are not objects and are not ignored either (COCO has no per-pixel ignore).
+Ground truth from a VOC layout (:func:`voc_ground_truth`: ``SegmentationObject``, else the connected
+components of each class, an approximation the result names in ``gt_source``), a COCO instances JSON
+(:func:`coco_ground_truth`) or a dataset description (:func:`described_ground_truth`); predictions
+are :mod:`wsss.core.instances` documents, matched to it by image name. The rules (crowd regions,
+which images count): docs/data.md ("Instance ground truth and matching").
 """
 
 from __future__ import annotations

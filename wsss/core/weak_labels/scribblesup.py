@@ -1,24 +1,10 @@
 """Scribbles as ScribbleSup label maps (PNG) and as the original ScribbleSup XML polylines.
 
 PNG convention: ``uint8 [H, W]``, 255 unlabeled, 0 background strokes, ``1..C`` class strokes.
-
-XML convention (the files of the ScribbleSup release, one per image)::
-
-    <annotation>
-      <filename>2007_000032.jpg</filename>
-      <size><width>500</width><height>281</height></size>
-      <polygon>                       <!-- one stroke: an open polyline -->
-        <tag>aeroplane</tag>          <!-- class name, or "background" -->
-        <point><X>137</X><Y>107</Y></point> ...
-      </polygon> ...
-    </annotation>
-
-``X``, ``Y`` are 0-based pixel indices (column, row); points outside the image (the release has
-some) are clipped by the drawing, repeated points draw nothing new. The release names its classes
-its own way (:data:`SCRIBBLESUP_ALIASES`: ``plane``, ``bike``, ``table``, ``plant``, ``monitor``; the
-rest are VOC's names). Each stroke is rasterised
-:data:`STROKE_WIDTH` pixels wide (:func:`rasterise_strokes`); where strokes cross, the later one wins,
-as in the file order.
+XML: one ``<polygon>`` per stroke (a class ``<tag>``, 0-based ``<point>`` pixel indices), class
+names as :data:`SCRIBBLESUP_ALIASES` maps them, each stroke drawn :data:`STROKE_WIDTH` pixels wide,
+a later stroke over an earlier one (:func:`rasterise_strokes`). In full: docs/data.md ("ScribbleSup
+scribbles").
 """
 
 from __future__ import annotations
