@@ -21,9 +21,9 @@ import sys, time, torch
 sys.path.insert(0, {repo!r})
 from stage1_pseudolabel.pipeline.config import build_config
 from stage1_pseudolabel.pipeline.model import load_model
-cfg = build_config(overrides={{'model_type': {model!r}, 'checkpoint': {path!r}, 'work_dir': {work!r}}})
+cfg = build_config(overrides={{'model.type': {model!r}, 'model.checkpoint': {path!r}, 'work_dir': {work!r}}})
 t = time.perf_counter()
-load_model(cfg, device=torch.device('cpu'), encoder={encoder})
+load_model(cfg.model, device=torch.device('cpu'), encoder={encoder})
 print(round(time.perf_counter() - t, 2))
 """
 

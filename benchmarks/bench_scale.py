@@ -82,8 +82,8 @@ def run_one(n: int, epochs: int, work: Path, encoder_size: int) -> Dict[str, flo
     data = ensure_scenes(work / f"scenes_{n}", n)
     run_dir = work / f"run_{n}"
     cfg = build_config(config_file=str(REPO / "configs/stage1/synthetic.yaml"), overrides={
-        "data": str(data), "work_dir": str(run_dir), "model_type": "vit_b", "checkpoint": "none", "model_seed": 0,
-        "model_kwargs": dict(MODEL, image_size=encoder_size), "device": "cpu", "epochs": epochs, "batch_size": 4, "checkpoint_every": 10**9})
+        "data.root": str(data), "work_dir": str(run_dir), "model.type": "vit_b", "model.checkpoint": "none", "model.seed": 0,
+        "model.kwargs": dict(MODEL, image_size=encoder_size), "device": "cpu", "train.epochs": epochs, "train.batch_size": 4, "train.checkpoint_every": 10**9})
     out: Dict[str, float] = {"images": n}
     t0 = time.perf_counter()
     run_embed(cfg, progress=False)

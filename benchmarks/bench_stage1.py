@@ -122,10 +122,10 @@ def bench_decoder_batching(cfg, *, batch: int, steps: int, repeats: int, out: Di
     ``decoder_batch_images`` 1 and ``batch`` (the embeddings of ``cfg``'s cache copied), alternately,
     medians of ``rounds`` runs."""
     device = torch.device(cfg.device)
-    model, key = load_model(cfg, device=device)
+    model, key = load_model(cfg.model, device=device)
     model.image_encoder = None
     params = freeze_for_decoder_training(model)
-    runner = DecoderRunner(model, device=device, precision=cfg.precision)
+    runner = DecoderRunner(model, device=device, precision=cfg.model.precision)
     cache = EmbeddingCache(cfg.cache_dir, key=key)
     dataset = open_dataset(cfg)
     prepared, feats = [], []
@@ -166,8 +166,8 @@ def bench_decoder_batching(cfg, *, batch: int, steps: int, repeats: int, out: Di
     for r in range(rounds):  # alternately, so that load drift hits both
         for per_call, tag in ((1, "per_image"), (batch, "batched")):
             work = Path(cfg.work_dir) / f"decoder_batch_{tag}_{r}"
-            c = dataclasses.replace(cfg, work_dir=str(work), batch_size=batch, decoder_batch_images=per_call,
-                                    epochs=steps + 1, max_steps=None, checkpoint_every=10_000)
+            c = cfg.updated(work_dir=str(work), model={"decoder_batch_images": per_call},
+                            train={"batch_size": batch, "epochs": steps + 1, "max_steps": None, "checkpoint_every": 10_000})
             shutil.copytree(cfg.cache_dir, c.cache_dir, dirs_exist_ok=True)
             summary = run_train(c, progress=False)
             later = summary["step_seconds"][1:] or summary["step_seconds"]
@@ -185,13 +185,13 @@ def bench_one(model_name: str, device_name: str, *, data: Path, images: int, rep
     device = torch.device(device_name)
     model_type, kwargs = model_spec(model_name, reduced=reduced)
     cfg = build_config(
-        overrides={"data": str(data), "work_dir": str(work), "model_type": model_type, "checkpoint": "none",
-                   "device": device_name, "split": "train"},
-        cfg_options=[f"model_kwargs={json.dumps(kwargs)}", f"max_images={images}", "epochs=2", "batch_size=1",
-              "checkpoint_every=1000", "lr=1e-4", "warmup_steps=0", f"precision={precision}"],
+        overrides={"data.root": str(data), "work_dir": str(work), "model.type": model_type, "model.checkpoint": "none",
+                   "device": device_name, "data.split": "train"},
+        cfg_options=[f"model.kwargs={json.dumps(kwargs)}", f"data.max_images={images}", "train.epochs=2", "train.batch_size=1",
+              "train.checkpoint_every=1000", "train.lr=1e-4", "train.warmup_steps=0", f"model.precision={precision}"],
     )
     out: Dict[str, float] = {}
-    model, key = load_model(cfg, device=device)
+    model, key = load_model(cfg.model, device=device)
     dataset = open_dataset(cfg)
     ids = dataset.ids[:images]
     resized = [model.prepare_image(read_image(dataset.load(i).image_path)) for i in ids]
@@ -237,7 +237,7 @@ def bench_one(model_name: str, device_name: str, *, data: Path, images: int, rep
     out["prepare_share_of_train"] = summary["prepare_seconds"] / (summary["prepare_seconds"] + train_seconds)
     out["peak_gpu_mb_train"] = _gpu_mb(device)
 
-    model, key = load_model(cfg, device=device)
+    model, key = load_model(cfg.model, device=device)
     model.image_encoder = None
     params = freeze_for_decoder_training(model)
     runner = DecoderRunner(model, device=device, precision=precision)

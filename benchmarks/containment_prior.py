@@ -53,7 +53,9 @@ def _trained_with(cfg) -> bool:
     if not (cfg.decoder_path().is_file() and saved.is_file()):
         return False
     def settings(d):
-        return {k: v for k, v in d.items() if k not in ("work_dir", "data")}
+        kept = {k: v for k, v in d.items() if k != "work_dir"}
+        kept["data"] = {k: v for k, v in d.get("data", {}).items() if k != "root"}
+        return kept
     return settings(yaml.safe_load(saved.read_text())) == settings(yaml.safe_load(yaml.safe_dump(cfg.to_dict(), sort_keys=False)))
 
 
@@ -61,8 +63,8 @@ def run(data: Path, work: Path, weight: float, checkpoint: str, *, zero_shot: bo
         config: str = CONFIG, train_seed: int = 0, sets: Sequence[str] = ()) -> Dict[str, float]:
     if train_seed:  # another training order (and prompt sampling); the data stay the same
         work = work.with_name(f"{work.name}_s{train_seed}")
-    cfg = build_config(config_file=config, overrides={"data": str(data), "split": "train", "work_dir": str(work),
-                                                     "checkpoint": checkpoint, "model_type": "proxy"},
+    cfg = build_config(config_file=config, overrides={"data.root": str(data), "data.split": "train", "work_dir": str(work),
+                                                     "model.checkpoint": checkpoint, "model.type": "proxy"},
                        cfg_options=[f"loss.inner_in_outer.weight={weight}", f"seed={train_seed}", *sets])
     run_embed(cfg, progress=False)
     if zero_shot:
@@ -96,7 +98,7 @@ def main() -> None:
     ap.add_argument("--config", help="stage-1 config with the prior as loss.inner_in_outer (default per --inner-label)")
     ap.add_argument("--train-seed", type=int, default=0, help="stage-1 training seed (the scenes do not change)")
     ap.add_argument("--set", dest="sets", action="append", default=[], metavar="KEY=VALUE",
-                    help="config override for every run (repeatable), e.g. --set 'weak_labels=[boxes,tags]'; "
+                    help="config override for every run (repeatable), e.g. --set 'data.weak_labels=[boxes,tags]'; "
                          "give a --work-dir of its own")
     ap.add_argument("--weight", type=float, help="skip the selection: compare this prior weight on the report "
                                                    "scenes (e.g. with other --train-seed values once it is chosen)")

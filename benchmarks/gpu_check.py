@@ -119,7 +119,7 @@ def pipeline_figures(cfg, device: torch.device, *, images: int) -> Dict[str, flo
     steps = summary["step_seconds"]
     out["train_steps"] = summary["steps"]
     out["train_step_median_s"] = statistics.median(steps[len(steps) // 2:])
-    out["train_img_per_s"] = cfg.batch_size / out["train_step_median_s"]
+    out["train_img_per_s"] = cfg.train.batch_size / out["train_step_median_s"]
     out["prepare_seconds"] = summary["prepare_seconds"]
     for phase, seconds in summary["phase_seconds"].items():  # host side; the device's time shows in read
         out[f"train_{phase}_median_s"] = statistics.median(seconds[len(seconds) // 2:])
@@ -140,7 +140,7 @@ def bf16_agreement(cfg, *, work: Path) -> float:
 
     folders = {}
     for precision in ("fp32", "bf16"):
-        c = dataclasses.replace(cfg, precision=precision, work_dir=str(work / f"agree_{precision}"))
+        c = cfg.updated(model={"precision": precision}, work_dir=str(work / f"agree_{precision}"))
         run_embed(c, progress=False)
         run_generate(c, zero_shot=True, progress=False)
         folders[precision] = c.output_path(zero_shot=True)
@@ -160,14 +160,14 @@ def run(*, dry: bool, steps: int, images: int, work: Path) -> Dict:
     device = torch.device("cuda" if torch.cuda.is_available() and not dry else "cpu")
     data = write_dataset(work / "scenes", domain="target", num_train=images, num_val=0, seed=0,
                          size_range=(300, 500))
-    overrides = {"data": str(data), "work_dir": str(work / "run"), "model_type": "vit_b" if dry else "vit_h",
-                 "checkpoint": "none", "device": str(device), "precision": "bf16", "attention": "sdpa",
-                 "embed_batch_size": 8, "batch_size": 8, "epochs": 10**6, "max_steps": steps,
-                 "checkpoint_every": 10**9}
+    overrides = {"data.root": str(data), "work_dir": str(work / "run"), "model.type": "vit_b" if dry else "vit_h",
+                 "model.checkpoint": "none", "device": str(device), "model.precision": "bf16", "model.attention": "sdpa",
+                 "embed.batch_size": 8, "train.batch_size": 8, "train.epochs": 10**6, "train.max_steps": steps,
+                 "train.checkpoint_every": 10**9}
     if dry:
-        overrides["model_kwargs"] = DRY_MODEL
+        overrides["model.kwargs"] = DRY_MODEL
     cfg = build_config(config_file=str(REPO / "configs/stage1/synthetic.yaml"), overrides=overrides)
-    model, _ = load_model(cfg, device=device)
+    model, _ = load_model(cfg.model, device=device)
     encoder = encoder_rates(model, device, images=2 if dry else 16, batches=(1, 2) if dry else (1, 8))
     del model
     figures = pipeline_figures(cfg, device, images=images)
@@ -176,7 +176,7 @@ def run(*, dry: bool, steps: int, images: int, work: Path) -> Dict:
     fp32 = max(r["img_per_s"] for r in encoder if r["precision"] == "fp32")
     estimate = voc_estimate_minutes(bf16, figures["train_img_per_s"], figures["generate_img_per_s"])
     return {"device": torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu", "dry": dry,
-            "model": cfg.model_type, "encoder": encoder, "pipeline": figures,
+            "model": cfg.model.type, "encoder": encoder, "pipeline": figures,
             "targets": {"bf16_img_per_s": bf16, "bf16_over_fp32": bf16 / fp32,
                         "voc_train_aug_minutes_estimate": estimate,
                         "bf16_pixel_agreement": figures["bf16_pixel_agreement"]}}

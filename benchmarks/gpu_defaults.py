@@ -32,8 +32,8 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 #: The keys voc_box_scribble_gpu.yaml sets, but the device (the run's own).
-GPU_KEYS = ("precision", "train_precision", "tf32", "attention", "embed_batch_size", "batch_size",
-            "decoder_batch_images")
+GPU_KEYS = ("model.precision", "train.precision", "model.tf32", "model.attention", "embed.batch_size",
+            "train.batch_size", "model.decoder_batch_images")
 
 
 def stage1(cfg, *, train: bool = True) -> Path:
@@ -54,22 +54,22 @@ def run(args, work: Path) -> Dict[str, Dict[str, float]]:
     from wsss.core.masks import mask_agreement
 
     base = "proxy_voc.yaml" if args.model_type == "proxy" else "voc_box_scribble.yaml"
-    common = {"data": str(args.data), "split": args.split, "checkpoint": str(args.checkpoint),
-              "model_type": args.model_type, "device": args.device, "max_images": args.max_images,
-              "epochs": args.epochs, "crf": None}
+    common = {"data.root": str(args.data), "data.split": args.split, "model.checkpoint": str(args.checkpoint),
+              "model.type": args.model_type, "device": args.device, "data.max_images": args.max_images,
+              "train.epochs": args.epochs, "crf": None}
     gpu = build_config(config_file=str(REPO / "configs/stage1/voc_box_scribble_gpu.yaml"))
     configs = {
         "default": build_config(config_file=str(REPO / "configs/stage1" / base),
                                 overrides=dict(common, work_dir=str(work / "default"))),
         "gpu": build_config(config_file=str(REPO / "configs/stage1" / base),
                             overrides=dict(common, work_dir=str(work / "gpu"),
-                                           **{**{k: getattr(gpu, k) for k in GPU_KEYS}, **args.gpu_set})),
+                                           **{**{k: gpu.get(k) for k in GPU_KEYS}, **args.gpu_set})),
     }
     masks = {"default": stage1(configs["default"])}
     # The default run's decoder, everything else in bf16: its own cache (bf16 embeddings) and masks.
     bf16 = build_config(config_file=str(REPO / "configs/stage1" / base),
-                        overrides=dict(common, work_dir=str(work / "bf16"), precision="bf16",
-                                       decoder_checkpoint=str(configs["default"].decoder_path())))
+                        overrides=dict(common, work_dir=str(work / "bf16"), **{"model.precision": "bf16",
+                                       "generate.decoder_checkpoint": str(configs["default"].decoder_path())}))
     masks["bf16 masks"] = stage1(bf16, train=False)
     masks["gpu"] = stage1(configs["gpu"])
     gt = Path(args.data) / "SegmentationClass"
@@ -91,7 +91,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     p.add_argument("--device", default="auto")
     p.add_argument("--work-dir", type=Path, default=None, help="default: a temporary folder")
     p.add_argument("--set", action="append", default=[], dest="gpu_set", metavar="KEY=VALUE",
-                   help="a further override of the gpu run (e.g. batch_size=8)")
+                   help="a further override of the gpu run (e.g. train.batch_size=8)")
     p.add_argument("--json", type=Path, default=None)
     args = p.parse_args(argv)
     import yaml

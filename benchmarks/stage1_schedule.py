@@ -1,4 +1,4 @@
-"""Stage-1 pseudo-mask quality vs. training steps (issue 11: fine-tuning must not collapse the masks).
+"""Stage-1 pseudo-mask quality vs. training steps (fine-tuning must not collapse the masks).
 
     PYTHONPATH=. python benchmarks/stage1_schedule.py --config configs/stage1/voc_box.yaml \\
         --data ../shared/data/voc2012 --work-dir /tmp/sched --model-type proxy \\
@@ -67,7 +67,7 @@ def box_fill_miou(items) -> float:
 def score(cfg, model, decoder_state, items) -> Dict[str, float]:
     """mIoU of the pseudo-masks on ``items``, and the mean fg fraction in boxes (low-res)."""
     model.mask_decoder.load_state_dict(decoder_state, strict=True)
-    runner = DecoderRunner(model, device=torch.device("cpu"), multimask_output=cfg.multimask_output)
+    runner = DecoderRunner(model, device=torch.device("cpu"), multimask_output=cfg.prompts.multimask_output)
     conf = np.zeros((21, 22), np.int64)
     fgs: List[float] = []
     for ann, gt, prepared, emb in items:
@@ -99,17 +99,17 @@ def main(argv=None) -> int:
     p.add_argument("--out")
     args = p.parse_args(argv)
     torch.set_num_threads(args.threads)
-    common = dict(data=args.data, work_dir=args.work_dir, model_type=args.model_type, checkpoint=args.checkpoint,
-                  device="cpu")
-    cfg = build_config(config_file=args.config, sets=args.sets, overrides=dict(
-        common, split="train", max_images=args.train_images, max_steps=args.max_steps, checkpoint_every=args.every,
-        epochs=10**6))
+    common = {"data.root": args.data, "work_dir": args.work_dir, "model.type": args.model_type,
+              "model.checkpoint": args.checkpoint, "device": "cpu"}
+    cfg = build_config(config_file=args.config, cfg_options=args.sets, overrides={
+        **common, "data.split": "train", "data.max_images": args.train_images, "train.max_steps": args.max_steps,
+        "train.checkpoint_every": args.every, "train.epochs": 10**6})
     t0 = time.time()
     summary = run_train(cfg, progress=False)
     train_seconds = time.time() - t0
     log = [json.loads(l) for l in cfg.train_log.read_text().splitlines()]
-    eval_cfg = build_config(config_file=args.config, sets=args.sets, overrides=dict(
-        common, split=args.eval_split, max_images=args.eval_images))
+    eval_cfg = build_config(config_file=args.config, cfg_options=args.sets, overrides={
+        **common, "data.split": args.eval_split, "data.max_images": args.eval_images})
     model, key = load_model(eval_cfg, device=torch.device("cpu"))
     untrained = {k: v.clone() for k, v in model.mask_decoder.state_dict().items()}
     sets = {"eval": (eval_cfg, open_dataset(eval_cfg))}

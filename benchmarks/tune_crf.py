@@ -80,12 +80,12 @@ def main() -> int:
             from wsss.core.synthetic import write_dataset
 
             write_dataset(data, domain="source", num_train=args.scenes, num_val=0, seed=1)
-        overrides = {"data": str(data), "split": args.split, "work_dir": str(work / "stage1"), "device": "cpu",
-                     "max_images": args.limit, "model_type": args.model_type, "checkpoint": args.checkpoint}
+        overrides = {"data.root": str(data), "data.split": args.split, "work_dir": str(work / "stage1"), "device": "cpu",
+                     "data.max_images": args.limit, "model.type": args.model_type, "model.checkpoint": args.checkpoint}
         cfg = build_config(config_file=args.config, overrides=overrides)
         cfg.crf = None  # the decoder's own probabilities are what the grid refines
         run_embed(cfg, progress=True)
-        model, key = load_model(cfg, device=torch.device("cpu"))
+        model, key = load_model(cfg.model, device=torch.device("cpu"))
         if args.decoder:
             load_decoder(Path(args.decoder), model=model, key=key)
         model.eval()
@@ -116,7 +116,7 @@ def main() -> int:
                 confusion += fut.result()
         scores = [100 * float(np.nanmean(iou_per_class(c))) for c in confusion]
         print(f"\n{len(dataset.ids)} image(s) of {data} ({args.split}), {'fine-tuned' if args.decoder else 'zero-shot'} "
-              f"{cfg.model_type}; {len(settings) - 1} CRF settings in {time.perf_counter() - t0:.0f} s")
+              f"{cfg.model.type}; {len(settings) - 1} CRF settings in {time.perf_counter() - t0:.0f} s")
         print(f"no CRF: {scores[0]:.2f} mIoU")
         order = sorted(range(1, len(settings)), key=lambda k: -scores[k])
         print(f"{'mIoU':>6}  bi_weight  bi_xy_std  bi_rgb_std")

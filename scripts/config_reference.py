@@ -35,25 +35,7 @@ SECTION = re.compile(r"^#\s*--\s*(.+?)\s*-*\s*$")
 
 #: Meanings of fields config.py leaves without a ``#:`` comment. A key listed here that gets its own
 #: comment, or stops being a field, fails tests/test_docs.py (so this list only shrinks).
-FALLBACK: Dict[str, str] = {
-    "work_dir": "where caches, checkpoints, logs and masks go",
-    "scribble_dir": "folder of ScribbleSup scribbles under `data` (`<id>.png` label map or `<id>.xml` strokes)",
-    "points_dir": "folder of What's-the-Point clicks under `data` (`<id>.json`)",
-    "model_type": "the SAM variant and its backend: vit_h, vit_l, vit_b, vit_t, proxy, "
-                  "sam2.1_hiera_{tiny,small,base_plus,large}, hq_vit_{h,l,b,tiny}",
-    "num_positive": "most positive points per object: its clicks, then scribble pixels of its class in its box",
-    "num_negative": "most negative points per object: clicks and scribble pixels of other labels in its box",
-    "multimask_output": "decode SAM's three masks per object and keep the one of highest predicted IoU",
-    "embed_batch_size": "images per encoder call (`--batch-size` of wsss-embed)",
-    "epochs": "fine-tuning epochs over the split",
-    "lr": "AdamW learning rate of the decoder",
-    "weight_decay": "AdamW weight decay",
-    "warmup_steps": "linear learning-rate warm-up steps",
-    "grad_clip": "gradient-norm clip (null: off)",
-    "seed": "seed of the prompt sampling and of each epoch's image order",
-    "lora_rank": "LoRA rank (with `train_params: lora`)",
-    "lora_alpha": "LoRA scaling alpha (with `train_params: lora`)",
-}
+FALLBACK: Dict[str, str] = {}
 
 
 def _clean(text: str) -> str:
@@ -152,6 +134,8 @@ def rows(cls: type, prefix: str = "") -> List[Tuple[str, str, str, str, str]]:
     meaning, section = field_comments(cls)
     out: List[Tuple[str, str, str, str, str]] = []
     for f in dataclasses.fields(cls):
+        if not f.init:  # derived when the config is built (Stage1Config.constraints), not a key
+            continue
         key = prefix + f.name
         sub = _nested(cls, f)
         if sub is not None:

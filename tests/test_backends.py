@@ -35,11 +35,11 @@ CONFIGS = {
 NUM_IMAGES = 3
 
 
-def backend_cfg(backend: str, voc_root, tmp_path, **sets):
-    options = [f"{k}={json.dumps(v)}" for k, v in {"max_images": NUM_IMAGES, "prompt_mode": "box", **sets}.items()]
-    return build_config(config_file=str(CONFIGS[backend]),
-                        overrides={"data": str(voc_root), "split": "train", "work_dir": str(tmp_path)},
-                        cfg_options=options)
+def backend_cfg(backend: str, voc_root, tmp_path, **sections):
+    cfg = build_config(config_file=str(CONFIGS[backend]),
+                       overrides={"data": {"root": str(voc_root), "split": "train", "max_images": NUM_IMAGES},
+                                  "prompts.mode": "box", "work_dir": str(tmp_path)})
+    return cfg.updated(**sections)
 
 
 def official_predictor(backend: str, model, image: np.ndarray):
@@ -119,7 +119,7 @@ def pipeline_predictions(cfg, model, key, ann, image, *, precision="fp32"):
 @pytest.mark.parametrize("backend", ["sam1", "sam2.1", "hq-sam"])
 def test_zero_shot_logits_equal_the_official_predictor(backend, voc_root, tmp_path):
     cfg = backend_cfg(backend, voc_root, tmp_path)
-    model, key = load_model(cfg, device=torch.device("cpu"))
+    model, key = load_model(cfg.model, device=torch.device("cpu"))
     assert key.backend == backend and model.backend == backend
     dataset = open_dataset(cfg)
     objects = 0
@@ -147,8 +147,8 @@ def test_boxes_and_clicks_in_one_image_equal_the_official_predictor(backend, voc
     """An image whose last object is clicked instead of boxed (a disc boxed, its cup clicked): the
     boxed objects' logits equal the predictor's for their boxes, the clicked one's for its click
     (the pipeline makes one decoder call per kind of prompt)."""
-    cfg = backend_cfg(backend, voc_root, tmp_path, weak_labels=["boxes", "points"])
-    model, key = load_model(cfg, device=torch.device("cpu"))
+    cfg = backend_cfg(backend, voc_root, tmp_path, data=dict(weak_labels=["boxes", "points"]))
+    model, key = load_model(cfg.model, device=torch.device("cpu"))
     dataset = open_dataset(cfg)
     ann = dataset.load(dataset.ids[0])
     image = read_image(ann.image_path)
@@ -175,8 +175,8 @@ def test_box_click_and_tag_objects_equal_the_official_predictor(backend, voc_roo
     """An image with a boxed object, a clicked one and one known from its tag only: three decoder calls
     (one per kind of prompt), each object's logits equal to the predictor's for its prompt; the
     tag-only object's to ``predict()`` with no prompt at all. The cross-image batched call agrees."""
-    cfg = backend_cfg(backend, voc_root, tmp_path, weak_labels=["boxes", "points", "tags"])
-    model, key = load_model(cfg, device=torch.device("cpu"))
+    cfg = backend_cfg(backend, voc_root, tmp_path, data=dict(weak_labels=["boxes", "points", "tags"]))
+    model, key = load_model(cfg.model, device=torch.device("cpu"))
     dataset = open_dataset(cfg)
     ann = dataset.load(dataset.ids[0])
     image = read_image(ann.image_path)
@@ -216,7 +216,7 @@ def test_bf16_autocast_masks_agree_with_fp32(backend, voc_root, tmp_path):
     from stage1_pseudolabel.pipeline.predict import pseudo_mask
 
     cfg = backend_cfg(backend, voc_root, tmp_path)
-    model, key = load_model(cfg, device=torch.device("cpu"))
+    model, key = load_model(cfg.model, device=torch.device("cpu"))
     dataset = open_dataset(cfg)
     same = total = 0
     for image_id in dataset.ids:
@@ -248,10 +248,10 @@ def test_stage1_runs_end_to_end_and_trains_only_the_decoder(backend, synthetic, 
     from stage1_pseudolabel.pipeline.generate import run_generate
     from stage1_pseudolabel.pipeline.train import run_train
 
-    cfg = build_config(config_file=str(CONFIGS[backend]), overrides={"data": str(synthetic), "work_dir": str(tmp_path)},
-                       cfg_options=["epochs=1", "batch_size=1", "checkpoint_every=10"])
+    cfg = build_config(config_file=str(CONFIGS[backend]), overrides={"data.root": str(synthetic), "work_dir": str(tmp_path)},
+                       cfg_options=["train.epochs=1", "train.batch_size=1", "train.checkpoint_every=10"])
     assert run_embed(cfg, progress=False)["embedded"] == 3
-    model, key = load_model(cfg, device=torch.device("cpu"))
+    model, key = load_model(cfg.model, device=torch.device("cpu"))
     cache = EmbeddingCache(cfg.cache_dir, key=key)
     ids = open_dataset(cfg).ids
     feats = cache.load(ids[0])
@@ -263,9 +263,9 @@ def test_stage1_runs_end_to_end_and_trains_only_the_decoder(backend, synthetic, 
     assert stored["meta"]["backend"] == backend and stored["meta"]["geometry"] == key.geometry
 
     # A cache made by another backend is refused.
-    sam1 = build_config(config_file=str(CONFIGS["sam1"]), overrides={"data": str(synthetic), "work_dir": str(tmp_path)})
+    sam1 = build_config(config_file=str(CONFIGS["sam1"]), overrides={"data.root": str(synthetic), "work_dir": str(tmp_path)})
     with pytest.raises(CacheMismatchError, match="backend"):
-        EmbeddingCache(sam1.cache_dir, key=load_model(sam1, device=torch.device("cpu"))[1])
+        EmbeddingCache(sam1.cache_dir, key=load_model(sam1.model, device=torch.device("cpu"))[1])
 
     initial = {k: v.clone() for k, v in model.state_dict().items()}
     summary = run_train(cfg, progress=False)
@@ -279,10 +279,10 @@ def test_stage1_runs_end_to_end_and_trains_only_the_decoder(backend, synthetic, 
 
 
 def test_trainable_parameters_get_gradients(voc_root, tmp_path):
-    """train_heads=single: every trainable parameter of each backend's decoder receives a gradient."""
+    """train.heads=single: every trainable parameter of each backend's decoder receives a gradient."""
     for backend in ("sam1", "sam2.1", "hq-sam"):
-        cfg = backend_cfg(backend, voc_root, tmp_path, max_images=1)
-        model, key = load_model(cfg, device=torch.device("cpu"))
+        cfg = backend_cfg(backend, voc_root, tmp_path, data=dict(max_images=1))
+        model, key = load_model(cfg.model, device=torch.device("cpu"))
         ann = open_dataset(cfg).load(open_dataset(cfg).ids[0])
         features = model.encode([model.prepare_image(read_image(ann.image_path))], device=torch.device("cpu"))
         features = type(features)({k: v.clone() for k, v in features.tensors.items()})  # out of inference mode
@@ -301,7 +301,7 @@ def test_checkpoints_load_strictly_and_fail_clearly(model_type, tmp_path):
     from stage1_pseudolabel.sam.backends.build import build_backend
     from stage1_pseudolabel.sam.checkpoint import CheckpointError
 
-    kwargs = build_config(config_file=str(CONFIGS["sam2.1" if model_type.startswith("sam2") else "hq-sam"])).model_kwargs
+    kwargs = build_config(config_file=str(CONFIGS["sam2.1" if model_type.startswith("sam2") else "hq-sam"])).model.kwargs
     a = build_backend(model_type, seed=1, **kwargs)
     path = tmp_path / "ckpt.pt"
     torch.save({"model": a.official.state_dict()}, path)  # the SAM 2 release format; plain dicts load too
@@ -323,15 +323,15 @@ def test_sdpa_attention_equals_the_eager_vit(backend, voc_root, tmp_path):
     from torch.nn.attention import SDPBackend, sdpa_kernel
     from stage1_pseudolabel.sam.sdpa import use_eager_attention, use_sdpa_attention
 
-    cfg = backend_cfg(backend, voc_root, tmp_path, max_images=2)
-    model, _ = load_model(cfg, device=torch.device("cpu"))
+    cfg = backend_cfg(backend, voc_root, tmp_path, data=dict(max_images=2))
+    model, _ = load_model(cfg.model, device=torch.device("cpu"))
     dataset = open_dataset(cfg)
     images = [model.prepare_image(read_image(dataset.load(i).image_path)) for i in dataset.ids]
     eager = model.encode(images, device=torch.device("cpu"))
     eager_bf16 = None
     with autocast("bf16", "cpu"):
         eager_bf16 = model.encode(images, device=torch.device("cpu"))
-    assert use_sdpa_attention(model.image_encoder) == cfg.model_kwargs["encoder_depth"]
+    assert use_sdpa_attention(model.image_encoder) == cfg.model.kwargs["encoder_depth"]
     # Only the fused kernel allowed: the call fails if it can reach no fused kernel (3-D inputs can't).
     with sdpa_kernel([SDPBackend.FLASH_ATTENTION]):
         sdpa = model.encode(images, device=torch.device("cpu"))
@@ -366,9 +366,8 @@ def test_fused_attention_backend_refuses_the_3d_call():
 def test_light_hq_sam_tinyvit_equals_its_predictor(voc_root, tmp_path):
     """hq_vit_tiny (MobileSAM's TinyViT + the HQ decoder; the package's TinyViT is 1024 px only, so
     this runs at the official size: slow on a CPU)."""
-    cfg = backend_cfg("hq-sam", voc_root, tmp_path, max_images=1, model_type="hq_vit_tiny",
-                      model_kwargs={"_delete_": True})
-    model, key = load_model(cfg, device=torch.device("cpu"))
+    cfg = backend_cfg("hq-sam", voc_root, tmp_path, data=dict(max_images=1), model=dict(type="hq_vit_tiny", kwargs={"_delete_": True}))
+    model, key = load_model(cfg.model, device=torch.device("cpu"))
     ann = open_dataset(cfg).load(open_dataset(cfg).ids[0])
     image = read_image(ann.image_path)
     prepared, low, pix = pipeline_predictions(cfg, model, key, ann, image)
@@ -386,11 +385,11 @@ def test_lora_adapters_train_alone_and_checkpoints_hold_only_them(backend, synth
     from stage1_pseudolabel.pipeline.train import run_train
     from stage1_pseudolabel.sam.lora import lora_state_dict
 
-    cfg = build_config(config_file=str(CONFIGS[backend]), overrides={"data": str(synthetic), "work_dir": str(tmp_path)},
-                       cfg_options=["epochs=1", "batch_size=1", "checkpoint_every=10", "train_params=lora",
-                                    "lora_rank=4", "lr=1e-2"])
+    cfg = build_config(config_file=str(CONFIGS[backend]), overrides={"data.root": str(synthetic), "work_dir": str(tmp_path)},
+                       cfg_options=["train.epochs=1", "train.batch_size=1", "train.checkpoint_every=10", "train.params=lora",
+                                    "train.lora_rank=4", "train.lr=1e-2"])
     run_embed(cfg, progress=False)
-    model, key = load_model(cfg, device=torch.device("cpu"))
+    model, key = load_model(cfg.model, device=torch.device("cpu"))
     ids = open_dataset(cfg).ids
     ann = open_dataset(cfg).load(ids[0])
     prepared = prepare_image(ann, cfg, encoder_size=key.encoder_size, lowres=key.lowres_size, padded=key.padded)
@@ -410,7 +409,7 @@ def test_lora_adapters_train_alone_and_checkpoints_hold_only_them(backend, synth
     saved = torch.load(cfg.decoder_path(), weights_only=True)
     assert set(saved["mask_decoder"]) == set(lora_state_dict(model.mask_decoder))
     assert saved["meta"]["adapter"] == {"type": "lora", "rank": 4, "alpha": 16.0}
-    fresh, _ = load_model(cfg, device=torch.device("cpu"))
+    fresh, _ = load_model(cfg.model, device=torch.device("cpu"))
     load_decoder(cfg.decoder_path(), model=fresh, key=key)
     with torch.no_grad():
         after = DecoderRunner(fresh, device=torch.device("cpu")).object_logits(prepared, features)
@@ -426,8 +425,8 @@ def test_embed_shards_across_ranks_and_batches(synthetic, tmp_path, monkeypatch)
     from stage1_pseudolabel.pipeline.embed import run_embed
 
     def cfg_for(work, batch):
-        return build_config(config_file=str(CONFIGS["sam2.1"]), overrides={"data": str(synthetic), "work_dir": str(work)},
-                            cfg_options=[f"embed_batch_size={batch}"])
+        return build_config(config_file=str(CONFIGS["sam2.1"]), overrides={"data.root": str(synthetic), "work_dir": str(work)},
+                            cfg_options=[f"embed.batch_size={batch}"])
 
     single = cfg_for(tmp_path / "one", 1)
     assert run_embed(single, progress=False)["embedded"] == 3
@@ -438,7 +437,7 @@ def test_embed_shards_across_ranks_and_batches(synthetic, tmp_path, monkeypatch)
         monkeypatch.setenv("WORLD_SIZE", "2")
         done += run_embed(batched, progress=False)["embedded"]
     assert done == 3
-    key = load_model(single, device=torch.device("cpu"))[1]
+    key = load_model(single.model, device=torch.device("cpu"))[1]
     a, b = EmbeddingCache(single.cache_dir, key=key), EmbeddingCache(batched.cache_dir, key=key)
     for image_id in open_dataset(single).ids:
         fa, fb = a.load(image_id), b.load(image_id)
@@ -455,9 +454,9 @@ def test_half_precision_training_runs_with_an_fp32_loss(synthetic, tmp_path, pre
     from stage1_pseudolabel.pipeline.embed import run_embed
     from stage1_pseudolabel.pipeline.train import run_train
 
-    cfg = build_config(config_file=str(CONFIGS["sam1"]), overrides={"data": str(synthetic), "work_dir": str(tmp_path)},
-                       cfg_options=["epochs=1", "batch_size=1", "checkpoint_every=10", f"precision={precision}",
-                                    f"train_precision={train_precision or 'null'}"])
+    cfg = build_config(config_file=str(CONFIGS["sam1"]), overrides={"data.root": str(synthetic), "work_dir": str(tmp_path)},
+                       cfg_options=["train.epochs=1", "train.batch_size=1", "train.checkpoint_every=10", f"model.precision={precision}",
+                                    f"train.precision={train_precision or 'null'}"])
     run_embed(cfg, progress=False)
     summary = run_train(cfg, progress=False)
     assert summary["steps"] == 3 and all(np.isfinite(summary["losses"]))

@@ -1,4 +1,4 @@
-"""The constraints added for boxes-only training (issue 11): box fill, zero-shot anchor, colour
+"""The constraints added for boxes-only training: box fill, zero-shot anchor, colour
 affinity. Each log-truth against a probability-space formula computed independently (float64 loops
 over pixels), on small hand-made and random problems; gradients finite; wiring through
 CompiledConstraints (built only with the data each needs)."""

@@ -97,8 +97,8 @@ def test_three_classes_through_both_stages(rps, tmp_path, capfd):
     # in-process (their entry points' main), which saves the imports of a new process
     stage1 = tmp_path / "stage1"
     common = ["--config", REPO / "configs/stage1/tiny_random.yaml", "--dataset", rps["description"],
-              "--work-dir", stage1, "--set", "weak_labels=[boxes]", "--set", "prompt_mode=box",
-              "--set", "max_steps=2", "--set", "superpixels={n_segments: 30}"]
+              "--work-dir", stage1, "--set", "data.weak_labels=[boxes]", "--set", "prompts.mode=box",
+              "--set", "train.max_steps=2", "--set", "superpixels={n_segments: 30}"]
     _cli("stage1_pseudolabel.pipeline.embed", *common, "--split", "train", "--no-progress")
     _main("stage1_pseudolabel.pipeline.train", *common, "--split", "train", capfd=capfd)
     _main("stage1_pseudolabel.pipeline.generate", *common, "--split", "train", "--no-progress", capfd=capfd)
@@ -261,7 +261,7 @@ def test_ablation_on_a_described_dataset(rps, tmp_path):
     args = build_parser().parse_args([
         "--config", str(REPO / "configs/stage1/tiny_random.yaml"), "--dataset", str(rps["description"]),
         "--work-dir", str(work), "--checkpoint", "none", "--model-type", "vit_b", "--no-progress", "--threads", "1",
-        "--set", "weak_labels=[boxes]", "--set", "prompt_mode=box", "--set", "max_steps=1",
+        "--set", "data.weak_labels=[boxes]", "--set", "prompts.mode=box", "--set", "train.max_steps=1",
         "--set", "loss={background: 1, box_tightness: 1, scribbles: 0, neighbourhood: 0, border_precision: 0}",
     ])
     assert run(args) == 0

@@ -36,12 +36,12 @@ TINY_CONFIG = REPO / "configs" / "stage1" / "tiny_random.yaml"
 NUM_IMAGES = 3
 
 
-def run_stage1(work: Path, *, data: Path = None, dataset: Path = None, **overrides) -> Dict[str, bytes]:
+def run_stage1(work: Path, *, root: Path = None, description: Path = None, **sections) -> Dict[str, bytes]:
     """embed + train (2 steps) + generate; returns ``{id: PNG bytes}``."""
-    flags = {"work_dir": str(work), "data": str(data) if data else None, "dataset": str(dataset) if dataset else None}
-    sets = [f"{k}={json.dumps(v)}" for k, v in {"max_steps": 2, "epochs": 1, "superpixels": {"n_segments": 30},
-                                                   **overrides}.items()]
-    cfg = build_config(config_file=str(TINY_CONFIG), overrides=flags, cfg_options=sets)
+    flags = {"work_dir": str(work), "data.root": str(root) if root else None,
+             "data.dataset": str(description) if description else None,
+             "train": {"max_steps": 2, "epochs": 1}, "superpixels": {"n_segments": 30}}
+    cfg = build_config(config_file=str(TINY_CONFIG), overrides=flags).updated(**sections)
     run_embed(cfg, progress=False)
     run_train(cfg, progress=False)
     summary = run_generate(cfg, progress=False)
@@ -124,18 +124,18 @@ def formats(voc_root, tmp_path_factory):
 
 
 def test_labelme_masks_equal_voc_masks(formats):
-    reference = run_stage1(formats["root"] / "w_voc", data=formats["voc"])
+    reference = run_stage1(formats["root"] / "w_voc", root=formats["voc"])
     assert sorted(reference) == sorted(formats["ids"])
     assert any(len(np.unique(decode(png))) > 1 for png in reference.values())  # not trivially all background
-    masks = run_stage1(formats["root"] / "w_labelme", dataset=formats["labelme"])
+    masks = run_stage1(formats["root"] / "w_labelme", description=formats["labelme"])
     assert masks == reference
 
 
 def test_coco_masks_equal_voc_masks(formats):
     """COCO holds boxes only: compared with the VOC layout's boxes."""
-    only_boxes = {"weak_labels": ["boxes"], "prompt_mode": "box"}
-    reference = run_stage1(formats["root"] / "w_voc_boxes", data=formats["voc"], **only_boxes)
-    masks = run_stage1(formats["root"] / "w_coco", dataset=formats["coco"], **only_boxes)
+    only_boxes = {"data": {"weak_labels": ["boxes"]}, "prompts": {"mode": "box"}}
+    reference = run_stage1(formats["root"] / "w_voc_boxes", root=formats["voc"], **only_boxes)
+    masks = run_stage1(formats["root"] / "w_coco", description=formats["coco"], **only_boxes)
     assert sorted(masks) == sorted(formats["ids"]) and masks == reference
 
 
@@ -167,8 +167,7 @@ def test_exif_rotated_copy_gives_the_upright_mask(voc_root, tmp_path):
                                                        "shapes": shapes}))
         (folder / "d.yaml").write_text(yaml.safe_dump({"root": str(folder), "images": ".", "classes": list(VOC_CLASSES),
                                                        "sources": [{"format": "labelme", "path": "."}]}))
-        masks[name] = run_stage1(tmp_path / f"w_{name}", dataset=folder / "d.yaml", weak_labels=["boxes"],
-                                 prompt_mode="box")
+        masks[name] = run_stage1(tmp_path / f"w_{name}", description=folder / "d.yaml", data=dict(weak_labels=["boxes"]), prompts=dict(mode="box"))
     assert list(masks["upright"]) == ["photo"]
     assert masks["rotated"] == masks["upright"]
     assert len(np.unique(decode(masks["upright"]["photo"]))) > 1
@@ -202,24 +201,24 @@ def test_baselines_read_descriptions(formats, tmp_path, method):
 
 def test_formulas_name_the_description_classes(tmp_path):
     """The logic loss's class atoms are the description's names (not VOC's, not class<i>)."""
-    from stage1_pseudolabel.pipeline.prepare import class_names, constraint_config
+    from stage1_pseudolabel.pipeline.prepare import class_names
 
     (tmp_path / "lm").mkdir()
     description = tmp_path / "d.yaml"
     description.write_text(yaml.safe_dump({"root": str(tmp_path), "images": "lm", "classes": ["background", "cup", "disc"],
                                            "sources": [{"format": "labelme", "path": "lm"}]}))
     rule = "forall p in pixels: cup(p) -> forall q in N8(p): cup(q) or disc(q)"
-    cfg = build_config(config_file=str(TINY_CONFIG), overrides={"dataset": str(description)},
+    cfg = build_config(config_file=str(TINY_CONFIG), overrides={"data.dataset": str(description)},
                        cfg_options=[f"loss={json.dumps({'cup_in_disc': {'weight': 1.0, 'formula': rule}})}"])
     assert class_names(cfg) == ("background", "cup", "disc")
-    constraint_config(cfg)  # compiles: the atoms are classes of the description
-    bad = build_config(config_file=str(TINY_CONFIG), overrides={"dataset": str(description)},
+    cfg.constraints.with_class_names(class_names(cfg))  # compiles: the atoms are classes of the description
+    bad = build_config(config_file=str(TINY_CONFIG), overrides={"data.dataset": str(description)},
                        cfg_options=[f"loss={json.dumps({'r': {'weight': 1.0, 'formula': rule.replace('cup', 'cat')}})}"])
     with pytest.raises(ValueError, match="unknown class 'cat'"):  # logic.formula.FormulaError
-        constraint_config(bad)
+        bad.constraints.with_class_names(class_names(bad))  # as open_dataset binds them
 
 
 def test_shipped_coco_stage1_config():
     cfg = build_config(config_file=str(REPO / "configs/stage1/coco_box.yaml"))
-    assert cfg.dataset == "configs/datasets/coco2017.yaml" and (REPO / cfg.dataset).is_file()
-    assert cfg.weak_labels == ["boxes"] and cfg.prompt_mode == "box"
+    assert cfg.data.dataset == "configs/datasets/coco2017.yaml" and (REPO / cfg.data.dataset).is_file()
+    assert cfg.data.weak_labels == ["boxes"] and cfg.prompts.mode == "box"

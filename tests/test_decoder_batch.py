@@ -35,11 +35,10 @@ CONFIGS = {
 BACKENDS = ["sam1", "sam2.1", "hq-sam"]
 
 
-def voc_cfg(backend: str, voc_root, tmp_path, **sets):
-    options = [f"{k}={json.dumps(v)}" for k, v in {"max_images": 4, "weak_labels": ["boxes", "points"], **sets}.items()]
-    return build_config(config_file=str(CONFIGS[backend]),
-                        overrides={"data": str(voc_root), "split": "train", "work_dir": str(tmp_path)},
-                        cfg_options=options)
+def voc_cfg(backend: str, voc_root, tmp_path, **sections):
+    data = {"root": str(voc_root), "split": "train", "max_images": 4, "weak_labels": ["boxes", "points"]}
+    cfg = build_config(config_file=str(CONFIGS[backend]), overrides={"data": data, "work_dir": str(tmp_path)})
+    return cfg.updated(**sections)
 
 
 def voc_images(cfg, model, key):
@@ -84,8 +83,8 @@ def test_batched_logits_equal_per_image_logits(backend, voc_root, tmp_path):
     with a mixed image (one boxed, one clicked object) and one without objects: every image's logits
     equal object_logits' (1e-5); one decoder call holds the boxed objects of 3+ images."""
     for mode in ("box", "both"):
-        cfg = voc_cfg(backend, voc_root, tmp_path, prompt_mode=mode)
-        model, key = load_model(cfg, device=torch.device("cpu"))
+        cfg = voc_cfg(backend, voc_root, tmp_path, prompts=dict(mode=mode))
+        model, key = load_model(cfg.model, device=torch.device("cpu"))
         images = voc_images(cfg, model, key)
         prepared = [p for p, _ in images]
         assert [p.objects.num_objects for p in prepared] == [4, 2, 3, 1, 0]
@@ -111,8 +110,8 @@ def test_batched_logits_equal_per_image_logits(backend, voc_root, tmp_path):
 def test_decode_images_equals_decode_with_iou_and_multimask(backend, voc_root, tmp_path):
     """The backend method alone: logits and predicted IoU of each entry equal decode()'s (single and
     multimask output); an entry without objects is empty; mixed token counts are refused."""
-    cfg = voc_cfg(backend, voc_root, tmp_path, prompt_mode="box")
-    model, key = load_model(cfg, device=torch.device("cpu"))
+    cfg = voc_cfg(backend, voc_root, tmp_path, prompts=dict(mode="box"))
+    model, key = load_model(cfg.model, device=torch.device("cpu"))
     images = voc_images(cfg, model, key)
     pe = model.dense_pe()
     feats, sparse, dense = [], [], []
@@ -155,8 +154,8 @@ def test_batched_gradients_equal_per_image_gradients(backend, voc_root, tmp_path
     """A weighted sum of every image's logits: the decoder's gradients through one batched call (plain,
     and through a DDP wrapper) equal those of per-image calls (1e-5 relative); a frozen copy gives
     the plain decoder's logits and no gradient."""
-    cfg = voc_cfg(backend, voc_root, tmp_path, prompt_mode="both")
-    model, key = load_model(cfg, device=torch.device("cpu"))
+    cfg = voc_cfg(backend, voc_root, tmp_path, prompts=dict(mode="both"))
+    model, key = load_model(cfg.model, device=torch.device("cpu"))
     images = voc_images(cfg, model, key)
     frozen = copy.deepcopy(model.mask_decoder).eval()
     for p in frozen.parameters():
@@ -204,11 +203,11 @@ def synthetic(tmp_path_factory):
     return root
 
 
-def synthetic_cfg(backend, data, work, **sets):
-    sets = {"epochs": 1, "batch_size": 3, "checkpoint_every": 10, **sets}
-    options = [f"{k}={json.dumps(v)}" for k, v in sets.items()]
-    return build_config(config_file=str(CONFIGS[backend]), overrides={"data": str(data), "work_dir": str(work)},
-                        cfg_options=options)
+def synthetic_cfg(backend, root, work, **sections):
+    train = {"epochs": 1, "batch_size": 3, "checkpoint_every": 10}
+    cfg = build_config(config_file=str(CONFIGS[backend]),
+                       overrides={"data.root": str(root), "work_dir": str(work), "train": train})
+    return cfg.updated(**sections)
 
 
 @pytest.mark.parametrize("backend", ["sam1", "hq-sam"])
@@ -220,9 +219,9 @@ def test_train_and_generate_with_decoder_batches_match_one_call_per_image(backen
     from stage1_pseudolabel.pipeline.generate import run_generate
     from stage1_pseudolabel.pipeline.train import run_train
 
-    one = synthetic_cfg(backend, synthetic, tmp_path / "one", decoder_batch_images=1)
+    one = synthetic_cfg(backend, synthetic, tmp_path / "one", model=dict(decoder_batch_images=1))
     run_embed(one, progress=False)
-    many = synthetic_cfg(backend, synthetic, tmp_path / "many", decoder_batch_images=3)
+    many = synthetic_cfg(backend, synthetic, tmp_path / "many", model=dict(decoder_batch_images=3))
     shutil.copytree(one.cache_dir, many.cache_dir)
     sizes = []
     real = DecoderRunner.batch_object_logits
@@ -247,20 +246,19 @@ def test_train_and_generate_with_decoder_batches_match_one_call_per_image(backen
         if k.endswith("k_proj.bias"):
             # Attention key biases get a zero gradient in exact arithmetic (softmax ignores a constant per
             # query): Adam turns the rounding noise of either path into steps of up to lr each.
-            assert diff <= 2 * one.lr * a["steps"], (k, diff)
+            assert diff <= 2 * one.train.lr * a["steps"], (k, diff)
         else:
             # Adam divides each gradient element by its own magnitude, so an element whose gradient is
             # near rounding level moves by a share of lr that rounding decides: a tenth of the steps'
             # lr at most here, against a full lr per step for a wrongly paired image.
-            assert torch.allclose(wa[k], wb[k], atol=max(1e-5, 0.1 * one.lr * a["steps"] / 2), rtol=1e-4), (k, diff)
+            assert torch.allclose(wa[k], wb[k], atol=max(1e-5, 0.1 * one.train.lr * a["steps"] / 2), rtol=1e-4), (k, diff)
     logs = [[json.loads(line) for line in c.train_log.read_text().splitlines()] for c in (one, many)]
     assert [r.get("fg_in_boxes_zero_shot") for r in logs[0]] == pytest.approx(
         [r.get("fg_in_boxes_zero_shot") for r in logs[1]], abs=1e-6)
 
-    gen = synthetic_cfg(backend, synthetic, tmp_path / "one", decoder_batch_images=4, instances=True,
-                        output_dir=str(tmp_path / "masks_many"))
+    gen = synthetic_cfg(backend, synthetic, tmp_path / "one", model=dict(decoder_batch_images=4), generate=dict(instances=True, output_dir=str(tmp_path / "masks_many")))
     sizes.clear()
-    s_one = run_generate(dataclasses.replace(one, instances=True), progress=False)
+    s_one = run_generate(one.updated(generate={"instances": True}), progress=False)
     assert set(sizes) == {1}
     sizes.clear()
     s_many = run_generate(gen, progress=False)
@@ -272,9 +270,9 @@ def test_train_and_generate_with_decoder_batches_match_one_call_per_image(backen
 
 
 def test_decoder_batch_images_is_checked():
-    assert build_config(config_file=str(CONFIGS["sam1"])).decoder_batch_images == 8
+    assert build_config(config_file=str(CONFIGS["sam1"])).model.decoder_batch_images == 8
     with pytest.raises(ValueError, match="decoder_batch_images must be >= 1"):
-        build_config(config_file=str(CONFIGS["sam1"]), cfg_options=["decoder_batch_images=0"])
+        build_config(config_file=str(CONFIGS["sam1"]), cfg_options=["model.decoder_batch_images=0"])
 
 
 def test_zero_shot_groups_are_the_first_epochs_decoder_calls():
@@ -301,10 +299,10 @@ def test_resumed_batched_training_equals_an_uninterrupted_run(synthetic, tmp_pat
     from stage1_pseudolabel.pipeline.embed import run_embed
     from stage1_pseudolabel.pipeline.train import run_train
 
-    a = synthetic_cfg("sam1", synthetic, tmp_path / "a", epochs=2, decoder_batch_images=3, checkpoint_every=1)
+    a = synthetic_cfg("sam1", synthetic, tmp_path / "a", train=dict(epochs=2, checkpoint_every=1), model=dict(decoder_batch_images=3))
     run_embed(a, progress=False)
     run_train(a, progress=False)
-    b = synthetic_cfg("sam1", synthetic, tmp_path / "b", epochs=2, decoder_batch_images=3, checkpoint_every=1)
+    b = synthetic_cfg("sam1", synthetic, tmp_path / "b", train=dict(epochs=2, checkpoint_every=1), model=dict(decoder_batch_images=3))
     shutil.copytree(a.cache_dir, b.cache_dir)
     calls = {"n": 0}
     real_getitem = train_module.TrainImages.__getitem__

@@ -174,7 +174,6 @@ def test_config_refuses_unknown_names_and_accepts_formulas_and_options():
 def test_a_user_module_registers_a_type_loaded_through_custom_imports(tmp_path):
     """A constraint type written outside the package, named in a stage-1 config: built and trained on."""
     from stage1_pseudolabel.pipeline.config import build_config
-    from stage1_pseudolabel.pipeline.prepare import constraint_config
 
     module = tmp_path / "my_prior.py"
     module.write_text(textwrap.dedent('''
@@ -200,7 +199,7 @@ def test_a_user_module_registers_a_type_loaded_through_custom_imports(tmp_path):
     cfg_path = tmp_path / "cfg.yaml"
     cfg_path.write_text(f"custom_imports: [{module.as_posix()}]\nloss:\n  corner_background: {{weight: 1.0, size: 3}}\n")
     cfg = build_config(config_file=str(cfg_path))
-    config = constraint_config(cfg)
+    config = cfg.constraints
     assert config.weights["corner_background"] == 1.0 and config.options["corner_background"] == {"size": 3}
     cc = CompiledConstraints.build(num_labels=2, valid=np.ones((8, 8), bool), config=config)
     assert "corner_background" in cc.constraints and cc.num_groundings["corner_background"] == 9
@@ -286,7 +285,7 @@ def test_nested_scenes_with_a_clicked_or_tagged_inner_object(inner_label, tmp_pa
 
     root = write_nested_dataset(tmp_path / "nested", num_train=2, seed=3, inner_label=inner_label)
     cfg = build_config(config_file=f"configs/stage1/nested_proxy_{inner_label}_containment.yaml",
-                       overrides={"data": str(root), "split": "train", "work_dir": str(tmp_path / "w")})
+                       overrides={"data.root": str(root), "data.split": "train", "work_dir": str(tmp_path / "w")})
     dataset = open_dataset(cfg)
     for image_id in dataset.ids:
         ann = dataset.load(image_id)

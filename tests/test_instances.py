@@ -70,10 +70,9 @@ def test_objects_that_own_nothing_are_left_out_and_thresholded_pixels_are_nobody
 
 
 # -- generate --instances on synthetic scenes with the tiny random SAM -----------------------------
-def make_cfg(data: Path, work: Path, **overrides):
-    sets = [f"{k}={json.dumps(v)}" for k, v in overrides.items()]
-    return build_config(config_file=str(TINY_CONFIG), overrides={"data": str(data), "work_dir": str(work)},
-                        cfg_options=sets)
+def make_cfg(root: Path, work: Path, **sections):
+    cfg = build_config(config_file=str(TINY_CONFIG), overrides={"data.root": str(root), "work_dir": str(work)})
+    return cfg.updated(**sections)
 
 
 @pytest.fixture(scope="module")
@@ -86,7 +85,7 @@ def synthetic(tmp_path_factory) -> Path:
 @pytest.fixture(scope="module")
 def one_run(synthetic, tmp_path_factory):
     work = tmp_path_factory.mktemp("inst_run")
-    cfg = make_cfg(synthetic, work, instances=True)
+    cfg = make_cfg(synthetic, work, generate=dict(instances=True))
     summary = run_generate(cfg, zero_shot=True, progress=False)
     return cfg, summary
 
@@ -128,7 +127,7 @@ def test_generate_instances_resume_and_shards_merge(one_run, synthetic, tmp_path
 
     # a run killed after the PNGs but before its instance file: the objects are redone, PNGs kept
     work = tmp_path / "resume"
-    c2 = make_cfg(synthetic, work, instances=True)
+    c2 = make_cfg(synthetic, work, generate=dict(instances=True))
     monkeypatch.setattr(generate_module, "INSTANCE_FLUSH_SECONDS", 0.0)  # rewritten after every image
     writes = []
     real_write = inst.write_document
@@ -188,8 +187,8 @@ def test_real_voc_instances_rebuild_the_pngs_of_the_same_run(voc_root, tmp_path,
     rebuilds every PNG written by the same run (these images have several objects of one class)."""
     work = tmp_path / "voc"
     common = ["--config", str(TINY_CONFIG), "--data", str(voc_root), "--split", "train", "--work-dir", str(work),
-              "--model-type", "vit_b", "--checkpoint", "none", "--set", "max_images=6", "--no-progress",
-              "--zero-shot", "--set", "instances=true"]
+              "--model-type", "vit_b", "--checkpoint", "none", "--set", "data.max_images=6", "--no-progress",
+              "--zero-shot", "--set", "generate.instances=true"]
     for i in range(2):
         assert generate_main(common + ["--shard-index", str(i), "--num-shards", "2"]) == 0
     files = sorted((work / "instances").glob("zeroshot_both.shard*of2.json"))

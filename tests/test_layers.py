@@ -286,7 +286,7 @@ def test_make_help_lists_every_target():
 
 def test_the_pipeline_never_names_a_constraint_type():
     """Constraint types are found through the registry: no string literal in the stages or the apps
-    equals a registered type's name (issue 14: a new type touches one module)."""
+    equals a registered type's name (a new type touches one module)."""
     import ast
 
     from logic.constraints import constraint_types

@@ -1,4 +1,4 @@
-"""Instance-aware constraints over the object distribution (issue 15): against probability-space
+"""Instance-aware constraints over the object distribution: against probability-space
 references, and through stage-1 training."""
 
 from __future__ import annotations
@@ -95,8 +95,8 @@ def test_training_with_object_constraints_logs_them_and_lowers_them(tmp_path):
     root = tmp_path / "data"
     write_dataset(root, domain="target", num_train=4, num_val=1, seed=3, size_range=(120, 160))
     tiny = Path(__file__).resolve().parents[1] / "configs" / "stage1" / "tiny_random.yaml"
-    cfg = build_config(config_file=str(tiny), overrides={"data": str(root), "work_dir": str(tmp_path / "work")},
-                       cfg_options=["loss.object_tightness=1.0", "loss.object_in_box=1.0", "epochs=3", "batch_size=2"])
+    cfg = build_config(config_file=str(tiny), overrides={"data.root": str(root), "work_dir": str(tmp_path / "work")},
+                       cfg_options=["loss.object_tightness=1.0", "loss.object_in_box=1.0", "train.epochs=3", "train.batch_size=2"])
     run_embed(cfg, progress=False)
     run_train(cfg, progress=False)
     lines = [json.loads(s) for s in cfg.train_log.read_text().splitlines()]
@@ -105,18 +105,16 @@ def test_training_with_object_constraints_logs_them_and_lowers_them(tmp_path):
     last = lines[-1]["log_truth"]["object_in_box"] + lines[-1]["log_truth"]["object_tightness"]
     assert last > first
     # generate --diagnostics: one map per constraint that ran, summing to minus its log-truth
-    import dataclasses
-
     from stage1_pseudolabel.pipeline.generate import run_generate
     from stage1_pseudolabel.pipeline.model import load_decoder, load_model
     from stage1_pseudolabel.pipeline.predict import DecoderRunner, lowres_log_distribution, lowres_object_distribution
     from stage1_pseudolabel.pipeline.prepare import compile_constraints, open_dataset, prepare_image
     from stage1_pseudolabel.pipeline.cache import EmbeddingCache
 
-    cfg = dataclasses.replace(cfg, diagnostics=True)
+    cfg = cfg.updated(generate={"diagnostics": True})
     summary = run_generate(cfg, progress=False)
     assert summary["diagnostics"] == 4
-    model, key = load_model(cfg, device=torch.device("cpu"))
+    model, key = load_model(cfg.model, device=torch.device("cpu"))
     load_decoder(cfg.decoder_path(), model=model, key=key)
     runner, cache, ds = DecoderRunner(model, device=torch.device("cpu")), EmbeddingCache(cfg.cache_dir, key=key), open_dataset(cfg)
     image_id = ds.ids[0]

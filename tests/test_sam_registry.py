@@ -146,7 +146,7 @@ def test_one_row_per_model_type_with_its_backend_file_and_url():
     for name, v in VARIANTS.items():
         assert v.name == name and v.backend in BACKENDS and v.checkpoint_file
         assert v.checkpoint_url is None or v.checkpoint_url.endswith("/" + v.checkpoint_file), name
-        build_config(overrides={"model_type": name})  # every model type is a valid --model-type
+        build_config(overrides={"model.type": name})  # every model type is a valid --model-type
     # HQ-SAM's ViTs are SAM 1's; the official files of both, and of SAM 2.1, are the published ones
     for size in "hlb":
         assert VARIANTS[f"hq_vit_{size}"].architecture == VARIANTS[f"vit_{size}"].architecture
@@ -246,7 +246,7 @@ def test_load_model_without_encoder_has_the_same_cache_key(vit_b_file, tmp_path)
     from stage1_pseudolabel.pipeline.model import load_model
 
     path, _ = vit_b_file
-    cfg = build_config(overrides={"model_type": "vit_b", "checkpoint": str(path), "work_dir": str(tmp_path)})
-    with_encoder, key = load_model(cfg, device=torch.device("cpu"))
-    without, key_without = load_model(cfg, device=torch.device("cpu"), encoder=False)
+    cfg = build_config(overrides={"model.type": "vit_b", "model.checkpoint": str(path), "work_dir": str(tmp_path)})
+    with_encoder, key = load_model(cfg.model, device=torch.device("cpu"))
+    without, key_without = load_model(cfg.model, device=torch.device("cpu"), encoder=False)
     assert key_without == key and without.image_encoder is None and with_encoder.image_encoder is not None

@@ -43,9 +43,10 @@ TINY_CONFIG = REPO / "configs" / "stage1" / "tiny_random.yaml"
 NUM_TRAIN = 6
 
 
-def make_cfg(data: Path, work: Path, **overrides):
-    sets = [f"{k}={json.dumps(v)}" for k, v in overrides.items()]
-    return build_config(config_file=str(TINY_CONFIG), overrides={"data": str(data), "work_dir": str(work)}, cfg_options=sets)
+def make_cfg(root: Path, work: Path, **sections):
+    """The tiny config on ``root`` with ``sections`` merged over it (``train={"epochs": 1}``, dotted keys)."""
+    cfg = build_config(config_file=str(TINY_CONFIG), overrides={"data.root": str(root), "work_dir": str(work)})
+    return cfg.updated(**sections)
 
 
 @pytest.fixture(scope="module")
@@ -61,7 +62,7 @@ def trained(synthetic, tmp_path_factory):
     work = tmp_path_factory.mktemp("run_a")
     cfg = make_cfg(synthetic, work)
     embed = run_embed(cfg, progress=False)
-    initial = load_model(cfg, device=torch.device("cpu"))[0].state_dict()
+    initial = load_model(cfg.model, device=torch.device("cpu"))[0].state_dict()
     captured = {}
     real_load_model = train_module.load_model
 
@@ -81,7 +82,7 @@ def trained(synthetic, tmp_path_factory):
 
 def total_loss(cfg, decoder_state=None) -> float:
     """The logic loss summed over all training images, for a given decoder."""
-    model, key = load_model(cfg, device=torch.device("cpu"))
+    model, key = load_model(cfg.model, device=torch.device("cpu"))
     if decoder_state is not None:
         model.mask_decoder.load_state_dict(decoder_state)
     cache = EmbeddingCache(cfg.cache_dir, key=key)
@@ -177,7 +178,7 @@ def test_resume_after_interruption_gives_the_same_outputs(trained, synthetic, tm
                                                                                        "batch_in_epoch": 1}
     monkeypatch.setattr(train_module.TrainImages, "__getitem__", real_getitem)
     with pytest.raises(ValueError, match="cannot --resume"):  # another batch size: another image order
-        run_train(make_cfg(synthetic, work, batch_size=3), resume=True, progress=False)
+        run_train(make_cfg(synthetic, work, train=dict(batch_size=3)), resume=True, progress=False)
     resumed = run_train(cfg, resume=True, progress=False)
     assert resumed["steps"] == 6
     ref, got = decoder_of(a.decoder_path()), decoder_of(cfg.decoder_path())
@@ -213,7 +214,7 @@ def test_images_prepared_in_worker_processes_train_as_in_process(trained, synthe
     for workers in (0, 2):  # and with the embeddings preloaded on the device: no file read per step
         work = tmp_path / f"workers{workers}"
         shutil.copytree(a.cache_dir, work / "embeddings")
-        cfg = make_cfg(synthetic, work, prepare_workers=workers, preload_embeddings="device" if workers else "none")
+        cfg = make_cfg(synthetic, work, train=dict(prepare_workers=workers, preload_embeddings="device" if workers else "none"))
         built.clear()
         loads = []
         real_load = EmbeddingCache.load
@@ -238,7 +239,7 @@ def test_ddp_ranks_segment_their_share_and_every_rank_reads_it(trained, syntheti
     from stage1_pseudolabel.pipeline.train_images import prepare_images, prepare_superpixels
 
     cfg = make_cfg(synthetic, tmp_path / "ranks")
-    key = load_model(cfg, device=torch.device("cpu"))[1]
+    key = load_model(cfg.model, device=torch.device("cpu"))[1]
     geometry = dict(encoder_size=key.encoder_size, lowres=key.lowres_size, padded=key.padded, workers=0)
     ids = open_dataset(cfg).ids
     calls = []
@@ -256,7 +257,7 @@ def test_ddp_ranks_segment_their_share_and_every_rank_reads_it(trained, syntheti
 def test_two_shards_make_exactly_one_runs_masks(trained, synthetic, tmp_path):
     a = trained["cfg"]
     out = tmp_path / "sharded"
-    cfg = make_cfg(synthetic, a.work_dir, output_dir=str(out))
+    cfg = make_cfg(synthetic, a.work_dir, generate=dict(output_dir=str(out)))
     s0 = run_generate(cfg, shard_index=0, num_shards=2, progress=False)
     s1 = run_generate(cfg, shard_index=1, num_shards=2, progress=False)
     assert s0["written"] + s1["written"] == NUM_TRAIN
@@ -272,13 +273,13 @@ def test_a_mask_folder_made_by_another_run_is_refused(trained, synthetic, tmp_pa
 
     a = trained["cfg"]
     out = tmp_path / "masks"
-    cfg = make_cfg(synthetic, a.work_dir, output_dir=str(out))
+    cfg = make_cfg(synthetic, a.work_dir, generate=dict(output_dir=str(out)))
     assert run_generate(cfg, progress=False)["written"] == NUM_TRAIN
     assert json.loads((out / RECORD_FILE).read_text())["decoder"].startswith("file:")
     with pytest.raises(OutputMismatchError, match=r"masks.*differs in: decoder;.*another --output-dir"):
         run_generate(cfg, zero_shot=True, progress=False)
-    other = make_cfg(synthetic, a.work_dir, output_dir=str(out), prompt_mode="box")
-    with pytest.raises(OutputMismatchError, match=r"differs in: config\.prompt_mode"):
+    other = make_cfg(synthetic, a.work_dir, generate=dict(output_dir=str(out)), prompts=dict(mode="box"))
+    with pytest.raises(OutputMismatchError, match=r"differs in: config\.prompts\.mode"):
         run_generate(other, progress=False)
     again = run_generate(cfg, progress=False)  # the same run: resumed
     assert again["written"] == 0 and again["existing"] == NUM_TRAIN
@@ -291,7 +292,7 @@ def test_dense_crf_refinement_in_generate(trained, synthetic, tmp_path, monkeypa
         pytest.skip("pydensecrf2 not installed")
     a = trained["cfg"]
     out = tmp_path / "crf"
-    cfg = make_cfg(synthetic, a.work_dir, output_dir=str(out), crf={"bi_rgb_std": 10})
+    cfg = make_cfg(synthetic, a.work_dir, crf={"bi_rgb_std": 10}, generate=dict(output_dir=str(out)))
     monkeypatch.setattr(crf_module, "crf_available", lambda: False)  # as without pydensecrf2
     with pytest.raises(ImportError, match="pydensecrf2"):
         run_generate(cfg, progress=False)
@@ -315,8 +316,7 @@ def test_dense_crf_refinement_in_generate(trained, synthetic, tmp_path, monkeypa
     files = {}
     for workers in (0, 2):
         pooled = tmp_path / f"crf{workers}"
-        c = make_cfg(synthetic, a.work_dir, output_dir=str(pooled), crf={"bi_rgb_std": 10}, crf_workers=workers,
-                     instances=True)
+        c = make_cfg(synthetic, a.work_dir, crf={"bi_rgb_std": 10}, generate=dict(output_dir=str(pooled), crf_workers=workers, instances=True))
         assert run_generate(c, progress=False)["written"] == NUM_TRAIN
         doc = json.loads(Path(c.instances_path(zero_shot=False)).read_text())
         files[workers] = (png_bytes(pooled), doc["images"], doc["annotations"])
@@ -340,7 +340,7 @@ def test_unreadable_images_are_reported_by_name_and_the_rest_goes_on(trained, sy
     assert f"{corrupt}.jpg" in bad[corrupt] and f"{missing}.jpg" in bad[missing]
     assert not any(p.name.startswith((corrupt, missing)) for p in cfg.cache_dir.iterdir())
     # generate tries to embed the two again (embed_missing) and reports them the same way
-    g = run_generate(make_cfg(data, work, output_dir=str(tmp_path / "plain")), progress=False)
+    g = run_generate(make_cfg(data, work, generate=dict(output_dir=str(tmp_path / "plain"))), progress=False)
     assert {p["image_id"] for p in g["problems"]} == {corrupt, missing} and g["written"] == NUM_TRAIN - 2
     assert sorted(p.stem for p in (tmp_path / "plain").glob("*.png")) == sorted(set(ids) - {corrupt, missing})
     # the CLIs finish the rest but exit 3 (not 0: a SLURM array task must not look green), naming the
@@ -358,7 +358,7 @@ def test_unreadable_images_are_reported_by_name_and_the_rest_goes_on(trained, sy
     if crf_available():
         later = ids[3]
         (data / "JPEGImages" / f"{later}.jpg").write_bytes(b"")
-        g = run_generate(make_cfg(data, work, output_dir=str(tmp_path / "crf"), crf={}), progress=False)
+        g = run_generate(make_cfg(data, work, crf={}, generate=dict(output_dir=str(tmp_path / "crf"))), progress=False)
         bad = {p["image_id"]: p["error"] for p in g["problems"]}
         assert set(bad) == {corrupt, missing, later} and f"{later}.jpg" in bad[later]
         assert g["written"] == NUM_TRAIN - 3 and not (tmp_path / "crf" / f"{later}.png").exists()
@@ -380,12 +380,12 @@ def test_images_without_labels_and_disk_full(trained, synthetic, tmp_path, monke
     assert s["no_labels_background"] == 1 and s["written"] == NUM_TRAIN - 1
     assert (read_mask(cfg.output_path(zero_shot=False) / f"{bare}.png") == 0).all()
 
-    skip = make_cfg(data, work, no_label_policy="skip", output_dir=str(tmp_path / "skip"))
+    skip = make_cfg(data, work, data=dict(no_label_policy="skip"), generate=dict(output_dir=str(tmp_path / "skip")))
     s = run_generate(skip, progress=False)
     assert s["no_labels_skipped"] == 1 and not (tmp_path / "skip" / f"{bare}.png").exists()
 
     # The disk fills up at the third mask: the run stops with the error, no partial PNG remains.
-    full = make_cfg(data, work, output_dir=str(tmp_path / "full"))
+    full = make_cfg(data, work, generate=dict(output_dir=str(tmp_path / "full")))
     real_save = Image.Image.save
     count = {"n": 0}
 
@@ -412,13 +412,13 @@ def test_images_without_labels_and_disk_full(trained, synthetic, tmp_path, monke
 
 def test_bad_cache_and_checkpoint_are_refused(trained, synthetic, tmp_path):
     a = trained["cfg"]
-    other_weights = make_cfg(synthetic, a.work_dir, model_seed=1)
+    other_weights = make_cfg(synthetic, a.work_dir, model=dict(seed=1))
     with pytest.raises(CacheMismatchError, match="encoder_fingerprint"):
         run_embed(other_weights, progress=False)
-    other_size = make_cfg(synthetic, a.work_dir, model_kwargs={**a.model_kwargs, "image_size": 128})
+    other_size = make_cfg(synthetic, a.work_dir, model=dict(kwargs={**a.model.kwargs, "image_size": 128}))
     with pytest.raises(CacheMismatchError, match="encoder_size"):
         run_generate(other_size, progress=False)
-    missing = make_cfg(synthetic, tmp_path / "w", checkpoint=str(tmp_path / "sam_vit_b_01ec64.pth"))
+    missing = make_cfg(synthetic, tmp_path / "w", model=dict(checkpoint=str(tmp_path / "sam_vit_b_01ec64.pth")))
     with pytest.raises(CheckpointError, match="does not exist"):
         run_embed(missing, progress=False)
     no_decoder = make_cfg(synthetic, tmp_path / "w2")
@@ -430,7 +430,7 @@ def test_bad_cache_and_checkpoint_are_refused(trained, synthetic, tmp_path):
 def test_real_voc_images_through_the_clis(voc_root, tmp_path, capsys):
     work = tmp_path / "voc"
     common = ["--config", str(TINY_CONFIG), "--data", str(voc_root), "--split", "train", "--work-dir", str(work),
-              "--model-type", "vit_b", "--checkpoint", "none", "--set", "max_images=3", "--no-progress"]
+              "--model-type", "vit_b", "--checkpoint", "none", "--set", "data.max_images=3", "--no-progress"]
     assert embed_main(common + ["--shard-index", "0", "--num-shards", "1"]) == 0
     assert train_main(common + ["--max-steps", "2", "--batch-size", "2"]) == 0
     assert generate_main(common + ["--shard-index", "0", "--num-shards", "1"]) == 0

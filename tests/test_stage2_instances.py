@@ -213,7 +213,7 @@ def test_instance_network_on_a_described_dataset_with_its_own_classes(mini_voc, 
 def test_instance_network_reads_images_in_the_orientation_stage_1_used(tmp_path):
     """--dataset: a COCO photo stored turned with an EXIF rotation, whose JSON describes its stored pixels,
     reaches the instance network as stored (as stage 1 and the ground truth saw it), its masks aligned;
-    mmcv's own loader (OpenCV) would turn it. An upright photo is read as before."""
+    mmcv's own loader (OpenCV) would turn it. An upright photo is read unchanged."""
     import numpy as np
     import yaml
     from mmcv.transforms import LoadImageFromFile

@@ -136,8 +136,8 @@ def test_pipeline_passes_the_tagged_channels_to_the_formulas(voc_root, tmp_path)
     from stage1_pseudolabel.pipeline.prepare import compile_constraints, open_dataset, prepare_image
 
     cfg = build_config(config_file=str(TINY_CONFIG),
-                       overrides={"data": str(voc_root), "split": "train", "work_dir": str(tmp_path)},
-                       cfg_options=['weak_labels=["boxes", "tags"]',
+                       overrides={"data.root": str(voc_root), "data.split": "train", "work_dir": str(tmp_path)},
+                       cfg_options=['data.weak_labels=["boxes", "tags"]',
                                     f"loss={json.dumps({'tags': {'weight': 1.0, 'formula': TAGS_FORMULA}})}"])
     dataset = open_dataset(cfg)
     ann = dataset.load(dataset.ids[0])
@@ -180,8 +180,8 @@ def test_stage1_trains_and_generates_on_tags(tmp_path):
             for f in (root / "tags").glob("*.txt"):
                 f.write_text(tag_text)
         work = tmp_path / "_".join(kinds)
-        cfg = build_config(config_file=str(TINY_CONFIG), overrides={"data": str(root), "work_dir": str(work)},
-                           cfg_options=[f"weak_labels={json.dumps(kinds)}", "epochs=1", "batch_size=3",
+        cfg = build_config(config_file=str(TINY_CONFIG), overrides={"data.root": str(root), "work_dir": str(work)},
+                           cfg_options=[f"data.weak_labels={json.dumps(kinds)}", "train.epochs=1", "train.batch_size=3",
                                         f"loss={json.dumps(loss)}", 'superpixels={"n_segments": 30}'])
         assert run_embed(cfg, progress=False)["embedded"] == 3
         summary = run_train(cfg, progress=False)

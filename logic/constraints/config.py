@@ -136,6 +136,11 @@ class ConstraintConfig:
         return ConstraintConfig(weights, self.options, formulas={n: f.text for n, f in self.formulas.items()},
                                 class_names=self.class_names, normalisation=self.normalisation, eps=self.eps)
 
+    def with_class_names(self, class_names: Sequence[str]) -> "ConstraintConfig":
+        """A copy whose formulas are checked against ``class_names`` (background first)."""
+        return ConstraintConfig(self.weights, self.options, formulas={n: f.text for n, f in self.formulas.items()},
+                                class_names=class_names, normalisation=self.normalisation, eps=self.eps)
+
     def __repr__(self) -> str:
         active = {n: self.weights[n] for n in self.active}
         return f"ConstraintConfig(active={active}, normalisation={self.normalisation!r})"

@@ -1,14 +1,22 @@
-"""Stage-1 configuration: one YAML file per experiment, with command-line overrides.
+"""Stage-1 configuration: one YAML file per experiment, in sections, with command-line overrides.
+
+A config has a few run-wide keys (``work_dir``, ``device``, ``seed``, ``durable_writes``,
+``custom_imports``) and sections, as mmseg's configs have (``model=dict(...)``): ``data``, ``model``,
+``prompts``, ``loss``, ``superpixels``, ``embed``, ``train``, ``generate`` and ``crf``. Each section is
+a typed dataclass (:mod:`stage1_pseudolabel.pipeline.config_sections`) checked when the config is
+built: an unknown key or a bad value fails at start-up, naming ``section.key`` and the known keys.
+The ``loss`` mapping is parsed once, into :attr:`Stage1Config.constraints`.
 
 Precedence (lowest to highest): the dataclass defaults, the YAML file (``--config``) after its
 ``_base_`` files, the dedicated flags (``--data``, ``--model-type``, ``--epochs`` ...), then
-``--cfg-options key=value ...`` / ``--set key=value`` (values parsed as YAML, nested keys with dots:
-``--set loss.neighbourhood=0.5``). Unknown keys are errors, so a typo never silently does nothing. The
-resolved config is written to the work dir.
+``--cfg-options key=value ...`` / ``--set key=value`` (values parsed as YAML, section keys with dots:
+``--set train.lr=1e-4``, ``--set loss.neighbourhood=0.5``). The resolved config is written to the
+work dir, sectioned as it is read.
 
 Inheritance, as mmengine configs do: ``_base_: voc_box_scribble.yaml`` (or a list, merged in order;
-paths relative to the file) is loaded first and the file's own keys are merged over it (mappings
-merge key by key, everything else replaces); ``_delete_: true`` inside a mapping replaces the base's
+paths relative to the file) is loaded first and the file's own keys are merged over it (mappings,
+sections among them, merge key by key: a child's ``train: {lr: 1.0e-4}`` changes the base's
+``train.lr`` only; everything else replaces); ``_delete_: true`` inside a mapping replaces the base's
 mapping instead of merging into it.
 """
 
@@ -19,133 +27,94 @@ import dataclasses
 import importlib
 import importlib.util
 import sys
+import typing
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Dict, List, Optional, Sequence
+from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
 
 import yaml
 
+from logic.constraints import ConstraintConfig
 from wsss.core.atomic import atomic_write
 from wsss.core.cli import add_config_arguments, parse_cfg_options
+from wsss.core.crf import CRFParams, crf_params
 from wsss.core.yaml_config import load_yaml_with_bases, merge_config
-from wsss.core.weak_labels.annotation import DEFAULT_WEAK_LABELS, WEAK_LABEL_KINDS
+from wsss.core.weak_labels.classes import VOC_CLASSES
+from stage1_pseudolabel.pipeline.config_sections import (
+    DataSection, EmbedSection, GenerateSection, ModelSection, PromptSection, SuperpixelSection, TrainSection,
+    build_section, coerce,
+)
 from stage1_pseudolabel.sam.backends.variants import MODEL_TYPES
 
+#: the sections of a config, by key
+SECTIONS: Dict[str, type] = {
+    "data": DataSection, "model": ModelSection, "prompts": PromptSection, "superpixels": SuperpixelSection,
+    "embed": EmbedSection, "train": TrainSection, "generate": GenerateSection,
+}
+
+#: the sectioned spelling of each flat key (a flat key is refused with this spelling named)
+RENAMED: Dict[str, str] = {
+    **{k: f"data.{k}" for k in ("dataset", "split", "max_images", "weak_labels", "scribble_dir", "points_dir",
+                                "tags_dir", "no_label_policy", "num_foreground")},
+    "model_type": "model.type", "checkpoint": "model.checkpoint", "model_kwargs": "model.kwargs",
+    "model_seed": "model.seed", "precision": "model.precision", "tf32": "model.tf32",
+    "attention": "model.attention", "compile_encoder": "model.compile_encoder",
+    "decoder_batch_images": "model.decoder_batch_images",
+    "prompt_mode": "prompts.mode",
+    **{k: f"prompts.{k}" for k in ("num_positive", "num_negative", "multimask_output", "min_box_size",
+                                   "boxless_objects", "tag_objects")},
+    "embed_batch_size": "embed.batch_size",
+    **{k: f"train.{k}" for k in ("epochs", "max_steps", "batch_size", "lr", "weight_decay", "warmup_steps",
+                                 "grad_clip", "checkpoint_every", "prepare_workers", "preload_embeddings",
+                                 "lora_rank", "lora_alpha")},
+    "train_heads": "train.heads", "train_params": "train.params", "train_precision": "train.precision",
+    **{k: f"generate.{k}" for k in ("confidence_threshold", "output_dir", "decoder_checkpoint", "embed_missing",
+                                    "crf_workers", "instances", "diagnostics")},
+}
 
 
-@dataclass
+@dataclass(kw_only=True)
 class Stage1Config:
     """Every knob of stage 1 (see ``configs/stage1/*.yaml`` for annotated examples)."""
 
-    # -- data ------------------------------------------------------------------------------------
-    data: str = "data/VOCdevkit/VOC2012"  #: VOC-layout folder (when no ``dataset`` is given)
-    #: dataset description YAML (configs/datasets/*.yaml): images, class list, weak-label sources and
-    #: splits of any dataset; when set, ``data``, ``scribble_dir``, ``points_dir``, ``tags_dir`` and
-    #: ``num_foreground`` are not used (the description says them)
-    dataset: Optional[str] = None
-    split: Optional[str] = "train"  #: ImageSets/Segmentation/<split>.txt; null: every JPEG
-    max_images: Optional[int] = None  #: only the first N ids of the split (smoke runs)
-    work_dir: str = "work_dirs/stage1"
-    weak_labels: List[str] = field(default_factory=lambda: list(DEFAULT_WEAK_LABELS))  #: which annotations the run uses
-    scribble_dir: str = "scribbles"
-    points_dir: str = "points"
-    tags_dir: str = "tags"  #: <id>.txt image-level tags (wsss.core.weak_labels.tags), read with weak_labels: [tags]
-    no_label_policy: str = "background"  #: images without weak labels: "background" mask or "skip"
-    num_foreground: int = 20  #: foreground classes C (labels are 0..C and 255)
-
-    # -- model -----------------------------------------------------------------------------------
-    model_type: str = "vit_h"
-    checkpoint: Optional[str] = "data/checkpoints/sam_vit_h_4b8939.pth"  #: null/"none": random weights (tests)
-    model_kwargs: Dict[str, Any] = field(default_factory=dict)  #: architecture overrides (reduced test models)
-    model_seed: int = 0  #: seed of random weights when there is no checkpoint
+    # -- run ---------------------------------------------------------------------------------------
+    work_dir: str = "work_dirs/stage1"  #: where caches, checkpoints, logs and masks go
     device: str = "auto"  #: auto | cpu | cuda | cuda:N
-    #: autocast precision of the encoder and decoder in embed / train / generate: fp32 | bf16 | fp16
-    #: (the logic loss always runs in fp32; cached embeddings are fp16 whatever this is)
-    precision: str = "fp32"
-    #: the decoder's autocast while it is fine-tuned (train); null: ``precision``. The encoder's
-    #: share of the time is in embed and generate: fp32 here costs little on a GPU
-    train_precision: Optional[str] = None
-    #: CUDA fp32 matmuls and convolutions in TF32 (10-bit mantissa; Ampere and later): true | false.
-    #: Matters for fp32 runs and for what bf16 autocast leaves in fp32; off by default (exact fp32)
-    tf32: bool = False
-    #: attention of SAM 1 / HQ-SAM's ViT encoder: "eager" (segment_anything's own) or "sdpa"
-    #: (torch's scaled_dot_product_attention, the relative-position bias as an attention mask)
-    attention: str = "eager"
-    compile_encoder: bool = False  #: torch.compile the image encoder (embed / generate; first batch compiles)
-    #: images whose objects go through one mask-decoder call (each object attends to its own image's
-    #: features; prompt groups of different token counts still make separate calls): train decodes
-    #: the images of an optimizer step in calls of up to this many (the default, 8 >= batch_size 4: one
-    #: call per step; the frozen zero-shot pass too), generate groups up to this many consecutive
-    #: images. 1: one call per image (per prompt kind). Larger keeps a GPU busy with small
-    #: images; costs the activation memory of all their objects at once
-    decoder_batch_images: int = 8
-
-    # -- prompts ---------------------------------------------------------------------------------
-    prompt_mode: str = "both"  #: box | points | both
-    num_positive: int = 3
-    num_negative: int = 2
-    multimask_output: bool = False
-    min_box_size: float = 1.0  #: boxes smaller than this (pixels, after clipping) are dropped
-    #: scribbles / clicks of a class with no box become an object of that class, prompted by points
-    #: (boxes for the large objects, clicks for the small ones); false: they are left out of the loss
-    boxless_objects: bool = True
-    #: with ``tags`` in weak_labels: the one tagged class of an image that is no other object (no box,
-    #: and no scribble or click, or those not made objects: boxless_objects false) becomes an object
-    #: prompted by nothing (SAM's no-prompt mask); images with several such classes
-    #: leave them out (a prompt could not tell them apart), with a warning
-    tag_objects: bool = True
-
-    # -- loss (logic constraints in the low-res frame) -------------------------------------------
-    loss: Dict[str, Any] = field(default_factory=dict)  #: weights, options and formulas (logic.constraints.ConstraintConfig)
-    custom_imports: List[str] = field(default_factory=list)  #: modules (or .py files) registering constraint types
-    superpixels: Dict[str, Any] = field(default_factory=dict)  #: passed to logic.superpixels
-
-    # -- embed -----------------------------------------------------------------------------------
-    embed_batch_size: int = 1
+    #: seed of the prompt sampling (train and generate) and of each epoch's image order (train)
+    seed: int = 0
     #: fsync every bulk output (cached embeddings, superpixels, pseudo-mask PNGs) and its folder, so
     #: that it survives a power loss; false: each is still renamed into place complete (a killed job
     #: leaves no partial file), without two fsyncs per file. Checkpoints are always fsync'ed
     durable_writes: bool = False
+    custom_imports: List[str] = field(default_factory=list)  #: modules (or .py files) registering constraint types
 
-    # -- train -----------------------------------------------------------------------------------
-    epochs: int = 4
-    max_steps: Optional[int] = None  #: stop after this many optimizer steps (schedule unchanged)
-    batch_size: int = 4  #: images per optimizer step (per process)
-    lr: float = 1e-5
-    weight_decay: float = 1e-4
-    warmup_steps: int = 0
-    grad_clip: Optional[float] = 1.0
-    seed: int = 0
-    checkpoint_every: int = 200  #: optimizer steps between checkpoints (and at every epoch end)
-    #: processes that prepare the training images (objects, prompts, superpixels, compiled
-    #: constraints) once, before the first step; null: one per core of this process's share of the
-    #: machine (cores / local ranks, at most 16); 0 or 1: in the training process itself
-    prepare_workers: Optional[int] = None
-    #: keep the cached embeddings on the training device for the run (fp16): "auto" (on CUDA when
-    #: they take at most half its free memory), "device" or "none" (read from disk at every step)
-    preload_embeddings: str = "auto"
-    train_heads: str = "single"  #: "single": train the single-mask head only; "all": every decoder param
-    #: what trains: "decoder" (the mask decoder's parameters, per train_heads) or "lora" (LoRA adapters
-    #: of rank lora_rank on the decoder's attention projections; checkpoints then hold only the adapters)
-    train_params: str = "decoder"
-    lora_rank: int = 8
-    lora_alpha: float = 16.0
+    # -- sections ----------------------------------------------------------------------------------
+    data: DataSection = field(default_factory=DataSection)
+    model: ModelSection = field(default_factory=ModelSection)
+    prompts: PromptSection = field(default_factory=PromptSection)
+    #: the logic constraints of the loss in the low-res frame: weights, options and formulas by
+    #: name, and ``normalisation`` / ``eps`` (logic.constraints.ConstraintConfig; parsed into ``constraints``)
+    loss: Dict[str, Any] = field(default_factory=dict)
+    superpixels: SuperpixelSection = field(default_factory=SuperpixelSection)
+    embed: EmbedSection = field(default_factory=EmbedSection)
+    train: TrainSection = field(default_factory=TrainSection)
+    generate: GenerateSection = field(default_factory=GenerateSection)
+    #: dense-CRF refinement of the pixel class distribution before the argmax (generate): null (off),
+    #: or a mapping of :class:`wsss.core.crf.CRFParams` fields (``{}``: DeepLab's VOC defaults)
+    crf: Optional[CRFParams] = None
+    #: the parsed ``loss`` (formulas checked against the class names; a described dataset's are bound
+    #: when :func:`~stage1_pseudolabel.pipeline.prepare.open_dataset` reads it)
+    constraints: ConstraintConfig = field(init=False, repr=False, compare=False)
 
-    # -- generate --------------------------------------------------------------------------------
-    confidence_threshold: float = 0.0  #: pixels whose top class probability is below -> 255 (0: off)
-    output_dir: Optional[str] = None  #: default <work_dir>/pseudo_masks (zero-shot: zeroshot_<prompt_mode>)
-    decoder_checkpoint: Optional[str] = None  #: default <work_dir>/decoder/final.pth
-    embed_missing: bool = True  #: generate computes (and caches) embeddings that are missing
-    #: processes that run the dense CRF (with ``crf`` set) and read its masks, in image order; null:
-    #: one per core of this process's share of the machine (at most 16); 0 or 1: in generate itself
-    crf_workers: Optional[int] = None
-    #: dense-CRF refinement of the pixel class distribution before the argmax: null (off), or a
-    #: mapping of :class:`wsss.core.crf.CRFParams` fields (``{}``: DeepLab's VOC defaults)
-    crf: Optional[Dict[str, Any]] = None
-    #: also write instance pseudo-labels (COCO JSON with RLE masks, one file per shard under
-    #: ``<work_dir>/instances/``; see :mod:`wsss.core.instances`)
-    instances: bool = False
-    diagnostics: bool = False  #: generate also writes where each constraint is violated (low-res maps)
+    def __post_init__(self) -> None:
+        import_custom_modules(self.custom_imports)
+        if not isinstance(self.loss, dict):
+            raise ValueError(f"config key loss must be a mapping of constraint weights and options, got {self.loss!r}")
+        names = None if self.data.dataset else numbered_class_names(self.data.num_foreground)
+        try:  # refuses unknown names and bad formulas before any work
+            self.constraints = ConstraintConfig.from_dict(self.loss, class_names=names)
+        except ValueError as exc:
+            raise ValueError(f"config key loss: {exc}") from None
 
     # -- derived paths ----------------------------------------------------------------------------
     @property
@@ -169,9 +138,9 @@ class Stage1Config:
         return self.work_path / "train_log.jsonl"
 
     def output_path(self, *, zero_shot: bool) -> Path:
-        if self.output_dir:
-            return Path(self.output_dir)
-        return self.work_path / (f"zeroshot_{self.prompt_mode}" if zero_shot else "pseudo_masks")
+        if self.generate.output_dir:
+            return Path(self.generate.output_dir)
+        return self.work_path / (f"zeroshot_{self.prompts.mode}" if zero_shot else "pseudo_masks")
 
     def diagnostics_path(self, *, zero_shot: bool) -> Path:
         """Per-image violation maps: ``<work_dir>/diagnostics/<mask folder name>/<id>.npz``."""
@@ -187,71 +156,43 @@ class Stage1Config:
         return self.work_path / "instances" / f"{name}.json"
 
     def decoder_path(self) -> Path:
-        return Path(self.decoder_checkpoint) if self.decoder_checkpoint else self.decoder_dir / "final.pth"
+        checkpoint = self.generate.decoder_checkpoint
+        return Path(checkpoint) if checkpoint else self.decoder_dir / "final.pth"
 
-    @property
-    def checkpoint_path(self) -> Optional[Path]:
-        if self.checkpoint in (None, "", "none", "None", "null"):
-            return None
-        return Path(self.checkpoint)
-
-    def validate(self) -> "Stage1Config":
-        from logic.constraints import ConstraintConfig
-        from stage1_pseudolabel.sam.prompts import PROMPT_MODES
-        from stage1_pseudolabel.sam.precision import PRECISIONS
-
-        import_custom_modules(self.custom_imports)
-        if not isinstance(self.loss, dict):
-            raise ValueError(f"loss must be a mapping of constraint weights and options, got {self.loss!r}")
-        try:
-            ConstraintConfig.from_dict(self.loss)  # refuses unknown names and bad formulas before any work
-        except ValueError as exc:
-            raise ValueError(f"config key loss: {exc}") from None
-
-        bad = [k for k in self.weak_labels if k not in WEAK_LABEL_KINDS]
-        if bad:
-            raise ValueError(f"weak_labels: unknown kind(s) {bad}; choose from {WEAK_LABEL_KINDS}")
-        if self.prompt_mode not in PROMPT_MODES:
-            raise ValueError(f"prompt_mode must be one of {PROMPT_MODES}, got {self.prompt_mode!r}")
-        if self.model_type not in MODEL_TYPES:
-            raise ValueError(f"model_type must be one of {MODEL_TYPES}, got {self.model_type!r}")
-        if self.precision not in PRECISIONS:
-            raise ValueError(f"precision must be one of {PRECISIONS}, got {self.precision!r}")
-        if self.train_precision not in (None, *PRECISIONS):
-            raise ValueError(f"train_precision must be null or one of {PRECISIONS}, got {self.train_precision!r}")
-        if self.attention not in ("eager", "sdpa"):
-            raise ValueError(f"attention must be 'eager' or 'sdpa', got {self.attention!r}")
-        if self.preload_embeddings not in ("auto", "device", "none"):
-            raise ValueError(f"preload_embeddings must be 'auto', 'device' or 'none', got {self.preload_embeddings!r}")
-        for name in ("prepare_workers", "crf_workers"):
-            if getattr(self, name) is not None and getattr(self, name) < 0:
-                raise ValueError(f"{name} must be >= 0 or null, got {getattr(self, name)}")
-        if self.no_label_policy not in ("background", "skip"):
-            raise ValueError(f"no_label_policy must be 'background' or 'skip', got {self.no_label_policy!r}")
-        if self.train_params not in ("decoder", "lora") or self.lora_rank < 1:
-            raise ValueError(f"train_params must be 'decoder' or 'lora' (lora_rank >= 1), got {self.train_params!r}")
-        if self.train_heads not in ("single", "all"):
-            raise ValueError(f"train_heads must be 'single' or 'all', got {self.train_heads!r}")
-        if not 0.0 <= self.confidence_threshold < 1.0:
-            raise ValueError(f"confidence_threshold must be in [0, 1), got {self.confidence_threshold}")
-        if self.decoder_batch_images < 1:
-            raise ValueError(f"decoder_batch_images must be >= 1, got {self.decoder_batch_images}")
-        if self.batch_size < 1 or self.epochs < 0 or self.checkpoint_every < 1:
-            raise ValueError("batch_size and checkpoint_every must be >= 1 and epochs >= 0")
-        if self.crf is not None:
-            from wsss.core.crf import crf_params
-
-            if not isinstance(self.crf, dict):
-                raise ValueError(f"crf must be null or a mapping of CRF parameters, got {self.crf!r}")
-            crf_params(self.crf, where="stage-1 config key crf")
-        return self
-
+    # -- as a mapping --------------------------------------------------------------------------------
     def to_dict(self) -> Dict[str, Any]:
-        return dataclasses.asdict(self)
+        """The config as its YAML reads: sections as mappings, ``crf`` as its parameters."""
+        return {f.name: _plain(getattr(self, f.name)) for f in dataclasses.fields(self) if f.init}
+
+    def get(self, key: str) -> Any:
+        """The plain value of a key, sections' keys dotted (``"train.lr"``, ``"crf"``)."""
+        value: Any = self.to_dict()
+        for part in key.split("."):
+            value = value[part]
+        return value
+
+    def updated(self, **changes: Any) -> "Stage1Config":
+        """A checked copy with ``changes`` merged over this config as ``--cfg-options`` are: dotted keys
+        (``**{"train.lr": 1e-4}``) or section mappings (``generate={"diagnostics": True}``)."""
+        return config_from_dict(merge_config(self.to_dict(), checked_layer(changes, where="updated()")))
 
     def save(self, path: Path) -> None:
         with atomic_write(path, durable=False) as handle:
             handle.write(yaml.safe_dump(self.to_dict(), sort_keys=False).encode())
+
+
+def _plain(value: Any) -> Any:
+    if dataclasses.is_dataclass(value):
+        return dataclasses.asdict(value)
+    return value
+
+
+def numbered_class_names(num_foreground: int) -> Tuple[str, ...]:
+    """Names of labels ``0..num_foreground`` of a VOC-layout folder: VOC's for 20 classes, else
+    ``class1 ..``, background first."""
+    if num_foreground == len(VOC_CLASSES) - 1:
+        return tuple(VOC_CLASSES)
+    return ("background",) + tuple(f"class{i}" for i in range(1, num_foreground + 1))
 
 
 def import_custom_modules(names: Sequence[str]) -> None:
@@ -278,6 +219,7 @@ def import_custom_modules(names: Sequence[str]) -> None:
             raise ImportError(f"custom_imports: cannot import {name!r}: {type(exc).__name__}: {exc}") from exc
 
 
+
 def load_yaml_config(path: Path) -> Dict[str, Any]:
     """A stage-1 YAML file with its ``_base_`` files merged under it (bases first, in list order)."""
     return load_yaml_with_bases(
@@ -293,37 +235,76 @@ def build_config(
     overrides: Optional[Dict[str, Any]] = None,
     cfg_options: Sequence[str] = (),
 ) -> Stage1Config:
-    """Defaults <- YAML file (with its bases) <- ``overrides`` (flags) <- ``cfg_options`` (``key=value``)."""
-    values: Dict[str, Any] = dataclasses.asdict(Stage1Config())
+    """Defaults <- YAML file (with its bases) <- ``overrides`` (flags) <- ``cfg_options`` (``key=value``).
+
+    ``overrides`` is a mapping as the YAML is (``{"train": {"lr": 1e-4}}``) or with dotted keys
+    (``{"train.lr": 1e-4}``); its None values are left out (flags not given).
+    """
+    values = Stage1Config().to_dict()
     if config_file:
-        values = merge_config(values, load_yaml_config(Path(config_file)))
-    values = merge_config(values, {k: v for k, v in (overrides or {}).items() if v is not None})
-    values = merge_config(values, parse_cfg_options(cfg_options))
-    names = {f.name for f in dataclasses.fields(Stage1Config)}
-    unknown = sorted(set(values) - names)
-    if unknown:
-        raise ValueError(f"unknown stage-1 config key(s): {', '.join(unknown)}; valid keys: {', '.join(sorted(names))}")
-    for f in dataclasses.fields(Stage1Config):
-        values[f.name] = _coerce(f.name, str(f.type), values[f.name])
-    return Stage1Config(**values).validate()
+        values = merge_config(values, checked_layer(load_yaml_config(Path(config_file)), where=str(config_file)))
+    values = merge_config(values, checked_layer(_without_none(overrides or {}), where="overrides"))
+    values = merge_config(values, checked_layer(parse_cfg_options(cfg_options), where="--cfg-options"))
+    return config_from_dict(values)
 
 
-def _coerce(name: str, annotation: str, value: Any) -> Any:
-    """YAML 1.1 reads ``1e-4`` as a string: turn numeric strings into the field's number type."""
-    if isinstance(value, str) and value.lower() not in ("none", "null"):
-        for kind, cast in (("float", float), ("int", int)):
-            if kind in annotation and "str" not in annotation:
-                try:
-                    return cast(value)
-                except ValueError:
-                    raise ValueError(f"config key {name}: expected a {kind}, got {value!r}") from None
-    return value
+def _without_none(values: Mapping[str, Any]) -> Dict[str, Any]:
+    return {k: _without_none(v) if isinstance(v, dict) else v for k, v in values.items() if v is not None}
+
+
+def checked_layer(values: Mapping[str, Any], *, where: str) -> Dict[str, Any]:
+    """A layer of keys (a YAML file, flags, ``--cfg-options``) with dotted keys expanded into their
+    sections; a flat key of a section is refused with its section's spelling, an unknown key with
+    the valid ones."""
+    out: Dict[str, Any] = {}
+    for key, value in values.items():
+        parts = key.split(".")
+        if parts[0] == "data" and len(parts) == 1 and not isinstance(value, Mapping):
+            raise ValueError(f"{where}: config key 'data' is a section; the dataset folder is spelled 'data.root'")
+        if parts[0] in RENAMED:
+            new = RENAMED[parts[0]]
+            raise ValueError(f"{where}: config key {parts[0]!r} is spelled {new!r} (in YAML: "
+                             f"{new.split('.')[0]}: {{{new.split('.')[1]}: ...}})")
+        if parts[0] not in _TOP_KEYS:
+            raise ValueError(f"{where}: unknown stage-1 config key {parts[0]!r}; valid keys: {', '.join(_TOP_KEYS)}")
+        nested: Any = value
+        for part in reversed(parts[1:]):
+            nested = {part: nested}
+        out = merge_config(out, {parts[0]: nested})
+    return out
+
+
+_TOP_KEYS = [f.name for f in dataclasses.fields(Stage1Config) if f.init]
+
+
+def config_from_dict(values: Mapping[str, Any]) -> Stage1Config:
+    """The checked config of a complete mapping (every key present, as :meth:`Stage1Config.to_dict`)."""
+    hints = typing.get_type_hints(Stage1Config)
+    kwargs: Dict[str, Any] = {}
+    for name in _TOP_KEYS:
+        value = values[name]
+        if name in SECTIONS:
+            kwargs[name] = build_section(SECTIONS[name], value, name)
+        elif name == "crf":
+            if value is not None and not isinstance(value, Mapping):
+                raise ValueError(f"config key crf must be null or a mapping of CRF parameters, got {value!r}")
+            kwargs[name] = None if value is None else crf_params(value, where="config key crf")
+        else:
+            kwargs[name] = coerce(name, hints[name], value)
+    return Stage1Config(**kwargs)
+
+
+#: the config key each flag of :func:`add_common_arguments` sets (by the flag's dest)
+COMMON_FLAGS: Dict[str, str] = {
+    "data": "data.root", "dataset": "data.dataset", "split": "data.split", "work_dir": "work_dir",
+    "model_type": "model.type", "checkpoint": "model.checkpoint", "prompt_mode": "prompts.mode", "device": "device",
+}
 
 
 def add_common_arguments(parser: argparse.ArgumentParser) -> None:
     """The flags every stage-1 CLI shares (those of the Makefile's ``STAGE1_COMMON``)."""
     add_config_arguments(parser, config_help="YAML config (configs/stage1/*.yaml)")
-    parser.add_argument("--data", help="VOC-layout dataset folder")
+    parser.add_argument("--data", help="VOC-layout dataset folder (data.root)")
     parser.add_argument("--dataset", help="dataset description YAML (configs/datasets/*.yaml); replaces --data")
     parser.add_argument("--split", help="id list under ImageSets/Segmentation ('all' for every JPEG)")
     parser.add_argument("--work-dir", dest="work_dir", help="where caches, checkpoints, logs and masks go")
@@ -338,11 +319,13 @@ def add_common_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def config_from_args(args: argparse.Namespace, extra: Optional[Dict[str, Any]] = None) -> Stage1Config:
-    """The config of a CLI call: ``--config`` file, then the flags, then ``--cfg-options`` / ``--set``."""
-    keys = ("data", "dataset", "split", "work_dir", "model_type", "checkpoint", "prompt_mode", "device")
-    flags = {k: getattr(args, k, None) for k in keys}
+    """The config of a CLI call: ``--config`` file, then the flags, then ``--cfg-options`` / ``--set``.
+
+    ``extra``: the values of a step's own flags by config key (``{"train.lr": args.lr}``).
+    """
+    flags = {key: getattr(args, dest, None) for dest, key in COMMON_FLAGS.items()}
     cfg = build_config(config_file=args.config, overrides={**flags, **(extra or {})},
                        cfg_options=args.cfg_options or ())
-    if cfg.split == "all":
-        cfg.split = None
+    if cfg.data.split == "all":
+        cfg.data.split = None
     return cfg

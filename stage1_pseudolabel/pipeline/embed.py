@@ -126,7 +126,7 @@ def run_embed(cfg: Stage1Config, *, shard_index: int = 0, num_shards: int = 1, p
     """Embed this shard's images; returns a summary (also written as JSON to the work dir)."""
     start = time.time()
     device = resolve_device(cfg.device)
-    model, key = load_model(cfg, device=device)
+    model, key = load_model(cfg.model, device=device)
     cache = EmbeddingCache(cfg.cache_dir, key=key, durable=cfg.durable_writes)
     for stale in remove_stale_temp_files(cache.root):
         log.info("removed %s (a temporary file of a killed run)", stale)
@@ -140,8 +140,8 @@ def run_embed(cfg: Stage1Config, *, shard_index: int = 0, num_shards: int = 1, p
              len(ids), shard_index, num_shards, cached, empty, len(todo))
     t0 = time.time()
     written = embed_ids(model, cache, todo, device=device,
-                        batch_size=cfg.embed_batch_size, progress=progress, problems=problems,
-                        precision=cfg.precision)
+                        batch_size=cfg.embed.batch_size, progress=progress, problems=problems,
+                        precision=cfg.model.precision)
     seconds = time.time() - t0
     problems_file = cfg.work_path / "logs" / f"embed_shard{shard_index}of{num_shards}.json"
     summary = {
@@ -164,7 +164,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     setup_logging()
 
     def body() -> int:
-        cfg = config_from_args(args, {"embed_batch_size": args.embed_batch_size})
+        cfg = config_from_args(args, {"embed.batch_size": args.embed_batch_size})
         s = run_embed(cfg, shard_index=args.shard_index, num_shards=args.num_shards, progress=not args.no_progress)
         print(f"embedded {s['embedded']} image(s) ({s['seconds_per_image']} s/img), {s['already_cached']} already "
               f"cached, {s['without_objects']} without objects, {len(s['problems'])} problem(s) -> {s['cache']}")

@@ -56,7 +56,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from wsss.core.crf import crf_params, require_crf
+from wsss.core.crf import require_crf
 from wsss.core import instances as inst
 from wsss.core.masks import write_mask
 from wsss.core.atomic import atomic_write, remove_stale_temp_files, write_json
@@ -81,8 +81,9 @@ INSTANCE_FLUSH_SECONDS = 60.0
 #: the record, in a mask folder, of what made its masks
 RECORD_FILE = ".generated_by.json"
 #: config keys that change a pseudo-mask (besides the decoder and the model)
-MASK_KEYS = ("weak_labels", "prompt_mode", "num_positive", "num_negative", "multimask_output", "min_box_size",
-             "boxless_objects", "tag_objects", "seed", "precision", "crf", "confidence_threshold", "num_foreground")
+MASK_KEYS = ("data.weak_labels", "data.num_foreground", "prompts.mode", "prompts.num_positive", "prompts.num_negative",
+             "prompts.multimask_output", "prompts.min_box_size", "prompts.boxless_objects", "prompts.tag_objects",
+             "seed", "model.precision", "crf", "generate.confidence_threshold")
 
 
 class OutputMismatchError(UserError, RuntimeError):
@@ -93,7 +94,7 @@ def mask_record(cfg: Stage1Config, key, *, zero_shot: bool) -> Dict[str, object]
     """What the masks of this run depend on (the decoder file by its fingerprint)."""
     decoder = "zero-shot" if zero_shot else checkpoint_fingerprint(cfg.decoder_path())
     return json.loads(json.dumps({"decoder": decoder, "model": key.as_dict(),
-                                  "config": {k: getattr(cfg, k) for k in MASK_KEYS}}))
+                                  "config": {k: cfg.get(k) for k in MASK_KEYS}}))
 
 
 def check_mask_record(out_dir, record: Dict[str, object]) -> None:
@@ -164,9 +165,9 @@ class _Generation:
         self.cfg, self.model, self.key, self.cache, self.device = cfg, model, key, cache, device
         self.dataset, self.out_dir, self.crf, self.instances = dataset, out_dir, crf, instances
         self.palette = getattr(dataset, "palette", None)  # a description's colours; None: the VOC colour map
-        self.runner = DecoderRunner(model, device=device, multimask_output=cfg.multimask_output,
-                                    precision=cfg.precision)
-        self.diag_dir = cfg.diagnostics_path(zero_shot=zero_shot) if cfg.diagnostics else None
+        self.runner = DecoderRunner(model, device=device, multimask_output=cfg.prompts.multimask_output,
+                                    precision=cfg.model.precision)
+        self.diag_dir = cfg.diagnostics_path(zero_shot=zero_shot) if cfg.generate.diagnostics else None
         self.counts = {"written": 0, "existing": 0, "diagnostics": 0, "no_labels_background": 0,
                        "no_labels_skipped": 0, "embedded_now": 0, "instances": 0, "instances_added": 0}
         self.problems: List[Dict[str, str]] = []
@@ -192,13 +193,14 @@ class _Generation:
         if self.cache.has(image_id):
             image = ann.read_image() if self.crf is not None else None
             return "decode", prepared, self.cache.load(image_id, height=ann.height, width=ann.width), image, constraints
-        if not cfg.embed_missing:  # the main loop says so
+        if not cfg.generate.embed_missing:  # the main loop says so
             return "embed", prepared, ann, None, None
         return "embed", prepared, ann, ann.read_image(), constraints  # unreadable: a WeakLabelError, reported
 
     def run(self, ids: Sequence[str], *, progress: bool, desc: str) -> None:
         bar = tqdm(total=len(ids), desc=desc, unit="img", disable=not progress, dynamic_ncols=True)
-        crf_workers = (default_workers() if self.cfg.crf_workers is None else self.cfg.crf_workers) if self.crf else 0
+        crf_workers = self.cfg.generate.crf_workers
+        crf_workers = (default_workers() if crf_workers is None else crf_workers) if self.crf else 0
         with BackgroundWriter(max_pending=4) as self.writer, OrderedProcessPool(crf_workers) as self.masks_pool:
             for image_id, item, error in prefetch(self.read, ids, ahead=4):
                 bar.update(1)
@@ -224,11 +226,11 @@ class _Generation:
         else:
             embedding = self.embed(image_id, image, a=b) if what == "embed" else b.to(self.device, non_blocking=True)
             self.to_decode.append((image_id, a, embedding, image, constraints))
-            if len(self.to_decode) >= self.cfg.decoder_batch_images:
+            if len(self.to_decode) >= self.cfg.model.decoder_batch_images:
                 self.decode_queued()
 
     def no_objects(self, image_id: str, ann) -> None:
-        if self.cfg.no_label_policy == "skip":
+        if self.cfg.data.no_label_policy == "skip":
             self.counts["no_labels_skipped"] += 1
             log.info("%s has no object label: skipped (no_label_policy=skip)", image_id)
             return
@@ -237,17 +239,17 @@ class _Generation:
             self.instances.add(image_id, empty)
         out_path = self.out_dir / f"{image_id}.png"
         if not out_path.is_file():
-            self.writer.submit(write_mask, out_path, empty, num_foreground=self.cfg.num_foreground,
+            self.writer.submit(write_mask, out_path, empty, num_foreground=self.cfg.data.num_foreground,
                                palette=self.palette, durable=self.cfg.durable_writes)
         self.counts["no_labels_background"] += 1
         log.info("%s has no object label: all-background mask (no_label_policy=background)", image_id)
 
     def embed(self, image_id: str, image: Optional[np.ndarray], *, a) -> torch.Tensor:
         """The embedding of an image the cache lacks (``embed_missing``), cached on the way."""
-        if not self.cfg.embed_missing:
+        if not self.cfg.generate.embed_missing:
             raise FileNotFoundError(f"no cached embedding for {image_id} in {self.cache.root}: run stage1-embed "
                                     "first (or set embed_missing: true)")
-        with autocast(self.cfg.precision, self.device):
+        with autocast(self.cfg.model.precision, self.device):
             emb = self.model.encode([self.model.prepare_image(image)], device=self.device)
         self.cache.save(image_id, emb, height=a.height, width=a.width)
         self.counts["embedded_now"] += 1
@@ -262,7 +264,7 @@ class _Generation:
             logits_list = self.runner.batch_object_logits([p[1] for p in self.to_decode],
                                                           [p[2] for p in self.to_decode])
         for (image_id, prepared, _, image, constraints), logits in zip(self.to_decode, logits_list):
-            args = (prepared, logits, image, self.crf, self.cfg.confidence_threshold, self.instances is not None)
+            args = (prepared, logits, image, self.crf, self.cfg.generate.confidence_threshold, self.instances is not None)
             if self.crf is None:  # no CPU work worth a process: at once, on the device
                 self.complete(image_id, prepared, logits, constraints, finished_mask(*args))
             else:
@@ -285,7 +287,7 @@ class _Generation:
         if out_path.is_file():  # decoded again for its objects (or its diagnostics) only
             self.counts["instances_added"] += int(self.instances is not None)
             return
-        self.writer.submit(write_mask, out_path, mask, num_foreground=self.cfg.num_foreground, palette=self.palette,
+        self.writer.submit(write_mask, out_path, mask, num_foreground=self.cfg.data.num_foreground, palette=self.palette,
                            durable=self.cfg.durable_writes)
         self.counts["written"] += 1
 
@@ -300,15 +302,13 @@ def run_generate(
 ) -> Dict[str, object]:
     """Write this shard's pseudo-masks; returns a summary (also written as JSON under ``<work_dir>/logs``)."""
     device = resolve_device(cfg.device)
-    model, key = load_model(cfg, device=device)
+    model, key = load_model(cfg.model, device=device)
     cache = EmbeddingCache(cfg.cache_dir, key=key, durable=cfg.durable_writes)
     if not zero_shot:
         load_decoder(cfg.decoder_path(), model=model, key=key)
     model.eval()
-    crf = None
     if cfg.crf is not None:  # fail before any work, not on the first image
         require_crf()
-        crf = crf_params(cfg.crf, where="stage-1 config key crf")
     out_dir = cfg.output_path(zero_shot=zero_shot)
     out_dir.mkdir(parents=True, exist_ok=True)
     check_mask_record(out_dir, mask_record(cfg, key, zero_shot=zero_shot))
@@ -317,7 +317,7 @@ def run_generate(
     dataset = open_dataset(cfg)
     ids = rank_shard_ids(dataset.ids, shard_index=shard_index, num_shards=num_shards)
     instances = None
-    if cfg.instances:
+    if cfg.generate.instances:
         rank, size = world()
         instances = InstanceFile(
             cfg.instances_path(zero_shot=zero_shot, shard_index=shard_index, num_shards=num_shards, rank=rank,
@@ -327,7 +327,7 @@ def run_generate(
                   "score": "mean probability of the object's class over its mask"})
     t_start = time.time()
     gen = _Generation(cfg, model=model, key=key, cache=cache, device=device, dataset=dataset, out_dir=out_dir,
-                      crf=crf, instances=instances, zero_shot=zero_shot)
+                      crf=cfg.crf, instances=instances, zero_shot=zero_shot)
     gen.run(ids, progress=progress, desc="generate" + (" (zero-shot)" if zero_shot else ""))
     summary: Dict[str, object] = {
         "step": "generate", "zero_shot": zero_shot, "output_dir": str(out_dir), "shard_index": shard_index,
@@ -336,7 +336,7 @@ def run_generate(
         "seconds": round(time.time() - t_start, 3),
         "instances_file": str(instances.path) if instances is not None else None,
     }
-    tag = "zeroshot_" + cfg.prompt_mode if zero_shot else "finetuned"
+    tag = "zeroshot_" + cfg.prompts.mode if zero_shot else "finetuned"
     summary["problems_file"] = str(cfg.work_path / "logs" / f"generate_{tag}_shard{shard_index}of{num_shards}.json")
     write_json(summary["problems_file"], summary, sort_keys=True)
     return summary
@@ -383,8 +383,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     setup_logging()
 
     def body() -> int:
-        extra = {k: getattr(args, k) for k in ("output_dir", "decoder_checkpoint", "confidence_threshold", "instances",
-                                               "diagnostics")}
+        extra = {f"generate.{k}": getattr(args, k) for k in ("output_dir", "decoder_checkpoint", "confidence_threshold",
+                                                             "instances", "diagnostics")}
         cfg = config_from_args(args, extra)
         s = run_generate(cfg, zero_shot=args.zero_shot, shard_index=args.shard_index, num_shards=args.num_shards,
                          progress=not args.no_progress)

@@ -19,7 +19,7 @@ import torch
 from torch import nn
 
 from stage1_pseudolabel.pipeline.cache import CacheKey, atomic_torch_save
-from stage1_pseudolabel.pipeline.config import Stage1Config
+from stage1_pseudolabel.pipeline.config_sections import ModelSection
 from stage1_pseudolabel.sam.backends.base import EMBED, SamBackend
 from stage1_pseudolabel.sam.backends.build import build_backend
 from stage1_pseudolabel.sam.checkpoint import CheckpointError
@@ -39,24 +39,25 @@ def resolve_device(name: str) -> torch.device:
     return device
 
 
-def load_model(cfg: Stage1Config, *, device: torch.device, encoder: bool = True) -> Tuple[SamBackend, CacheKey]:
-    """Build SAM as configured (strict checkpoint load) and the key of its embeddings; sets the
-    process's TF32 mode to ``cfg.tf32``. ``encoder=False``: without the image encoder
+def load_model(model_cfg: ModelSection, *, device: torch.device, encoder: bool = True) -> Tuple[SamBackend, CacheKey]:
+    """Build SAM as the config's ``model`` section says (strict checkpoint load) and the key of its
+    embeddings; sets the process's TF32 mode to ``model_cfg.tf32``. ``encoder=False``: without the image encoder
     (``model.image_encoder`` is None), whose weights SAM 1 then does not even read.
 
     Raises:
         CheckpointError: missing / truncated / wrong-variant checkpoint (the message says which).
     """
-    ckpt = cfg.checkpoint_path
+    ckpt = model_cfg.checkpoint_path
     if ckpt is None:
-        log.warning("no SAM checkpoint: using RANDOM weights (model_seed=%d); only for tests and benchmarks", cfg.model_seed)
-    model = build_backend(cfg.model_type, checkpoint=ckpt, seed=cfg.model_seed, device="cpu", encoder=encoder,
-                          **cfg.model_kwargs)
+        log.warning("no SAM checkpoint: using RANDOM weights (model.seed=%d); only for tests and benchmarks",
+                    model_cfg.seed)
+    model = build_backend(model_cfg.type, checkpoint=ckpt, seed=model_cfg.seed, device="cpu", encoder=encoder,
+                          **model_cfg.kwargs)
     key = cache_key(model, ckpt)
     if not encoder:
         model.image_encoder = None
-    model.set_speed_options(attention=cfg.attention, compile_encoder=cfg.compile_encoder)
-    set_tf32(cfg.tf32)
+    model.set_speed_options(attention=model_cfg.attention, compile_encoder=model_cfg.compile_encoder)
+    set_tf32(model_cfg.tf32)
     return model.to(device).eval(), key
 
 

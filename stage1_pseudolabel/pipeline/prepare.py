@@ -14,6 +14,7 @@ the loss (the image's boxes say there is no such object), with a debug message.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import json
 import logging
@@ -24,15 +25,16 @@ from typing import List, Optional, Tuple, Union
 import numpy as np
 import torch
 
-from logic.constraints import CompiledConstraints, ConstraintConfig
+from logic.constraints import CompiledConstraints
 from logic.superpixels import compute_superpixels
 from wsss.core.frames import SamFrame
 from stage1_pseudolabel.pipeline.cache import atomic_torch_save
-from stage1_pseudolabel.pipeline.config import Stage1Config
+from stage1_pseudolabel.pipeline.config import Stage1Config, numbered_class_names
+from stage1_pseudolabel.pipeline.config_sections import PromptSection
 from stage1_pseudolabel.sam.class_distribution import image_classes, object_channels
 from stage1_pseudolabel.sam.prompts import ImageObjects, ObjectPrompts, build_prompts, image_objects
 from wsss.core.weak_labels.annotation import ImageAnnotation, select_weak_labels
-from wsss.core.weak_labels.classes import IGNORE_INDEX, VOC_CLASSES
+from wsss.core.weak_labels.classes import IGNORE_INDEX
 from wsss.core.datasets import DescribedDataset, dataset_class_names
 from wsss.core.weak_labels.voc import VocDataset
 
@@ -40,26 +42,29 @@ log = logging.getLogger(__name__)
 
 
 def open_dataset(cfg: Stage1Config) -> Union[VocDataset, DescribedDataset]:
-    """The configured dataset (images are only header-read until needed): the one ``cfg.dataset``
-    describes, else the VOC-layout folder ``cfg.data`` with the 20 VOC classes.
+    """The configured dataset (images are only header-read until needed): the one ``cfg.data.dataset``
+    describes, else the VOC-layout folder ``cfg.data.root`` with the 20 VOC classes.
 
     Both have ``ids``, ``load(id)``, ``image_path(id)``, ``classes`` and ``num_foreground``; with a
-    description, ``cfg.num_foreground`` is set from its class list (masks, loss and metrics follow it).
+    description, ``cfg.data.num_foreground`` is set from its class list (masks, loss and metrics
+    follow it) and the formulas of ``cfg.constraints`` are checked against its class names.
     """
-    if cfg.dataset:
-        dataset = DescribedDataset(cfg.dataset, split=cfg.split)
-        cfg.num_foreground = dataset.num_foreground
+    data = cfg.data
+    if data.dataset:
+        dataset = DescribedDataset(data.dataset, split=data.split)
+        data.num_foreground = dataset.num_foreground
+        cfg.constraints = cfg.constraints.with_class_names(class_names(cfg))
     else:
         dataset = VocDataset(
-            cfg.data,
-            split=cfg.split,
+            data.root,
+            split=data.split,
             verify_images=False,
-            scribble_dir=cfg.scribble_dir,
-            points_dir=cfg.points_dir,
-            tags_dir=cfg.tags_dir,
+            scribble_dir=data.scribble_dir,
+            points_dir=data.points_dir,
+            tags_dir=data.tags_dir,
         )
-    if cfg.max_images is not None:
-        dataset.ids = dataset.ids[: cfg.max_images]
+    if data.max_images is not None:
+        dataset.ids = dataset.ids[: data.max_images]
     return dataset
 
 
@@ -111,25 +116,25 @@ class PreparedImage:
 
 def has_objects(ann: ImageAnnotation, cfg: Stage1Config) -> bool:
     """True if the image has an object to prompt for under ``cfg`` (no prompts are built)."""
-    return _objects(select_weak_labels(ann, cfg.weak_labels), cfg).num_objects > 0
+    return _objects(select_weak_labels(ann, cfg.data.weak_labels), cfg.prompts).num_objects > 0
 
 
-def _objects(ann: ImageAnnotation, cfg: Stage1Config) -> ImageObjects:
-    return image_objects(ann, min_box_size=cfg.min_box_size, boxless_objects=cfg.boxless_objects,
-                         tag_objects=cfg.tag_objects)
+def _objects(ann: ImageAnnotation, prompts: PromptSection) -> ImageObjects:
+    return image_objects(ann, min_box_size=prompts.min_box_size, boxless_objects=prompts.boxless_objects,
+                         tag_objects=prompts.tag_objects)
 
 
 def prepare_image(ann: ImageAnnotation, cfg: Stage1Config, *, encoder_size: int, lowres: int,
                   padded: bool = True) -> PreparedImage:
     """Objects, class channels and prompts of one image (no constraints); ``padded=False`` is SAM 2's
     square geometry (:class:`~wsss.core.frames.SamFrame`, the cache key's ``padded``)."""
-    ann = select_weak_labels(ann, cfg.weak_labels)
+    ann = select_weak_labels(ann, cfg.data.weak_labels)
     frame = SamFrame(height=ann.height, width=ann.width, encoder_size=encoder_size, lowres=lowres, padded=padded)
-    objects = _objects(ann, cfg)
+    objects = _objects(ann, cfg.prompts)
     classes_t = image_classes(torch.as_tensor(objects.classes))
     prompts = build_prompts(
-        ann, objects, frame, mode=cfg.prompt_mode, num_positive=cfg.num_positive,
-        num_negative=cfg.num_negative, seed=cfg.seed,
+        ann, objects, frame, mode=cfg.prompts.mode, num_positive=cfg.prompts.num_positive,
+        num_negative=cfg.prompts.num_negative, seed=cfg.seed,
     )
     return PreparedImage(
         image_id=ann.image_id, frame=frame, objects=objects, classes=classes_t,
@@ -175,7 +180,8 @@ def superpixel_cache_path(cfg: Stage1Config, image_id: str) -> Path:
 def lowres_superpixels(ann: ImageAnnotation, frame: SamFrame, cfg: Stage1Config) -> np.ndarray:
     """SLIC superpixels of the image in the low-res frame, cached on disk (``int32 [L, L]``, -1 none)."""
     # slic: the valid rectangle is segmented as a crop (logic.superpixels), not through a mask
-    settings = json.dumps(dict(cfg.superpixels, slic="crop", lowres=frame.lowres, encoder_size=frame.encoder_size,
+    slic_settings = dataclasses.asdict(cfg.superpixels)
+    settings = json.dumps(dict(slic_settings, slic="crop", lowres=frame.lowres, encoder_size=frame.encoder_size,
                                hw=[frame.height, frame.width], **({} if frame.padded else {"padded": False})),
                           sort_keys=True)
     path = superpixel_cache_path(cfg, ann.image_id)
@@ -185,7 +191,7 @@ def lowres_superpixels(ann: ImageAnnotation, frame: SamFrame, cfg: Stage1Config)
             return obj["superpixels"].numpy()
     image = frame.image_to_lowres(ann.read_image())
     valid = frame.valid_lowres().numpy()
-    sp = compute_superpixels(image, valid=valid, **cfg.superpixels).astype(np.int32)
+    sp = compute_superpixels(image, valid=valid, **slic_settings).astype(np.int32)
     atomic_torch_save({"superpixels": torch.from_numpy(sp), "settings": settings}, path, durable=cfg.durable_writes)
     return sp
 
@@ -200,16 +206,6 @@ def lowres_box_cover(prepared: PreparedImage) -> torch.Tensor:
     return cover & frame.valid_lowres()
 
 
-@functools.lru_cache(maxsize=8)
-def _constraint_config(loss_json: str, class_names: Tuple[str, ...]) -> ConstraintConfig:
-    return ConstraintConfig.from_dict(json.loads(loss_json), class_names=class_names)
-
-
-def constraint_config(cfg: Stage1Config) -> ConstraintConfig:
-    """The run's :class:`ConstraintConfig` (formulas parsed once per run, not once per image)."""
-    return _constraint_config(json.dumps(cfg.loss, sort_keys=True), class_names(cfg))
-
-
 def compile_constraints(ann: ImageAnnotation, prepared: PreparedImage, cfg: Stage1Config, *,
                         zero_shot_log_probs: Optional[torch.Tensor] = None) -> CompiledConstraints:
     """The image's logic constraints over ``[1 + K, L, L]`` in the low-res frame.
@@ -221,9 +217,9 @@ def compile_constraints(ann: ImageAnnotation, prepared: PreparedImage, cfg: Stag
     (the boxes are None); the classes of box-less objects are passed as ``unboxed_labels``, which the
     background constraint allows outside the boxes.
     """
-    ann = select_weak_labels(ann, cfg.weak_labels)
+    ann = select_weak_labels(ann, cfg.data.weak_labels)
     frame = prepared.frame
-    config = constraint_config(cfg)
+    config = cfg.constraints
     need = config.needed_inputs
     boxes = box_channels = object_boxes = None
     boxed = prepared.objects.boxed
@@ -264,11 +260,9 @@ def channel_names(classes: torch.Tensor, cfg: Stage1Config) -> Tuple[str, ...]:
 
 def class_names(cfg: Stage1Config) -> Tuple[str, ...]:
     """Names of labels ``0..num_foreground`` (background first): the dataset description's, else VOC's."""
-    if cfg.dataset:
-        return _described_class_names(str(cfg.dataset))
-    if cfg.num_foreground == len(VOC_CLASSES) - 1:
-        return tuple(VOC_CLASSES)
-    return ("background",) + tuple(f"class{i}" for i in range(1, cfg.num_foreground + 1))
+    if cfg.data.dataset:
+        return _described_class_names(str(cfg.data.dataset))
+    return numbered_class_names(cfg.data.num_foreground)
 
 
 @functools.lru_cache(maxsize=4)

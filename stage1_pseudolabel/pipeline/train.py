@@ -54,7 +54,8 @@ from stage1_pseudolabel.pipeline.config import Stage1Config, add_common_argument
 from stage1_pseudolabel.pipeline.logs import JsonLinesLog
 from stage1_pseudolabel.pipeline.model import freeze_for_decoder_training, load_model, resolve_device, save_decoder
 from stage1_pseudolabel.pipeline.predict import DecoderRunner, lowres_log_distribution, lowres_object_distribution
-from stage1_pseudolabel.pipeline.prepare import PreparedImage, constraint_config, has_objects, open_dataset
+from stage1_pseudolabel.pipeline.config_sections import TrainSection
+from stage1_pseudolabel.pipeline.prepare import PreparedImage, has_objects, open_dataset
 from stage1_pseudolabel.pipeline.io import default_workers
 from stage1_pseudolabel.pipeline.train_images import TrainImages, TrainItem, foreground_cells, prepare_superpixels
 from wsss.core.cli import run_cli, setup_logging, world
@@ -104,10 +105,10 @@ def _train_state(*, decoder, optimizer, scaler, step: int, epoch: int, batch_in_
     }
 
 
-def _lr_at(step: int, cfg: Stage1Config) -> float:
-    if cfg.warmup_steps > 0 and step < cfg.warmup_steps:
-        return cfg.lr * (step + 1) / cfg.warmup_steps
-    return cfg.lr
+def _lr_at(step: int, train: TrainSection) -> float:
+    if train.warmup_steps > 0 and step < train.warmup_steps:
+        return train.lr * (step + 1) / train.warmup_steps
+    return train.lr
 
 
 # -- distributed -----------------------------------------------------------------------------------
@@ -184,12 +185,12 @@ def _log_record(totals: List[float], *, names: Sequence[str], step: int, epoch: 
 
 
 # -- training --------------------------------------------------------------------------------------
-def make_optimizer(params: Sequence[torch.nn.Parameter], cfg: Stage1Config) -> torch.optim.Optimizer:
+def make_optimizer(params: Sequence[torch.nn.Parameter], train: TrainSection) -> torch.optim.Optimizer:
     """AdamW, fused (one kernel over every parameter) where the device supports it: the per-tensor loop
     it replaces costs more than the decoder's backward on a CPU (39 ms against 18 ms a step)."""
     fused = all(p.device.type in ("cpu", "cuda") and p.dtype in (torch.float32, torch.float16, torch.bfloat16)
                 for p in params)
-    return torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay, fused=fused or None)
+    return torch.optim.AdamW(params, lr=train.lr, weight_decay=train.weight_decay, fused=fused or None)
 
 
 def training_ids(cfg: Stage1Config, dataset, cache: EmbeddingCache) -> Tuple[List[str], Dict[str, int]]:
@@ -215,7 +216,8 @@ def training_ids(cfg: Stage1Config, dataset, cache: EmbeddingCache) -> Tuple[Lis
             "(stage1-embed) first, with the same --model-type / --checkpoint"
         )
     if not ids:
-        raise ValueError(f"no training image with weak labels in {cfg.data} (split {cfg.split})")
+        raise ValueError(f"no training image with weak labels in {cfg.data.dataset or cfg.data.root} "
+                         f"(split {cfg.data.split})")
     return ids, skipped
 
 
@@ -226,8 +228,8 @@ def prepared_images(cfg: Stage1Config, ids: List[str], *, model, key, dataset, c
     frozen = copy.deepcopy(model.mask_decoder).eval()
     for p in frozen.parameters():
         p.requires_grad_(False)
-    runner = DecoderRunner(model, device=device, multimask_output=cfg.multimask_output,
-                           precision=cfg.train_precision or cfg.precision)
+    runner = DecoderRunner(model, device=device, multimask_output=cfg.prompts.multimask_output,
+                           precision=training_precision(cfg))
 
     def zero_shot(prepared: List[PreparedImage], embeddings: List[torch.Tensor]) -> List[torch.Tensor]:
         logits = runner.batch_object_logits(prepared, embeddings, mask_decoder=frozen)
@@ -236,17 +238,23 @@ def prepared_images(cfg: Stage1Config, ids: List[str], *, model, key, dataset, c
     images = TrainImages(cfg, ids, dataset=dataset, cache=cache, encoder_size=key.encoder_size,
                          lowres=key.lowres_size, device=device, zero_shot=zero_shot,
                          groups=zero_shot_groups(len(ids), seed=cfg.seed, world_size=world_size,
-                                                 batch_size=cfg.batch_size, per_call=cfg.decoder_batch_images))
-    workers = default_workers() if cfg.prepare_workers is None else cfg.prepare_workers
+                                                 batch_size=cfg.train.batch_size,
+                                                 per_call=cfg.model.decoder_batch_images))
+    workers = default_workers() if cfg.train.prepare_workers is None else cfg.train.prepare_workers
     if world_size > 1:  # every rank needs every image: each segments its share (SLIC, cached on disk) first
         prepare_superpixels(cfg, ids[rank::world_size], encoder_size=key.encoder_size, lowres=key.lowres_size,
                             padded=key.padded, workers=workers, progress=progress and rank == 0)
         dist.barrier()
     images.prepare(workers=workers, progress=progress and rank == 0)
-    images.preload(cfg.preload_embeddings)
+    images.preload(cfg.train.preload_embeddings)
     if rank == 0:
         log.info("prepared %d image(s) in %.1f s (%d worker process(es))", len(ids), images.prepare_seconds, workers)
     return images
+
+
+def training_precision(cfg: Stage1Config) -> str:
+    """The decoder's autocast while it trains: ``train.precision``, else ``model.precision``."""
+    return cfg.train.precision or cfg.model.precision
 
 
 class DecoderTrainer:
@@ -256,17 +264,19 @@ class DecoderTrainer:
     def __init__(self, cfg: Stage1Config, *, model, key, params: List[torch.nn.Parameter], device: torch.device,
                  rank: int, world_size: int, run: Dict[str, int]) -> None:
         self.cfg, self.model, self.key, self.params, self.run = cfg, model, key, params, run
+        self.train = cfg.train
         self.rank, self.world_size = rank, world_size
         decoder = model.mask_decoder
         self.decoder_call = decoder if world_size == 1 else torch.nn.parallel.DistributedDataParallel(
             decoder, device_ids=[device.index] if device.type == "cuda" else None,
-            find_unused_parameters=cfg.train_heads == "all")
-        precision = cfg.train_precision or cfg.precision
-        self.runner = DecoderRunner(model, device=device, multimask_output=cfg.multimask_output, precision=precision)
-        self.optimizer = make_optimizer(params, cfg)
+            find_unused_parameters=self.train.heads == "all")
+        precision = training_precision(cfg)
+        self.runner = DecoderRunner(model, device=device, multimask_output=cfg.prompts.multimask_output,
+                                    precision=precision)
+        self.optimizer = make_optimizer(params, self.train)
         # fp16 gradients of a small loss underflow: scale the loss, skip steps whose gradients overflow
         self.scaler = torch.amp.GradScaler(device.type, enabled=precision == "fp16")
-        self.names = constraint_config(cfg).active  # the log's columns, the same on every rank
+        self.names = cfg.constraints.active  # the log's columns, the same on every rank
         self.last_path = cfg.decoder_dir / "last.pth"
         self.steps = 0
 
@@ -274,19 +284,19 @@ class DecoderTrainer:
         """The gradients of one step on ``items``; returns its sums (:func:`_step_losses`), all-reduced,
         on the device."""
         for group in self.optimizer.param_groups:
-            group["lr"] = _lr_at(self.steps, self.cfg)
+            group["lr"] = _lr_at(self.steps, self.train)
         self.optimizer.zero_grad(set_to_none=True)
         sums = _step_losses(items, runner=self.runner, decoder=self.decoder_call, names=self.names,
-                            per_call=self.cfg.decoder_batch_images, ddp=self.world_size > 1, scaler=self.scaler)
+                            per_call=self.cfg.model.decoder_batch_images, ddp=self.world_size > 1, scaler=self.scaler)
         if self.world_size > 1:
             dist.all_reduce(sums)
         return sums
 
     def update(self) -> None:
-        """Clip the gradients (``grad_clip``) and take the optimizer step."""
-        if self.cfg.grad_clip:
+        """Clip the gradients (``train.grad_clip``) and take the optimizer step."""
+        if self.train.grad_clip:
             self.scaler.unscale_(self.optimizer)
-            torch.nn.utils.clip_grad_norm_(self.params, self.cfg.grad_clip)
+            torch.nn.utils.clip_grad_norm_(self.params, self.train.grad_clip)
         self.scaler.step(self.optimizer)
         self.scaler.update()
         self.steps += 1
@@ -333,16 +343,16 @@ def fit(trainer: DecoderTrainer, images: TrainImages, *, start: Tuple[int, int],
         train_log: JsonLinesLog, progress: bool) -> Tuple[List[float], Dict[str, List[float]]]:
     """The epochs from ``start`` (epoch, batch) until ``total_steps``; returns each step's mean loss and
     the seconds of each of its :data:`PHASES` (their sum is the step's time)."""
-    cfg, is_main = trainer.cfg, trainer.rank == 0
+    train, seed, is_main = trainer.train, trainer.cfg.seed, trainer.rank == 0
     bar = tqdm(total=total_steps, initial=min(trainer.steps, total_steps), desc="train", unit="step",
                disable=not (progress and is_main), dynamic_ncols=True)
     losses: List[float] = []
     phases: Dict[str, List[float]] = {name: [] for name in PHASES}
-    for epoch in range(start[0], cfg.epochs):
+    for epoch in range(start[0], train.epochs):
         if trainer.steps >= total_steps:
             break
-        order = epoch_order(len(images), seed=cfg.seed, epoch=epoch, rank=trainer.rank, world_size=trainer.world_size)
-        batches = [order[i : i + cfg.batch_size] for i in range(0, len(order), cfg.batch_size)]
+        order = epoch_order(len(images), seed=seed, epoch=epoch, rank=trainer.rank, world_size=trainer.world_size)
+        batches = [order[i : i + train.batch_size] for i in range(0, len(order), train.batch_size)]
         for b in range(start[1] if epoch == start[0] else 0, len(batches)):
             t0 = time.perf_counter()
             items = [images[index] for index in batches[b]]
@@ -358,13 +368,13 @@ def fit(trainer: DecoderTrainer, images: TrainImages, *, start: Tuple[int, int],
             losses.append(totals[0] / totals[-2])
             if is_main:
                 train_log.write(_log_record(totals, names=trainer.names, step=trainer.steps, epoch=epoch,
-                                            lr=_lr_at(trainer.steps - 1, cfg)))
+                                            lr=_lr_at(trainer.steps - 1, train)))
                 bar.set_postfix(loss=f"{losses[-1]:.4f}", epoch=epoch)
             bar.update(1)
             done, at_end_of_epoch = trainer.steps >= total_steps, b == len(batches) - 1
-            if trainer.steps % cfg.checkpoint_every == 0 or at_end_of_epoch or done:
+            if trainer.steps % train.checkpoint_every == 0 or at_end_of_epoch or done:
                 trainer.save(*((epoch + 1, 0) if at_end_of_epoch else (epoch, b + 1)),
-                             with_step_copy=trainer.steps % cfg.checkpoint_every == 0)
+                             with_step_copy=trainer.steps % train.checkpoint_every == 0)
             if done:
                 break
     bar.close()
@@ -377,11 +387,12 @@ def run_train(cfg: Stage1Config, *, resume: bool = False, progress: bool = True)
     rank, world_size = init_distributed(device)
     torch.manual_seed(cfg.seed)
     # train reads cached embeddings: no image encoder (SAM 1 does not even read its weights)
-    model, key = load_model(cfg, device=torch.device("cpu"), encoder=False)
+    model, key = load_model(cfg.model, device=torch.device("cpu"), encoder=False)
     model.to(device)
     cache = EmbeddingCache(cfg.cache_dir, key=key)
-    params = freeze_for_decoder_training(model, train_heads=cfg.train_heads, lora_alpha=cfg.lora_alpha,
-                                         lora_rank=cfg.lora_rank if cfg.train_params == "lora" else 0)
+    train = cfg.train
+    params = freeze_for_decoder_training(model, train_heads=train.heads, lora_alpha=train.lora_alpha,
+                                         lora_rank=train.lora_rank if train.params == "lora" else 0)
     dataset = open_dataset(cfg)
     ids, skipped = training_ids(cfg, dataset, cache)
     if rank == 0:
@@ -390,7 +401,7 @@ def run_train(cfg: Stage1Config, *, resume: bool = False, progress: bool = True)
     # The untrained decoder's distributions are taken before a resumed checkpoint is loaded.
     images = prepared_images(cfg, ids, model=model, key=key, dataset=dataset, cache=cache, device=device, rank=rank,
                              world_size=world_size, progress=progress)
-    run = {"batch_size": cfg.batch_size, "seed": cfg.seed, "world_size": world_size, "images": len(ids)}
+    run = {"batch_size": train.batch_size, "seed": cfg.seed, "world_size": world_size, "images": len(ids)}
     cfg.decoder_dir.mkdir(parents=True, exist_ok=True)
     trainer = DecoderTrainer(cfg, model=model, key=key, params=params, device=device, rank=rank,
                              world_size=world_size, run=run)
@@ -405,13 +416,13 @@ def run_train(cfg: Stage1Config, *, resume: bool = False, progress: bool = True)
     if rank == 0:
         cfg.save(cfg.work_path / "config.yaml")
     steps_per_epoch = math.ceil(len(epoch_order(len(ids), seed=cfg.seed, epoch=0, rank=rank,
-                                                world_size=world_size)) / cfg.batch_size)
-    total_steps = min(steps_per_epoch * cfg.epochs, cfg.max_steps if cfg.max_steps is not None else math.inf)
+                                                world_size=world_size)) / train.batch_size)
+    total_steps = min(steps_per_epoch * train.epochs, train.max_steps if train.max_steps is not None else math.inf)
     losses, phases = fit(trainer, images, start=start, total_steps=total_steps, train_log=train_log,
                          progress=progress)
     final_path = cfg.decoder_path()
     if rank == 0:
-        save_decoder(final_path, model=model, key=key, extra={"step": trainer.steps, "epochs": cfg.epochs})
+        save_decoder(final_path, model=model, key=key, extra={"step": trainer.steps, "epochs": train.epochs})
         log.info("decoder after %d step(s) -> %s", trainer.steps, final_path)
     if world_size > 1:
         dist.barrier()
@@ -419,7 +430,7 @@ def run_train(cfg: Stage1Config, *, resume: bool = False, progress: bool = True)
     return {
         "step": "train", "steps": trainer.steps, "images": len(ids), "losses": losses, "final": str(final_path),
         "step_seconds": step_seconds, "phase_seconds": phases, "prepare_seconds": images.prepare_seconds,
-        "batch_size": cfg.batch_size, "skipped": skipped,
+        "batch_size": train.batch_size, "skipped": skipped,
     }
 
 
@@ -427,7 +438,7 @@ def describe_constraints(cfg: Stage1Config) -> str:
     """The registered constraint types and the config's weights, as a table (``--list-constraints``)."""
     from logic.constraints import constraint_types
 
-    config = constraint_config(cfg)
+    config = cfg.constraints
     lines = [f"{'constraint':18s} {'weight':>6s}  {'needs':24s} {'options':34s} formula"]
     for name, t in constraint_types().items():
         opts = ", ".join(f"{k}={v}" for k, v in config.options[name].items())
@@ -455,7 +466,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     setup_logging()
 
     def body() -> int:
-        extra = {k: getattr(args, k) for k in ("epochs", "max_steps", "batch_size", "lr", "seed", "checkpoint_every")}
+        extra = {f"train.{k}": getattr(args, k) for k in ("epochs", "max_steps", "batch_size", "lr", "checkpoint_every")}
+        extra["seed"] = args.seed
         cfg = config_from_args(args, extra)
         if args.list_constraints:
             print(describe_constraints(cfg))

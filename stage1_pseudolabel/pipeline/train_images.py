@@ -31,7 +31,6 @@ from stage1_pseudolabel.pipeline.io import OrderedProcessPool
 from stage1_pseudolabel.pipeline.prepare import (
     PreparedImage,
     compile_constraints,
-    constraint_config,
     lowres_box_cover,
     lowres_superpixels,
     open_dataset,
@@ -65,7 +64,7 @@ class _Prepared:
 
 def reads_zero_shot(cfg: Stage1Config) -> bool:
     """Whether an active constraint reads the untrained decoder's class distribution."""
-    config = constraint_config(cfg)
+    config = cfg.constraints
     return any("zero_shot" in config.requires(name) for name in config.active)
 
 
@@ -126,7 +125,7 @@ def prepare_superpixels(cfg: Stage1Config, ids: Sequence[str], *, encoder_size: 
     """Segment ``ids`` into their low-res superpixels (the costly part of preparing an image: SLIC),
     cached on disk, where an active constraint reads them; returns how many images were looked at.
     DDP ranks each do their share, so that each rank's full :func:`prepare_images` reads them."""
-    if "superpixels" not in constraint_config(cfg).needed_inputs:
+    if "superpixels" not in cfg.constraints.needed_inputs:
         return 0
     return len(_run_pool(_superpixels_one, cfg, ids, encoder_size=encoder_size, lowres=lowres, padded=padded,
                          workers=workers, progress=progress, desc="superpixels"))

@@ -1,7 +1,7 @@
 """Which knowledge helps: fine-tune stage 1 leaving each constraint out once, one table of pseudo-mask mIoU.
 
     wsss-ablation [--config configs/stage1/demo_proxy.yaml] [--data VOC-LAYOUT | --dataset FILE] [--split train]
-                  [--work-dir work_dirs/ablation] [--set key=value ...]
+                  [--work-dir work_dirs/ablation] [--set section.key=value ...]
 
 For the config's active constraints (``loss:``, every registered type or formula with a non-zero
 weight) it runs train + generate once with all of them and once per constraint with that one's weight
@@ -61,7 +61,6 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
 def run(args: argparse.Namespace) -> int:
     import torch
 
-    from logic.constraints import ConstraintConfig
     from stage1_pseudolabel.pipeline.config import build_config
     from stage1_pseudolabel.pipeline.embed import run_embed
     from stage1_pseudolabel.pipeline.prepare import open_dataset
@@ -75,13 +74,13 @@ def run(args: argparse.Namespace) -> int:
     if checkpoint is None:
         checkpoint = str(proxy_checkpoint(Path("data/checkpoints/proxy_sam.pth"), progress=progress))
         model_type = "proxy"
-    overrides = {"split": args.split, "checkpoint": checkpoint, "model_type": model_type or "vit_h",
+    overrides = {"data.split": args.split, "model.checkpoint": checkpoint, "model.type": model_type or "vit_h",
                  "work_dir": str(work / "all")}
     if args.dataset:
-        overrides["dataset"] = data = args.dataset
+        overrides["data.dataset"] = data = args.dataset
     else:
         data = Path(args.data) if args.data else ensure_synthetic(work / "data", num_train=args.num_train, num_val=1, seed=args.seed)
-        overrides["data"] = str(data)
+        overrides["data.root"] = str(data)
     base = build_config(config_file=args.config or "configs/stage1/demo_proxy.yaml", overrides=overrides,
                         cfg_options=args.cfg_options or ())
     dataset = open_dataset(base)  # with --dataset, the DescribedDataset the runs read
@@ -95,7 +94,7 @@ def run(args: argparse.Namespace) -> int:
         return metrics_for(out, data / "SegmentationClass", ids).miou
 
     base = dataclasses.replace(base, crf=None)  # the decoder's own masks: what the logic does, not the CRF
-    active = ConstraintConfig.from_dict(base.loss).active
+    active = base.constraints.active
     print(f"active constraints: {', '.join(active)}; {len(ids)} {args.split} images of {data}")
     run_embed(base, progress=progress)
     variants = {"all constraints": base}

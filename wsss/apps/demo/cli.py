@@ -57,7 +57,7 @@ def add_stage1_arguments(p: argparse.ArgumentParser) -> None:
                         f"proxy SAM: {BENCH_QUALITY_PROXY_EPOCHS})")
     p.add_argument("--stage1-max-steps", type=int, default=None)
     p.add_argument("--cfg-options", dest="cfg_options", nargs="+", action="extend", default=[], metavar="KEY=VALUE",
-                   help="stage 1 config overrides: key=value key.sub=value (YAML values)")
+                   help="stage 1 config overrides: section.key=value (YAML values)")
     p.add_argument("--set", dest="cfg_options", action="append", metavar="KEY=VALUE",
                    help="the same as --cfg-options, one key per flag; repeatable")
 
@@ -119,12 +119,12 @@ def run(args: argparse.Namespace, *, work: Path, timer: Timer) -> int:
         notes.append(PROXY_NOTE)
     source = open_source(args, work=work, timer=timer)
     cfg = stage1_config(args, work=work, source=source, model=model)
-    setting = weak_label_setting_name(cfg.weak_labels)
+    setting = weak_label_setting_name(cfg.data.weak_labels)
     claim_work_dir(work, setting)
-    print(f"weak labels: {setting} ({', '.join(cfg.weak_labels)}; prompts: {cfg.prompt_mode})")
+    print(f"weak labels: {setting} ({', '.join(cfg.data.weak_labels)}; prompts: {cfg.prompts.mode})")
     outputs = MethodOutputs()
-    if "boxes" in cfg.weak_labels:
-        run_baselines(source=source, weak_labels=cfg.weak_labels, dataset=args.dataset, work=work, outputs=outputs,
+    if "boxes" in cfg.data.weak_labels:
+        run_baselines(source=source, weak_labels=cfg.data.weak_labels, dataset=args.dataset, work=work, outputs=outputs,
                       timer=timer, progress=progress)
     else:
         notes.append(f"Weak labels '{setting}' have no boxes: the box-fill and GrabCut baselines (both start "

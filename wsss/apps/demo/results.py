@@ -63,7 +63,7 @@ def write_report(args: argparse.Namespace, *, work: Path, source: Source, model:
     final, masks = results.final, results.outputs.masks
     with timer.step("report"):
         rows, per_image = overlay_rows(source.ids, source.load_annotation, {k: masks[k] for k in SHOWN if k in masks},
-                                       final, source.read_gt, weak_labels=cfg.weak_labels)
+                                       final, source.read_gt, weak_labels=cfg.data.weak_labels)
         targets = check_targets(pseudo=results.scores.pseudo, instances=results.scores.instances,
                                 stage2=results.stage2, final=final)
         report = build_report(
@@ -76,7 +76,7 @@ def write_report(args: argparse.Namespace, *, work: Path, source: Source, model:
             dataset={"root": str(source.data), "split": source.split, "images": len(source.ids),
                      "weak_labels": setting, "kind": source.kind},
             classes=source.class_names, model=model.info(), targets=targets, timings=timer.times, notes=notes,
-            extra={"per_image_miou": {"method": final, "scores": per_image}, "crf": cfg.crf,
+            extra={"per_image_miou": {"method": final, "scores": per_image}, "crf": cfg.get("crf"),
                    "instances": instances_extra(args, results)},
         )
     report["timings_s"] = timer.times  # the report step's own time included

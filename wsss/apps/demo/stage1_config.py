@@ -29,22 +29,22 @@ def stage1_config(args: argparse.Namespace, *, work: Path, source: Source, model
     """The stage 1 config of this run (under ``work/stage1``), with instance pseudo-labels on."""
     from stage1_pseudolabel.pipeline.config import build_config
 
-    overrides = {"split": source.split, "work_dir": str(work / "stage1"), "model_type": model.type,
-                 "checkpoint": model.checkpoint, "device": args.device}
-    overrides.update({"dataset": args.dataset} if args.dataset else {"data": str(source.data)})
+    overrides = {"data.split": source.split, "work_dir": str(work / "stage1"), "model.type": model.type,
+                 "model.checkpoint": model.checkpoint, "device": args.device}
+    overrides.update({"data.dataset": args.dataset} if args.dataset else {"data.root": str(source.data)})
     if args.stage1_epochs is not None:
-        overrides["epochs"] = args.stage1_epochs
+        overrides["train.epochs"] = args.stage1_epochs
     elif args.bench_quality and model.is_proxy and args.stage1_config is None:
         # demo_proxy.yaml's 25 epochs are sized for the demo's 40 scenes; on a real train list (VOC: 334
         # images) that is thousands of steps. Keep bench-quality's fine-tuning to minutes on 2 cores.
-        overrides["epochs"] = BENCH_QUALITY_PROXY_EPOCHS
+        overrides["train.epochs"] = BENCH_QUALITY_PROXY_EPOCHS
     if args.stage1_max_steps is not None:
-        overrides["max_steps"] = args.stage1_max_steps
+        overrides["train.max_steps"] = args.stage1_max_steps
     if args.weak_labels is not None:
         kinds, prompt_mode = WEAK_LABEL_SETTINGS[args.weak_labels]
-        overrides.update(weak_labels=list(kinds), prompt_mode=prompt_mode)
+        overrides.update({"data.weak_labels": list(kinds), "prompts.mode": prompt_mode})
     cfg = build_config(config_file=config_file(args, model), overrides=overrides, cfg_options=args.cfg_options)
-    return dataclasses.replace(cfg, instances=True)
+    return cfg.updated(generate={"instances": True})
 
 
 def weak_label_setting_name(kinds: Sequence[str]) -> str:

@@ -42,7 +42,7 @@ def final_method(cfg) -> str:
 
 def crf_note(cfg) -> str:
     return (f"'+ CRF' rows: the same class probabilities refined by a dense CRF on the image (stage 1 config "
-            f"crf: {cfg.crf}; the demo's parameters were chosen on synthetic source scenes by make tune-crf, "
+            f"crf: {cfg.get('crf')}; the demo's parameters were chosen on synthetic source scenes by make tune-crf, "
             "never on these images). Rows without it show the mask decoder alone.")
 
 
@@ -78,7 +78,7 @@ def zero_shot_masks(cfg, *, outputs: MethodOutputs, progress: bool) -> None:
     outputs.add_generated("zero-shot", run_generate(dataclasses.replace(cfg, crf=None), zero_shot=True,
                                                     progress=progress))
     if cfg.crf is not None:
-        refined = dataclasses.replace(cfg, output_dir=str(cfg.output_path(zero_shot=True)) + "_crf")
+        refined = cfg.updated(generate={"output_dir": str(cfg.output_path(zero_shot=True)) + "_crf"})
         outputs.add_generated("zero-shot + CRF", run_generate(refined, zero_shot=True, progress=progress))
 
 
@@ -100,9 +100,9 @@ def fine_tuned_masks(cfg, *, outputs: MethodOutputs, progress: bool) -> None:
     from stage1_pseudolabel.pipeline.generate import run_generate
 
     if cfg.crf is not None:
-        raw = dataclasses.replace(cfg, crf=None, output_dir=str(unrefined_dir(cfg)))
+        raw = dataclasses.replace(cfg, crf=None).updated(generate={"output_dir": str(unrefined_dir(cfg))})
         outputs.add_generated("fine-tuned", run_generate(raw, progress=progress))
-    s = run_generate(dataclasses.replace(cfg, diagnostics=True), zero_shot=False, progress=progress)
+    s = run_generate(cfg.updated(generate={"diagnostics": True}), zero_shot=False, progress=progress)
     outputs.add_generated(final_method(cfg), s)
 
 
