@@ -1,46 +1,9 @@
 """Stage 1, step 3: write one pseudo-mask PNG per image (VOC palette, or the dataset description's
 colours), from cached embeddings.
 
-    python -m stage1_pseudolabel.pipeline.generate --config ... --data ... --work-dir work_dirs/stage1 \\
-        --model-type vit_h --checkpoint ... [--zero-shot] [--shard-index i --num-shards N]
-
-* Fine-tuned (default): loads ``<work_dir>/decoder/final.pth`` into the model's mask decoder; writes
-  ``<work_dir>/pseudo_masks/<id>.png``.
-* ``--zero-shot``: the same code path with SAM's own (untrained) decoder; writes
-  ``<work_dir>/zeroshot_<prompt_mode>/``, so zero-shot and fine-tuned masks cover the same images.
-
-Masks are the argmax of the per-pixel class distribution in pixel space, refined first by a dense
-CRF on the image when the config sets ``crf`` (:mod:`wsss.core.crf`); with
-``confidence_threshold > 0`` pixels whose top class probability is lower become 255. Images whose
-mask exists are skipped (a killed job is simply resubmitted), every PNG is written atomically, and
-``--shard-index/--num-shards`` split the image list deterministically (``ids[i::N]``), so a SLURM
-array covers a dataset. Images without any weak label get an all-background mask or are skipped
-(``no_label_policy``), and are counted in the summary. An image whose files cannot be read is
-reported and the rest goes on; any other error (e.g. a full disk) stops the run. Reading runs ahead
-and writing behind in threads (:mod:`stage1_pseudolabel.pipeline.io`), so the decoder sets the pace;
-up to ``decoder_batch_images`` consecutive images share one decoder call
-(:meth:`~stage1_pseudolabel.pipeline.predict.DecoderRunner.batch_object_logits`).
-
-``--instances`` (config ``instances: true``) also writes instance pseudo-labels: one COCO instances
-JSON per shard, ``<work_dir>/instances/<mask folder>.shard<i>of<N>.json`` (merge the shards with
-``wsss-merge-instances``), each object with its class, the tight box of its mask, its weak box, an RLE
-mask and a score. A pixel belongs to the object, among those of the class the argmax gives it, whose
-logit is highest there (:func:`~stage1_pseudolabel.pipeline.predict.pseudo_mask_and_instances`), so
-objects do not overlap and rebuild the PNG exactly (:func:`wsss.core.instances.semantic_from_instances`).
-The score is the mean probability of the object's class over its mask (not the decoder's predicted
-IoU, whose head the logic loss does not train). The file is rewritten atomically at most every
-``INSTANCE_FLUSH_SECONDS`` and at the end; on a rerun, images already in it are kept and an image
-whose PNG exists but which is not in the file is decoded again for its objects (its PNG is kept).
-
-What made the masks of a folder is recorded in it (``.generated_by.json``: the decoder file's
-fingerprint, or ``zero-shot``, the model's cache key, and the config keys that change a mask). A run
-whose record differs, say after training again with another loss into the same work dir, is refused
-instead of keeping the other run's masks: write to another ``--output-dir`` or delete the folder.
-
-``--diagnostics`` (config ``diagnostics: true``) also writes, per image, where each constraint of the
-loss is violated: ``<work_dir>/diagnostics/<mask folder>/<id>.npz`` with one ``float16 [256, 256]``
-map per constraint in the low-res frame (minus the log-truths of its groundings summed at their
-cells; a map sums to minus the constraint's log-truth), read by the report.
+Fine-tuned (``<work_dir>/decoder/final.pth``) or ``--zero-shot``; resumable, sharded, atomic; the
+folder records what made its masks (:data:`RECORD_FILE`). Instances, diagnostics, the CRF:
+docs/method.md, "Train and generate, in detail".
 """
 
 from __future__ import annotations

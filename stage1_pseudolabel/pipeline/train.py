@@ -1,36 +1,8 @@
 """Stage 1, step 2: fine-tune SAM's mask decoder on cached embeddings with the logic loss.
 
-    python -m stage1_pseudolabel.pipeline.train --config configs/stage1/voc_box_scribble.yaml \\
-        --data ... --split train --work-dir work_dirs/stage1 --model-type vit_h --checkpoint ... [--resume]
-    torchrun --nproc-per-node 4 -m stage1_pseudolabel.pipeline.train <same flags>   # DDP
-
-Only mask-decoder parameters train (AdamW); the image and prompt encoders are frozen and never run
-here (their outputs are cached / cheap). For each image the decoder predicts all objects in one call,
-the object logits become a class distribution over ``[background, classes of the image]``
-(:mod:`stage1_pseudolabel.sam.class_distribution`), and the compiled constraints of the image (built
-once, before the first step, in worker processes: :mod:`stage1_pseudolabel.pipeline.train_images`;
-in the 256x256 low-res frame) give the loss. A step averages the loss of ``batch_size`` images;
-their objects go through the decoder together, ``decoder_batch_images`` images per call
-(:meth:`~stage1_pseudolabel.pipeline.predict.DecoderRunner.batch_object_logits`; 1: one call per image).
-
-Outputs in ``<work_dir>``: ``decoder/last.pth`` (full state for ``--resume``, every
-``checkpoint_every`` steps and at each epoch end), ``decoder/step_NNNNNN.pth`` (decoder weights),
-``decoder/final.pth`` (what ``generate`` loads), ``train_log.jsonl`` (one line per step: loss, lr,
-each constraint type's truth, and ``fg_in_boxes``: the fraction of low-res cells inside the objects'
-boxes that the decoder labels foreground (argmax not background), next to ``fg_in_boxes_zero_shot``,
-the same fraction for the untrained decoder on the same images; a fine-tuned decoder that paints its
-boxes as background shows up there at once), ``config.yaml``.
-
-The untrained decoder is kept (a frozen copy) to compute, once per image before training, its class
-distribution in the low-res frame: the zero-shot anchor constraint reads it, and the log compares
-against it. Those zero-shot passes are batched too, always over the same images
-(:func:`zero_shot_groups`: the decoder-call chunks of the first epoch's steps), so that an image's
-anchor depends on the run's settings only (a resumed run computes the same anchors as an
-uninterrupted one).
-
-Determinism: the image order of epoch ``e`` is a permutation seeded by ``seed + e``, so a resumed run
-continues exactly where the checkpoint was taken and ends with the same weights as an uninterrupted
-one (on the same device and world size).
+The image and prompt encoders are frozen; every image is prepared before the first step
+(:mod:`stage1_pseudolabel.pipeline.train_images`) and a step reads the device back once. Outputs,
+resuming and determinism: docs/method.md, "Train and generate, in detail".
 """
 
 from __future__ import annotations
