@@ -251,7 +251,7 @@ def test_repository_files_named_in_the_pages_exist(page: Path):
 
 def test_formulas_in_the_docs_parse():
     """Every `formula: "..."` a user may copy from docs/*.md parses (README.md's and logic/README.md's
-    are also compiled and evaluated by tests/test_formula.py)."""
+    are also compiled and evaluated by tests/logic/test_formula.py)."""
     from logic.formula import parse_formula
 
     texts = [t for page in DOCS.glob("*.md") for t in re.findall(r'formula: "([^"]+)"', read(page))]

@@ -1,5 +1,5 @@
 """The built-in constraint types restated in the formula language: the same knowledge, the same
-log-truth and gradient (``tests/test_formula.py`` checks this on real VOC images, and
+log-truth and gradient (``tests/logic/test_formula.py`` checks this on real VOC images, and
 ``benchmarks/bench_logic.py --formulas`` times both). Each entry: the type's options, and the formula
 for those options."""
 

@@ -4,7 +4,7 @@
 the decomposed relative-position bias of ``add_decomposed_rel_pos`` is built as an additive
 attention mask ``[B, heads, HW, HW]`` and handed to ``torch.nn.functional.scaled_dot_product_attention``
 (fused kernels on the GPU; the same maths). Same weights, same outputs: equal to the eager module
-within float rounding in fp32 and within bf16 tolerance under bf16 autocast (tests/test_backends.py).
+within float rounding in fp32 and within bf16 tolerance under bf16 autocast (tests/stage1/test_backends.py).
 
 :func:`use_sdpa_attention` swaps the ``forward`` of every attention module of an encoder, in place
 (the state dict is unchanged); :func:`use_eager_attention` undoes it. SAM 2's Hiera already uses SDPA.

@@ -2,7 +2,7 @@
 constraints, and stage 1 end to end on tags.
 
 The decoder side (a prompt-less object's logits equal the official predictor's ``predict()`` with no
-prompt, for each backend) is in ``tests/test_backends.py``.
+prompt, for each backend) is in ``tests/stage1/test_backends.py``.
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ from wsss.core.weak_labels.classes import VOC_CLASSES
 from wsss.core.weak_labels.errors import MalformedAnnotationError, UnknownClassError, WeakLabelWarning
 from wsss.core.weak_labels.tags import read_tags_file
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 TINY_CONFIG = REPO / "configs" / "stage1" / "tiny_random.yaml"
 TAGS_FORMULA = "(forall k in tagged: exists p in pixels: k(p)) and (forall k in untagged: forall p in pixels: not k(p))"
 

@@ -38,7 +38,7 @@ from stage1_pseudolabel.pipeline.train import main as train_main
 from stage1_pseudolabel.sam.checkpoint import CheckpointError
 from wsss.core.synthetic import write_dataset
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 TINY_CONFIG = REPO / "configs" / "stage1" / "tiny_random.yaml"
 NUM_TRAIN = 6
 

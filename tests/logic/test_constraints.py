@@ -147,7 +147,7 @@ def test_every_constraint_matches_the_probability_space_reference(pb):
         **{k: pb[k] for k in ("boxes", "box_classes", "valid", "scribbles", "superpixels", "nb_conn", "border_conn")},
     )
     truths = cc.truths(log_probs)
-    for name in ref:  # the types the reference covers (those of tests/test_constraints_weak_boxes.py are off by default)
+    for name in ref:  # the types the reference covers (those of tests/logic/test_constraints_weak_boxes.py are off by default)
         ref_truth, ref_count = ref[name]
         if ref_count == 0:
             assert name not in truths  # types without groundings are left out

@@ -23,7 +23,7 @@ from wsss.core.weak_labels.errors import (
 from wsss.core.weak_labels.images import choose_orientation, image_size, read_image
 from wsss.core.weak_labels.voc import VocDataset
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 EXIF_ORIENTATION = 0x0112
 
 

@@ -22,7 +22,7 @@ from stage1_pseudolabel.baselines.instances import run_instance_baseline  # noqa
 
 pytestmark = [pytest.mark.stage2, pytest.mark.filterwarnings("ignore:pkg_resources is deprecated")]
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 TINY = REPO / "configs/stage2/tiny_mask_rcnn_r18_smoke.py"
 N_TRAIN, N_VAL = 6, 3
 

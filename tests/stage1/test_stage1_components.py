@@ -182,7 +182,7 @@ def test_config_precedence_and_unknown_keys(tmp_path):
     with pytest.raises(ValueError, match="prompts.mode"):
         build_config(cfg_options=["prompts.mode=boxes"])
     for name in ("voc_box_scribble", "voc_box", "voc_scribble_points", "synthetic", "tiny_random", "demo_proxy"):
-        build_config(config_file=str(Path(__file__).parents[1] / "configs" / "stage1" / f"{name}.yaml"))
+        build_config(config_file=str(Path(__file__).parents[2] / "configs" / "stage1" / f"{name}.yaml"))
 
 
 def test_shards_partition_the_list():

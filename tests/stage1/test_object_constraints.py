@@ -94,7 +94,7 @@ def test_training_with_object_constraints_logs_them_and_lowers_them(tmp_path):
 
     root = tmp_path / "data"
     write_dataset(root, domain="target", num_train=4, num_val=1, seed=3, size_range=(120, 160))
-    tiny = Path(__file__).resolve().parents[1] / "configs" / "stage1" / "tiny_random.yaml"
+    tiny = Path(__file__).resolve().parents[2] / "configs" / "stage1" / "tiny_random.yaml"
     cfg = build_config(config_file=str(tiny), overrides={"data.root": str(root), "work_dir": str(tmp_path / "work")},
                        cfg_options=["loss.object_tightness=1.0", "loss.object_in_box=1.0", "train.epochs=3", "train.batch_size=2"])
     run_embed(cfg, progress=False)

@@ -173,7 +173,7 @@ def test_described_voc_reads_train_aug_and_its_ground_truth(built, tmp_path):
 
     out, _ = built
     desc = tmp_path / "voc.yaml"
-    repo = Path(__file__).resolve().parents[1]
+    repo = Path(__file__).resolve().parents[2]
     desc.write_text(f"_base_: {repo / 'configs/datasets/voc2012.yaml'}\nroot: {out}\n")
     ds = DescribedDataset(desc, split="train_aug")
     assert ds.ids == read_id_list(out / "ImageSets/Segmentation/trainaug.txt")

@@ -12,7 +12,7 @@ import pytest
 
 from logic.constraints import ConstraintConfig, constraint_types, get_constraint_type, register_constraint, registry
 
-CONFIG_SOURCE = Path(__file__).resolve().parents[1] / "logic" / "constraints" / "config.py"
+CONFIG_SOURCE = Path(__file__).resolve().parents[2] / "logic" / "constraints" / "config.py"
 
 
 @pytest.mark.parametrize("name, options, message", [

@@ -20,7 +20,7 @@ from stage1_pseudolabel.pipeline.generate import main as generate_main
 from stage1_pseudolabel.pipeline.generate import run_generate
 from stage1_pseudolabel.pipeline.predict import pseudo_mask, pseudo_mask_and_instances
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 TINY_CONFIG = REPO / "configs" / "stage1" / "tiny_random.yaml"
 
 

@@ -4,7 +4,7 @@ For each backend (SAM 1, SAM 2.1, HQ-SAM; tiny random-weight configs, real VOC i
 of several images decoded together (:meth:`SamBackend.decode_images`,
 :meth:`DecoderRunner.batch_object_logits`) give the logits, predicted IoU and gradients of the
 per-image path (:meth:`DecoderRunner.object_logits`, itself checked against the official predictors
-in ``test_backends.py``), also through a DDP wrapper and a frozen copy of the decoder; and train /
+in ``tests/stage1/test_backends.py``), also through a DDP wrapper and a frozen copy of the decoder; and train /
 generate with batching give the losses, weights and masks of one call per image.
 """
 
@@ -26,7 +26,7 @@ from stage1_pseudolabel.pipeline.predict import DecoderRunner
 from stage1_pseudolabel.pipeline.prepare import open_dataset, prepare_image
 from wsss.core.weak_labels.images import read_image
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
+REPO_ROOT = Path(__file__).resolve().parents[2]
 CONFIGS = {
     "sam1": REPO_ROOT / "configs/stage1/tiny_random.yaml",
     "sam2.1": REPO_ROOT / "configs/stage1/tiny_random_sam2.yaml",

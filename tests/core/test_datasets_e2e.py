@@ -27,7 +27,7 @@ pytest.importorskip("mmseg", reason="the OpenMMLab stack is not installed (make 
 
 pytestmark = [pytest.mark.stage2, pytest.mark.filterwarnings("ignore:pkg_resources is deprecated")]
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 CLASSES = ["background", "rock", "paper", "scissors"]
 VOC_IDS = (1, 3, 8)  # drawn as VOC's aeroplane, bird, cat; renamed to CLASSES[1:]
 COLOURS = {"rock": [200, 30, 30], "paper": [30, 200, 30], "scissors": [30, 30, 200]}

@@ -330,7 +330,7 @@ def test_the_priors_documented_in_the_readmes_compile_and_evaluate():
     import re
     from pathlib import Path
 
-    root = Path(__file__).resolve().parents[1]
+    root = Path(__file__).resolve().parents[2]
     texts = [m for doc in ("README.md", "logic/README.md")
              for m in re.findall(r'formula: "([^"]+)"', (root / doc).read_text())]
     assert len(texts) >= 4

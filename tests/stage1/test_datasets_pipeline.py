@@ -31,7 +31,7 @@ from wsss.core.weak_labels.classes import VOC_CLASSES
 from wsss.core.weak_labels.images import read_image
 from wsss.core.weak_labels.scribblesup import read_scribble_png
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 TINY_CONFIG = REPO / "configs" / "stage1" / "tiny_random.yaml"
 NUM_IMAGES = 3
 

@@ -25,7 +25,7 @@ from wsss.core.weak_labels.images import read_image
 
 from pathlib import Path
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
+REPO_ROOT = Path(__file__).resolve().parents[2]
 
 CONFIGS = {
     "sam1": REPO_ROOT / "configs/stage1/tiny_random.yaml",

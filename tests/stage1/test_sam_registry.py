@@ -25,7 +25,7 @@ from stage1_pseudolabel.sam.backends.sam1 import (
 from stage1_pseudolabel.sam.backends.variants import MODEL_TYPES, SAM1, VARIANTS, main as variants_main
 from stage1_pseudolabel.sam.checkpoint import CheckpointError, checkpoint_fingerprint, read_state_dict
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 OFFICIAL_CHECKPOINTS_URL = SAM1.published_at
 
 TINY = dict(image_size=256, encoder_depth=2, encoder_embed_dim=64, encoder_num_heads=2, window_size=8,

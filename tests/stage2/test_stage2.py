@@ -27,7 +27,7 @@ from wsss.core.masks import read_mask, write_mask  # noqa: E402
 
 pytestmark = [pytest.mark.stage2, pytest.mark.filterwarnings("ignore:pkg_resources is deprecated")]
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 TINY_DEEPLAB = REPO / "configs/stage2/tiny_deeplabv3plus_r18_smoke.py"
 TINY_M2F = REPO / "configs/stage2/tiny_mask2former_r18_smoke.py"
 N_TRAIN, N_VAL = 6, 3

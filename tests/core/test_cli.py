@@ -26,7 +26,7 @@ from wsss.core.cli import (
     run_cli,
 )
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 
 
 def test_cfg_options_and_set_are_one_flag():
