@@ -1,36 +1,6 @@
-"""From SAM's per-object mask logits to a per-pixel class distribution.
-
-SAM predicts, for each prompted object ``i``, a mask logit ``l_i(x)`` at every pixel ``x``; on its own
-``sigmoid(l_i)`` is the probability that ``x`` belongs to object ``i`` (SAM thresholds at logit 0).
-The logic loss and the pseudo-mask argmax need one distribution over classes per pixel instead.
-
-Choice
-------
-Channels are ``[background, k_1, ..., k_K]``: background, then the distinct classes of the image's
-objects in increasing class index (:func:`image_classes`). At every pixel::
-
-    log p(object i)   = l_i - logsumexp(0, l_1, ..., l_N)          (softmax over a constant 0
-    log p(background) =   - logsumexp(0, l_1, ..., l_N)             background logit and the objects)
-    log p(class k)    = logsumexp_{i : class(i) = k} log p(object i)
-
-Reasons
--------
-* **It reduces to SAM's own reading for one object**: with ``N = 1`` the softmax over ``(0, l)`` is
-  ``sigmoid(l)``, so the zero-shot pseudo-mask of a single object is exactly SAM's thresholded mask,
-  and the untrained decoder is a faithful zero-shot baseline through the same code path.
-* **Objects compete where they overlap**: two boxes covering the same pixel share its mass according
-  to their logits instead of both claiming it, and the argmax is well defined everywhere.
-* **A constant background logit needs no extra parameter** and keeps SAM's calibration: a pixel is
-  background exactly when all object logits are negative-ish, which is what SAM's threshold means.
-* **Instances of one class add up** (``logsumexp`` of probabilities in log space), so the class
-  probability is the probability that *some* object of that class covers the pixel, and the class
-  set per image stays small (only classes present), which keeps the loss cheap.
-* **Everything stays in log space** (``logsumexp``, no ``log(softmax)``), so log-probabilities are
-  finite and gradients well behaved for saturated logits, as the log-space logic needs.
-
-Alternatives considered: independent sigmoids per class (not a distribution; overlaps double-count),
-a learnt background logit (an extra parameter the frozen decoder never saw), a max over instances
-(non-smooth; gradient to one instance only).
+"""From SAM's per-object mask logits to a per-pixel class distribution ``[background, k_1, ..., k_K]``:
+a softmax over a constant 0 background logit and the objects' logits, instances of a class summed in
+log space. The choice and its reasons: docs/method.md, "From object logits to a class distribution".
 """
 
 from __future__ import annotations

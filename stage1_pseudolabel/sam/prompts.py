@@ -1,36 +1,8 @@
 """SAM prompts for every annotated object of an image: a box, positive and negative points.
 
-Objects
--------
-The objects of an image are its boxes (clipped to the image; boxes narrower or shorter than
-``min_box_size`` pixels after clipping are dropped with a warning), then one object per class that
-has scribbles or clicks but no box (``boxless_objects``, default on: an annotator may box the large
-objects and click the small ones, as a disc is boxed and its cup clicked). A box-less object's region
-is the bounding box of its class's scribble pixels and clicks: used for point sampling, never as a
-box prompt nor by the box constraints. An image with no box at all thus gets only such objects.
-Last, with image-level tags (``tag_objects``, default on), a tagged class that has none of these
-becomes a *prompt-less* object: SAM's mask for no prompt at all (an empty sparse prompt and the
-no-mask dense embedding, as ``SamPredictor.predict()`` without arguments), whose region is the whole
-image. Only one per image: a decoder given no prompt has nothing to tell two such classes apart, so an
-image tagged with several classes without other labels leaves them out, with a warning.
-
-Prompts (mode ``box`` / ``points`` / ``both``)
-----------------------------------------------
-* box: the object's box in the SAM input frame.
-* positive points: the object's clicks of its class inside its box, then scribble pixels of its
-  class inside its box, subsampled by farthest-point sampling (spread along the strokes), up to
-  ``num_positive``.
-* negative points: scribble pixels and clicks of any *other* label (other classes and background)
-  inside the box, farthest-point subsampled, up to ``num_negative``.
-* An object left with no point in ``points`` mode (no scribble of its class inside its box) is
-  prompted by its box centre as one positive point.
-* Box-less objects are prompted by their points only, whatever the mode; prompt-less ones by nothing.
-All objects of an image share one point count ``P`` (padding label ``-1``, SAM's "not a point"), so
-that they go through the decoder in one batched call; an image with boxed, box-less and prompt-less
-objects makes one call per kind of prompt (:meth:`ObjectPrompts.groups`), because SAM's prompt
-encoder takes a box for every object of a call or for none, and points likewise. Sampling is
-deterministic: its random stream is seeded by ``(seed, image_id)``, so every run, shard and resume
-sees the same prompts.
+Objects are the image's boxes, then box-less classes (scribbles, clicks), then one tagged class
+prompted by nothing; sampling is seeded by ``(seed, image_id)``. The rules: docs/method.md,
+"Objects and their prompts".
 """
 
 from __future__ import annotations
