@@ -41,7 +41,6 @@ the defaults are 2 images; the vit_b encoder alone takes tens of seconds per ima
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import json
 import shutil
 import resource

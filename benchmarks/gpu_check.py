@@ -132,8 +132,6 @@ def pipeline_figures(cfg, device: torch.device, *, images: int) -> Dict[str, flo
 
 def bf16_agreement(cfg, *, work: Path) -> float:
     """Share of pixels on which zero-shot masks made in bf16 equal those made in fp32 (same images)."""
-    import dataclasses
-
     from stage1_pseudolabel.pipeline.embed import run_embed
     from stage1_pseudolabel.pipeline.generate import run_generate
     from wsss.core.masks import mask_agreement

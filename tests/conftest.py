@@ -50,6 +50,19 @@ def _segment_anything_importable():
     sam_modeling()
 
 
+#: the tests' reduced random-weight SAM (configs/stage1/tiny_random.yaml)
+TINY_CONFIG = REPO_ROOT / "configs" / "stage1" / "tiny_random.yaml"
+
+
+def tiny_config(root: Path, work: Path, **sections):
+    """The tiny stage-1 config on the VOC-layout folder ``root``, writing to ``work``, with ``sections``
+    merged over it (``train={"epochs": 1}``, or dotted keys)."""
+    from stage1_pseudolabel.pipeline.config import build_config
+
+    cfg = build_config(config_file=str(TINY_CONFIG), overrides={"data.root": str(root), "work_dir": str(work)})
+    return cfg.updated(**sections)
+
+
 def link_voc_subset(voc_root: Path, root: Path, counts, subdirs=("JPEGImages", "SegmentationClass")) -> dict:
     """A VOC-layout folder at ``root`` with the first ``counts[split]`` ids of each split of the real
     slice (folders linked, not copied); returns ``{split: ids}``."""

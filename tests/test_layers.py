@@ -87,6 +87,13 @@ def test_no_import_crosses_the_layers():
     assert violations(package_files(REPO), REPO) == []
 
 
+def write_tree(root: Path, files: Dict[str, str]) -> None:
+    """Write ``{relative path: source}`` under ``root`` (a copy of the tree for a check's self-test)."""
+    for rel, code in files.items():
+        (root / rel).parent.mkdir(parents=True, exist_ok=True)
+        (root / rel).write_text(code)
+
+
 def test_the_contract_fails_on_wrong_imports(tmp_path):
     """The check is not vacuous: each kind of wrong import in a copy of the tree is reported."""
     bad = {
@@ -96,9 +103,7 @@ def test_the_contract_fails_on_wrong_imports(tmp_path):
         "stage2_segnet/bad.py": "from stage1_pseudolabel.pipeline.config import Stage1Config\n",
         "stage2_segnet/bad_relative.py": "from ..wsss.apps import demo\n",
     }
-    for rel, code in bad.items():
-        (tmp_path / rel).parent.mkdir(parents=True, exist_ok=True)
-        (tmp_path / rel).write_text(code)
+    write_tree(tmp_path, bad)
     for pkg in OURS:
         (tmp_path / pkg).mkdir(exist_ok=True)
     found = violations(package_files(tmp_path), tmp_path)
@@ -194,9 +199,7 @@ def test_the_circle_check_finds_hidden_circles(tmp_path):
         "logic/formula/__init__.py": "from logic.formula.parser import parse\n",
         "logic/formula/parser.py": "def parse():\n    pass\n",
     }
-    for rel, code in tree.items():
-        (tmp_path / rel).parent.mkdir(parents=True, exist_ok=True)
-        (tmp_path / rel).write_text(code)
+    write_tree(tmp_path, tree)
     found = import_circles(package_files(tmp_path), tmp_path)
     assert found == [
         "stage1_pseudolabel.sam.checkpoint <-> stage1_pseudolabel.sam.registry: "

@@ -45,6 +45,7 @@ from stage1_pseudolabel.pipeline.config_sections import (
     build_section, coerce,
 )
 from stage1_pseudolabel.sam.backends.variants import MODEL_TYPES
+from stage1_pseudolabel.sam.prompts import PROMPT_MODES
 
 #: the sections of a config, by key
 SECTIONS: Dict[str, type] = {
@@ -310,7 +311,7 @@ def add_common_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--work-dir", dest="work_dir", help="where caches, checkpoints, logs and masks go")
     parser.add_argument("--model-type", dest="model_type", help=" | ".join(MODEL_TYPES))
     parser.add_argument("--checkpoint", help="SAM checkpoint file ('none': random weights, for tests only)")
-    parser.add_argument("--prompt-mode", dest="prompt_mode", choices=("box", "points", "both"))
+    parser.add_argument("--prompt-mode", dest="prompt_mode", choices=PROMPT_MODES)
     parser.add_argument("--device", help="auto | cpu | cuda | cuda:N")
     # Every step takes it, so one STAGE1_ARGS=--resume serves `make stage1`: embed and generate always
     # resume (what exists is kept); train continues from <work_dir>/decoder/last.pth.

@@ -16,6 +16,9 @@ from typing import Any, Dict, List, Mapping, Optional
 
 from logic.superpixels import DEFAULT_COMPACTNESS, DEFAULT_N_SEGMENTS, DEFAULT_SIGMA
 from wsss.core.weak_labels.annotation import DEFAULT_WEAK_LABELS, WEAK_LABEL_KINDS
+from stage1_pseudolabel.sam.backends.variants import MODEL_TYPES
+from stage1_pseudolabel.sam.precision import PRECISIONS
+from stage1_pseudolabel.sam.prompts import PROMPT_MODES
 
 
 def _choice(where: str, value: Any, choices: typing.Sequence[Any]) -> None:
@@ -62,8 +65,8 @@ class DataSection:
 class ModelSection:
     """The SAM variant, its weights and how it runs."""
 
-    #: the SAM variant and its backend: vit_h, vit_l, vit_b, vit_t, proxy,
-    #: sam2.1_hiera_{tiny,small,base_plus,large}, hq_vit_{h,l,b,tiny}
+    #: the SAM variant and its backend: a row of the variant table
+    #: (``python -m stage1_pseudolabel.sam.backends.variants --list`` prints them)
     type: str = "vit_h"
     checkpoint: Optional[str] = "data/checkpoints/sam_vit_h_4b8939.pth"  #: null/"none": random weights (tests)
     kwargs: Dict[str, Any] = field(default_factory=dict)  #: architecture overrides (reduced test models)
@@ -94,9 +97,6 @@ class ModelSection:
         return Path(self.checkpoint)
 
     def check(self) -> None:
-        from stage1_pseudolabel.sam.backends.variants import MODEL_TYPES
-        from stage1_pseudolabel.sam.precision import PRECISIONS
-
         _choice("model.type", self.type, MODEL_TYPES)
         _choice("model.precision", self.precision, PRECISIONS)
         _choice("model.attention", self.attention, ("eager", "sdpa"))
@@ -124,8 +124,6 @@ class PromptSection:
     tag_objects: bool = True
 
     def check(self) -> None:
-        from stage1_pseudolabel.sam.prompts import PROMPT_MODES
-
         _choice("prompts.mode", self.mode, PROMPT_MODES)
         _at_least("prompts.num_positive", self.num_positive, 0)
         _at_least("prompts.num_negative", self.num_negative, 0)
@@ -185,7 +183,6 @@ class TrainSection:
     precision: Optional[str] = None
 
     def check(self) -> None:
-        from stage1_pseudolabel.sam.precision import PRECISIONS
 
         _at_least("train.epochs", self.epochs, 0)
         _at_least("train.max_steps", self.max_steps, 0, optional=True)

@@ -187,36 +187,40 @@ class _Generation:
         elif what == "no_objects":
             self.no_objects(image_id, a)
         else:
-            embedding = self.embed(image_id, image, a=b) if what == "embed" else b.to(self.device, non_blocking=True)
+            embedding = self.embed(image_id, image, ann=b) if what == "embed" else b.to(self.device, non_blocking=True)
             self.to_decode.append((image_id, a, embedding, image, constraints))
             if len(self.to_decode) >= self.cfg.model.decoder_batch_images:
                 self.decode_queued()
 
+    def write(self, out_path, mask: np.ndarray) -> None:
+        """Write ``mask [H, W]`` as a palette PNG, behind the loop."""
+        self.writer.submit(write_mask, out_path, mask, num_foreground=self.cfg.data.num_foreground,
+                           palette=self.palette, durable=self.cfg.durable_writes)
+
     def no_objects(self, image_id: str, ann) -> None:
         if self.cfg.data.no_label_policy == "skip":
             self.counts["no_labels_skipped"] += 1
-            log.info("%s has no object label: skipped (no_label_policy=skip)", image_id)
+            log.info("%s has no object label: skipped (data.no_label_policy=skip)", image_id)
             return
         empty = np.zeros((ann.height, ann.width), np.uint8)
         if self.instances is not None:
             self.instances.add(image_id, empty)
         out_path = self.out_dir / f"{image_id}.png"
         if not out_path.is_file():
-            self.writer.submit(write_mask, out_path, empty, num_foreground=self.cfg.data.num_foreground,
-                               palette=self.palette, durable=self.cfg.durable_writes)
+            self.write(out_path, empty)
         self.counts["no_labels_background"] += 1
-        log.info("%s has no object label: all-background mask (no_label_policy=background)", image_id)
+        log.info("%s has no object label: all-background mask (data.no_label_policy=background)", image_id)
 
-    def embed(self, image_id: str, image: Optional[np.ndarray], *, a) -> torch.Tensor:
+    def embed(self, image_id: str, image: Optional[np.ndarray], *, ann) -> torch.Tensor:
         """The embedding of an image the cache lacks (``embed_missing``), cached on the way."""
         if not self.cfg.generate.embed_missing:
             raise FileNotFoundError(f"no cached embedding for {image_id} in {self.cache.root}: run stage1-embed "
-                                    "first (or set embed_missing: true)")
+                                    "first (or set generate.embed_missing: true)")
         with autocast(self.cfg.model.precision, self.device):
             emb = self.model.encode([self.model.prepare_image(image)], device=self.device)
-        self.cache.save(image_id, emb, height=a.height, width=a.width)
+        self.cache.save(image_id, emb, height=ann.height, width=ann.width)
         self.counts["embedded_now"] += 1
-        return self.cache.load(image_id, height=a.height, width=a.width, device=self.device)
+        return self.cache.load(image_id, height=ann.height, width=ann.width, device=self.device)
 
     def decode_queued(self) -> None:
         """One decoder call for the queued images; each mask is then finished, here or in a worker."""
@@ -250,8 +254,7 @@ class _Generation:
         if out_path.is_file():  # decoded again for its objects (or its diagnostics) only
             self.counts["instances_added"] += int(self.instances is not None)
             return
-        self.writer.submit(write_mask, out_path, mask, num_foreground=self.cfg.data.num_foreground, palette=self.palette,
-                           durable=self.cfg.durable_writes)
+        self.write(out_path, mask)
         self.counts["written"] += 1
 
 

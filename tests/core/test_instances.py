@@ -14,14 +14,11 @@ import torch
 from wsss.core import instances as inst
 from wsss.core.masks import read_mask
 from wsss.core.synthetic import write_dataset
-from stage1_pseudolabel.pipeline.config import build_config
 from stage1_pseudolabel.pipeline import generate as generate_module
 from stage1_pseudolabel.pipeline.generate import main as generate_main
 from stage1_pseudolabel.pipeline.generate import run_generate
 from stage1_pseudolabel.pipeline.predict import pseudo_mask, pseudo_mask_and_instances
-
-REPO = Path(__file__).resolve().parents[2]
-TINY_CONFIG = REPO / "configs" / "stage1" / "tiny_random.yaml"
+from conftest import TINY_CONFIG, tiny_config as make_cfg
 
 
 # -- the ownership rule on hand-computed logits ----------------------------------------------------
@@ -70,10 +67,6 @@ def test_objects_that_own_nothing_are_left_out_and_thresholded_pixels_are_nobody
 
 
 # -- generate --instances on synthetic scenes with the tiny random SAM -----------------------------
-def make_cfg(root: Path, work: Path, **sections):
-    cfg = build_config(config_file=str(TINY_CONFIG), overrides={"data.root": str(root), "work_dir": str(work)})
-    return cfg.updated(**sections)
-
 
 @pytest.fixture(scope="module")
 def synthetic(tmp_path_factory) -> Path:

@@ -10,7 +10,6 @@ predictor's (max abs diff < 1e-4) and the pixel masks agree.
 from __future__ import annotations
 
 import dataclasses
-import json
 from typing import Optional
 
 import numpy as np

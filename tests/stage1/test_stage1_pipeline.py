@@ -24,7 +24,6 @@ from wsss.core.evaluation import evaluate_folders
 from wsss.core.masks import read_mask
 from stage1_pseudolabel.pipeline import train as train_module
 from stage1_pseudolabel.pipeline.cache import CacheMismatchError, EmbeddingCache
-from stage1_pseudolabel.pipeline.config import build_config
 from stage1_pseudolabel.pipeline.embed import main as embed_main
 from stage1_pseudolabel.pipeline.embed import run_embed
 from stage1_pseudolabel.pipeline.generate import main as generate_main
@@ -37,16 +36,11 @@ from wsss.core.cli import EXIT_SKIPPED
 from stage1_pseudolabel.pipeline.train import main as train_main
 from stage1_pseudolabel.sam.checkpoint import CheckpointError
 from wsss.core.synthetic import write_dataset
+from conftest import TINY_CONFIG, tiny_config as make_cfg
 
 REPO = Path(__file__).resolve().parents[2]
-TINY_CONFIG = REPO / "configs" / "stage1" / "tiny_random.yaml"
 NUM_TRAIN = 6
 
-
-def make_cfg(root: Path, work: Path, **sections):
-    """The tiny config on ``root`` with ``sections`` merged over it (``train={"epochs": 1}``, dotted keys)."""
-    cfg = build_config(config_file=str(TINY_CONFIG), overrides={"data.root": str(root), "work_dir": str(work)})
-    return cfg.updated(**sections)
 
 
 @pytest.fixture(scope="module")
