@@ -40,14 +40,15 @@ def masked_slic(image: np.ndarray, valid: np.ndarray) -> np.ndarray:
 
 def main() -> int:
     from wsss.core.frames import SamFrame
-    from wsss.core.weak_labels import VocDataset, read_image, read_label_png
+    from wsss.core.datasets import voc_dataset
+    from wsss.core.weak_labels import read_image, read_label_png
 
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--root", default=os.environ.get("WSSS_VOC_ROOT", "../shared/data/voc2012"))
     ap.add_argument("--limit", type=int, default=40)
     ap.add_argument("--lowres", type=int, default=256)
     args = ap.parse_args()
-    ds = VocDataset(args.root, split="train")
+    ds = voc_dataset(args.root, split="train")
     methods = {"masked SLIC (skimage mask=)": lambda img, v: masked_slic(img, v),
                "crop (compute_superpixels)": lambda img, v: compute_superpixels(img, valid=v)}
     stats = {name: {"s": 0.0, "r1": [], "r2": [], "segments": []} for name in methods}

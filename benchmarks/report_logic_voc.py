@@ -33,7 +33,8 @@ from logic.constraints import CompiledConstraints, ConstraintConfig  # noqa: E40
 CONSTRAINT_NAMES = ("background", "box_tightness", "scribbles", "neighbourhood", "border_precision")
 from logic.superpixels import DEFAULT_COMPACTNESS, DEFAULT_N_SEGMENTS, DEFAULT_SIGMA, boundary_recall, compute_superpixels  # noqa: E402
 from wsss.core.frames import SamFrame  # noqa: E402
-from wsss.core.weak_labels import VocDataset, read_image, read_label_png  # noqa: E402
+from wsss.core.datasets import DescribedDataset, voc_dataset  # noqa: E402
+from wsss.core.weak_labels import read_image, read_label_png  # noqa: E402
 
 NUM_LABELS = 21
 MASKS = ("ground_truth", "box_filled", "shifted", "all_background", "ground_truth_void_invalid")
@@ -65,7 +66,7 @@ def shifted(labels: np.ndarray, dy: int, dx: int) -> np.ndarray:
     return out
 
 
-def lowres_problem(ds: VocDataset, image_id: str, *, lowres: int, sp_settings: Dict):
+def lowres_problem(ds: DescribedDataset, image_id: str, *, lowres: int, sp_settings: Dict):
     """Everything of one image in the low-res frame: labels, valid mask, constraints inputs, superpixels."""
     ann = ds.load(image_id)
     frame = SamFrame(height=ann.height, width=ann.width, encoder_size=4 * lowres, lowres=lowres)
@@ -124,7 +125,7 @@ def main() -> None:
     torch.set_num_threads(min(2, torch.get_num_threads()))
     shift = args.shift or max(1, args.lowres // 64)
 
-    ds = VocDataset(args.root, split=args.split)
+    ds = voc_dataset(args.root, split=args.split)
     ids = ds.ids[: args.limit] if args.limit else ds.ids
     default_sp = dict(n_segments=DEFAULT_N_SEGMENTS, compactness=DEFAULT_COMPACTNESS, sigma=DEFAULT_SIGMA)
     sweep = [default_sp]

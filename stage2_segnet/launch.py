@@ -188,7 +188,8 @@ def list_file(root: str, split_or_file: Optional[str]) -> Optional[str]:
     """``val`` -> ``<root>/ImageSets/Segmentation/val.txt`` (``train_aug``: trainaug.txt or DeepLab's
     train_aug.txt); an existing file path is kept (absolute). A two-column DeepLab list (``/JPEGImages/<id>.jpg
     /SegmentationClassAug/<id>.png``) is handed to mmseg as a list of its ids (a copy in the temp folder)."""
-    from wsss.core.weak_labels.voc import read_id_list, split_list_path
+    from wsss.core.datasets import voc_split_list
+    from wsss.core.weak_labels.voc import read_id_list
 
     if split_or_file is None:
         return None
@@ -197,7 +198,7 @@ def list_file(root: str, split_or_file: Optional[str]) -> Optional[str]:
         if not path.is_file():
             raise FileNotFoundError(f"image list {path} not found")
     else:
-        path = split_list_path(root, split_or_file)
+        path = voc_split_list(root, split_or_file)
     path = path.resolve()
     first = next((line.split() for line in path.read_text().splitlines() if line.strip()), [])
     if len(first) < 2:

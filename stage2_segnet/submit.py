@@ -24,7 +24,8 @@ from wsss.core.cli import run_cli
 from wsss.core.masks import write_mask
 from wsss.core.weak_labels.errors import InvalidMaskError, MissingFileError
 from wsss.core.weak_labels.images import image_size, read_label_png
-from wsss.core.weak_labels.voc import read_id_list, split_list_path
+from wsss.core.datasets import voc_split_list
+from wsss.core.weak_labels.voc import read_id_list
 
 NUM_FOREGROUND = 20
 
@@ -45,7 +46,7 @@ def check_prediction(path: Path, image: Path) -> np.ndarray:
 
 def pack(pred_dir: Path, data: Path, out: Path, *, comp: str = "comp6") -> List[str]:
     """Write the submission tar ``out``; returns the ids packed (all of the test list)."""
-    ids = read_id_list(split_list_path(data, "test"))
+    ids = read_id_list(voc_split_list(data, "test"))
     missing = [i for i in ids if not (pred_dir / f"{i}.png").is_file()]
     if missing:
         raise MissingFileError(pred_dir, f"{len(missing)} of {len(ids)} test prediction(s) missing, e.g. "

@@ -1,12 +1,12 @@
-"""Write classical-baseline pseudo-masks for a VOC-layout dataset.
+"""Write classical-baseline pseudo-masks for a dataset (VOC 2012's layout, or any description).
 
 Example::
 
     python -m stage1_pseudolabel.baselines.cli --method grabcut --data data/VOCdevkit/VOC2012 \\
         --split train --out-dir work_dirs/baselines/grabcut [--shard-index 0 --num-shards 8]
 
-``--dataset FILE`` (a dataset description, configs/datasets/*.yaml) replaces ``--data`` for semantic
-masks: any format and class list, masks in the description's palette.
+``--data DIR`` is the VOC description (configs/datasets/voc2012.yaml) with its root at DIR;
+``--dataset FILE`` is any description (any format and class list, masks in its palette).
 
 One VOC palette PNG per image is written atomically (:func:`wsss.core.masks.write_mask`).
 Existing outputs are skipped, so a killed job is simply re-run. ``--shard-index i --num-shards N``
@@ -36,8 +36,7 @@ from stage1_pseudolabel.baselines import METHODS
 from wsss.core.masks import write_mask
 from wsss.core.atomic import remove_stale_temp_files
 from wsss.core.cli import add_shard_arguments, finish, run_cli, shard_ids
-from wsss.core.datasets import DescribedDataset
-from wsss.core.weak_labels import VocDataset
+from wsss.core.datasets import open_described
 from wsss.core.weak_labels.annotation import DEFAULT_WEAK_LABELS, WEAK_LABEL_SETTINGS, select_weak_labels
 from wsss.core.weak_labels.errors import PathLike, WeakLabelError
 
@@ -59,7 +58,7 @@ class BaselineRun:
 
 def run_baseline(
     method: str,
-    data: PathLike,
+    data: Optional[PathLike],
     out: PathLike,
     *,
     split: Optional[str] = "train",
@@ -80,17 +79,14 @@ def run_baseline(
         method_fn: a custom ``(image, annotation) -> mask`` function instead of ``METHODS[method]``.
         weak_labels: the weak-label kinds the method may use (e.g. ``("boxes",)``: GrabCut without
             its scribble seeds).
-        dataset: a dataset description file; read instead of the VOC layout ``data``.
+        dataset: a dataset description file (default: VOC 2012's); ``data`` is its folder, when given.
     """
     if method_fn is None:
         if method not in METHODS:
             raise ValueError(f"unknown baseline {method!r}; choose one of {', '.join(METHODS)}")
         method_fn = METHODS[method]
-    if dataset is not None:
-        dataset = DescribedDataset(dataset, split=split, ids=ids)
-    else:
-        dataset = VocDataset(data, split=split if ids is None else None, ids=ids, verify_images=False)
-    palette = getattr(dataset, "palette", None)
+    dataset = open_described(dataset, root=data, split=split, ids=ids)
+    palette = dataset.palette
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     todo = shard_ids(dataset.ids, shard_index=shard_index, num_shards=num_shards)
@@ -122,9 +118,9 @@ def run_baseline(
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="wsss-baselines", description=__doc__.split("\n\n")[0])
     p.add_argument("--method", required=True, choices=sorted(METHODS), help="box: filled boxes; grabcut: OpenCV GrabCut")
-    p.add_argument("--data", help="VOC-layout dataset root (JPEGImages, Annotations, scribbles/)")
-    p.add_argument("--dataset", help="dataset description YAML (configs/datasets/*.yaml) instead of --data")
-    p.add_argument("--split", default="train", help="ImageSets/Segmentation/<split>.txt (default: train)")
+    p.add_argument("--data", help="the dataset's folder; alone: a VOC2012 folder")
+    p.add_argument("--dataset", help="dataset description YAML (configs/datasets/*.yaml); default: VOC 2012's")
+    p.add_argument("--split", default="train", help="a split of the dataset (default: train)")
     p.add_argument("--out-dir", required=True, help="output folder for <id>.png masks")
     add_shard_arguments(p)
     p.add_argument("--weak-labels", choices=sorted(WEAK_LABEL_SETTINGS), default="all",
@@ -139,8 +135,6 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Optional[Sequence[str]] = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    if not args.data and not args.dataset:
-        parser.error("--data (a VOC-layout folder) or --dataset (a dataset description) is required")
 
     def body() -> int:
         if args.instances:

@@ -30,7 +30,7 @@ from wsss.core.weak_labels.annotation import DEFAULT_WEAK_LABELS, select_weak_la
 from wsss.core import instances as inst
 from wsss.core.atomic import remove_stale_temp_files
 from wsss.core.cli import shard_ids
-from wsss.core.weak_labels import VocDataset
+from wsss.core.datasets import open_described
 from wsss.core.weak_labels.annotation import ImageAnnotation
 from wsss.core.weak_labels.errors import WeakLabelError
 
@@ -112,12 +112,7 @@ def run_instance_baseline(
     at the end (not when nothing was added). Returns ``{"written", "existing", "failed": [(id, message)], "objects", "seconds"}``.
     """
     fn = INSTANCE_METHODS[method]
-    if dataset is not None:  # a dataset description file, read instead of the VOC layout ``data``
-        from wsss.core.datasets import DescribedDataset
-
-        dataset = DescribedDataset(dataset, split=split, ids=ids)
-    else:
-        dataset = VocDataset(data, split=split if ids is None else None, ids=ids, verify_images=False)
+    dataset = open_described(dataset, root=data, split=split, ids=ids)  # default: VOC 2012's description
     position = {image_id: k for k, image_id in enumerate(dataset.ids)}
     out_file = Path(out_file)
     out_file.parent.mkdir(parents=True, exist_ok=True)

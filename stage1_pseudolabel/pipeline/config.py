@@ -30,7 +30,7 @@ import sys
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
+from typing import Any, Dict, List, Mapping, Optional, Sequence
 
 import yaml
 
@@ -55,8 +55,7 @@ SECTIONS: Dict[str, type] = {
 
 #: the sectioned spelling of each flat key (a flat key is refused with this spelling named)
 RENAMED: Dict[str, str] = {
-    **{k: f"data.{k}" for k in ("dataset", "split", "max_images", "weak_labels", "scribble_dir", "points_dir",
-                                "tags_dir", "no_label_policy", "num_foreground")},
+    **{k: f"data.{k}" for k in ("dataset", "split", "max_images", "weak_labels", "no_label_policy")},
     "model_type": "model.type", "checkpoint": "model.checkpoint", "model_kwargs": "model.kwargs",
     "model_seed": "model.seed", "precision": "model.precision", "tf32": "model.tf32",
     "attention": "model.attention", "compile_encoder": "model.compile_encoder",
@@ -111,7 +110,7 @@ class Stage1Config:
         import_custom_modules(self.custom_imports)
         if not isinstance(self.loss, dict):
             raise ValueError(f"config key loss must be a mapping of constraint weights and options, got {self.loss!r}")
-        names = None if self.data.dataset else numbered_class_names(self.data.num_foreground)
+        names = None if self.data.dataset else VOC_CLASSES  # a description's are checked when it is opened
         try:  # refuses unknown names and bad formulas before any work
             self.constraints = ConstraintConfig.from_dict(self.loss, class_names=names)
         except ValueError as exc:
@@ -188,14 +187,6 @@ def _plain(value: Any) -> Any:
     return value
 
 
-def numbered_class_names(num_foreground: int) -> Tuple[str, ...]:
-    """Names of labels ``0..num_foreground`` of a VOC-layout folder: VOC's for 20 classes, else
-    ``class1 ..``, background first."""
-    if num_foreground == len(VOC_CLASSES) - 1:
-        return tuple(VOC_CLASSES)
-    return ("background",) + tuple(f"class{i}" for i in range(1, num_foreground + 1))
-
-
 def import_custom_modules(names: Sequence[str]) -> None:
     """Import the config's ``custom_imports`` (module names, or paths of ``.py`` files), so that the
     constraint types they register (:func:`logic.constraints.register_constraint`) can be named in
@@ -239,13 +230,19 @@ def build_config(
     """Defaults <- YAML file (with its bases) <- ``overrides`` (flags) <- ``cfg_options`` (``key=value``).
 
     ``overrides`` is a mapping as the YAML is (``{"train": {"lr": 1e-4}}``) or with dotted keys
-    (``{"train.lr": 1e-4}``); its None values are left out (flags not given).
+    (``{"train.lr": 1e-4}``); its None values are left out (flags not given). A layer that names
+    ``data.dataset`` without ``data.root`` clears the root of the layers below (that folder was another
+    dataset's).
     """
+    layers = [(checked_layer(load_yaml_config(Path(config_file)), where=str(config_file)))] if config_file else []
+    layers += [checked_layer(_without_none(overrides or {}), where="overrides"),
+               checked_layer(parse_cfg_options(cfg_options), where="--cfg-options")]
     values = Stage1Config().to_dict()
-    if config_file:
-        values = merge_config(values, checked_layer(load_yaml_config(Path(config_file)), where=str(config_file)))
-    values = merge_config(values, checked_layer(_without_none(overrides or {}), where="overrides"))
-    values = merge_config(values, checked_layer(parse_cfg_options(cfg_options), where="--cfg-options"))
+    for layer in layers:
+        data = layer.get("data") or {}
+        if "dataset" in data and "root" not in data:  # a folder given below belongs to another dataset
+            values["data"]["root"] = None
+        values = merge_config(values, layer)
     return config_from_dict(values)
 
 
@@ -262,6 +259,8 @@ def checked_layer(values: Mapping[str, Any], *, where: str) -> Dict[str, Any]:
         parts = key.split(".")
         if parts[0] == "data" and len(parts) == 1 and not isinstance(value, Mapping):
             raise ValueError(f"{where}: config key 'data' is a section; the dataset folder is spelled 'data.root'")
+        if parts[0] in DataSection.DESCRIBED:
+            build_section(DataSection, {parts[0]: value}, "data")  # refused, naming where the key belongs
         if parts[0] in RENAMED:
             new = RENAMED[parts[0]]
             raise ValueError(f"{where}: config key {parts[0]!r} is spelled {new!r} (in YAML: "
@@ -305,9 +304,9 @@ COMMON_FLAGS: Dict[str, str] = {
 def add_common_arguments(parser: argparse.ArgumentParser) -> None:
     """The flags every stage-1 CLI shares (those of the Makefile's ``STAGE1_COMMON``)."""
     add_config_arguments(parser, config_help="YAML config (configs/stage1/*.yaml)")
-    parser.add_argument("--data", help="VOC-layout dataset folder (data.root)")
-    parser.add_argument("--dataset", help="dataset description YAML (configs/datasets/*.yaml); replaces --data")
-    parser.add_argument("--split", help="id list under ImageSets/Segmentation ('all' for every JPEG)")
+    parser.add_argument("--data", help="the dataset's folder (data.root); alone: a VOC2012 folder")
+    parser.add_argument("--dataset", help="dataset description YAML (configs/datasets/*.yaml); default: VOC 2012's")
+    parser.add_argument("--split", help="a split of the dataset ('all': every annotated image)")
     parser.add_argument("--work-dir", dest="work_dir", help="where caches, checkpoints, logs and masks go")
     parser.add_argument("--model-type", dest="model_type", help=" | ".join(MODEL_TYPES))
     parser.add_argument("--checkpoint", help="SAM checkpoint file ('none': random weights, for tests only)")

@@ -37,20 +37,23 @@ def _at_least(where: str, value: Optional[float], low: float, *, optional: bool 
 class DataSection:
     """Which images and weak labels a run reads."""
 
-    root: str = "data/VOCdevkit/VOC2012"  #: VOC-layout folder (when no ``dataset`` is given)
-    #: dataset description YAML (configs/datasets/*.yaml): images, class list, weak-label sources and
-    #: splits of any dataset; when set, ``root``, ``scribble_dir``, ``points_dir``, ``tags_dir`` and
-    #: ``num_foreground`` are not used (the description says them)
+    #: dataset description YAML (configs/datasets/*.yaml): images, class list, weak-label sources,
+    #: ground truth and splits; null: PASCAL VOC 2012 (configs/datasets/voc2012.yaml)
     dataset: Optional[str] = None
-    split: Optional[str] = "train"  #: ImageSets/Segmentation/<split>.txt; null: every JPEG
+    #: the dataset's folder, in place of the description's ``root`` (``--data DIR``); null: the description's
+    root: Optional[str] = None
+    #: a split the description names (VOC: train, val, trainval, train_aug, test); null: every annotated image
+    split: Optional[str] = "train"
     max_images: Optional[int] = None  #: only the first N ids of the split (smoke runs)
     weak_labels: List[str] = field(default_factory=lambda: list(DEFAULT_WEAK_LABELS))  #: which annotations the run uses
-    #: folder of ScribbleSup scribbles under ``root`` (``<id>.png`` label map or ``<id>.xml`` strokes)
-    scribble_dir: str = "scribbles"
-    points_dir: str = "points"  #: folder of What's-the-Point clicks under ``root`` (``<id>.json``)
-    tags_dir: str = "tags"  #: <id>.txt image-level tags (wsss.core.weak_labels.tags), read with weak_labels: [tags]
     no_label_policy: str = "background"  #: images without weak labels: "background" mask or "skip"
-    num_foreground: int = 20  #: foreground classes C (labels are 0..C and 255)
+
+    #: keys a dataset description holds, and where
+    DESCRIBED: typing.ClassVar[Dict[str, str]] = {
+        **{k: "a weak-label source of the dataset description (sources: [{format: ..., path: ...}])"
+           for k in ("scribble_dir", "points_dir", "tags_dir")},
+        "num_foreground": "the dataset description's class list (classes: [...])",
+    }
 
     def check(self) -> None:
         bad = [k for k in self.weak_labels if k not in WEAK_LABEL_KINDS]
@@ -58,7 +61,6 @@ class DataSection:
             raise ValueError(f"config key data.weak_labels: unknown kind(s) {bad}; choose from {list(WEAK_LABEL_KINDS)}")
         _choice("data.no_label_policy", self.no_label_policy, ("background", "skip"))
         _at_least("data.max_images", self.max_images, 0, optional=True)
-        _at_least("data.num_foreground", self.num_foreground, 1)
 
 
 @dataclass(kw_only=True)
@@ -230,6 +232,11 @@ def build_section(cls: type, values: Any, where: str) -> Any:
         raise ValueError(f"config key {where} is a section: a mapping of {', '.join(section_keys(cls))}; "
                          f"got {values!r}")
     unknown = sorted(set(values) - set(section_keys(cls)))
+    described = [k for k in unknown if k in getattr(cls, "DESCRIBED", {})]
+    if described:
+        key = described[0]
+        raise ValueError(f"config key {where}.{key} is {cls.DESCRIBED[key]}: write a description that inherits "
+                         f"configs/datasets/voc2012.yaml (_base_: voc2012.yaml) and set {where}.dataset to it")
     if unknown:
         raise ValueError(f"unknown config key(s) {', '.join(f'{where}.{k}' for k in unknown)}; "
                          f"known keys of {where}: {', '.join(section_keys(cls))}")

@@ -44,7 +44,7 @@ INSTANCE_FLUSH_SECONDS = 60.0
 #: the record, in a mask folder, of what made its masks
 RECORD_FILE = ".generated_by.json"
 #: config keys that change a pseudo-mask (besides the decoder and the model)
-MASK_KEYS = ("data.weak_labels", "data.num_foreground", "prompts.mode", "prompts.num_positive", "prompts.num_negative",
+MASK_KEYS = ("data.weak_labels", "data.dataset", "prompts.mode", "prompts.num_positive", "prompts.num_negative",
              "prompts.multimask_output", "prompts.min_box_size", "prompts.boxless_objects", "prompts.tag_objects",
              "seed", "model.precision", "crf", "generate.confidence_threshold")
 
@@ -127,7 +127,7 @@ class _Generation:
                  out_dir, crf, instances: Optional[InstanceFile], zero_shot: bool) -> None:
         self.cfg, self.model, self.key, self.cache, self.device = cfg, model, key, cache, device
         self.dataset, self.out_dir, self.crf, self.instances = dataset, out_dir, crf, instances
-        self.palette = getattr(dataset, "palette", None)  # a description's colours; None: the VOC colour map
+        self.palette = dataset.palette
         self.runner = DecoderRunner(model, device=device, multimask_output=cfg.prompts.multimask_output,
                                     precision=cfg.model.precision)
         self.diag_dir = cfg.diagnostics_path(zero_shot=zero_shot) if cfg.generate.diagnostics else None
@@ -194,7 +194,7 @@ class _Generation:
 
     def write(self, out_path, mask: np.ndarray) -> None:
         """Write ``mask [H, W]`` as a palette PNG, behind the loop."""
-        self.writer.submit(write_mask, out_path, mask, num_foreground=self.cfg.data.num_foreground,
+        self.writer.submit(write_mask, out_path, mask, num_foreground=self.dataset.num_foreground,
                            palette=self.palette, durable=self.cfg.durable_writes)
 
     def no_objects(self, image_id: str, ann) -> None:

@@ -20,7 +20,7 @@ import json
 import logging
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import List, Optional, Tuple, Union
+from typing import List, Optional, Tuple
 
 import numpy as np
 import torch
@@ -29,40 +29,27 @@ from logic.constraints import CompiledConstraints
 from logic.superpixels import compute_superpixels
 from wsss.core.frames import SamFrame
 from stage1_pseudolabel.pipeline.cache import atomic_torch_save
-from stage1_pseudolabel.pipeline.config import Stage1Config, numbered_class_names
+from stage1_pseudolabel.pipeline.config import Stage1Config
 from stage1_pseudolabel.pipeline.config_sections import PromptSection
 from stage1_pseudolabel.sam.class_distribution import image_classes, object_channels
 from stage1_pseudolabel.sam.prompts import ImageObjects, ObjectPrompts, build_prompts, image_objects
 from wsss.core.weak_labels.annotation import ImageAnnotation, select_weak_labels
 from wsss.core.weak_labels.classes import IGNORE_INDEX
-from wsss.core.datasets import DescribedDataset, dataset_class_names
-from wsss.core.weak_labels.voc import VocDataset
+from wsss.core.datasets import DescribedDataset, dataset_class_names, open_described
+from wsss.core.weak_labels.classes import VOC_CLASSES
 
 log = logging.getLogger(__name__)
 
 
-def open_dataset(cfg: Stage1Config) -> Union[VocDataset, DescribedDataset]:
+def open_dataset(cfg: Stage1Config) -> DescribedDataset:
     """The configured dataset (images are only header-read until needed): the one ``cfg.data.dataset``
-    describes, else the VOC-layout folder ``cfg.data.root`` with the 20 VOC classes.
+    describes (VOC 2012's by default), with its root at ``cfg.data.root`` when that is set.
 
-    Both have ``ids``, ``load(id)``, ``image_path(id)``, ``classes`` and ``num_foreground``; with a
-    description, ``cfg.data.num_foreground`` is set from its class list (masks, loss and metrics
-    follow it) and the formulas of ``cfg.constraints`` are checked against its class names.
+    The formulas of ``cfg.constraints`` are bound to the description's class names.
     """
     data = cfg.data
-    if data.dataset:
-        dataset = DescribedDataset(data.dataset, split=data.split)
-        data.num_foreground = dataset.num_foreground
-        cfg.constraints = cfg.constraints.with_class_names(class_names(cfg))
-    else:
-        dataset = VocDataset(
-            data.root,
-            split=data.split,
-            verify_images=False,
-            scribble_dir=data.scribble_dir,
-            points_dir=data.points_dir,
-            tags_dir=data.tags_dir,
-        )
+    dataset = open_described(data.dataset, root=data.root, split=data.split)
+    cfg.constraints = cfg.constraints.with_class_names(dataset.classes)
     if data.max_images is not None:
         dataset.ids = dataset.ids[: data.max_images]
     return dataset
@@ -259,13 +246,13 @@ def channel_names(classes: torch.Tensor, cfg: Stage1Config) -> Tuple[str, ...]:
 
 
 def class_names(cfg: Stage1Config) -> Tuple[str, ...]:
-    """Names of labels ``0..num_foreground`` (background first): the dataset description's, else VOC's."""
-    if cfg.data.dataset:
-        return _described_class_names(str(cfg.data.dataset))
-    return numbered_class_names(cfg.data.num_foreground)
+    """Names of labels ``0..C`` (background first): the dataset description's (VOC 2012's by default)."""
+    return _described_class_names(cfg.data.dataset, cfg.data.root)
 
 
 @functools.lru_cache(maxsize=4)
-def _described_class_names(description: str) -> Tuple[str, ...]:
+def _described_class_names(description: Optional[str], root: Optional[str]) -> Tuple[str, ...]:
     """A description's class list, read once per process (``{from: coco}`` parses the COCO file)."""
-    return tuple(dataset_class_names(description))
+    if description is None:
+        return tuple(VOC_CLASSES)
+    return tuple(dataset_class_names(description, root=root))

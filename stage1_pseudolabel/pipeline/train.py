@@ -188,7 +188,7 @@ def training_ids(cfg: Stage1Config, dataset, cache: EmbeddingCache) -> Tuple[Lis
             "(stage1-embed) first, with the same --model-type / --checkpoint"
         )
     if not ids:
-        raise ValueError(f"no training image with weak labels in {cfg.data.dataset or cfg.data.root} "
+        raise ValueError(f"no training image with weak labels in {cfg.data.root or cfg.data.dataset or 'VOC 2012'} "
                          f"(split {cfg.data.split})")
     return ids, skipped
 

@@ -52,7 +52,7 @@ def test_demo_flow_small(tmp_path):
     # the instance table: every method's instance pseudo-labels, scored against SegmentationObject
     inst_rows = report["instances"]["methods"]
     assert set(inst_rows) == set(methods)
-    assert report["instances"]["ground_truth"]["gt_source"] == {"SegmentationObject": 3, "class_components": 0}
+    assert report["instances"]["ground_truth"]["gt_source"] == {"instances": 3, "class_components": 0}
     assert all(r["images"] == 3 and 0 <= r["AP"] <= 100 for r in inst_rows.values())
     assert inst_rows["box fill"]["AP50"] > 0  # filled boxes of the scenes' own objects overlap them
     assert "Instance pseudo-labels (mask AP)" in (work / "report.html").read_text()

@@ -11,7 +11,7 @@ import pytest
 import yaml
 from PIL import Image
 
-from wsss.core.datasets import DatasetDescriptionError, DescribedDataset, load_description
+from wsss.core.datasets import DatasetDescriptionError, DescribedDataset, load_description, voc_dataset, voc_split_list
 from wsss.core.weak_labels.classes import VOC_CLASSES, voc_palette
 from wsss.core.weak_labels.errors import (
     MalformedAnnotationError,
@@ -21,7 +21,6 @@ from wsss.core.weak_labels.errors import (
     WeakLabelWarning,
 )
 from wsss.core.weak_labels.images import choose_orientation, image_size, read_image
-from wsss.core.weak_labels.voc import VocDataset
 
 REPO = Path(__file__).resolve().parents[2]
 EXIF_ORIENTATION = 0x0112
@@ -290,21 +289,48 @@ def test_labelme_folder(tmp_path):
         DescribedDataset(strict).load("chat_été")
 
 
-def test_voc_description_matches_voc_dataset(voc_root):
-    """The shipped VOC description reads what VocDataset reads, image for image."""
-    desc = load_description(REPO / "configs/datasets/voc2012.yaml", overrides={"root": str(voc_root)})
-    described = DescribedDataset(desc, split="val")
-    voc = VocDataset(voc_root, split="val", verify_images=False)
-    assert described.ids == voc.ids
-    for image_id in voc.ids[:12]:
-        a, b = described.load(image_id), voc.load(image_id)
-        for field in ("image_path", "height", "width", "gt_path", "orientation"):
-            assert getattr(a, field) == getattr(b, field)
-        for field in ("boxes", "box_classes", "scribbles", "points", "point_classes"):
-            np.testing.assert_array_equal(getattr(a, field), getattr(b, field))
-        np.testing.assert_array_equal(described.read_gt(image_id), np.asarray(Image.open(b.gt_path)))
+def test_voc_dataset_reads_the_voc_files(voc_root):
+    """``--data DIR`` (the VOC description with its root at DIR) gives what VOC's files say, read here
+    with the standard library: the split's id list, each XML's boxes (1-based inclusive corners ->
+    half-open pixel edges), the ground-truth PNG and the image size."""
+    import xml.etree.ElementTree as ET
+
+    ds = voc_dataset(voc_root, split="val")
+    listed = (voc_root / "ImageSets/Segmentation/val.txt").read_text().split()
+    assert ds.ids == listed and ds.classes == VOC_CLASSES
+    for image_id in ds.ids[:12]:
+        a = ds.load(image_id)
+        objects = ET.parse(voc_root / "Annotations" / f"{image_id}.xml").getroot().findall("object")
+        boxes = [[float(o.find(f"bndbox/{k}").text) for k in ("xmin", "ymin", "xmax", "ymax")] for o in objects]
+        np.testing.assert_array_equal(a.boxes, [[x0 - 1, y0 - 1, x1, y1] for x0, y0, x1, y1 in boxes])
+        assert a.box_classes.tolist() == [VOC_CLASSES.index(o.find("name").text.strip()) for o in objects]
+        assert (a.width, a.height) == Image.open(voc_root / "JPEGImages" / f"{image_id}.jpg").size
+        np.testing.assert_array_equal(ds.read_gt(image_id),
+                                      np.asarray(Image.open(voc_root / "SegmentationClass" / f"{image_id}.png")))
     with pytest.raises(DatasetDescriptionError, match="split 'nope' is not one of"):
-        DescribedDataset(desc, split="nope")
+        voc_dataset(voc_root, split="nope")
+
+
+def test_voc_description_split_alternatives_and_instances(tmp_path):
+    """train_aug is whichever of trainaug.txt (wsss-voc-data) and DeepLab's two-column train_aug.txt
+    exists; the instance PNGs are SegmentationObject's, else SBD's SegmentationObjectAug."""
+    root = tmp_path / "VOC2012"
+    for sub in ("JPEGImages", "ImageSets/Segmentation", "SegmentationObject", "SegmentationObjectAug"):
+        (root / sub).mkdir(parents=True)
+    (root / "ImageSets/Segmentation/train_aug.txt").write_text("/JPEGImages/a.jpg /SegmentationClassAug/a.png\n"
+                                                               "/JPEGImages/b.jpg /SegmentationClassAug/b.png\n")
+    for image_id, folder in (("a", "SegmentationObject"), ("b", "SegmentationObjectAug")):
+        Image.fromarray(rgb(4, 5)).save(root / "JPEGImages" / f"{image_id}.jpg")
+        Image.fromarray(np.ones((4, 5), np.uint8)).save(root / folder / f"{image_id}.png")
+    for split in ("train_aug", "trainaug"):
+        assert voc_dataset(root, split=split).ids == ["a", "b"]
+    ds = voc_dataset(root, split="train_aug")
+    assert [ds.instance_path(i) for i in ds.ids] == [root / "SegmentationObject/a.png",
+                                                     root / "SegmentationObjectAug/b.png"]
+    (root / "ImageSets/Segmentation/trainaug.txt").write_text("b\n")  # wsss-voc-data's list comes first
+    assert voc_dataset(root, split="train_aug").ids == ["b"]
+    with pytest.raises(MissingFileError, match=r"test\.txt.*wsss-voc-data --voc-test"):
+        voc_split_list(root, "test")
 
 
 def test_read_image_is_writable(tmp_path):

@@ -274,27 +274,28 @@ def test_ablation_on_a_described_dataset(rps, tmp_path):
 
 
 def test_instance_ground_truth_of_a_described_dataset(rps, tmp_path):
-    """wsss-evaluate-instances --dataset: a PNG ground truth gives the class components, the same
-    masks as the VOC-layout route without SegmentationObject on the same images (whose class ids
-    differ), and the ground truth scored against itself is 100 AP."""
-    import shutil
+    """wsss-evaluate-instances --dataset: a PNG ground truth gives the class components (OpenCV's
+    8-connected components of each class of the PNG, the small ones crowd), and the ground truth scored
+    against itself is 100 AP."""
+    import cv2
 
     from wsss.core import instances as inst
     from wsss.core.datasets import DescribedDataset
-    from wsss.core.evaluation.instances import (described_ground_truth, evaluate_instances, image_name,
-                                                voc_ground_truth)
+    from wsss.core.evaluation.instances import MIN_COMPONENT_AREA, described_ground_truth, evaluate_instances, image_name
 
     dataset = DescribedDataset(rps["description"], split="val")
     ids = [i for i in dataset.ids if dataset.has_gt(i)]
     truth = described_ground_truth(dataset, ids)
-    (tmp_path / "voc" / "SegmentationClass").mkdir(parents=True)
-    for i in ids:
-        shutil.copy(rps["root"] / "SegmentationClass" / f"{i}.png", tmp_path / "voc" / "SegmentationClass")
-    voc = voc_ground_truth(tmp_path / "voc", ids)
-    assert voc["info"]["gt_source"] == {"SegmentationObject": 0, "class_components": len(ids)}
+    assert truth["info"]["gt_source"] == {"instances": 0, "class_components": len(ids)}
     assert [image_name(im) for im in truth["images"]] == ids
-    areas = sorted(a["area"] for a in truth["annotations"])
-    assert areas == sorted(a["area"] for a in voc["annotations"]) and areas
+    expected = []
+    for i in ids:
+        class_map = np.asarray(Image.open(rps["root"] / "SegmentationClass" / f"{i}.png"))
+        for c in set(np.unique(class_map)) - {0, 255}:
+            n, labels, stats, _ = cv2.connectedComponentsWithStats((class_map == c).astype(np.uint8), connectivity=8)
+            expected += [(int(a), int(a) < MIN_COMPONENT_AREA) for a in stats[1:n, cv2.CC_STAT_AREA]]
+    areas = sorted((int(a["area"]), bool(a.get("iscrowd", 0))) for a in truth["annotations"])
+    assert areas == sorted(expected) and areas
     assert {a["category_id"] for a in truth["annotations"]} <= {1, 2, 3}
     inst.write_document(tmp_path / "gt.json", truth)
     out = _cli("wsss.core.evaluation.instances", "--pred", tmp_path / "gt.json", "--dataset", rps["description"],
@@ -326,7 +327,7 @@ def test_bench_quality_on_a_described_dataset(rps, tmp_path):
     expected = evaluate_described(dataset, pred_dir=work / "baselines" / "box", ids=ids)
     assert methods["box fill"]["mIoU"] == pytest.approx(expected.miou, abs=0.01)
     assert set(methods["box fill"]["per_class_iou"]) <= set(CLASSES) and "rock" in methods["box fill"]["per_class_iou"]
-    assert report["instances"]["ground_truth"]["gt_source"] == {"class_components": len(ids)}
+    assert report["instances"]["ground_truth"]["gt_source"] == {"instances": 0, "class_components": len(ids)}
     assert "rock" in (work / "report.html").read_text()
     assert demo_main(["--dataset", str(rps["description"]), "--work-dir", str(work)]) == 2  # needs --bench-quality
 

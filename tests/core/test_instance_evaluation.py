@@ -14,7 +14,8 @@ from wsss.core import instances as inst
 from wsss.core.evaluation.instances import (coco_ground_truth, document_from_instances, evaluate_instances, main,
                                             voc_ground_truth, voc_instances)
 from wsss.core.synthetic import write_dataset
-from wsss.core.weak_labels import VocDataset, read_image
+from wsss.core.datasets import voc_dataset
+from wsss.core.weak_labels import read_image
 from wsss.core.weak_labels.voc import read_id_list
 from stage1_pseudolabel.baselines import box_fill, grabcut_fill
 from stage1_pseudolabel.baselines.cli import main as baselines_main
@@ -76,9 +77,9 @@ def test_coco_ground_truth_with_polygons_and_category_names(tmp_path):
 
 def test_synthetic_ground_truth_comes_from_segmentation_object(tmp_path):
     root = write_dataset(tmp_path / "syn", domain="target", num_train=3, num_val=0, seed=1, size_range=(90, 110))
-    ds = VocDataset(root, split="train")
+    ds = voc_dataset(root, split="train")
     gt = voc_ground_truth(root, ds.ids)
-    assert gt["info"]["gt_source"] == {"SegmentationObject": 3, "class_components": 0}
+    assert gt["info"]["gt_source"] == {"instances": 3, "class_components": 0}
     for k, image_id in enumerate(ds.ids):
         ann = ds.load(image_id)
         objects, _, crowd = voc_instances(root, image_id)
@@ -95,7 +96,7 @@ def test_ground_truth_as_pseudo_labels_gives_ap_100_on_real_voc(voc_root, tmp_pa
     ids = read_id_list(voc_root / "ImageSets/Segmentation/train.txt")[:40]
     gt = voc_ground_truth(voc_root, ids)
     # the slice has no SegmentationObject: approximate instances (class components), and it says so
-    assert gt["info"]["gt_source"] == {"SegmentationObject": 0, "class_components": 40}
+    assert gt["info"]["gt_source"] == {"instances": 0, "class_components": 40}
     assert "approximate" in gt["info"]["note"]
     # perfect pseudo-labels written as stage 1 writes them, read back from disk
     shapes = {im["name"]: (im["height"], im["width"]) for im in gt["images"]}
@@ -137,7 +138,7 @@ def test_box_fill_instances_score_below_grabcut_on_real_voc(voc_root, tmp_path, 
 
 @pytest.mark.realdata
 def test_instance_baselines_rebuild_the_semantic_baselines(voc_root):
-    ds = VocDataset(voc_root, split="val", verify_images=False)
+    ds = voc_dataset(voc_root, split="val", verify_images=False)
     for image_id in ds.ids[:3]:
         ann = ds.load(image_id)
         image = read_image(ann.image_path)

@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from wsss.core.datasets import voc_dataset
 from wsss.core.masks import read_mask
 from wsss.core.weak_labels import (
     CorruptImageError,
@@ -19,7 +20,6 @@ from wsss.core.weak_labels import (
     MissingFileError,
     SizeMismatchError,
     UnknownClassError,
-    VocDataset,
     WeakLabelWarning,
     parse_voc_xml,
     read_coco_instances,
@@ -37,7 +37,7 @@ from wsss.core.weak_labels import (
 def real_split(request, voc_root):
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        dataset = VocDataset(voc_root, split=request.param)
+        dataset = voc_dataset(voc_root, split=request.param)
         result = dataset.load_all(errors="raise")
     return request.param, dataset, result.annotations, caught
 
@@ -128,7 +128,7 @@ def test_voc_hand_made_exact(tmp_path):
         {"objects": [{"x": 5.2, "y": 6.0, "cls": 12, "rank": 1}], "background": [{"x": 30.0, "y": 2.0, "cls": 0}]}))
     with warnings.catch_warnings():
         warnings.simplefilter("error")
-        a = VocDataset(root, split="train")["a"]
+        a = voc_dataset(root, split="train")["a"]
     assert (a.height, a.width) == (H, W)
     np.testing.assert_array_equal(a.boxes, [[2, 3, 10, 12], [0, 0, 32, 24]])
     assert a.box_classes.tolist() == [12, 15]
@@ -137,7 +137,7 @@ def test_voc_hand_made_exact(tmp_path):
     assert a.point_classes.tolist() == [12, 0]
     assert a.gt_path == root / "SegmentationClass" / "a.png"
     # Optional files absent for "b": no scribbles, no clicks, not an error.
-    b = VocDataset(root, split="train")["b"]
+    b = voc_dataset(root, split="train")["b"]
     assert b.scribbles is None and len(b.points) == 0 and b.num_objects == 2
 
 
@@ -145,7 +145,7 @@ def test_optional_folders_absent(tmp_path):
     root = _make_voc(tmp_path)
     for sub in ("scribbles", "points", "Annotations"):
         shutil.rmtree(root / sub)
-    a = VocDataset(root, split="train", ids=["a"])[0]
+    a = voc_dataset(root, split="train", ids=["a"])[0]
     assert a.num_objects == 0 and a.scribbles is None and len(a.points) == 0
 
 
@@ -338,7 +338,7 @@ def test_missing_image(tmp_path):
     root = _make_voc(tmp_path)
     (root / "JPEGImages" / "a.jpg").unlink()
     with pytest.raises(MissingFileError, match=r"a\.jpg"):
-        VocDataset(root)["a"]
+        voc_dataset(root)["a"]
 
 
 def test_corrupt_jpeg(tmp_path):
@@ -346,7 +346,7 @@ def test_corrupt_jpeg(tmp_path):
     data = (root / "JPEGImages" / "a.jpg").read_bytes()
     (root / "JPEGImages" / "a.jpg").write_bytes(data[: len(data) // 2])  # truncated
     with pytest.raises(CorruptImageError, match=r"a\.jpg"):
-        VocDataset(root)["a"]
+        voc_dataset(root)["a"]
     (root / "JPEGImages" / "b.jpg").write_bytes(b"this is not a jpeg")
     with pytest.raises(CorruptImageError, match=r"b\.jpg"):
         read_image(root / "JPEGImages" / "b.jpg")
@@ -356,21 +356,21 @@ def test_malformed_xml(tmp_path):
     root = _make_voc(tmp_path)
     (root / "Annotations" / "a.xml").write_text("<annotation><object><name>dog</name>")
     with pytest.raises(MalformedAnnotationError, match=r"a\.xml.*malformed XML"):
-        VocDataset(root)["a"]
+        voc_dataset(root)["a"]
     (root / "Annotations" / "a.xml").write_text("<annotation><object><name>dog</name><bndbox><xmin>x</xmin>"
                                                 "</bndbox></object></annotation>")
     with pytest.raises(MalformedAnnotationError, match=r"a\.xml.*xmin"):
-        VocDataset(root)["a"]
+        voc_dataset(root)["a"]
 
 
 def test_unknown_class_name(tmp_path):
     root = _make_voc(tmp_path)
     (root / "Annotations" / "a.xml").write_text(_voc_xml([("dragon", (1, 1, 5, 5))]))
     with pytest.raises(UnknownClassError, match=r"a\.xml.*'dragon'"):
-        VocDataset(root)["a"]
+        voc_dataset(root)["a"]
     # Aliases of annotation tools are accepted.
     (root / "Annotations" / "a.xml").write_text(_voc_xml([("TV", (1, 1, 5, 5)), ("motorcycle", (1, 1, 5, 5))]))
-    assert VocDataset(root)["a"].box_classes.tolist() == [20, 14]
+    assert voc_dataset(root)["a"].box_classes.tolist() == [20, 14]
 
 
 def test_box_outside_image_clipped_with_one_warning(tmp_path):
@@ -378,7 +378,7 @@ def test_box_outside_image_clipped_with_one_warning(tmp_path):
     (root / "Annotations" / "a.xml").write_text(_voc_xml([("dog", (-5, 2, 10, 30)), ("cat", (20, 0, 40, 10)),
                                                           ("cow", (2, 2, 4, 4))]))
     with pytest.warns(WeakLabelWarning, match=r"a\.xml: 2 box\(es\) extend outside") as record:
-        a = VocDataset(root)["a"]
+        a = voc_dataset(root)["a"]
     assert len([w for w in record if issubclass(w.category, WeakLabelWarning)]) == 1
     np.testing.assert_array_equal(a.boxes, [[0, 1, 10, H], [19, 0, W, 10], [1, 1, 4, 4]])
 
@@ -387,7 +387,7 @@ def test_box_empty_after_clipping_is_skipped(tmp_path):
     root = _make_voc(tmp_path)
     (root / "Annotations" / "a.xml").write_text(_voc_xml([("dog", (40, 2, 50, 10)), ("cat", (2, 2, 8, 8))]))
     with pytest.warns(WeakLabelWarning, match=r"a\.xml: 1 box\(es\) are empty after clipping"):
-        a = VocDataset(root)["a"]
+        a = voc_dataset(root)["a"]
     assert a.box_classes.tolist() == [8]
 
 
@@ -395,7 +395,7 @@ def test_scribble_size_mismatch(tmp_path):
     root = _make_voc(tmp_path)
     Image.fromarray(np.full((H + 1, W), 255, np.uint8)).save(root / "scribbles" / "a.png")
     with pytest.raises(SizeMismatchError, match=r"scribbles/a\.png.*32x25 \(WxH\).*32x24"):
-        VocDataset(root)["a"]
+        voc_dataset(root)["a"]
 
 
 def test_mask_values_out_of_range(tmp_path):
@@ -409,14 +409,14 @@ def test_mask_values_out_of_range(tmp_path):
     scribbles[2, 2] = 40
     Image.fromarray(scribbles).save(root / "scribbles" / "a.png")
     with pytest.raises(InvalidMaskError, match=r"scribbles/a\.png.*40"):
-        VocDataset(root)["a"]
+        voc_dataset(root)["a"]
 
 
 def test_batch_skips_bad_files_and_reports_them(tmp_path):
     root = _make_voc(tmp_path, ids=("a", "b", "c", "d"))
     (root / "JPEGImages" / "a.jpg").unlink()
     (root / "Annotations" / "c.xml").write_text("<annotation")
-    dataset = VocDataset(root)
+    dataset = voc_dataset(root)
     with pytest.raises(MissingFileError):
         dataset.load_all(errors="raise")
     result = dataset.load_all(errors="skip")

@@ -11,7 +11,8 @@ import pytest
 from wsss.core.masks import read_mask
 from wsss.core.synthetic import DEFAULT_CLASSES, render_scene, write_dataset
 from wsss.core.synthetic.cli import main as synthetic_main
-from wsss.core.weak_labels import VocDataset, parse_voc_xml, read_image, read_points_json
+from wsss.core.datasets import voc_dataset
+from wsss.core.weak_labels import parse_voc_xml, read_image, read_points_json
 
 
 def _scenes(domain, n, seed=0, size=(192, 208)):
@@ -46,8 +47,8 @@ def test_ground_truth_boxes_scribbles_and_clicks_agree(datasets):
     for domain, root in datasets.items():
         with warnings.catch_warnings():
             warnings.simplefilter("error")  # a clean dataset: no clipping, no dropped clicks
-            annotations = VocDataset(root, split="train").load_all().annotations + \
-                VocDataset(root, split="val").load_all().annotations
+            annotations = voc_dataset(root, split="train").load_all().annotations + \
+                voc_dataset(root, split="val").load_all().annotations
         assert len(annotations) == 14
         for a in annotations:
             gt = read_mask(a.gt_path, height=a.height, width=a.width)

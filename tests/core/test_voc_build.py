@@ -23,7 +23,8 @@ from wsss.core.masks import read_mask
 from wsss.core.weak_labels.images import read_label_png
 from wsss.core.weak_labels.points import read_points_json
 from wsss.core.weak_labels.scribblesup import read_scribblesup_xml
-from wsss.core.weak_labels.voc import VocDataset, read_id_list
+from wsss.core.datasets import voc_dataset
+from wsss.core.weak_labels.voc import read_id_list
 
 H, W = 24, 32
 VOC_TRAIN, VOC_VAL = ["2007_000001", "2007_000002"], ["2007_000003"]
@@ -155,7 +156,7 @@ def test_the_10582_rule_on_lists_of_the_official_sizes():
 
 def test_train_aug_is_a_split_with_sbd_ground_truth(built, tmp_path):
     out, _ = built
-    ds = VocDataset(out, split="train_aug", verify_images=False)
+    ds = voc_dataset(out, split="train_aug", verify_images=False)
     assert ds.ids == read_id_list(out / "ImageSets/Segmentation/trainaug.txt")
     assert ds.load("2008_000010").gt_path == out / "SegmentationClassAug" / "2008_000010.png"
     assert ds.load("2007_000001").gt_path == out / "SegmentationClass" / "2007_000001.png"
@@ -165,7 +166,7 @@ def test_train_aug_is_a_split_with_sbd_ground_truth(built, tmp_path):
     (deeplab / "JPEGImages").symlink_to(out / "JPEGImages")
     (deeplab / "ImageSets/Segmentation/train_aug.txt").write_text(
         "".join(f"/JPEGImages/{i}.jpg /SegmentationClassAug/{i}.png\n" for i in ds.ids))
-    assert VocDataset(deeplab, split="trainaug", verify_images=False).ids == ds.ids
+    assert voc_dataset(deeplab, split="trainaug", verify_images=False).ids == ds.ids
 
 
 def test_described_voc_reads_train_aug_and_its_ground_truth(built, tmp_path):
@@ -223,7 +224,7 @@ def test_more_than_20_objects_give_instance_ground_truth(built):
 
     out, _ = built
     objects, source, _ = voc_instances(out, "2008_000010")
-    assert source == "SegmentationObject" and len(objects) == 25
+    assert source == "instances" and len(objects) == 25
     assert {c for c, _ in objects} == {1 + sorted(set(SBD_TRAIN + SBD_VAL)).index("2008_000010")}
 
 

@@ -41,11 +41,11 @@ def _box_filled(boxes, classes, shape) -> np.ndarray:
 
 @pytest.fixture(scope="module")
 def scored(voc_root) -> List[Dict]:
-    VocDataset = pytest.importorskip("wsss.core.weak_labels").VocDataset
+    voc_dataset = pytest.importorskip("wsss.core.datasets").voc_dataset
     from wsss.core.frames import SamFrame
     from wsss.core.weak_labels import read_image, read_label_png
 
-    ds = VocDataset(voc_root, split="train")
+    ds = voc_dataset(voc_root, split="train")
     results = []
     for image_id in ds.ids:
         ann = ds.load(image_id)

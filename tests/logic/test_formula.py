@@ -19,9 +19,10 @@ def voc_problems(voc_root):
     """Three real VOC training images in a 128 x 128 low-res frame: weak labels, superpixels, image."""
     from logic.superpixels import compute_superpixels
     from wsss.core.frames import SamFrame
-    from wsss.core.weak_labels import VocDataset, read_image
+    from wsss.core.datasets import voc_dataset
+    from wsss.core.weak_labels import read_image
 
-    ds = VocDataset(voc_root, split="train")
+    ds = voc_dataset(voc_root, split="train")
     out = []
     for image_id in ds.ids:
         ann = ds.load(image_id)

@@ -176,11 +176,19 @@ def test_config_precedence_and_unknown_keys(tmp_path):
     assert cfg.train.epochs == 7 and cfg.train.lr == 0.25 and cfg.prompts.mode == "box"
     assert cfg.loss == {"scribbles": 2.0, "neighbourhood": 0.1}
     assert cfg.model.kwargs == {"image_size": 256}
-    assert cfg.data.root == "data/VOCdevkit/VOC2012"
+    assert cfg.data.root is None and cfg.data.dataset is None  # VOC 2012's description at its own root
     with pytest.raises(ValueError, match="unknown stage-1 config key"):
         build_config(cfg_options=["epoch=3"])
     with pytest.raises(ValueError, match="prompts.mode"):
         build_config(cfg_options=["prompts.mode=boxes"])
+    synthetic = str(Path(__file__).parents[2] / "configs" / "stage1" / "synthetic.yaml")  # data.root: data/synthetic
+    assert build_config(config_file=synthetic).data.root == "data/synthetic"
+    # another dataset named above the file: its own root, or the one given with it
+    assert build_config(config_file=synthetic, overrides={"data.dataset": "d.yaml"}).data.root is None
+    assert build_config(config_file=synthetic, overrides={"data.dataset": "d.yaml", "data.root": "r"}).data.root == "r"
+    for key in ("data.scribble_dir=s", "data.num_foreground=3", "points_dir=p"):  # the description's facts
+        with pytest.raises(ValueError, match=r"data\.\w+ is .*dataset description.*_base_: voc2012\.yaml"):
+            build_config(cfg_options=[key])
     for name in ("voc_box_scribble", "voc_box", "voc_scribble_points", "synthetic", "tiny_random", "demo_proxy"):
         build_config(config_file=str(Path(__file__).parents[2] / "configs" / "stage1" / f"{name}.yaml"))
 

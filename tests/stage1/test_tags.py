@@ -77,7 +77,8 @@ def test_voc_layout_and_description_read_tag_files(voc_root, tmp_path):
     import shutil
 
     from wsss.core.datasets import DescribedDataset
-    from wsss.core.weak_labels.voc import VocDataset, read_id_list
+    from wsss.core.datasets import voc_dataset
+    from wsss.core.weak_labels.voc import read_id_list
 
     ids = read_id_list(voc_root / "ImageSets" / "Segmentation" / "train.txt")[:2]
     root = tmp_path / "voc"
@@ -88,7 +89,7 @@ def test_voc_layout_and_description_read_tag_files(voc_root, tmp_path):
             shutil.copy(src, root / sub / src.name)
     (root / "tags").mkdir()
     (root / "tags" / f"{ids[0]}.txt").write_text("person\ndog\n")
-    voc = VocDataset(root, ids=ids)
+    voc = voc_dataset(root, ids=ids)
     assert voc.load(ids[0]).tags.tolist() == [12, 15]
     assert voc.load(ids[1]).tags is None
     description = tmp_path / "d.yaml"

@@ -1,6 +1,6 @@
 """Which knowledge helps: fine-tune stage 1 leaving each constraint out once, one table of pseudo-mask mIoU.
 
-    wsss-ablation [--config configs/stage1/demo_proxy.yaml] [--data VOC-LAYOUT | --dataset FILE] [--split train]
+    wsss-ablation [--config configs/stage1/demo_proxy.yaml] [--data DIR] [--dataset FILE] [--split train]
                   [--work-dir work_dirs/ablation] [--set section.key=value ...]
 
 For the config's active constraints (``loss:``, every registered type or formula with a non-zero
@@ -8,7 +8,7 @@ weight) it runs train + generate once with all of them and once per constraint w
 set to 0, all from the same cached embeddings (embedded once), and evaluates each run's pseudo-masks
 against the ground truth of the same images (masks of the mask decoder alone: the config's CRF is not
 applied, so the table shows what the logic does). ``--dataset`` takes a dataset description
-(configs/datasets/*.yaml) with ground truth instead of a VOC folder. Without either it uses the demo's synthetic target
+(configs/datasets/*.yaml) with ground truth, VOC 2012's by default. Without either it uses the demo's synthetic target
 scenes and the proxy SAM (made if missing), like ``make demo``. Each run lives in
 ``<work-dir>/<variant>/`` and is reused when its masks exist (a killed ablation resumes);
 ``ablation.json`` and ``ablation.md`` hold the table.
@@ -38,10 +38,9 @@ def without(loss: Dict, name: str) -> Dict:
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="wsss-ablation", description=__doc__.split("\n\n")[0])
     add_config_arguments(p, config_help="stage-1 YAML (default: configs/stage1/demo_proxy.yaml)")
-    src = p.add_mutually_exclusive_group()
-    src.add_argument("--data", default=None, help="VOC-layout dataset with ground truth (default: synthetic scenes)")
-    src.add_argument("--dataset", default=None, help="dataset description with ground_truth (configs/datasets/*.yaml)")
-    p.add_argument("--split", default="train", help="a split of --data (ImageSets/Segmentation) or of --dataset")
+    p.add_argument("--data", default=None, help="the dataset's folder; alone: a VOC2012 folder (default: synthetic scenes)")
+    p.add_argument("--dataset", default=None, help="dataset description with ground_truth (configs/datasets/*.yaml)")
+    p.add_argument("--split", default="train", help="a split of the dataset")
     p.add_argument("--work-dir", default="work_dirs/ablation")
     p.add_argument("--checkpoint", default=None, help="SAM checkpoint (default: the proxy SAM)")
     p.add_argument("--model-type", default=None)
@@ -64,7 +63,7 @@ def run(args: argparse.Namespace) -> int:
     from stage1_pseudolabel.pipeline.config import build_config
     from stage1_pseudolabel.pipeline.embed import run_embed
     from stage1_pseudolabel.pipeline.prepare import open_dataset
-    from wsss.apps.common import ensure_synthetic, metrics_for, proxy_checkpoint
+    from wsss.apps.common import ensure_synthetic, proxy_checkpoint
     from wsss.core.evaluation import evaluate_described
 
     torch.set_num_threads(max(1, args.threads))
@@ -75,23 +74,20 @@ def run(args: argparse.Namespace) -> int:
         checkpoint = str(proxy_checkpoint(Path("data/checkpoints/proxy_sam.pth"), progress=progress))
         model_type = "proxy"
     overrides = {"data.split": args.split, "model.checkpoint": checkpoint, "model.type": model_type or "vit_h",
-                 "work_dir": str(work / "all")}
-    if args.dataset:
-        overrides["data.dataset"] = data = args.dataset
-    else:
-        data = Path(args.data) if args.data else ensure_synthetic(work / "data", num_train=args.num_train, num_val=1, seed=args.seed)
-        overrides["data.root"] = str(data)
+                 "work_dir": str(work / "all"), "data.dataset": args.dataset, "data.root": args.data}
+    if args.dataset is None and args.data is None:
+        overrides["data.root"] = str(ensure_synthetic(work / "data", num_train=args.num_train, num_val=1, seed=args.seed))
     base = build_config(config_file=args.config or "configs/stage1/demo_proxy.yaml", overrides=overrides,
                         cfg_options=args.cfg_options or ())
-    dataset = open_dataset(base)  # with --dataset, the DescribedDataset the runs read
-    ids = list(dataset.ids)
-    if args.dataset and dataset.description.ground_truth is None:
+    dataset = open_dataset(base)  # the dataset the runs read, through its description
+    if dataset.description.ground_truth is None:
         raise ValueError(f"{args.dataset}: the description has no ground_truth, so there is nothing to score an ablation on")
+    ids = list(dataset.ids)
+    scored = [i for i in ids if dataset.has_gt(i)]
+    data = args.dataset or overrides["data.root"]
 
     def score(out: Path) -> float:
-        if args.dataset:
-            return evaluate_described(dataset, pred_dir=out, ids=[i for i in ids if dataset.has_gt(i)]).miou
-        return metrics_for(out, data / "SegmentationClass", ids).miou
+        return evaluate_described(dataset, pred_dir=out, ids=scored).miou
 
     base = dataclasses.replace(base, crf=None)  # the decoder's own masks: what the logic does, not the CRF
     active = base.constraints.active

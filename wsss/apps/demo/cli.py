@@ -26,7 +26,8 @@ from wsss.core.weak_labels.annotation import WEAK_LABEL_SETTINGS
 
 def add_source_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--work-dir", default="work_dirs/demo")
-    p.add_argument("--data", default=None, help="VOC-layout dataset (default: synthetic target scenes in the work dir)")
+    p.add_argument("--data", default=None, help="a VOC2012 folder, or --dataset's folder (default: synthetic target "
+                                                "scenes in the work dir)")
     p.add_argument("--dataset", default=None,
                    help="with --bench-quality: a dataset description with ground_truth (configs/datasets/*.yaml)")
     p.add_argument("--split", default="train", help="split whose weak labels make the pseudo-masks")
@@ -124,7 +125,7 @@ def run(args: argparse.Namespace, *, work: Path, timer: Timer) -> int:
     print(f"weak labels: {setting} ({', '.join(cfg.data.weak_labels)}; prompts: {cfg.prompts.mode})")
     outputs = MethodOutputs()
     if "boxes" in cfg.data.weak_labels:
-        run_baselines(source=source, weak_labels=cfg.data.weak_labels, dataset=args.dataset, work=work, outputs=outputs,
+        run_baselines(source=source, weak_labels=cfg.data.weak_labels, work=work, outputs=outputs,
                       timer=timer, progress=progress)
     else:
         notes.append(f"Weak labels '{setting}' have no boxes: the box-fill and GrabCut baselines (both start "

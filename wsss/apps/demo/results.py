@@ -73,7 +73,7 @@ def write_report(args: argparse.Namespace, *, work: Path, source: Source, model:
                                 "scenes' ground truth." if results.stage2 else None),
             train_log=cfg.train_log, overlay_rows=rows, ranked_by=final, title=title(source, setting),
             diagnostics_dir=cfg.diagnostics_path(zero_shot=False),
-            dataset={"root": str(source.data), "split": source.split, "images": len(source.ids),
+            dataset={"root": str(source.data), "description": source.description, "split": source.split, "images": len(source.ids),
                      "weak_labels": setting, "kind": source.kind},
             classes=source.class_names, model=model.info(), targets=targets, timings=timer.times, notes=notes,
             extra={"per_image_miou": {"method": final, "scores": per_image}, "crf": cfg.get("crf"),
@@ -85,7 +85,7 @@ def write_report(args: argparse.Namespace, *, work: Path, source: Source, model:
 
 
 def title(source: Source, setting: str) -> str:
-    what = "Demo: synthetic target scenes" if source.synthetic else f"Quality benchmark: {source.data} ({source.split})"
+    what = "Demo: synthetic target scenes" if source.synthetic else f"Quality benchmark: {source.description or source.data} ({source.split})"
     return f"{what}, weak labels: {setting}"
 
 

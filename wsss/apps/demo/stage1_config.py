@@ -30,7 +30,7 @@ def stage1_config(args: argparse.Namespace, *, work: Path, source: Source, model
 
     overrides = {"data.split": source.split, "work_dir": str(work / "stage1"), "model.type": model.type,
                  "model.checkpoint": model.checkpoint, "device": args.device}
-    overrides.update({"data.dataset": args.dataset} if args.dataset else {"data.root": str(source.data)})
+    overrides.update({"data.dataset": source.description, "data.root": source.data and str(source.data)})
     if args.stage1_epochs is not None:
         overrides["train.epochs"] = args.stage1_epochs
     elif args.bench_quality and model.is_proxy and args.stage1_config is None:

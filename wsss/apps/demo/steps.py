@@ -8,7 +8,7 @@ import dataclasses
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Dict, List, Optional, Sequence
+from typing import Dict, List, Sequence
 
 from wsss.apps.demo.methods import MethodOutputs
 from wsss.apps.demo.sources import Source
@@ -17,7 +17,7 @@ from wsss.apps.demo.timer import Timer
 BASELINES = (("box", "box fill"), ("grabcut", "GrabCut"))  # (method of stage1_pseudolabel.baselines, row name)
 
 
-def run_baselines(*, source: Source, weak_labels: Sequence[str], dataset: Optional[str], work: Path,
+def run_baselines(*, source: Source, weak_labels: Sequence[str], work: Path,
                   outputs: MethodOutputs, timer: Timer, progress: bool) -> None:
     """Box fill and GrabCut (both start from boxes): pseudo-masks and instances under ``work/baselines``."""
     from stage1_pseudolabel.baselines.cli import run_baseline
@@ -27,12 +27,12 @@ def run_baselines(*, source: Source, weak_labels: Sequence[str], dataset: Option
         with timer.step(f"baseline: {name}"):
             out = work / "baselines" / method
             run = run_baseline(method, source.data, out, split=source.split, progress=progress,
-                               weak_labels=weak_labels, dataset=dataset)
+                               weak_labels=weak_labels, dataset=source.description)
             print(f"{name}: {run.summary()}")
             instances = work / "baselines" / f"{method}_instances.json"
             outputs.add(name, masks=out, instances=instances)
             run_instance_baseline(method, source.data, instances, split=source.split, weak_labels=weak_labels,
-                                  dataset=dataset)
+                                  dataset=source.description)
 
 
 def final_method(cfg) -> str:

@@ -24,6 +24,7 @@ from wsss.core.datasets.description import (
     DatasetDescriptionError,
     Source,
     check_classes,
+    VOC_DESCRIPTION,
     load_description,
 )
 from wsss.core.weak_labels.annotation import ImageAnnotation
@@ -39,7 +40,7 @@ from wsss.core.weak_labels.errors import (
     WeakLabelWarning,
     warn_file,
 )
-from wsss.core.weak_labels.images import choose_orientation, image_size, read_label_png
+from wsss.core.weak_labels.images import choose_orientation, image_size, read_image, read_label_png
 from wsss.core.weak_labels.labelme import labelme_labels, read_labelme, read_labelme_polygons
 from wsss.core.weak_labels.points import read_points_json
 from wsss.core.weak_labels.scribblesup import read_scribble_png, read_scribblesup_xml
@@ -63,6 +64,8 @@ class DescribedDataset(BatchLoading):
             description does not list is an error, except that a description without ``splits``
             takes every annotated image for any split (logged).
         ids: explicit ids (overrides ``split``).
+        verify_images: decode each image when it is loaded (a corrupt file fails there, naming it);
+            otherwise only its header is read.
 
     Attributes:
         classes: the class names (index 0 background); ``num_foreground`` = ``len(classes) - 1``.
@@ -70,7 +73,8 @@ class DescribedDataset(BatchLoading):
     """
 
     def __init__(self, description: Union[DatasetDescription, PathLike], *, split: Optional[str] = None,
-                 ids: Optional[Sequence[str]] = None) -> None:
+                 ids: Optional[Sequence[str]] = None, verify_images: bool = False) -> None:
+        self.verify_images = verify_images
         if not isinstance(description, DatasetDescription):
             description = load_description(description)
         if not description.images.is_dir():
@@ -243,6 +247,8 @@ class DescribedDataset(BatchLoading):
             orientation = "exif"
         if not image_path.is_file():
             raise MissingFileError(image_path, "image not found")
+        if self.verify_images:
+            read_image(image_path)
 
         boxes = [p.boxes for p in parts]
         box_classes = [p.box_classes for p in parts]
@@ -328,6 +334,13 @@ class DescribedDataset(BatchLoading):
             label_map[segmentation_mask(segmentation, entry.height, entry.width)] = IGNORE_INDEX if crowd else cls
         return label_map
 
+    def instance_path(self, image_id: str) -> Optional[Path]:
+        """The instance-id PNG of ``image_id`` (``instances``), or None when the description has none
+        or the image has no file."""
+        inst = self.description.instances
+        path = inst.png(image_id) if inst is not None else None
+        return path if path is not None and path.is_file() else None
+
     def has_gt(self, image_id: str) -> bool:
         gt = self.description.ground_truth
         if gt is None:
@@ -351,21 +364,56 @@ def _overlay(below: Optional[np.ndarray], above: Optional[np.ndarray]) -> Option
     return out
 
 
-def open_described(path: PathLike, *, split: Optional[str] = None, ids: Optional[Sequence[str]] = None,
-                   overrides: Optional[dict] = None) -> DescribedDataset:
-    """:class:`DescribedDataset` of a description file (``overrides`` merged over it, e.g. ``root``)."""
-    return DescribedDataset(load_description(path, overrides=overrides), split=split, ids=ids)
+def open_described(path: Optional[PathLike] = None, *, root: Optional[PathLike] = None,
+                   split: Optional[str] = None, ids: Optional[Sequence[str]] = None,
+                   verify_images: bool = False) -> DescribedDataset:
+    """The dataset of a description file (None: PASCAL VOC 2012, :data:`VOC_DESCRIPTION`), with its
+    ``root`` at ``root`` when given: what every command's ``--dataset FILE`` / ``--data DIR`` opens."""
+    overrides = {"root": str(root)} if root is not None else None
+    description = load_description(path if path is not None else VOC_DESCRIPTION, overrides=overrides)
+    return DescribedDataset(description, split=split, ids=ids, verify_images=verify_images)
 
 
-def dataset_class_names(path: Optional[PathLike]) -> Sequence[str]:
-    """The class names of a description (read from the annotations for ``classes: {from: ...}``), or
-    VOC's without one."""
+def voc_dataset(root: PathLike, *, split: Optional[str] = "train", ids: Optional[Sequence[str]] = None,
+                verify_images: bool = False) -> DescribedDataset:
+    """A VOC 2012-layout folder (``JPEGImages``, ``Annotations``, ``SegmentationClass``, ``ImageSets``,
+    and the weak-label folders of :data:`VOC_DESCRIPTION`) as a dataset."""
+    if not Path(root).is_dir():
+        raise MissingFileError(Path(root), "dataset folder not found")
+    return open_described(root=root, split=split, ids=ids, verify_images=verify_images)
+
+
+#: how to make the VOC id lists the official download lacks
+_LIST_HINTS = {"trainaug": "VOC train + SBD: build it with wsss-voc-data --sbd",
+               "train_aug": "VOC train + SBD: build it with wsss-voc-data --sbd",
+               "test": "VOC2012test.tar: wsss-voc-data --voc-test"}
+
+
+def voc_split_list(root: PathLike, split: str) -> Path:
+    """The id list of ``split`` of the VOC folder ``root``: the list :data:`VOC_DESCRIPTION` names for it
+    (``train_aug``: ``trainaug.txt`` or DeepLab's ``train_aug.txt``), else
+    ``ImageSets/Segmentation/<split>.txt``.
+
+    Raises:
+        MissingFileError: no such list (for the lists VOC's download lacks: how to make them).
+    """
+    description = load_description(VOC_DESCRIPTION, overrides={"root": str(root)})
+    path = description.splits.get(split, Path(root) / "ImageSets" / "Segmentation" / f"{split}.txt")
+    if not path.is_file():
+        hint = f" ({_LIST_HINTS[split]})" if split in _LIST_HINTS else ""
+        raise MissingFileError(path, f"id list not found{hint}")
+    return path
+
+
+def dataset_class_names(path: Optional[PathLike], *, root: Optional[PathLike] = None) -> Sequence[str]:
+    """The class names of a description (``root`` in place of its own; read from the annotations for
+    ``classes: {from: ...}``), or VOC's without one."""
     if path is None:
         return VOC_CLASSES
-    description = load_description(path)
+    description = load_description(path, overrides={"root": str(root)} if root is not None else None)
     if description.classes is not None:
         return description.classes
     return DescribedDataset._classes_from(description)
 
 
-__all__ = ["DescribedDataset", "Source", "dataset_class_names", "open_described"]
+__all__ = ["DescribedDataset", "Source", "dataset_class_names", "open_described", "voc_dataset", "voc_split_list"]

@@ -26,7 +26,7 @@ GT_FORMATS = ("png", "coco", "labelme")
 MAX_FOREGROUND = IGNORE_INDEX - 1
 
 _KEYS = ("name", "root", "images", "classes", "colours", "unknown_classes", "polygon_only", "sources",
-         "ground_truth", "splits")
+         "ground_truth", "instances", "splits")
 
 
 class DatasetDescriptionError(ValueError):
@@ -76,6 +76,9 @@ class DatasetDescription:
     polygon_only: str = "box"
     sources: List[Source] = field(default_factory=list)
     ground_truth: Optional[Source] = None
+    #: instance ground truth: PNGs of object ids (1..254 per image, 0 none, 255 void), read with the
+    #: class ground truth (VOC's ``SegmentationObject``); None: each class's connected components
+    instances: Optional[Source] = None
     splits: Dict[str, Path] = field(default_factory=dict)
 
     @property
@@ -202,15 +205,8 @@ def description_from_dict(values: Dict[str, Any], *, path: Optional[Path] = None
     if classes_from and not any(s.format == classes_from for s in sources):
         raise DatasetDescriptionError(path, f"classes: {{from: {classes_from}}} but no {classes_from} source")
 
-    gt = values.get("ground_truth")
-    ground_truth = None
-    if gt is not None:
-        if (not isinstance(gt, dict) or not {"format", "path"} <= set(gt) <= {"format", "path", "fallback"}
-                or gt["format"] not in GT_FORMATS or ("fallback" in gt and gt["format"] != "png")):
-            raise DatasetDescriptionError(path, f"ground_truth: expected {{format: {' | '.join(GT_FORMATS)}, "
-                                                f"path: ...}} (png: also fallback: ...), got {gt!r}")
-        ground_truth = Source(format=gt["format"], path=under(gt["path"], "ground_truth.path"),
-                              fallback=under(gt["fallback"], "ground_truth.fallback") if "fallback" in gt else None)
+    ground_truth = _png_or_format_source(values.get("ground_truth"), "ground_truth", GT_FORMATS, under, path)
+    instances = _png_or_format_source(values.get("instances"), "instances", ("png",), under, path)
 
     splits = values.get("splits") or {}
     if not isinstance(splits, dict):
@@ -220,5 +216,26 @@ def description_from_dict(values: Dict[str, Any], *, path: Optional[Path] = None
         images=under(values.get("images", "JPEGImages"), "images"), classes=classes, classes_from=classes_from,
         colours=colours, unknown_classes=chosen["unknown_classes"], polygon_only=chosen["polygon_only"],
         sources=sources, ground_truth=ground_truth,
-        splits={str(k): under(v, f"splits.{k}") for k, v in splits.items()},
+        instances=instances,
+        splits={str(k): _first_existing(v, f"splits.{k}", under, path) for k, v in splits.items()},
     )
+
+
+def _png_or_format_source(value: Any, key: str, formats: Sequence[str], under, path: Optional[Path]) -> Optional[Source]:
+    """``ground_truth`` / ``instances``: ``{format, path}`` (png: also ``fallback``), or None."""
+    if value is None:
+        return None
+    if (not isinstance(value, dict) or not {"format", "path"} <= set(value) <= {"format", "path", "fallback"}
+            or value["format"] not in formats or ("fallback" in value and value["format"] != "png")):
+        raise DatasetDescriptionError(path, f"{key}: expected {{format: {' | '.join(formats)}, "
+                                            f"path: ...}} (png: also fallback: ...), got {value!r}")
+    return Source(format=value["format"], path=under(value["path"], f"{key}.path"),
+                  fallback=under(value["fallback"], f"{key}.fallback") if "fallback" in value else None)
+
+
+def _first_existing(value: Any, what: str, under, path: Optional[Path]) -> Path:
+    """A split's id list: a path, or a list of alternatives (the first that exists, else the first)."""
+    options = [under(v, what) for v in value] if isinstance(value, (list, tuple)) else [under(value, what)]
+    if not options:
+        raise DatasetDescriptionError(path, f"{what}: expected a path or a list of paths, got {value!r}")
+    return next((p for p in options if p.is_file()), options[0])

@@ -2,9 +2,9 @@
 
 With ``--dataset FILE`` (a dataset description, configs/datasets/*.yaml) the class names and the number
 of classes are the description's, and without ``--gt`` the ground truth is the description's (PNG
-folder, COCO segmentations or LabelMe polygons) for the images of ``--split``. ``--data DIR`` is the
-VOC description (configs/datasets/voc2012.yaml) with its root at DIR: ``--split train_aug`` reads
-VOC's ground truth and, for SBD's images, ``SegmentationClassAug``.
+folder, COCO segmentations or LabelMe polygons) for the images of ``--split``. ``--data DIR`` puts the
+description's root at DIR; alone, it is the VOC description (configs/datasets/voc2012.yaml) there:
+``--split train_aug`` reads VOC's ground truth and, for SBD's images, ``SegmentationClassAug``.
 
 Exit status 0 on success, 2 on bad input (missing predictions, size mismatch, invalid values), with
 the error on stderr.
@@ -19,8 +19,7 @@ from typing import Optional, Sequence
 
 from wsss.core.atomic import write_json
 from wsss.core.cli import run_cli
-from wsss.core.datasets import DescribedDataset, dataset_class_names
-from wsss.core.datasets.description import voc_description
+from wsss.core.datasets import dataset_class_names, open_described
 from wsss.core.evaluation.described import evaluate_described
 from wsss.core.evaluation.folders import evaluate_folders
 from wsss.core.weak_labels.classes import VOC_CLASSES
@@ -35,7 +34,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--dataset", type=Path, default=None,
                         help="dataset description YAML: class names, and the ground truth when --gt is not given")
     parser.add_argument("--data", type=Path, default=None,
-                        help="a VOC2012 folder: the VOC description with this root (instead of --dataset)")
+                        help="the dataset's folder; alone: a VOC2012 folder (configs/datasets/voc2012.yaml there)")
     parser.add_argument("--split", default=None, help="with --dataset / --data: a split (default: all)")
     parser.add_argument("--list", type=Path, default=None,
                         help="id list (ImageSets/Segmentation/<split>.txt); default: every PNG in --pred")
@@ -51,11 +50,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
 
     def body() -> int:
         ids = read_id_list(args.list) if args.list is not None else None
-        if args.data is not None and args.gt is None:
-            metrics = evaluate_described(DescribedDataset(voc_description(args.data), split=args.split),
-                                         pred_dir=args.pred, ids=ids)
-        elif args.dataset is not None and args.gt is None:
-            dataset = DescribedDataset(args.dataset, split=args.split)
+        if args.gt is None:
+            dataset = open_described(args.dataset, root=args.data, split=args.split)
             if dataset.description.ground_truth is None:  # `make stage1` on a dataset without ground truth
                 print(f"{args.dataset} describes no ground_truth: nothing to evaluate")
                 return 0

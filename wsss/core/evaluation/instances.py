@@ -23,10 +23,9 @@ import numpy as np
 from wsss.core import instances as inst
 from wsss.core.atomic import write_json
 from wsss.core.cli import run_cli
-from wsss.core.datasets import DescribedDataset
+from wsss.core.datasets import DescribedDataset, voc_dataset
 from wsss.core.masks import read_mask
 from wsss.core.weak_labels.classes import IGNORE_INDEX, VOC_ALIASES, VOC_CLASSES, class_index
-from wsss.core.weak_labels.voc import AUG_GT_DIR, read_id_list, split_list_path
 
 PathLike = inst.PathLike
 
@@ -50,30 +49,26 @@ def class_components(class_map: np.ndarray) -> List[Tuple[int, np.ndarray]]:
     return out
 
 
-def voc_instances(root: PathLike, image_id: str, *, min_area: int = MIN_COMPONENT_AREA):
-    """Ground-truth instances of one VOC-layout image: ``(objects, source, crowd)``: ``objects`` and
-    ``crowd`` are lists of ``(class, bool mask)``, ``source`` is ``"SegmentationObject"`` or
-    ``"class_components"``; ``crowd`` holds the components under ``min_area`` pixels (module
-    docstring; always empty for SegmentationObject)."""
-    root = Path(root)
-    class_map = read_mask(_first(root, image_id, CLASS_DIRS))
-    obj_path = _first(root, image_id, OBJECT_DIRS)
-    if obj_path.is_file():  # object ids are not classes: 1..254 (an image may have more than 20)
+def described_instances(dataset: DescribedDataset, image_id: str, *, min_area: int = MIN_COMPONENT_AREA):
+    """Ground-truth instances of one image of a described dataset: ``(objects, source, crowd)``.
+    ``objects`` and ``crowd`` are lists of ``(class, bool mask)``; ``source`` is ``"instances"`` (the
+    description's instance-id PNG, e.g. VOC's ``SegmentationObject``) or ``"class_components"``;
+    ``crowd`` holds the components under ``min_area`` pixels (always empty for instance PNGs)."""
+    return _instances_of(dataset, image_id, dataset.read_gt(image_id), min_area=min_area)
+
+
+def _instances_of(dataset: DescribedDataset, image_id: str, class_map: np.ndarray, *, min_area: int):
+    obj_path = dataset.instance_path(image_id)
+    if obj_path is not None:  # object ids are not classes: 1..254 (an image may have more than 20)
         objects = inst.label_maps_to_instances(read_mask(obj_path, num_foreground=254), class_map)
-        return objects, "SegmentationObject", []
+        return objects, "instances", []
     objects, crowd = component_instances(class_map, min_area=min_area)
     return objects, "class_components", crowd
 
 
-#: Ground-truth folders of a VOC layout, VOC's own first, then SBD's (``wsss-voc-data --sbd``).
-CLASS_DIRS = ("SegmentationClass", AUG_GT_DIR)
-OBJECT_DIRS = ("SegmentationObject", "SegmentationObjectAug")
-
-
-def _first(root: Path, image_id: str, folders: Sequence[str]) -> Path:
-    """``<folder>/<id>.png`` of the first of ``folders`` that has it (else the first's path)."""
-    paths = [root / folder / f"{image_id}.png" for folder in folders]
-    return next((p for p in paths if p.is_file()), paths[0])
+def voc_instances(root: PathLike, image_id: str, *, min_area: int = MIN_COMPONENT_AREA):
+    """:func:`described_instances` of an image of the VOC folder ``root``."""
+    return described_instances(voc_dataset(root, split=None, ids=[image_id]), image_id, min_area=min_area)
 
 
 def component_instances(class_map: np.ndarray, *, min_area: int = MIN_COMPONENT_AREA):
@@ -102,16 +97,8 @@ def document_from_instances(items: Sequence[Tuple], *, score: float = 1.0, info:
 
 
 def voc_ground_truth(root: PathLike, ids: Sequence[str], *, min_area: int = MIN_COMPONENT_AREA) -> Dict[str, Any]:
-    """Ground truth of ``ids`` as a COCO document; ``info.gt_source`` counts images per route."""
-    items, sources = [], {"SegmentationObject": 0, "class_components": 0}
-    for image_id in ids:
-        objects, source, crowd = voc_instances(root, image_id, min_area=min_area)
-        sources[source] += 1
-        h, w = read_mask(_first(Path(root), image_id, CLASS_DIRS)).shape
-        items.append((image_id, h, w, objects, crowd))
-    note = (f"approximate instances: connected components of each class of SegmentationClass (under {min_area} "
-            "px: crowd, ignored)" if sources["class_components"] else "VOC SegmentationObject instances")
-    return document_from_instances(items, info={"gt_source": sources, "note": note})
+    """:func:`described_ground_truth` of ``ids`` of the VOC folder ``root``."""
+    return described_ground_truth(voc_dataset(root, split=None, ids=ids), ids, min_area=min_area)
 
 
 def coco_ground_truth(path: PathLike, classes: Sequence[str] = VOC_CLASSES) -> Dict[str, Any]:
@@ -158,13 +145,16 @@ def described_ground_truth(dataset: DescribedDataset, ids: Sequence[str], *,
         doc.update(images=images, annotations=[a for a in doc["annotations"] if a["image_id"] in kept])
         doc["info"]["gt_source"] = {"coco": len(images)}
         return doc
-    items = []
+    items, sources = [], {"instances": 0, "class_components": 0}
     for image_id in ids:
         class_map = dataset.read_gt(image_id)
-        items.append((image_id, *class_map.shape, *component_instances(class_map, min_area=min_area)))
-    note = (f"approximate instances: connected components of each class of the {gt.format} ground truth of "
-            f"{dataset.description.path} (under {min_area} px: crowd, ignored)")
-    return document_from_instances(items, info={"gt_source": {"class_components": len(ids)}, "note": note},
+        objects, source, crowd = _instances_of(dataset, image_id, class_map, min_area=min_area)
+        sources[source] += 1
+        items.append((image_id, *class_map.shape, objects, crowd))
+    where = f"{gt.format} ground truth of {dataset.description.path}"
+    note = (f"approximate instances: connected components of each class of the {where} (under {min_area} px: "
+            "crowd, ignored)" if sources["class_components"] else f"instance ground truth of {dataset.description.path}")
+    return document_from_instances(items, info={"gt_source": sources, "note": note},
                                    classes=dataset.classes, file_name=lambda name: dataset.image_path(name).name)
 
 
@@ -234,7 +224,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     parser.add_argument("--write-gt", type=Path, help="write the ground truth as COCO JSON here (stage 2's "
                                                       "validation file)")
     gt = parser.add_mutually_exclusive_group(required=True)
-    gt.add_argument("--voc", type=Path, help="VOC-layout root: SegmentationObject (else class components) + SegmentationClass")
+    gt.add_argument("--voc", type=Path, help="a VOC2012 folder: configs/datasets/voc2012.yaml with this root "
+                                            "(SegmentationObject, else class components)")
     gt.add_argument("--coco", type=Path, help="COCO instances JSON with the ground-truth masks")
     gt.add_argument("--dataset", type=Path, help="dataset description (configs/datasets/*.yaml) with ground_truth")
     parser.add_argument("--gt-as-pred", action="store_true",
@@ -247,18 +238,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         if not args.pred and not args.write_gt:
             parser.error("give --pred FILE ... (to evaluate) and/or --write-gt FILE")
         preds = {str(p): inst.read_document(p) for p in args.pred}
-        if args.voc is not None:
-            if args.split:
-                names = read_id_list(split_list_path(args.voc, args.split))
-            else:
-                names = sorted({image_name(im) for d in preds.values() for im in d["images"]})
-            missing = [n for n in names if not _first(args.voc, n, CLASS_DIRS).is_file()]
-            if missing:
-                raise FileNotFoundError(f"{args.voc / 'SegmentationClass'}: no ground truth for {len(missing)} "
-                                        f"image(s), e.g. {missing[:3]}")
-            truth = voc_ground_truth(args.voc, names)
-        elif args.dataset is not None:
-            dataset = DescribedDataset(args.dataset, split=args.split)
+        if args.voc is not None or args.dataset is not None:
+            dataset = (voc_dataset(args.voc, split=args.split) if args.voc is not None
+                       else DescribedDataset(args.dataset, split=args.split))
             if args.split:
                 names = [i for i in dataset.ids if dataset.has_gt(i)]
             else:

@@ -1,4 +1,4 @@
-"""Writing synthetic scenes as a VOC-layout dataset that :class:`~wsss.core.weak_labels.voc.VocDataset` reads.
+"""Writing synthetic scenes as a VOC2012-layout dataset (:func:`wsss.core.datasets.voc_dataset` reads it).
 
 Layout under ``root``::
 

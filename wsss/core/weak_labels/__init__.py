@@ -35,7 +35,7 @@ from wsss.core.weak_labels.scribblesup import (
     read_scribble_png,
     read_scribblesup_xml,
 )
-from wsss.core.weak_labels.voc import LoadResult, VocDataset, VocXml, parse_voc_xml, read_id_list
+from wsss.core.weak_labels.voc import LoadResult, VocXml, parse_voc_xml, read_id_list
 
 __all__ = [
     "ImageAnnotation",
@@ -47,5 +47,5 @@ __all__ = [
     "ORIENTATIONS", "check_label_values", "choose_orientation", "image_size", "read_image", "read_label_png",
     "Clicks", "read_points_json",
     "STROKE_WIDTH", "parse_scribblesup_xml", "rasterise_strokes", "read_scribble_png", "read_scribblesup_xml",
-    "LoadResult", "VocDataset", "VocXml", "parse_voc_xml", "read_id_list",
+    "LoadResult", "VocXml", "parse_voc_xml", "read_id_list",
 ]

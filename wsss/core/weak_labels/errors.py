@@ -3,7 +3,7 @@
 Policy (one for every reader):
 
 * A file that cannot be used raises a :class:`WeakLabelError` subclass whose message starts with the
-  file's path. Batch loaders (:meth:`wsss.core.weak_labels.voc.VocDataset.load_all`) catch
+  file's path. Batch loaders (:meth:`wsss.core.weak_labels.voc.BatchLoading.load_all`) catch
   these, record a :class:`FileProblem` and go on with the next image.
 * A file that can be used after a repair (a box clipped to the image, an empty box or an off-image
   click dropped, a size in the XML that disagrees with the image) emits **one**
