@@ -1,23 +1,7 @@
 """On-disk cache of SAM image embeddings: fp16, one file per image, tagged with what made it.
 
-Layout under ``root`` (``<work_dir>/embeddings``)::
-
-    cache_meta.json     {"backend", "model_type", "encoder_fingerprint", "encoder_size", "geometry",
-                         "embedding_shape", "extra_shapes", "version"}
-    <image_id>.pt       {"embedding": float16 [256, h, w], "extra": {name: float16 [C, h', w']},
-                         "meta": {... the same keys ..., "image_hw": [H, W]}}
-
-``extra`` holds what a backend caches besides the embedding (SAM 2.1: its two high-resolution
-feature maps; HQ-SAM: the early ViT feature; SAM 1: nothing). :meth:`EmbeddingCache.load` returns
-the embedding tensor where there is no extra, else an
-:class:`~stage1_pseudolabel.sam.backends.base.ImageFeatures`.
-
-A cache made by another backend, model variant, other weights, another encoder input size or
-geometry is refused with
-:class:`CacheMismatchError` (never silently reused); so is an entry whose image size differs from the
-image it is asked for (another dataset under the same id). Files are written to a temporary name and
-renamed, so an interrupted job leaves no partial entry; existing entries are what resuming skips.
-Each file is read with ``torch.load(weights_only=True)``.
+:class:`EmbeddingCache` is one folder for one :class:`CacheKey`: a cache or an entry made otherwise is
+refused with :class:`CacheMismatchError`, never reused (docs/method.md, "SAM backends").
 """
 
 from __future__ import annotations
@@ -96,6 +80,11 @@ def atomic_torch_save(obj, path: Path, *, durable: bool = True) -> None:
 
 class EmbeddingCache:
     """One folder of cached embeddings for one :class:`CacheKey`.
+
+    Layout: ``cache_meta.json`` (the key, :meth:`CacheKey.as_dict`) and one ``<image_id>.pt`` per
+    image, ``{"embedding": float16 [C, h, w], "extra": {name: float16 [C', h', w']}, "meta": {the
+    key's entries, "image_hw": [H, W]}}`` (``extra``: the backend's other maps, where it has some),
+    renamed into place complete and read with ``torch.load(weights_only=True)``.
 
     Args:
         root: the cache folder (created if needed).

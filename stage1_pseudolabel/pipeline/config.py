@@ -1,23 +1,9 @@
-"""Stage-1 configuration: one YAML file per experiment, in sections, with command-line overrides.
+"""Stage-1 configuration: one YAML file per experiment, in typed sections, with command-line overrides.
 
-A config has a few run-wide keys (``work_dir``, ``device``, ``seed``, ``durable_writes``,
-``custom_imports``) and sections, as mmseg's configs have (``model=dict(...)``): ``data``, ``model``,
-``prompts``, ``loss``, ``superpixels``, ``embed``, ``train``, ``generate`` and ``crf``. Each section is
-a typed dataclass (:mod:`stage1_pseudolabel.pipeline.config_sections`) checked when the config is
-built: an unknown key or a bad value fails at start-up, naming ``section.key`` and the known keys.
-The ``loss`` mapping is parsed once, into :attr:`Stage1Config.constraints`.
-
-Precedence (lowest to highest): the dataclass defaults, the YAML file (``--config``) after its
-``_base_`` files, the dedicated flags (``--data``, ``--model-type``, ``--epochs`` ...), then
-``--cfg-options key=value ...`` / ``--set key=value`` (values parsed as YAML, section keys with dots:
-``--set train.lr=1e-4``, ``--set loss.neighbourhood=0.5``). The resolved config is written to the
-work dir, sectioned as it is read.
-
-Inheritance, as mmengine configs do: ``_base_: voc_box_scribble.yaml`` (or a list, merged in order;
-paths relative to the file) is loaded first and the file's own keys are merged over it (mappings,
-sections among them, merge key by key: a child's ``train: {lr: 1.0e-4}`` changes the base's
-``train.lr`` only; everything else replaces); ``_delete_: true`` inside a mapping replaces the base's
-mapping instead of merging into it.
+:class:`Stage1Config` holds the run-wide keys and the sections
+(:mod:`~stage1_pseudolabel.pipeline.config_sections`, each checked when the config is built);
+:func:`build_config` merges the defaults, the YAML file after its ``_base_`` files, the flags and
+``--cfg-options``. Keys, precedence and inheritance: docs/config.md.
 """
 
 from __future__ import annotations

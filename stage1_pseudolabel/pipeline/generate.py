@@ -13,12 +13,13 @@ import json
 import logging
 import sys
 import time
-from typing import Dict, List, Optional, Sequence, Tuple
+from typing import Dict, List, NamedTuple, Optional, Sequence, Tuple
 
 import numpy as np
 import torch
 from tqdm import tqdm
 
+from logic.constraints import CompiledConstraints
 from wsss.core.crf import require_crf
 from wsss.core import instances as inst
 from wsss.core.masks import write_mask
@@ -30,10 +31,12 @@ from stage1_pseudolabel.pipeline.model import load_decoder, load_model, resolve_
 from stage1_pseudolabel.pipeline.predict import (
     DecoderRunner, lowres_log_distribution, lowres_object_distribution, pseudo_mask, pseudo_mask_and_instances,
 )
-from stage1_pseudolabel.pipeline.prepare import compile_constraints, open_dataset, prepare_image
+from stage1_pseudolabel.pipeline.prepare import PreparedImage, compile_constraints, open_dataset, prepare_image
+from stage1_pseudolabel.sam.backends.base import FeaturesLike
 from stage1_pseudolabel.sam.precision import autocast
 from stage1_pseudolabel.sam.checkpoint import checkpoint_fingerprint
 from wsss.core.cli import UserError, add_shard_arguments, finish, rank_shard_ids, run_cli, setup_logging, world
+from wsss.core.weak_labels.annotation import ImageAnnotation
 from wsss.core.weak_labels.errors import WeakLabelError
 
 log = logging.getLogger(__name__)
@@ -118,6 +121,34 @@ class InstanceFile:
         self.pending, self.last_flush = 0, time.monotonic()
 
 
+class _Found(NamedTuple):
+    """What :meth:`_Generation.read` found for one image, and what its step needs.
+
+    ``what``: ``existing`` (its outputs are there: nothing), ``no_objects`` (``ann``), ``decode``
+    (``prepared``, the cached ``embedding [1, C, h, w]``, an ``ImageFeatures`` where the backend has
+    more maps) or ``embed`` (``prepared``, ``ann``: not cached).
+    ``image``: ``uint8 [H, W, 3]`` where it is needed (to embed it, or for the CRF); ``constraints``:
+    compiled for the diagnostics only.
+    """
+
+    what: str
+    prepared: Optional[PreparedImage] = None
+    ann: Optional[ImageAnnotation] = None
+    embedding: Optional[FeaturesLike] = None
+    image: Optional[np.ndarray] = None
+    constraints: Optional[CompiledConstraints] = None
+
+
+class _Queued(NamedTuple):
+    """An image waiting for its decoder call: its ``embedding`` on the device, the rest as :class:`_Found`'s."""
+
+    image_id: str
+    prepared: PreparedImage
+    embedding: FeaturesLike
+    image: Optional[np.ndarray]
+    constraints: Optional[CompiledConstraints]
+
+
 class _Generation:
     """One run of generate over a shard: reads ahead (:meth:`read`, in a thread), decodes
     ``decoder_batch_images`` images a call, finishes masks (the CRF in worker processes) and writes
@@ -136,29 +167,30 @@ class _Generation:
         self.problems: List[Dict[str, str]] = []
         self.decode_seconds = 0.0
         # images waiting for their decoder call: up to decoder_batch_images consecutive ones share it
-        self.to_decode: List[Tuple[str, object, torch.Tensor, Optional[np.ndarray], object]] = []
+        self.to_decode: List[_Queued] = []
         self.writer: Optional[BackgroundWriter] = None
         self.masks_pool: Optional[OrderedProcessPool] = None
 
-    def read(self, image_id: str) -> Tuple[str, object, object, Optional[np.ndarray], object]:
-        """File work for one image, run ahead in a thread: what to do, its inputs, the RGB image
-        where it is needed (to embed it, or for the CRF), and its constraints (diagnostics only)."""
+    def read(self, image_id: str) -> _Found:
+        """File work for one image, run ahead in a thread: what to do and its inputs."""
         png_exists = (self.out_dir / f"{image_id}.png").is_file()
         diag_exists = self.diag_dir is None or (self.diag_dir / f"{image_id}.npz").is_file()
         if png_exists and diag_exists and (self.instances is None or image_id in self.instances.done):
-            return "existing", None, None, None, None
+            return _Found("existing")
         cfg, key = self.cfg, self.key
         ann = self.dataset.load(image_id)
         prepared = prepare_image(ann, cfg, encoder_size=key.encoder_size, lowres=key.lowres_size, padded=key.padded)
         if prepared.objects.num_objects == 0:
-            return "no_objects", ann, None, None, None
+            return _Found("no_objects", ann=ann)
         constraints = compile_constraints(ann, prepared, cfg) if self.diag_dir is not None else None
         if self.cache.has(image_id):
             image = ann.read_image() if self.crf is not None else None
-            return "decode", prepared, self.cache.load(image_id, height=ann.height, width=ann.width), image, constraints
+            embedding = self.cache.load(image_id, height=ann.height, width=ann.width)
+            return _Found("decode", prepared=prepared, embedding=embedding, image=image, constraints=constraints)
         if not cfg.generate.embed_missing:  # the main loop says so
-            return "embed", prepared, ann, None, None
-        return "embed", prepared, ann, ann.read_image(), constraints  # unreadable: a WeakLabelError, reported
+            return _Found("embed", prepared=prepared, ann=ann)
+        # an unreadable image raises a WeakLabelError here, which run() reports for the image
+        return _Found("embed", prepared=prepared, ann=ann, image=ann.read_image(), constraints=constraints)
 
     def run(self, ids: Sequence[str], *, progress: bool, desc: str) -> None:
         bar = tqdm(total=len(ids), desc=desc, unit="img", disable=not progress, dynamic_ncols=True)
@@ -173,22 +205,23 @@ class _Generation:
                     self.problems.append({"image_id": image_id, "error": str(error)})
                     log.warning("no mask for %s: %s", image_id, error)
                     continue
-                self.take(image_id, *item)
+                self.take(image_id, item)
             self.decode_queued()
             self.masks_pool.close()  # the last masks, before the writer's last writes
         bar.close()
         if self.instances is not None:
             self.instances.flush()
 
-    def take(self, image_id: str, what: str, a, b, image: Optional[np.ndarray], constraints) -> None:
+    def take(self, image_id: str, found: _Found) -> None:
         """Act on what :meth:`read` found for ``image_id``."""
-        if what == "existing":
+        if found.what == "existing":
             self.counts["existing"] += 1
-        elif what == "no_objects":
-            self.no_objects(image_id, a)
+        elif found.what == "no_objects":
+            self.no_objects(image_id, found.ann)
         else:
-            embedding = self.embed(image_id, image, ann=b) if what == "embed" else b.to(self.device, non_blocking=True)
-            self.to_decode.append((image_id, a, embedding, image, constraints))
+            embedding = (self.embed(image_id, found.image, ann=found.ann) if found.what == "embed"
+                         else found.embedding.to(self.device, non_blocking=True))
+            self.to_decode.append(_Queued(image_id, found.prepared, embedding, found.image, found.constraints))
             if len(self.to_decode) >= self.cfg.model.decoder_batch_images:
                 self.decode_queued()
 
@@ -228,16 +261,17 @@ class _Generation:
             return
         t0 = time.perf_counter()
         with torch.inference_mode():
-            logits_list = self.runner.batch_object_logits([p[1] for p in self.to_decode],
-                                                          [p[2] for p in self.to_decode])
-        for (image_id, prepared, _, image, constraints), logits in zip(self.to_decode, logits_list):
-            args = (prepared, logits, image, self.crf, self.cfg.generate.confidence_threshold, self.instances is not None)
+            logits_list = self.runner.batch_object_logits([q.prepared for q in self.to_decode],
+                                                          [q.embedding for q in self.to_decode])
+        for q, logits in zip(self.to_decode, logits_list):
+            args = (q.prepared, logits, q.image, self.crf, self.cfg.generate.confidence_threshold,
+                    self.instances is not None)
             if self.crf is None:  # no CPU work worth a process: at once, on the device
-                self.complete(image_id, prepared, logits, constraints, finished_mask(*args))
+                self.complete(q.image_id, q.prepared, logits, q.constraints, finished_mask(*args))
             else:
-                self.masks_pool.submit(finished_mask, (prepared, logits.cpu(), *args[2:]),
-                                       lambda done, i=image_id, p=prepared, x=logits, c=constraints:
-                                       self.complete(i, p, x, c, done))
+                self.masks_pool.submit(finished_mask, (q.prepared, logits.cpu(), *args[2:]),
+                                       lambda done, q=q, x=logits: self.complete(q.image_id, q.prepared, x,
+                                                                                 q.constraints, done))
         self.decode_seconds += time.perf_counter() - t0
         self.to_decode.clear()
 

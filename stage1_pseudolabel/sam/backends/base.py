@@ -1,23 +1,10 @@
-"""The interface every stage-1 model backend implements (SAM 1, SAM 2.1, HQ-SAM).
+"""The interface every stage-1 model backend implements (SAM 1, SAM 2.1, HQ-SAM): :class:`SamBackend`.
 
-A backend is an ``nn.Module`` with three children the pipeline knows by name, ``image_encoder``
-(frozen; ``None`` in training, which never encodes), ``prompt_encoder`` (frozen) and
-``mask_decoder`` (what stage 1 fine-tunes), and it answers four questions for the pipeline:
-
-* **What is cached per image** (:meth:`SamBackend.feature_shapes`): ``image_embed`` ``[C, h, w]``
-  always (SAM 1: ``256 x 64 x 64``), plus backend-specific maps (SAM 2: its two high-resolution
-  feature maps; HQ-SAM: the early ViT feature).
-* **Its geometry** (:attr:`SamBackend.padded`, :meth:`SamBackend.frame`): SAM 1 and HQ-SAM resize the
-  longest side and zero-pad to a square; SAM 2 resizes to the square; every conversion goes through
-  :class:`wsss.core.frames.SamFrame`.
-* **Which decoder parameters train** (:meth:`SamBackend.trainable_parameters`).
-* **One batched decoder call for all objects of an image** (:meth:`SamBackend.decode`), and one for the
-  objects of several images (:meth:`SamBackend.decode_images`: each object attends to its own image's
-  features; what the pipeline uses to keep a GPU busy with small images).
-
-Features travel as a plain ``[B, C, h, w]`` tensor where the backend needs only the embedding (SAM 1,
-what :class:`~stage1_pseudolabel.pipeline.cache.EmbeddingCache` has always returned) and as
-:class:`ImageFeatures` otherwise; :func:`as_features` accepts both.
+A backend is an ``nn.Module`` with three children, ``image_encoder`` (frozen; None in training),
+``prompt_encoder`` (frozen) and ``mask_decoder`` (what stage 1 fine-tunes), and says what is cached per
+image, its geometry, which decoder parameters train, and how the objects of one or several images are
+decoded in one call (docs/method.md, "SAM backends"). Features are a ``[B, C, h, w]`` tensor where the
+embedding is all there is (SAM 1), else :class:`ImageFeatures`; :func:`as_features` takes both.
 """
 
 from __future__ import annotations

@@ -1,24 +1,9 @@
 """HQ-SAM (``segment_anything_hq``, SysCV/sam-hq) behind the backend interface.
 
-The architecture is the package's ``_build_sam`` (its ``ImageEncoderViT``, which also returns the
-outputs of the global-attention blocks, and ``MaskDecoderHQ``), with SAM 1's hyper-parameters per
-ViT variant, built here so that the official checkpoint loads with ``weights_only=True`` and
-``strict=True`` (the package's own builder uses a plain ``torch.load`` and ``strict=False``).
-
-Geometry: SAM 1's (longest side resized, zero padding). Cached per image: the ``256 x 64 x 64``
-embedding and ``vit_early`` ``[C_vit, 64, 64]``, the output of the first global-attention block
-(``interm_embeddings[0]``, the only one the HQ decoder reads). The decoder's output is
-``masks_sam + masks_hq`` (the package's default ``hq_token_only=False``); with ``multimask_output``
-the decoder itself adds the HQ mask to the best of SAM's three.
-
-Trained: the whole HQ mask decoder; with ``train_heads="single"`` all of it but the multimask
-hyper-network MLPs (tokens 1-3) and the IoU head.
-
-Several images in one decoder call (:meth:`~stage1_pseudolabel.sam.backends.base.SamBackend.decode_images`):
-the package's ``MaskDecoderHQ`` repeats one image's embedding and HQ features for all prompts, so the
-backend gives its decoder the subclass :class:`BatchedMaskDecoderHQ` (the same object and parameters,
-``__class__`` swapped) whose ``forward`` also takes ``image_index``, each object's image; without it,
-it is the package's ``forward``.
+Built here from the package's modules with SAM 1's hyper-parameters per ViT variant, so that the
+official checkpoint loads with ``weights_only=True`` and ``strict=True``; what it caches, decodes and
+trains: docs/method.md, "SAM backends". :class:`BatchedMaskDecoderHQ` decodes several images' objects
+in one call.
 """
 
 from __future__ import annotations
@@ -186,10 +171,14 @@ class HqSamBackend(Sam1Backend):
         return shapes
 
     def encode_batch(self, batch: torch.Tensor) -> Dict[str, torch.Tensor]:
+        """The embedding and ``vit_early`` ``[B, C_vit, h, w]``: the first global-attention block's
+        output (``interm_embeddings[0]``), the only intermediate feature the HQ decoder reads."""
         embedding, interm = self.image_encoder(batch)
         return {EMBED: embedding, VIT_EARLY: interm[0].permute(0, 3, 1, 2)}
 
     def _decoder_kwargs(self, features) -> Dict[str, object]:
+        # hq_token_only=False, the package's default: SAM's mask plus the HQ one (with multimask
+        # output, the decoder adds the HQ mask to the best of SAM's three)
         return {"hq_token_only": False, "interm_embeddings": [features[VIT_EARLY].permute(0, 2, 3, 1)]}
 
     def _decode_objects(self, features, counts, *, sparse_embeddings, dense_embeddings, dense_pe, mask_decoder,

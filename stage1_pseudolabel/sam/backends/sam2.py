@@ -1,27 +1,9 @@
 """SAM 2.1 (``sam2``, facebookresearch/sam2) behind the backend interface.
 
-Built from the package's own Hydra configs (``configs/sam2.1/sam2.1_hiera_{t,s,b+,l}.yaml``) with
-``sam2.build_sam.build_sam2``'s overrides (its default ``apply_postprocessing``: the single-mask
-output falls back to the most stable multimask output in eval mode, as the official predictor does),
-then strictly loaded with ``weights_only=True`` (:mod:`stage1_pseudolabel.sam.backends.loading`).
-
-Geometry: the image is resized to the ``S x S`` square (``SAM2Transforms``: bilinear with
-antialiasing on ``[0, 1]`` floats, ImageNet normalisation), no padding; boxes become two corner
-points (labels 2, 3) followed by the clicks, as ``SAM2ImagePredictor._predict`` does. Low-res logits
-``S/4`` (256) over the square, upsampled to the image in one bilinear step.
-
-Cached per image (what ``SAM2ImagePredictor.set_image`` keeps): ``image_embed`` ``[256, S/16, S/16]``
-(the no-memory embedding added) and the two high-resolution maps ``high_res_s0``
-``[32, S/4, S/4]`` and ``high_res_s1`` ``[64, S/8, S/8]``, already projected by the decoder's
-``conv_s0`` / ``conv_s1``. Those two convolutions therefore run at embedding time and do not train.
-
-Trained: the mask decoder except ``conv_s0`` / ``conv_s1``; with ``train_heads="single"`` also
-without the multimask hyper-network MLPs, the IoU head and the object-score head. A fine-tuned
-decoder is always read through its single-mask token (the zero-shot stability fallback is off).
-
-Reduced sizes (tests, benchmarks) are keyword overrides: ``image_size``, ``trunk_embed_dim``,
-``trunk_num_heads``, ``trunk_stages``, ``global_att_blocks``, ``window_spec``, and
-``hydra_overrides`` (a list of raw Hydra overrides).
+Built from the package's own Hydra configs by ``sam2.build_sam.build_sam2``, then strictly loaded
+with ``weights_only=True`` (:mod:`stage1_pseudolabel.sam.backends.loading`); its geometry, cached maps
+and trained parameters: docs/method.md, "SAM backends". Reduced sizes (tests, benchmarks) are the
+keywords of :func:`sam2_overrides`.
 """
 
 from __future__ import annotations
@@ -70,7 +52,12 @@ def sam2_overrides(*, image_size: Optional[int] = None, trunk_embed_dim: Optiona
 
 
 def build_sam2_model(config: str, **overrides) -> nn.Module:
-    """The official ``SAM2Base`` of ``config`` with random weights (``build_sam2``, no checkpoint), eval mode."""
+    """The official ``SAM2Base`` of ``config`` with random weights (``build_sam2``, no checkpoint), eval mode.
+
+    ``build_sam2``'s ``apply_postprocessing`` stays on: in eval mode the single-mask output falls back
+    to the most stable multimask output, as the official predictor's does (off once fine-tuned:
+    :meth:`Sam2Backend.mark_fine_tuned`).
+    """
     sam2_package()
     from sam2.build_sam import build_sam2
 

@@ -85,9 +85,27 @@ def add_run_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--no-progress", action="store_true")
 
 
+#: the steps, in --help (what each shows: docs/method.md, "The proxy SAM")
+STEPS_HELP = """\
+steps:
+  1. the proxy SAM, a stand-in for pretrained SAM (make proxy-sam; trained here if missing)
+  2. synthetic target scenes: weak labels for train, ground truth for val
+  3. baselines: box fill and GrabCut
+  4. stage 1: embed, zero-shot masks, logic fine-tuning of the mask decoder, fine-tuned masks
+  5. pseudo-mask evaluation of every method on the same train images (semantic and instances)
+  6. on synthetic scenes: stage 2 on the fine-tuned and on the box-filled masks (mmseg), evaluated
+     on val, and a smoke Mask R-CNN on the fine-tuned instances (mmdet)
+  7. report.html and report.json in the work dir
+With official weights and real data:
+  wsss-demo --checkpoint sam_vit_h_4b8939.pth --model-type vit_h --data data/VOCdevkit/VOC2012
+--bench-quality: steps 3-5 and 7 on --data / --dataset. A step whose outputs exist is skipped;
+--fresh starts over."""
+
+
 def build_parser() -> argparse.ArgumentParser:
     summary = importlib.import_module("wsss.apps.demo").__doc__.split("\n\n")[0]  # the package's docstring
-    p = argparse.ArgumentParser(prog="wsss-demo", description=summary)
+    p = argparse.ArgumentParser(prog="wsss-demo", description=summary, epilog=STEPS_HELP,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
     for add_arguments in (add_source_arguments, add_stage1_arguments, add_stage2_arguments, add_run_arguments):
         add_arguments(p)
     return p
