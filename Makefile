@@ -66,7 +66,7 @@ SYNTH_OUT   ?= data/synthetic
 .PHONY: help setup test test-fast data-voc synthetic evaluate weights \
         stage1 stage1-embed stage1-train stage1-generate stage1-evaluate stage1-zeroshot \
         stage1-instances merge-instances evaluate-instances \
-        stage2 stage2-test stage2-submit stage2-instance stage2-instance-test proxy-sam demo demo-spread ablation bench bench-logic bench-stage1 bench-stage2 bench-synthetic bench-scale \
+        stage2 stage2-test stage2-submit stage2-instance stage2-instance-test voc-table proxy-sam demo demo-spread ablation bench bench-logic bench-stage1 bench-stage2 bench-synthetic bench-scale \
         gpu-check bench-quality tune-crf clean
 
 # `make help` is generated from this file: every target with a `## text` comment, and the variables
@@ -170,6 +170,16 @@ stage2-instance: setup ## train an instance network (INSTANCE_CONFIG, mmdet) on 
 stage2-instance-test: setup ## mask AP of the instance network on STAGE2_SPLIT
 	$(PY) -m stage2_segnet.instances test --config $(INSTANCE_CONFIG) $(DATA_ARGS) \
 	    --work-dir $(STAGE2_INSTANCE_WORK) --split $(STAGE2_SPLIT) --gpus $(GPUS) $(STAGE2_ARGS)
+
+# Our VOC figures beside the papers' (configs/reports/voc2012_papers.yaml). STAGE2_VAL_JSON: the val
+# result of stage2-test (test_val_tta_metrics.json after STAGE2_ARGS=--tta); TEST_MIOU: the evaluation
+# server's test mIoU; VOC_TABLE_ARGS: e.g. "--setting supervision=boxes+scribbles --stage2-test FILE".
+STAGE2_VAL_JSON ?= $(STAGE2_WORK)/test_val_metrics.json
+TEST_MIOU       ?=
+VOC_TABLE_ARGS  ?=
+voc-table: setup ## our VOC figures beside the papers' in one Markdown table (also STAGE2_WORK/voc_table.md)
+	$(PY) -m wsss.apps.voc_table --stage1 $(WORK)/pseudo_miou.json --stage2-val $(STAGE2_VAL_JSON) \
+	    $(if $(TEST_MIOU),--test-miou $(TEST_MIOU),) --out $(STAGE2_WORK)/voc_table.md $(VOC_TABLE_ARGS)
 
 # -- demo and benchmarks ---------------------------------------------------------------------------
 proxy-sam: setup ## pretrain the proxy SAM (the demo's stand-in for pretrained SAM)

@@ -169,7 +169,7 @@ def check_pretrained(model_cfg: dict) -> None:
             name = Path(path).name
             url = CHECKPOINT_SOURCES.get(name)
             hint = f"download it with: mkdir -p {Path(path).parent} && wget -O {path} {url}" if url else \
-                "download the ImageNet checkpoint named in the config's comment and place it there"
+                "the config's comment names the file and where it is published; put it there"
             missing.append(f"{Path(path).resolve()} not found ({hint})")
     if missing:
         raise FileNotFoundError(
