@@ -28,8 +28,8 @@ LAUNCHERS = ("auto", "none", "pytorch", "slurm", "mpi")
 def add_common_args(parser: argparse.ArgumentParser) -> None:
     add_config_arguments(parser, positional=True,
                          config_help="mmseg config file, e.g. configs/stage2/deeplabv3plus_r50_voc_pseudo.py")
-    parser.add_argument("--data", help="VOC2012-layout root (JPEGImages, SegmentationClass, ImageSets)")
-    parser.add_argument("--dataset", help="dataset description YAML (configs/datasets/*.yaml) instead of --data: "
+    parser.add_argument("--data", help="the dataset's folder; alone: a VOC2012 folder (configs/datasets/voc2012.yaml)")
+    parser.add_argument("--dataset", help="dataset description YAML (configs/datasets/*.yaml; default: VOC 2012's): "
                                           "images, splits, class names, palette and num_classes come from it")
     parser.add_argument("--work-dir", required=True, help="where checkpoints and logs go")
     parser.add_argument("--gpus", type=int, default=1,
@@ -266,8 +266,8 @@ def write_image_index(dataset, ids: Sequence[str], path: Path) -> None:
         warnings.simplefilter("ignore", WeakLabelWarning)  # stage 1 reported the repairs
         for image_id in dict.fromkeys(ids):
             try:
-                ann = dataset.load(image_id)
-                index[image_id] = [str(ann.image_path.resolve()), ann.orientation]
+                image, orientation = dataset.image_and_orientation(image_id)
+                index[image_id] = [str(image.resolve()), orientation]
             except WeakLabelError:
                 index[image_id] = [str(dataset.image_path(image_id).resolve()), "exif"]
     with atomic_write(Path(path), durable=False) as handle:
@@ -279,14 +279,25 @@ PACK_SEG_META_KEYS = ("img_path", "seg_map_path", "ori_shape", "img_shape", "pad
                       "flip_direction", "reduce_zero_label")
 
 
-def apply_dataset(cfg, description: str, *, work_dir: str, loaders: Sequence[str], splits: dict) -> dict:
-    """Point a stage-2 config at a described dataset (configs/datasets/*.yaml): the one place where class
-    names, palette and every head's ``num_classes`` come from the description (no mmseg config edits).
+def described_data(args: argparse.Namespace):
+    """The run's dataset description: ``--dataset FILE`` (VOC 2012's when not given) with its root at
+    ``--data`` when that is given."""
+    from wsss.core.datasets import VOC_DESCRIPTION, load_description
+
+    return load_description(args.dataset or VOC_DESCRIPTION,
+                            overrides={"root": str(Path(args.data).expanduser())} if args.data else None)
+
+
+def apply_dataset(cfg, description, *, work_dir: str, loaders: Sequence[str], splits: dict) -> dict:
+    """Point a stage-2 config at a described dataset (``description``: a parsed description or its YAML
+    file; :func:`described_data`): the one place where class names, palette and every head's
+    ``num_classes`` come from the description (no mmseg config edits).
 
     ``splits`` maps each dataloader name to the split it reads (``train_dataloader: "train"``); a split
     the description does not list becomes every annotated image (train) or every image with ground
-    truth (val/test; every annotated image when none is described, ``gt_dir`` None in the result),
-    written as an id list under ``<work_dir>/lists``. Each id's image (any folder,
+    truth (val/test; every annotated image when none is described, ``gt_dir`` None in the result).
+    Each loader's ids are written as a one-column list under ``<work_dir>/lists`` (mmseg's reader
+    takes one id per line; DeepLab's two-column ``train_aug.txt`` does not fit it). Each id's image (any folder,
     any extension) is in ``<work_dir>/lists/images.json`` (the dataset's ``image_index``). Ground truth
     that is not a PNG folder (COCO segmentations, LabelMe polygons) is written as palette PNGs under
     ``<work_dir>/ground_truth`` once. Returns ``{"num_foreground", "gt_dir", "image_index", "lists"}``.
@@ -319,11 +330,11 @@ def apply_dataset(cfg, description: str, *, work_dir: str, loaders: Sequence[str
             continue
         split = splits.get(loader_name)
         # validation / test without a list: the images with ground truth (all of them when none is described)
-        ids, ann_file = described_split(dataset, split, with_gt=loader_name != "train_dataloader" and gt is not None)
-        if ann_file is None:
-            ann_file = (Path(work_dir) / "lists" / f"{split or loader_name}.txt").resolve()
-            with atomic_write(ann_file, durable=False) as handle:
-                handle.write("".join(f"{i}\n" for i in ids).encode())
+        ids, listed = described_split(dataset, split, with_gt=loader_name != "train_dataloader" and gt is not None)
+        name = listed.stem if listed is not None else (split or loader_name)
+        ann_file = (Path(work_dir) / "lists" / f"{name}.txt").resolve()
+        with atomic_write(ann_file, durable=False) as handle:
+            handle.write("".join(f"{i}\n" for i in ids).encode())
         if not ids:
             raise ValueError(f"{desc.path}: no images for {loader_name} (split {split!r})")
         used += ids

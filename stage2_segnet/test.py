@@ -28,8 +28,8 @@ from wsss.core.atomic import write_json
 from wsss.core.cli import run_checked
 from wsss.core.crf import require_crf
 
-from .launch import (add_common_args, apply_dataset, build_runner, configure_runtime, finish_args, list_file, rank,
-                     relaunch_with_torchrun, set_data_root, start)
+from .launch import (add_common_args, apply_dataset, build_runner, configure_runtime, described_data, finish_args,
+                     rank, relaunch_with_torchrun, start)
 
 
 def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
@@ -71,13 +71,9 @@ def find_checkpoint(work_dir: str, which: str = "last") -> str:
 def build_config(args: argparse.Namespace, launcher: str) -> Config:
     cfg = Config.fromfile(args.config)
     configure_runtime(cfg, launcher, args.work_dir)
-    no_ground_truth = False
-    if args.dataset:
-        info = apply_dataset(cfg, args.dataset, work_dir=args.work_dir, loaders=["test_dataloader"],
-                             splits={"test_dataloader": args.split or "val"})
-        no_ground_truth = info["gt_dir"] is None
-    else:
-        set_data_root(cfg, args.data, ["test_dataloader"])
+    info = apply_dataset(cfg, described_data(args), work_dir=args.work_dir, loaders=["test_dataloader"],
+                         splits={"test_dataloader": args.split or "val"})
+    no_ground_truth = info["gt_dir"] is None
     checkpoint = find_checkpoint(args.work_dir, args.checkpoint)
     if not Path(checkpoint).is_file():
         raise FileNotFoundError(f"checkpoint {checkpoint} not found")
@@ -86,8 +82,6 @@ def build_config(args: argparse.Namespace, launcher: str) -> Config:
     cfg.model.pretrained = None
     split = args.split
     test_ds = cfg.test_dataloader.dataset
-    if split is not None and not args.dataset:
-        test_ds.ann_file = list_file(args.data, split)
     evaluator = cfg.test_evaluator
     if args.out_dir:
         evaluator.output_dir = str(Path(args.out_dir).resolve())

@@ -30,8 +30,8 @@ from wsss.core.weak_labels.voc import read_id_list
 
 from .checks import NUM_FOREGROUND, check_pretrained, check_pseudo_masks, raise_on_problems
 from .launch import (add_common_args, add_resume_argument, apply_dataset, apply_resume, build_runner,
-                     configure_runtime, finish_args, list_file, rank, relaunch_with_torchrun, report_last_checkpoint,
-                     set_data_root, start)
+                     configure_runtime, described_data, finish_args, rank, relaunch_with_torchrun,
+                     report_last_checkpoint, start)
 
 
 def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
@@ -40,8 +40,8 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     add_common_args(parser)
     parser.add_argument("--pseudo", required=True, help="stage 1's pseudo-mask folder (<id>.png)")
     add_resume_argument(parser)
-    parser.add_argument("--train-list", default=None, help="training split name or list file (default: the config's)")
-    parser.add_argument("--val-list", default=None, help="validation split name or list file (default: the config's)")
+    parser.add_argument("--train-list", default=None, help="training split name or list file (default: train)")
+    parser.add_argument("--val-list", default=None, help="validation split name or list file (default: val)")
     parser.add_argument("--no-check", action="store_true", help="skip the pseudo-mask folder check")
     parser.add_argument("--iters", type=int, default=None,
                         help="schedule length (papers: 20000, 40000, 80000): max_iters and the LR schedule's end")
@@ -54,24 +54,17 @@ def build_config(args: argparse.Namespace, launcher: str) -> Config:
     """The config of this run: file + data paths + runtime + ``--cfg-options`` (applied last)."""
     cfg = Config.fromfile(args.config)
     configure_runtime(cfg, launcher, args.work_dir)
-    if args.dataset:
-        info = apply_dataset(cfg, args.dataset, work_dir=args.work_dir,
-                             loaders=["train_dataloader", "val_dataloader", "test_dataloader"],
-                             splits={"train_dataloader": args.train_list or "train",
-                                     "val_dataloader": args.val_list or "val", "test_dataloader": args.val_list or "val"})
-        if info["gt_dir"] is None:  # nothing to validate on: train only
-            print(f"[stage2] {args.dataset} describes no ground truth: training without validation", flush=True)
-            for key in ("val_dataloader", "val_cfg", "val_evaluator", "test_dataloader", "test_cfg", "test_evaluator"):
-                cfg[key] = None
-            if cfg.get("default_hooks", {}).get("checkpoint", {}).get("save_best"):
-                cfg.default_hooks.checkpoint.save_best = None
-    else:
-        set_data_root(cfg, args.data, ["train_dataloader", "val_dataloader", "test_dataloader"])
+    info = apply_dataset(cfg, described_data(args), work_dir=args.work_dir,
+                         loaders=["train_dataloader", "val_dataloader", "test_dataloader"],
+                         splits={"train_dataloader": args.train_list or "train",
+                                 "val_dataloader": args.val_list or "val", "test_dataloader": args.val_list or "val"})
+    if info["gt_dir"] is None:  # nothing to validate on: train only
+        print(f"[stage2] {args.dataset} describes no ground truth: training without validation", flush=True)
+        for key in ("val_dataloader", "val_cfg", "val_evaluator", "test_dataloader", "test_cfg", "test_evaluator"):
+            cfg[key] = None
+        if cfg.get("default_hooks", {}).get("checkpoint", {}).get("save_best"):
+            cfg.default_hooks.checkpoint.save_best = None
     cfg.train_dataloader.dataset.pseudo_dir = str(Path(args.pseudo).expanduser().resolve())
-    if args.train_list and not args.dataset:
-        cfg.train_dataloader.dataset.ann_file = list_file(args.data, args.train_list)
-    if args.val_list and not args.dataset:
-        cfg.val_dataloader.dataset.ann_file = list_file(args.data, args.val_list)
     apply_resume(cfg, args.resume)
     if args.iters is not None:
         set_schedule(cfg, args.iters)

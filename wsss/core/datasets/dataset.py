@@ -188,6 +188,15 @@ class DescribedDataset(BatchLoading):
                     return folder / f"{image_id}{suffix}"
         return folder / f"{image_id}.jpg"
 
+    def image_and_orientation(self, image_id: str):
+        """``(image path, orientation)`` as :meth:`load` reads the image; without a COCO or LabelMe
+        source (the ones that record a size) that is ``(image_path(id), "exif")``, read without the
+        weak labels."""
+        if not any(s.format in ("coco", "labelme") for s in self.description.sources):
+            return self.image_path(image_id), "exif"
+        ann = self.load(image_id)
+        return ann.image_path, ann.orientation
+
     def gt_path(self, image_id: str) -> Optional[Path]:
         """The ground-truth PNG of ``image_id`` (``ground_truth.format: png``), or None."""
         gt = self.description.ground_truth
