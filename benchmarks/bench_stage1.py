@@ -64,7 +64,9 @@ from wsss.core.masks import mask_agreement  # noqa: E402
 from stage1_pseudolabel.pipeline.generate import run_generate  # noqa: E402
 from stage1_pseudolabel.pipeline.model import freeze_for_decoder_training, load_model  # noqa: E402
 from stage1_pseudolabel.pipeline.predict import DecoderRunner, lowres_log_distribution  # noqa: E402
-from stage1_pseudolabel.pipeline.prepare import compile_constraints, open_dataset, prepare_image  # noqa: E402
+from stage1_pseudolabel.pipeline.prepare import (  # noqa: E402
+    ImageInputs, compile_constraints, open_dataset, prepare_image,
+)
 from stage1_pseudolabel.pipeline.train import run_train  # noqa: E402
 from stage1_pseudolabel.sam.backends.variants import VIT_T_SIZED  # noqa: E402
 from wsss.core.weak_labels.images import read_image  # noqa: E402
@@ -127,10 +129,11 @@ def bench_decoder_batching(cfg, *, batch: int, steps: int, repeats: int, out: Di
     runner = DecoderRunner(model, device=device, precision=cfg.model.precision)
     cache = EmbeddingCache(cfg.cache_dir, key=key)
     dataset = open_dataset(cfg)
+    inputs = ImageInputs.from_config(cfg)
     prepared, feats = [], []
     for image_id in dataset.ids[:batch]:
         ann = dataset.load(image_id)
-        prepared.append(prepare_image(ann, cfg, encoder_size=key.encoder_size, lowres=key.lowres_size,
+        prepared.append(prepare_image(ann, inputs=inputs, encoder_size=key.encoder_size, lowres=key.lowres_size,
                                       padded=key.padded))
         feats.append(cache.load(image_id, device=device, dtype=torch.float32))
 
@@ -241,11 +244,12 @@ def bench_one(model_name: str, device_name: str, *, data: Path, images: int, rep
     params = freeze_for_decoder_training(model)
     runner = DecoderRunner(model, device=device, precision=precision)
     lowres = key.lowres_size
+    inputs = ImageInputs.from_config(cfg)
     logic, plain, decoder_fwd, objects = [], [], [], []
     for image_id in ids:
         ann = dataset.load(image_id)
-        prepared = prepare_image(ann, cfg, encoder_size=key.encoder_size, lowres=lowres, padded=key.padded)
-        constraints = compile_constraints(ann, prepared, cfg).to(device)
+        prepared = prepare_image(ann, inputs=inputs, encoder_size=key.encoder_size, lowres=lowres, padded=key.padded)
+        constraints = compile_constraints(ann, prepared, inputs=inputs).to(device)
         emb = cache.load(image_id, device=device)
         objects.append(prepared.objects.num_objects)
         for r in range(repeats + 1):  # the first round is a warm-up

@@ -34,7 +34,9 @@ from stage1_pseudolabel.pipeline.cache import EmbeddingCache
 from stage1_pseudolabel.pipeline.config import build_config
 from stage1_pseudolabel.pipeline.model import load_model
 from stage1_pseudolabel.pipeline.predict import DecoderRunner, lowres_log_distribution, pseudo_mask
-from stage1_pseudolabel.pipeline.prepare import has_objects, lowres_box_cover, open_dataset, prepare_image
+from stage1_pseudolabel.pipeline.prepare import (
+    ImageInputs, has_objects, lowres_box_cover, open_dataset, prepare_image,
+)
 from stage1_pseudolabel.pipeline.train import run_train
 from stage1_pseudolabel.pipeline.train_images import foreground_fraction
 
@@ -47,11 +49,12 @@ def load_items(cfg, dataset, ids, key):
     """Per image, once: annotation, ground truth, prepared objects and embedding."""
     encoder_size, lowres = key.encoder_size, 4 * key.embedding_shape[1]
     cache = EmbeddingCache(cfg.cache_dir, key=key)
+    inputs = ImageInputs.from_config(cfg)
     items = []
     for image_id in ids:
         ann = dataset.load(image_id)
         gt = read_mask(dataset.gt_path(image_id), height=ann.height, width=ann.width)
-        prepared = prepare_image(ann, cfg, encoder_size=encoder_size, lowres=lowres, padded=key.padded)
+        prepared = prepare_image(ann, inputs=inputs, encoder_size=encoder_size, lowres=lowres, padded=key.padded)
         emb = cache.load(image_id, height=ann.height, width=ann.width, device=torch.device("cpu"), dtype=torch.float32)
         items.append((ann, gt, prepared, emb))
     return items
@@ -118,7 +121,7 @@ def main(argv=None) -> int:
     result: Dict[str, object] = {"config": args.config, "sets": args.sets, "train_images": summary["images"],
                                  "steps": summary["steps"], "train_seconds": round(train_seconds, 1)}
     for name, (c, ds) in sets.items():
-        ids = [i for i in ds.ids if has_objects(ds.load(i), c)]
+        ids = [i for i in ds.ids if has_objects(ds.load(i), prompts=c.prompts, weak_labels=c.data.weak_labels)]
         items = load_items(c, ds, ids, key)
         rows = {0: score(c, model, untrained, items)}
         for step in range(args.every, args.max_steps + 1, args.every):

@@ -38,7 +38,7 @@ from stage1_pseudolabel.pipeline.config import build_config  # noqa: E402
 from stage1_pseudolabel.pipeline.embed import run_embed  # noqa: E402
 from stage1_pseudolabel.pipeline.model import load_decoder, load_model  # noqa: E402
 from stage1_pseudolabel.pipeline.predict import DecoderRunner, mask_from_distribution, pixel_log_distribution  # noqa: E402
-from stage1_pseudolabel.pipeline.prepare import open_dataset, prepare_image  # noqa: E402
+from stage1_pseudolabel.pipeline.prepare import ImageInputs, open_dataset, prepare_image  # noqa: E402
 from wsss.core.weak_labels.images import read_image  # noqa: E402
 
 GRID = dict(bi_weight=(6.0, 10.0, 15.0), bi_xy_std=(20.0, 40.0, 67.0), bi_rgb_std=(8.0, 13.0, 20.0))
@@ -92,6 +92,7 @@ def main() -> int:
         runner = DecoderRunner(model, device=torch.device("cpu"))
         cache = EmbeddingCache(cfg.cache_dir, key=key)
         dataset = open_dataset(cfg)
+        inputs = ImageInputs.from_config(cfg)
         settings = [None] + [CRFParams(bi_weight=w, bi_xy_std=s, bi_rgb_std=c)
                              for w, s, c in itertools.product(*GRID.values())]
         confusion = np.zeros((len(settings), 21, 22), np.int64)
@@ -101,7 +102,7 @@ def main() -> int:
             pending = []
             for image_id in tqdm(dataset.ids, desc=f"{len(settings) - 1} CRF settings", unit="img"):
                 ann = dataset.load(image_id)
-                prepared = prepare_image(ann, cfg, encoder_size=key.encoder_size, lowres=key.lowres_size,
+                prepared = prepare_image(ann, inputs=inputs, encoder_size=key.encoder_size, lowres=key.lowres_size,
                                          padded=key.padded)
                 if prepared.objects.num_objects == 0:
                     continue

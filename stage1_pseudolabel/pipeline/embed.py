@@ -65,7 +65,7 @@ def images_to_embed(cfg: Stage1Config, ids: Iterable[str], dataset, *,
             problems.append({"image_id": image_id, "error": str(exc)})
             log.warning("skipping %s: %s", image_id, exc)
             continue
-        if has_objects(ann, cfg):
+        if has_objects(ann, prompts=cfg.prompts, weak_labels=cfg.data.weak_labels):
             keep.append(ImageToEmbed(image_id, Path(ann.image_path), ann.height, ann.width, ann.orientation))
         else:
             empty += 1

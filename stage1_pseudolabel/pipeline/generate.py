@@ -31,7 +31,9 @@ from stage1_pseudolabel.pipeline.model import load_decoder, load_model, resolve_
 from stage1_pseudolabel.pipeline.predict import (
     DecoderRunner, lowres_log_distribution, lowres_object_distribution, pseudo_mask, pseudo_mask_and_instances,
 )
-from stage1_pseudolabel.pipeline.prepare import PreparedImage, compile_constraints, open_dataset, prepare_image
+from stage1_pseudolabel.pipeline.prepare import (
+    ImageInputs, PreparedImage, compile_constraints, open_dataset, prepare_image,
+)
 from stage1_pseudolabel.sam.backends.base import FeaturesLike
 from stage1_pseudolabel.sam.precision import autocast
 from stage1_pseudolabel.sam.checkpoint import checkpoint_fingerprint
@@ -159,6 +161,7 @@ class _Generation:
         self.cfg, self.model, self.key, self.cache, self.device = cfg, model, key, cache, device
         self.dataset, self.out_dir, self.crf, self.instances = dataset, out_dir, crf, instances
         self.palette = dataset.palette
+        self.inputs = ImageInputs.from_config(cfg)
         self.runner = DecoderRunner(model, device=device, multimask_output=cfg.prompts.multimask_output,
                                     precision=cfg.model.precision)
         self.diag_dir = cfg.diagnostics_path(zero_shot=zero_shot) if cfg.generate.diagnostics else None
@@ -179,10 +182,11 @@ class _Generation:
             return _Found("existing")
         cfg, key = self.cfg, self.key
         ann = self.dataset.load(image_id)
-        prepared = prepare_image(ann, cfg, encoder_size=key.encoder_size, lowres=key.lowres_size, padded=key.padded)
+        prepared = prepare_image(ann, inputs=self.inputs, encoder_size=key.encoder_size, lowres=key.lowres_size,
+                                 padded=key.padded)
         if prepared.objects.num_objects == 0:
             return _Found("no_objects", ann=ann)
-        constraints = compile_constraints(ann, prepared, cfg) if self.diag_dir is not None else None
+        constraints = compile_constraints(ann, prepared, inputs=self.inputs) if self.diag_dir is not None else None
         if self.cache.has(image_id):
             image = ann.read_image() if self.crf is not None else None
             embedding = self.cache.load(image_id, height=ann.height, width=ann.width)

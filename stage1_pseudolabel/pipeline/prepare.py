@@ -20,17 +20,17 @@ import json
 import logging
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import List, Optional, Tuple
+from typing import List, Optional, Sequence, Tuple
 
 import numpy as np
 import torch
 
-from logic.constraints import CompiledConstraints
+from logic.constraints import CompiledConstraints, ConstraintConfig
 from logic.superpixels import compute_superpixels
 from wsss.core.frames import SamFrame
 from stage1_pseudolabel.pipeline.cache import atomic_torch_save
 from stage1_pseudolabel.pipeline.config import Stage1Config
-from stage1_pseudolabel.pipeline.config_sections import PromptSection
+from stage1_pseudolabel.pipeline.config_sections import PromptSection, SuperpixelSection
 from stage1_pseudolabel.sam.class_distribution import image_classes, object_channels
 from stage1_pseudolabel.sam.prompts import ImageObjects, ObjectPrompts, build_prompts, image_objects
 from wsss.core.weak_labels.annotation import ImageAnnotation, select_weak_labels
@@ -101,9 +101,48 @@ class PreparedImage:
         return moved
 
 
-def has_objects(ann: ImageAnnotation, cfg: Stage1Config) -> bool:
-    """True if the image has an object to prompt for under ``cfg`` (no prompts are built)."""
-    return _objects(select_weak_labels(ann, cfg.data.weak_labels), cfg.prompts).num_objects > 0
+@dataclass(frozen=True)
+class ImageInputs:
+    """What :func:`prepare_image` and :func:`compile_constraints` read of the config, taken once per run.
+
+    These run once per image, in the main process and in the training pool's worker processes: they
+    take this bundle rather than the whole :class:`Stage1Config`, so that their signatures say which
+    keys an image's objects, prompts and constraints depend on, and a worker is sent these few
+    picklable values. The runners (train, generate) build it once with :meth:`from_config`.
+
+    Attributes:
+        prompts: how objects are made and prompted (``cfg.prompts``).
+        weak_labels: the weak-label kinds the run uses (``cfg.data.weak_labels``).
+        seed: seed of the prompt sampling (``cfg.seed``).
+        constraints: the loss's constraints (``cfg.constraints``, whose formulas' class atoms are
+            checked against a described dataset's names once :func:`open_dataset` has read it).
+        class_names: names of labels ``0..C``, background first (:func:`class_names`).
+        superpixels: the SLIC settings (``cfg.superpixels``).
+        superpixel_dir: where low-res superpixels are cached (``cfg.lowres_dir``).
+        durable_writes: fsync each cached superpixel file (``cfg.durable_writes``).
+    """
+
+    prompts: PromptSection
+    weak_labels: Tuple[str, ...]
+    seed: int
+    constraints: ConstraintConfig
+    class_names: Tuple[str, ...]
+    superpixels: SuperpixelSection
+    superpixel_dir: Path
+    durable_writes: bool
+
+    @classmethod
+    def from_config(cls, cfg: Stage1Config) -> "ImageInputs":
+        """The inputs of ``cfg`` (its class names read from the dataset description)."""
+        return cls(prompts=cfg.prompts, weak_labels=tuple(cfg.data.weak_labels), seed=cfg.seed,
+                   constraints=cfg.constraints, class_names=class_names(cfg), superpixels=cfg.superpixels,
+                   superpixel_dir=cfg.lowres_dir, durable_writes=cfg.durable_writes)
+
+
+def has_objects(ann: ImageAnnotation, *, prompts: PromptSection, weak_labels: Sequence[str]) -> bool:
+    """True if the image has an object to prompt for with ``prompts`` and the ``weak_labels`` kinds
+    (no prompts are built)."""
+    return _objects(select_weak_labels(ann, weak_labels), prompts).num_objects > 0
 
 
 def _objects(ann: ImageAnnotation, prompts: PromptSection) -> ImageObjects:
@@ -111,17 +150,19 @@ def _objects(ann: ImageAnnotation, prompts: PromptSection) -> ImageObjects:
                          tag_objects=prompts.tag_objects)
 
 
-def prepare_image(ann: ImageAnnotation, cfg: Stage1Config, *, encoder_size: int, lowres: int,
+def prepare_image(ann: ImageAnnotation, *, inputs: ImageInputs, encoder_size: int, lowres: int,
                   padded: bool = True) -> PreparedImage:
-    """Objects, class channels and prompts of one image (no constraints); ``padded=False`` is SAM 2's
+    """Objects, class channels and prompts of one image (no constraints), from its weak labels of
+    ``inputs.weak_labels`` with ``inputs.prompts`` and ``inputs.seed``; ``padded=False`` is SAM 2's
     square geometry (:class:`~wsss.core.frames.SamFrame`, the cache key's ``padded``)."""
-    ann = select_weak_labels(ann, cfg.data.weak_labels)
+    ann = select_weak_labels(ann, inputs.weak_labels)
     frame = SamFrame(height=ann.height, width=ann.width, encoder_size=encoder_size, lowres=lowres, padded=padded)
-    objects = _objects(ann, cfg.prompts)
+    settings = inputs.prompts
+    objects = _objects(ann, settings)
     classes_t = image_classes(torch.as_tensor(objects.classes))
     prompts = build_prompts(
-        ann, objects, frame, mode=cfg.prompts.mode, num_positive=cfg.prompts.num_positive,
-        num_negative=cfg.prompts.num_negative, seed=cfg.seed,
+        ann, objects, frame, mode=settings.mode, num_positive=settings.num_positive,
+        num_negative=settings.num_negative, seed=inputs.seed,
     )
     return PreparedImage(
         image_id=ann.image_id, frame=frame, objects=objects, classes=classes_t,
@@ -160,26 +201,29 @@ def lowres_scribbles(ann: ImageAnnotation, frame: SamFrame, classes: torch.Tenso
     return mapped
 
 
-def superpixel_cache_path(cfg: Stage1Config, image_id: str) -> Path:
-    return cfg.lowres_dir / f"{image_id}.pt"
+def superpixel_cache_path(*, cache_dir: Path, image_id: str) -> Path:
+    """The cache file of an image's low-res superpixels in ``cache_dir``."""
+    return cache_dir / f"{image_id}.pt"
 
 
-def lowres_superpixels(ann: ImageAnnotation, frame: SamFrame, cfg: Stage1Config) -> np.ndarray:
-    """SLIC superpixels of the image in the low-res frame, cached on disk (``int32 [L, L]``, -1 none)."""
+def lowres_superpixels(ann: ImageAnnotation, frame: SamFrame, *, settings: SuperpixelSection, cache_dir: Path,
+                       durable: bool) -> np.ndarray:
+    """SLIC superpixels (``settings``) of the image in the low-res frame (``int32 [L, L]``, -1 none),
+    cached in ``cache_dir`` (each file fsync'ed when ``durable``), reused while settings and frame match."""
     # slic: the valid rectangle is segmented as a crop (logic.superpixels), not through a mask
-    slic_settings = dataclasses.asdict(cfg.superpixels)
-    settings = json.dumps(dict(slic_settings, slic="crop", lowres=frame.lowres, encoder_size=frame.encoder_size,
-                               hw=[frame.height, frame.width], **({} if frame.padded else {"padded": False})),
-                          sort_keys=True)
-    path = superpixel_cache_path(cfg, ann.image_id)
+    slic_settings = dataclasses.asdict(settings)
+    stamp = json.dumps(dict(slic_settings, slic="crop", lowres=frame.lowres, encoder_size=frame.encoder_size,
+                            hw=[frame.height, frame.width], **({} if frame.padded else {"padded": False})),
+                       sort_keys=True)
+    path = superpixel_cache_path(cache_dir=cache_dir, image_id=ann.image_id)
     if path.is_file():
         obj = torch.load(path, map_location="cpu", weights_only=True)
-        if obj.get("settings") == settings:
+        if obj.get("settings") == stamp:
             return obj["superpixels"].numpy()
     image = frame.image_to_lowres(ann.read_image())
     valid = frame.valid_lowres().numpy()
     sp = compute_superpixels(image, valid=valid, **slic_settings).astype(np.int32)
-    atomic_torch_save({"superpixels": torch.from_numpy(sp), "settings": settings}, path, durable=cfg.durable_writes)
+    atomic_torch_save({"superpixels": torch.from_numpy(sp), "settings": stamp}, path, durable=durable)
     return sp
 
 
@@ -193,9 +237,10 @@ def lowres_box_cover(prepared: PreparedImage) -> torch.Tensor:
     return cover & frame.valid_lowres()
 
 
-def compile_constraints(ann: ImageAnnotation, prepared: PreparedImage, cfg: Stage1Config, *,
+def compile_constraints(ann: ImageAnnotation, prepared: PreparedImage, *, inputs: ImageInputs,
                         zero_shot_log_probs: Optional[torch.Tensor] = None) -> CompiledConstraints:
-    """The image's logic constraints over ``[1 + K, L, L]`` in the low-res frame.
+    """The image's logic constraints (``inputs.constraints``) over ``[1 + K, L, L]`` in the low-res frame,
+    from its weak labels of ``inputs.weak_labels``; formulas' class atoms name ``inputs.class_names``.
 
     Only the inputs some active constraint needs are computed (superpixels, the image downsampled to
     the low-res frame by :meth:`SamFrame.image_to_lowres`). ``zero_shot_log_probs`` (``[1 + K, L, L]``,
@@ -204,9 +249,9 @@ def compile_constraints(ann: ImageAnnotation, prepared: PreparedImage, cfg: Stag
     (the boxes are None); the classes of box-less objects are passed as ``unboxed_labels``, which the
     background constraint allows outside the boxes.
     """
-    ann = select_weak_labels(ann, cfg.data.weak_labels)
+    ann = select_weak_labels(ann, inputs.weak_labels)
     frame = prepared.frame
-    config = cfg.constraints
+    config = inputs.constraints
     need = config.needed_inputs
     boxes = box_channels = object_boxes = None
     boxed = prepared.objects.boxed
@@ -220,7 +265,8 @@ def compile_constraints(ann: ImageAnnotation, prepared: PreparedImage, cfg: Stag
     tags = None
     if ann.tags is not None:  # channels tagged present; an object's class missing from the tags is untagged
         tags = np.isin(np.concatenate([[0], prepared.classes.numpy()]), ann.tags)
-    superpixels = lowres_superpixels(ann, frame, cfg) if "superpixels" in need else None
+    superpixels = (lowres_superpixels(ann, frame, settings=inputs.superpixels, cache_dir=inputs.superpixel_dir,
+                                      durable=inputs.durable_writes) if "superpixels" in need else None)
     image = frame.image_to_lowres(ann.read_image()) if "image" in need else None
     return CompiledConstraints.build(
         num_labels=prepared.num_channels,
@@ -234,15 +280,15 @@ def compile_constraints(ann: ImageAnnotation, prepared: PreparedImage, cfg: Stag
         object_boxes=object_boxes,
         unboxed_labels=unboxed,
         tags=tags,
-        class_names=channel_names(prepared.classes, cfg),
+        class_names=channel_names(prepared.classes, class_names=inputs.class_names),
         config=config,
     )
 
 
-def channel_names(classes: torch.Tensor, cfg: Stage1Config) -> Tuple[str, ...]:
-    """Name of each channel ``[background, *classes]`` (formulas' class atoms)."""
-    names = class_names(cfg)
-    return ("background",) + tuple(names[int(c)] for c in classes.tolist())
+def channel_names(classes: torch.Tensor, *, class_names: Sequence[str]) -> Tuple[str, ...]:
+    """Name of each channel ``[background, *classes]`` (formulas' class atoms), ``class_names`` naming
+    labels ``0..C``."""
+    return ("background",) + tuple(class_names[int(c)] for c in classes.tolist())
 
 
 def class_names(cfg: Stage1Config) -> Tuple[str, ...]:

@@ -176,7 +176,7 @@ def training_ids(cfg: Stage1Config, dataset, cache: EmbeddingCache) -> Tuple[Lis
             log.warning("skipping %s: %s", image_id, exc)
             skipped["problems"] += 1
             continue
-        if not has_objects(ann, cfg):
+        if not has_objects(ann, prompts=cfg.prompts, weak_labels=cfg.data.weak_labels):
             skipped["no_objects"] += 1
         elif not cache.has(image_id):
             skipped["no_embedding"] += 1

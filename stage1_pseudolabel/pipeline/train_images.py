@@ -23,12 +23,13 @@ from typing import Callable, Dict, List, Optional, Sequence, Tuple
 import torch
 from tqdm import tqdm
 
-from logic.constraints import CompiledConstraints
+from logic.constraints import CompiledConstraints, ConstraintConfig
 from wsss.core.frames import SamFrame
 from stage1_pseudolabel.pipeline.cache import EmbeddingCache
 from stage1_pseudolabel.pipeline.config import Stage1Config
 from stage1_pseudolabel.pipeline.io import OrderedProcessPool
 from stage1_pseudolabel.pipeline.prepare import (
+    ImageInputs,
     PreparedImage,
     compile_constraints,
     lowres_box_cover,
@@ -62,26 +63,27 @@ class _Prepared:
     box_cells: int
 
 
-def reads_zero_shot(cfg: Stage1Config) -> bool:
-    """Whether an active constraint reads the untrained decoder's class distribution."""
-    config = cfg.constraints
-    return any("zero_shot" in config.requires(name) for name in config.active)
+def reads_zero_shot(*, constraints: ConstraintConfig) -> bool:
+    """Whether an active constraint of ``constraints`` reads the untrained decoder's class distribution."""
+    return any("zero_shot" in constraints.requires(name) for name in constraints.active)
 
 
 # -- the pool ----------------------------------------------------------------------------------------
 _WORKER: Dict[str, object] = {}
 
 
-def _init_worker(cfg: Stage1Config, encoder_size: int, lowres: int, padded: bool) -> None:
-    _WORKER.update(cfg=cfg, dataset=open_dataset(cfg), encoder_size=encoder_size, lowres=lowres, padded=padded)
+def _init_worker(cfg: Stage1Config, inputs: ImageInputs, encoder_size: int, lowres: int, padded: bool) -> None:
+    _WORKER.update(inputs=inputs, dataset=open_dataset(cfg), encoder_size=encoder_size, lowres=lowres,
+                   padded=padded)
 
 
 def _prepare_one(image_id: str) -> Tuple[str, _Prepared]:
-    cfg = _WORKER["cfg"]
+    inputs: ImageInputs = _WORKER["inputs"]
     ann = _WORKER["dataset"].load(image_id)
-    prepared = prepare_image(ann, cfg, encoder_size=_WORKER["encoder_size"], lowres=_WORKER["lowres"],
+    prepared = prepare_image(ann, inputs=inputs, encoder_size=_WORKER["encoder_size"], lowres=_WORKER["lowres"],
                              padded=_WORKER["padded"])
-    constraints = None if reads_zero_shot(cfg) else compile_constraints(ann, prepared, cfg)
+    after_zero_shot = reads_zero_shot(constraints=inputs.constraints)  # compiled in the main process
+    constraints = None if after_zero_shot else compile_constraints(ann, prepared, inputs=inputs)
     cover = lowres_box_cover(prepared)
     return image_id, _Prepared(prepared, constraints, cover, int(cover.sum()))
 
@@ -90,7 +92,9 @@ def _superpixels_one(image_id: str) -> Tuple[str, None]:
     ann = _WORKER["dataset"].load(image_id)
     frame = SamFrame(height=ann.height, width=ann.width, encoder_size=_WORKER["encoder_size"],
                      lowres=_WORKER["lowres"], padded=_WORKER["padded"])
-    lowres_superpixels(ann, frame, _WORKER["cfg"])
+    inputs: ImageInputs = _WORKER["inputs"]
+    lowres_superpixels(ann, frame, settings=inputs.superpixels, cache_dir=inputs.superpixel_dir,
+                       durable=inputs.durable_writes)
     return image_id, None
 
 
@@ -103,8 +107,9 @@ def _run_pool(job: Callable, cfg: Stage1Config, ids: Sequence[str], *, encoder_s
         out[result[0]] = result[1]
         bar.update(1)
 
+    initargs = (cfg, ImageInputs.from_config(cfg), encoder_size, lowres, padded)
     try:
-        with OrderedProcessPool(workers, initializer=_init_worker, initargs=(cfg, encoder_size, lowres, padded)) as pool:
+        with OrderedProcessPool(workers, initializer=_init_worker, initargs=initargs) as pool:
             for image_id in ids:
                 pool.submit(job, (image_id,), keep)
     finally:
@@ -144,6 +149,7 @@ class TrainImages:
                  lowres: int, device: torch.device, zero_shot: Optional[ZeroShot] = None,
                  groups: Optional[Dict[int, Tuple[int, ...]]] = None) -> None:
         self.cfg, self.ids, self.dataset, self.cache, self.device = cfg, ids, dataset, cache, device
+        self.inputs = ImageInputs.from_config(cfg)
         self.encoder_size, self.lowres = encoder_size, lowres
         self.zero_shot = zero_shot
         self.groups = groups or {}
@@ -202,8 +208,8 @@ class TrainImages:
                 z = zero_shots.get(image_id)
                 constraints = item.constraints
                 if constraints is None:  # it reads the zero-shot distribution
-                    constraints = compile_constraints(self.dataset.load(image_id), host[image_id], self.cfg,
-                                                      zero_shot_log_probs=z)
+                    constraints = compile_constraints(self.dataset.load(image_id), host[image_id],
+                                                      inputs=self.inputs, zero_shot_log_probs=z)
                 fg = float("nan") if z is None else foreground_fraction(z, item.box_cover)
                 self._items[image_id] = (item.prepared, constraints.to(self.device), item.box_cover.to(self.device),
                                          item.box_cells, fg)

@@ -281,17 +281,18 @@ def test_nested_scenes_with_a_clicked_or_tagged_inner_object(inner_label, tmp_pa
     prompt-less object of a tag); the containment formula grounds on it, and the background constraint
     lets the inner class lie outside the (outer) box."""
     from stage1_pseudolabel.pipeline.config import build_config
-    from stage1_pseudolabel.pipeline.prepare import compile_constraints, open_dataset, prepare_image
+    from stage1_pseudolabel.pipeline.prepare import ImageInputs, compile_constraints, open_dataset, prepare_image
     from wsss.core.synthetic.nested import INNER, OUTER, write_nested_dataset
 
     root = write_nested_dataset(tmp_path / "nested", num_train=2, seed=3, inner_label=inner_label)
     cfg = build_config(config_file=f"configs/stage1/nested_proxy_{inner_label}_containment.yaml",
                        overrides={"data.root": str(root), "data.split": "train", "work_dir": str(tmp_path / "w")})
     dataset = open_dataset(cfg)
+    inputs = ImageInputs.from_config(cfg)
     for image_id in dataset.ids:
         ann = dataset.load(image_id)
         assert ann.box_classes.tolist() == [OUTER] and INNER in ann.point_classes.tolist()
-        prepared = prepare_image(ann, cfg, encoder_size=1024, lowres=256)
+        prepared = prepare_image(ann, inputs=inputs, encoder_size=1024, lowres=256)
         assert prepared.objects.classes.tolist() == [OUTER, INNER] and prepared.objects.boxed.tolist() == [True, False]
         assert prepared.objects.promptless.tolist() == [False, inner_label == "tag"]
         groups = prepared.prompts.groups()
@@ -300,7 +301,7 @@ def test_nested_scenes_with_a_clicked_or_tagged_inner_object(inner_label, tmp_pa
             assert groups[1][1].point_labels.tolist() == [[1.0]]  # its click, alone
         else:
             assert ann.tags.tolist() == [OUTER, INNER] and groups[1][1].point_labels is None  # no prompt
-        cc = compile_constraints(ann, prepared, cfg)
+        cc = compile_constraints(ann, prepared, inputs=inputs)
         assert {"background", "box_tightness", "inner_size", "inner_in_outer"} <= set(cc.constraints)
         assert ("tags" in cc.constraints) == (inner_label == "tag")
         assert cc.constraints["background"].also == (2,)  # bird's channel: [background, aeroplane, bird]

@@ -19,7 +19,7 @@ import torch
 from stage1_pseudolabel.pipeline.config import build_config
 from stage1_pseudolabel.pipeline.model import load_model
 from stage1_pseudolabel.pipeline.predict import DecoderRunner
-from stage1_pseudolabel.pipeline.prepare import open_dataset, prepare_image
+from stage1_pseudolabel.pipeline.prepare import ImageInputs, open_dataset, prepare_image
 from wsss.core.weak_labels.images import read_image
 
 from pathlib import Path
@@ -104,7 +104,8 @@ def official_predictions(backend: str, model, image: np.ndarray, boxes: Optional
 
 
 def pipeline_predictions(cfg, model, key, ann, image, *, precision="fp32"):
-    prepared = prepare_image(ann, cfg, encoder_size=key.encoder_size, lowres=key.lowres_size, padded=key.padded)
+    prepared = prepare_image(ann, inputs=ImageInputs.from_config(cfg), encoder_size=key.encoder_size,
+                             lowres=key.lowres_size, padded=key.padded)
     from stage1_pseudolabel.sam.precision import autocast
 
     with autocast(precision, "cpu"):
@@ -199,7 +200,8 @@ def test_box_click_and_tag_objects_equal_the_official_predictor(backend, voc_roo
     # batched with a tag-only image: the prompt-less objects of both images share one call
     only_tag = dataclasses.replace(mixed, boxes=np.zeros((0, 4)), box_classes=np.zeros(0), points=np.zeros((0, 2)),
                                    point_classes=np.zeros(0), tags=np.array([tagged]))
-    prep2 = prepare_image(only_tag, cfg, encoder_size=key.encoder_size, lowres=key.lowres_size, padded=key.padded)
+    prep2 = prepare_image(only_tag, inputs=ImageInputs.from_config(cfg), encoder_size=key.encoder_size,
+                          lowres=key.lowres_size, padded=key.padded)
     assert prep2.objects.promptless.tolist() == [True]
     features = model.encode([model.prepare_image(image)], device=torch.device("cpu"))
     runner = DecoderRunner(model, device=torch.device("cpu"))
@@ -289,7 +291,8 @@ def test_trainable_parameters_get_gradients(voc_root, tmp_path):
         assert params and all(p.requires_grad for p in params)
         assert not any(p.requires_grad for p in model.prompt_encoder.parameters())
         assert not any(p.requires_grad for p in model.image_encoder.parameters())
-        prepared = prepare_image(ann, cfg, encoder_size=key.encoder_size, lowres=key.lowres_size, padded=key.padded)
+        prepared = prepare_image(ann, inputs=ImageInputs.from_config(cfg), encoder_size=key.encoder_size,
+                                 lowres=key.lowres_size, padded=key.padded)
         DecoderRunner(model, device=torch.device("cpu")).object_logits(prepared, features).sum().backward()
         missing = [n for n, p in model.mask_decoder.named_parameters() if p.requires_grad and p.grad is None]
         assert not missing, (backend, missing)
@@ -391,7 +394,8 @@ def test_lora_adapters_train_alone_and_checkpoints_hold_only_them(backend, synth
     model, key = load_model(cfg.model, device=torch.device("cpu"))
     ids = open_dataset(cfg).ids
     ann = open_dataset(cfg).load(ids[0])
-    prepared = prepare_image(ann, cfg, encoder_size=key.encoder_size, lowres=key.lowres_size, padded=key.padded)
+    prepared = prepare_image(ann, inputs=ImageInputs.from_config(cfg), encoder_size=key.encoder_size,
+                             lowres=key.lowres_size, padded=key.padded)
     features = EmbeddingCache(cfg.cache_dir, key=key).load(ids[0])
     runner = DecoderRunner(model, device=torch.device("cpu"))
     with torch.no_grad():

@@ -23,7 +23,7 @@ import torch
 from stage1_pseudolabel.pipeline.config import build_config
 from stage1_pseudolabel.pipeline.model import load_model
 from stage1_pseudolabel.pipeline.predict import DecoderRunner
-from stage1_pseudolabel.pipeline.prepare import open_dataset, prepare_image
+from stage1_pseudolabel.pipeline.prepare import ImageInputs, open_dataset, prepare_image
 from wsss.core.weak_labels.images import read_image
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -56,8 +56,10 @@ def voc_images(cfg, model, key):
     anns.append(dataclasses.replace(anns[2], boxes=np.zeros((0, 4), np.float32), box_classes=np.zeros(0, np.int64),
                                     scribbles=None, points=np.zeros((0, 2), np.float32),
                                     point_classes=np.zeros(0, np.int64)))
+    inputs = ImageInputs.from_config(cfg)
     for ann in anns:
-        prepared = prepare_image(ann, cfg, encoder_size=key.encoder_size, lowres=key.lowres_size, padded=key.padded)
+        prepared = prepare_image(ann, inputs=inputs, encoder_size=key.encoder_size, lowres=key.lowres_size,
+                                 padded=key.padded)
         features = model.encode([model.prepare_image(read_image(ann.image_path))], device=torch.device("cpu"))
         features = type(features)({k: v.clone() for k, v in features.tensors.items()})
         out.append((prepared, features))

@@ -108,7 +108,7 @@ def test_training_with_object_constraints_logs_them_and_lowers_them(tmp_path):
     from stage1_pseudolabel.pipeline.generate import run_generate
     from stage1_pseudolabel.pipeline.model import load_decoder, load_model
     from stage1_pseudolabel.pipeline.predict import DecoderRunner, lowres_log_distribution, lowres_object_distribution
-    from stage1_pseudolabel.pipeline.prepare import compile_constraints, open_dataset, prepare_image
+    from stage1_pseudolabel.pipeline.prepare import ImageInputs, compile_constraints, open_dataset, prepare_image
     from stage1_pseudolabel.pipeline.cache import EmbeddingCache
 
     cfg = cfg.updated(generate={"diagnostics": True})
@@ -119,11 +119,12 @@ def test_training_with_object_constraints_logs_them_and_lowers_them(tmp_path):
     runner, cache, ds = DecoderRunner(model, device=torch.device("cpu")), EmbeddingCache(cfg.cache_dir, key=key), open_dataset(cfg)
     image_id = ds.ids[0]
     ann = ds.load(image_id)
-    prepared = prepare_image(ann, cfg, encoder_size=key.encoder_size, lowres=key.lowres_size)
+    inputs = ImageInputs.from_config(cfg)
+    prepared = prepare_image(ann, inputs=inputs, encoder_size=key.encoder_size, lowres=key.lowres_size)
     with torch.no_grad():
         logits = runner.object_logits(prepared, cache.load(image_id))
-        truths = compile_constraints(ann, prepared, cfg).truths(lowres_log_distribution(prepared, logits),
-                                                                 lowres_object_distribution(logits))
+        truths = compile_constraints(ann, prepared, inputs=inputs).truths(lowres_log_distribution(prepared, logits),
+                                                                           lowres_object_distribution(logits))
     saved = np.load(cfg.diagnostics_path(zero_shot=False) / f"{image_id}.npz")
     assert set(saved.files) - {"valid"} == set(truths) >= {"object_in_box", "neighbourhood", "background"}
     for name, truth in truths.items():

@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from PIL import Image
 
 from wsss.core.frames import SamFrame
 from stage1_pseudolabel.pipeline.cache import CacheKey, CacheMismatchError, EmbeddingCache
@@ -238,13 +239,38 @@ def test_cache_entries_fsynced_only_when_durable_and_a_cut_entry_named(tmp_path,
         cache.load("a", height=10, width=20)
 
 
+def test_image_inputs_pickle_and_prepare_the_same_image(tmp_path):
+    """The training pool sends ImageInputs to worker processes (pickled under the spawn start method):
+    a round trip keeps what an image's objects, prompts and constraints are made from."""
+    import pickle
+
+    from stage1_pseudolabel.pipeline.prepare import ImageInputs, compile_constraints, prepare_image
+
+    cfg = build_config(overrides={"work_dir": str(tmp_path)})
+    inputs = ImageInputs.from_config(cfg)
+    assert (inputs.prompts, inputs.weak_labels, inputs.seed) == (cfg.prompts, tuple(cfg.data.weak_labels), cfg.seed)
+    assert inputs.superpixel_dir == cfg.lowres_dir and inputs.class_names[0] == "background"
+    again = pickle.loads(pickle.dumps(inputs))
+    assert again.constraints.active == inputs.constraints.active and again.class_names == inputs.class_names
+    image_path = tmp_path / "img.png"
+    Image.fromarray(np.random.default_rng(0).integers(0, 255, (60, 80, 3), dtype=np.uint8)).save(image_path)
+    ann = _annotation(image_path=image_path)
+    a, b = (prepare_image(ann, inputs=i, encoder_size=256, lowres=64) for i in (inputs, again))
+    assert torch.equal(a.classes, b.classes) and torch.equal(a.channels, b.channels)
+    for name in ("boxes", "point_coords", "point_labels"):
+        np.testing.assert_array_equal(getattr(a.prompts, name), getattr(b.prompts, name))
+    log_probs = torch.log_softmax(torch.randn(a.num_channels, 64, 64, generator=torch.Generator().manual_seed(0)), 0)
+    truths = [compile_constraints(ann, p, inputs=i).truths(log_probs) for p, i in ((a, inputs), (b, again))]
+    assert truths[0].keys() == truths[1].keys() and all(torch.equal(truths[0][k], truths[1][k]) for k in truths[0])
+
+
 def test_pseudo_mask_argmax_and_confidence():
     from stage1_pseudolabel.pipeline.config import build_config
     from stage1_pseudolabel.pipeline.predict import pseudo_mask
-    from stage1_pseudolabel.pipeline.prepare import prepare_image
+    from stage1_pseudolabel.pipeline.prepare import ImageInputs, prepare_image
 
     ann = _annotation()
-    prepared = prepare_image(ann, build_config(), encoder_size=256, lowres=64)
+    prepared = prepare_image(ann, inputs=ImageInputs.from_config(build_config()), encoder_size=256, lowres=64)
     assert prepared.classes.tolist() == [3, 8] and prepared.channels.tolist() == [1, 2]
     logits = torch.full((2, 64, 64), -20.0)
     logits[0, :, :20] = 20.0   # object 0 (class 3) on the left
@@ -259,11 +285,12 @@ def test_pseudo_mask_argmax_and_confidence():
 def test_pseudo_mask_dense_crf_follows_the_image_edge():
     from wsss.core.crf import crf_available, crf_params
     from stage1_pseudolabel.pipeline.predict import pseudo_mask
-    from stage1_pseudolabel.pipeline.prepare import prepare_image
+    from stage1_pseudolabel.pipeline.prepare import ImageInputs, prepare_image
 
     if not crf_available():
         pytest.skip("pydensecrf2 not installed")
-    prepared = prepare_image(_annotation(), build_config(), encoder_size=256, lowres=64)
+    prepared = prepare_image(_annotation(), inputs=ImageInputs.from_config(build_config()), encoder_size=256,
+                             lowres=64)
     image = np.zeros((60, 80, 3), np.uint8)
     image[:, :50] = (40, 90, 40)  # background colour up to column 50, the object's colour after it
     image[:, 50:] = (220, 60, 60)

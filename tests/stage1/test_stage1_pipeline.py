@@ -30,7 +30,7 @@ from stage1_pseudolabel.pipeline.generate import main as generate_main
 from stage1_pseudolabel.pipeline.generate import run_generate
 from stage1_pseudolabel.pipeline.model import load_model
 from stage1_pseudolabel.pipeline.predict import DecoderRunner, lowres_log_distribution
-from stage1_pseudolabel.pipeline.prepare import compile_constraints, open_dataset, prepare_image
+from stage1_pseudolabel.pipeline.prepare import ImageInputs, compile_constraints, open_dataset, prepare_image
 from stage1_pseudolabel.pipeline.train import run_train
 from wsss.core.cli import EXIT_SKIPPED
 from stage1_pseudolabel.pipeline.train import main as train_main
@@ -82,12 +82,13 @@ def total_loss(cfg, decoder_state=None) -> float:
     cache = EmbeddingCache(cfg.cache_dir, key=key)
     runner = DecoderRunner(model, device=torch.device("cpu"))
     dataset = open_dataset(cfg)
+    inputs = ImageInputs.from_config(cfg)
     total = 0.0
     with torch.no_grad():
         for image_id in dataset.ids:
             ann = dataset.load(image_id)
-            prepared = prepare_image(ann, cfg, encoder_size=key.encoder_size, lowres=key.lowres_size)
-            constraints = compile_constraints(ann, prepared, cfg)
+            prepared = prepare_image(ann, inputs=inputs, encoder_size=key.encoder_size, lowres=key.lowres_size)
+            constraints = compile_constraints(ann, prepared, inputs=inputs)
             log_probs = lowres_log_distribution(prepared, runner.object_logits(prepared, cache.load(image_id)))
             loss, truths = constraints.loss_and_truths(log_probs)
             assert set(truths) >= {"background", "box_tightness", "scribbles", "neighbourhood", "border_precision"}

@@ -134,7 +134,7 @@ def test_a_tag_without_other_labels_is_a_promptless_object(caplog):
 def test_pipeline_passes_the_tagged_channels_to_the_formulas(voc_root, tmp_path):
     """compile_constraints gives the tags formula the image's tagged channels: its log-truth equals the
     probability-space product (every tagged class somewhere, no untagged one anywhere)."""
-    from stage1_pseudolabel.pipeline.prepare import compile_constraints, open_dataset, prepare_image
+    from stage1_pseudolabel.pipeline.prepare import ImageInputs, compile_constraints, open_dataset, prepare_image
 
     cfg = build_config(config_file=str(TINY_CONFIG),
                        overrides={"data.root": str(voc_root), "data.split": "train", "work_dir": str(tmp_path)},
@@ -146,9 +146,10 @@ def test_pipeline_passes_the_tagged_channels_to_the_formulas(voc_root, tmp_path)
     extra = next(c for c in (3, 8, 12) if c not in boxed)
     # the image is tagged with its boxes' classes but one, and a class without a box
     ann.tags = np.array(boxed[1:] + [extra])
-    prepared = prepare_image(ann, cfg, encoder_size=256, lowres=64)
+    inputs = ImageInputs.from_config(cfg)
+    prepared = prepare_image(ann, inputs=inputs, encoder_size=256, lowres=64)
     assert prepared.classes.tolist() == sorted(boxed + [extra]) and prepared.objects.promptless[-1]
-    compiled = compile_constraints(ann, prepared, cfg)
+    compiled = compile_constraints(ann, prepared, inputs=inputs)
     assert "tags" in compiled.constraints
     torch.manual_seed(0)
     log_probs = torch.log_softmax(torch.randn(prepared.num_channels, 64, 64) * 3, dim=0)
