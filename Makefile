@@ -130,7 +130,7 @@ stage1-generate: setup ## write one pseudo-mask PNG per image (resumable, sharde
 
 stage1-evaluate: setup ## pseudo-mask mIoU against the ground truth (DATASET: its own, with its class names)
 	$(PY) -m wsss.core.evaluation.cli --pred $(PSEUDO) --json $(WORK)/pseudo_miou.json \
-	    $(if $(DATASET),--dataset $(DATASET),--data $(DATA)) --split $(SPLIT)
+	    $(DATA_ARGS) --split $(SPLIT)
 
 stage1-zeroshot: setup ## pseudo-masks of the untrained decoder (the baseline of fine-tuning)
 	$(PY) -m stage1_pseudolabel.pipeline.generate $(STAGE1_COMMON) $(GENERATE_ARGS) --zero-shot \
@@ -189,7 +189,7 @@ demo: setup ## end-to-end demo on synthetic scenes (or SAM_CHECKPOINT + DATA); w
 	$(PY) -m wsss.apps.demo --work-dir $(DEMO_WORK) $(if $(WEAK_LABELS),--weak-labels $(WEAK_LABELS),) $(if $(SAM_CHECKPOINT),--checkpoint $(SAM_CHECKPOINT) --model-type $(SAM_MODEL) --data $(DATA),) $(DEMO_ARGS)
 
 bench-quality: setup ## baselines + stage 1 on a labelled dataset (DATA, or DATASET=description), with the report
-	$(PY) -m wsss.apps.demo --bench-quality $(if $(DATASET),--dataset $(DATASET),--data $(DATA)) --split $(SPLIT) \
+	$(PY) -m wsss.apps.demo --bench-quality $(DATA_ARGS) --split $(SPLIT) \
 	    --work-dir work_dirs/bench_quality$(if $(DATASET),_$(basename $(notdir $(DATASET))),)$(if $(WEAK_LABELS),_$(WEAK_LABELS),) $(if $(WEAK_LABELS),--weak-labels $(WEAK_LABELS),) \
 	    $(if $(SAM_CHECKPOINT),--checkpoint $(SAM_CHECKPOINT) --model-type $(SAM_MODEL),) $(DEMO_ARGS)
 

@@ -163,3 +163,21 @@ def test_missing_or_wrong_files_are_named(stage2_jsons, tmp_path, capsys):
     assert f"{papers}: X: unknown keys ['val']" in capsys.readouterr().err
     assert voc_table.main(["--papers", str(tmp_path / "absent.yaml")]) == 2
     assert "absent.yaml: the papers' figures table not found" in capsys.readouterr().err
+
+
+def test_the_pseudo_label_split_is_the_one_wsss_evaluate_records(tmp_path, capsys):
+    """wsss-evaluate --data DIR --split train writes its split into --json; the table names it from
+    there (two images, not a VOC list's count), with the mIoU of masks equal to the ground truth."""
+    import shutil
+
+    from wsss.core.evaluation import cli
+    from wsss.core.synthetic import write_dataset
+
+    root = write_dataset(tmp_path / "syn", domain="target", num_train=2, num_val=0, seed=3, size_range=(40, 50))
+    shutil.copytree(root / "SegmentationClass", tmp_path / "pred")
+    out = tmp_path / "pseudo_miou.json"
+    assert cli.main(["--pred", str(tmp_path / "pred"), "--data", str(root), "--split", "train", "--json", str(out)]) == 0
+    assert json.loads(out.read_text())["split"] == "train"
+    capsys.readouterr()
+    assert voc_table.main(["--stage1", str(out)]) == 0
+    assert table_rows(capsys.readouterr().out)["ours (this toolkit)"][1] == "100.0 (train)"  # after supervision

@@ -123,13 +123,14 @@ def read_result(*, path: Path, what: str) -> Dict[str, Any]:
 
 
 def stage1_figures(*, path: Path) -> Tuple[Optional[float], str]:
-    """``(mIoU, split)`` of a wsss-evaluate ``--json`` file; the split named from its image count."""
+    """``(mIoU, split)`` of a wsss-evaluate ``--json`` file: the split it records, else the one its
+    image count names."""
     record = read_result(path=path, what="wsss-evaluate --json writes it, make stage1-evaluate as "
                                          "<WORK>/pseudo_miou.json")
     if "mIoU" not in record or not isinstance(record.get("num_images"), int):
         raise ValueError(f"{path}: not a wsss-evaluate --json file (it has no mIoU and num_images)")
     count = record["num_images"]
-    return record["mIoU"], SPLIT_SIZES.get(count, f"{count} images")
+    return record["mIoU"], record.get("split") or SPLIT_SIZES.get(count, f"{count} images")
 
 
 def stage2_record(*, path: Path, split: str) -> Dict[str, Any]:

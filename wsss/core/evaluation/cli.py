@@ -61,7 +61,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             metrics = evaluate_folders(pred_dir=args.pred, gt_dir=args.gt, ids=ids, class_names=names)
         print(metrics.format_table())
         if args.json is not None:
-            write_json(args.json, metrics.to_dict())
+            write_json(args.json, {**metrics.to_dict(), "split": args.split, "list": args.list and str(args.list)})
             print(f"wrote {args.json}")
         return 0
 
