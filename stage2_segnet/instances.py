@@ -19,37 +19,31 @@ from mmengine.config import Config
 from wsss.core import instances as inst
 from wsss.core.atomic import write_json
 from wsss.core.cli import run_checked
-from wsss.core.evaluation.instances import described_ground_truth, voc_ground_truth
+from wsss.core.evaluation.instances import described_ground_truth
 from wsss.core.weak_labels.classes import VOC_CLASSES
-from wsss.core.weak_labels.voc import read_id_list
 
 from .checks import check_pretrained
 from .launch import (add_common_args, add_resume_argument, apply_resume, build_runner, configure_runtime,
-                     described_split, finish_args, list_file, rank, relaunch_with_torchrun, report_last_checkpoint,
-                     set_data_root, set_num_classes, start, write_image_index)
+                     described_data, described_split, finish_args, rank, relaunch_with_torchrun,
+                     report_last_checkpoint, set_num_classes, start, write_image_index)
 from .register import register_instances
 from .test import find_checkpoint
 
 
-def ground_truth_file(data: Optional[str], split_or_file: str, work_dir: str, dataset=None) -> str:
-    """The COCO ground-truth file of a split (written once under ``work_dir``), or the given JSON.
-
-    A VOC split (``data``), or with ``dataset`` (a :class:`~wsss.core.datasets.DescribedDataset`) the
-    description's split of that name, else every image with ground truth
-    (:func:`~wsss.core.evaluation.instances.described_ground_truth`)."""
+def ground_truth_file(split_or_file: str, work_dir: str, dataset) -> str:
+    """The COCO ground-truth file of a split (written once under ``work_dir``), or the given JSON: the
+    split of that name of ``dataset`` (a :class:`~wsss.core.datasets.DescribedDataset`), else every
+    image with ground truth (:func:`~wsss.core.evaluation.instances.described_ground_truth`)."""
     path = Path(split_or_file)
     if path.suffix == ".json":
         if not path.is_file():
             raise FileNotFoundError(f"{path}: ground-truth instances JSON not found")
         return str(path.resolve())
-    if dataset is None:
-        ids = read_id_list(list_file(data, split_or_file))
-    else:
-        ids, _ = described_split(dataset, split_or_file, with_gt=True)
+    ids, _ = described_split(dataset, split_or_file, with_gt=True)
     out = Path(work_dir) / f"gt_{Path(split_or_file).stem}_instances.json"
     if rank() == 0 and not out.is_file():
         out.parent.mkdir(parents=True, exist_ok=True)
-        truth = voc_ground_truth(data, ids) if dataset is None else described_ground_truth(dataset, ids)
+        truth = described_ground_truth(dataset, ids)
         inst.write_document(out, truth)
         note = truth["info"].get("note", "")
         print(f"[stage2] ground-truth instances of {len(ids)} image(s) ({note}) -> {out}", flush=True)
@@ -96,22 +90,17 @@ LOADERS = ("train_dataloader", "val_dataloader", "test_dataloader")
 
 
 def point_at_data(cfg: Config, args: argparse.Namespace, loaders: Sequence[str]):
-    """Point ``loaders`` at the VOC folder ``--data`` (returns ``(root, None)``) or at the images of the
-    description ``--dataset``, whose classes become the datasets' ``metainfo`` and every head's class
-    count (returns ``(None, dataset)``)."""
-    if not args.dataset:
-        set_data_root(cfg, args.data, list(loaders))
-        root = Path(args.data).expanduser().resolve()
-        for loader in loaders:
-            cfg[loader].dataset.data_root = str(root) + "/"
-        return str(root), None
+    """Point ``loaders`` at the images of the run's dataset description (:func:`described_data`:
+    ``--dataset``, else VOC 2012's, rooted at ``--data``), whose classes become the datasets'
+    ``metainfo`` and every head's class count; returns the :class:`~wsss.core.datasets.DescribedDataset`."""
     from wsss.core.datasets import DescribedDataset
 
-    dataset = DescribedDataset(args.dataset)
+    dataset = DescribedDataset(described_data(args))
     register_instances()
     # every annotated or listed image, as stage 1 read it (training reads the pseudo-labels' images,
-    # validation the ground truth's)
-    listed = [i for split in dataset.description.splits for i in described_split(dataset, split, with_gt=False)[0]]
+    # validation the ground truth's); a split whose list is absent (VOC's test before wsss-voc-data) lists none
+    splits = [s for s, path in dataset.description.splits.items() if path.is_file()]
+    listed = [i for split in splits for i in described_split(dataset, split, with_gt=False)[0]]
     image_index = (Path(args.work_dir) / "lists" / "images.json").resolve()
     write_image_index(dataset, list(dataset.ids) + listed, image_index)
     for loader in loaders:
@@ -125,19 +114,19 @@ def point_at_data(cfg: Config, args: argparse.Namespace, loaders: Sequence[str])
             if transform.get("type") == "LoadImageFromFile":
                 transform["type"] = "LoadDatasetImage"
     set_num_classes(cfg.model, dataset.num_foreground)  # mmdet's heads count no background
-    return None, dataset
+    return dataset
 
 
 def build_train_config(args: argparse.Namespace, launcher: str) -> Config:
     cfg = Config.fromfile(args.config)
     configure_runtime(cfg, launcher, args.work_dir)
-    root, dataset = point_at_data(cfg, args, LOADERS)
+    dataset = point_at_data(cfg, args, LOADERS)
     pseudo = Path(args.pseudo).expanduser().resolve()
     if not pseudo.is_file():
         raise FileNotFoundError(f"{pseudo}: instance pseudo-labels not found (wsss-generate --instances, then "
                                 "wsss-merge-instances)")
     cfg.train_dataloader.dataset.ann_file = str(pseudo)
-    gt = ground_truth_file(root, args.val_gt or args.val_list, args.work_dir, dataset)
+    gt = ground_truth_file(args.val_gt or args.val_list, args.work_dir, dataset)
     _set_gt(cfg, "val_dataloader", "val_evaluator", gt)
     _set_gt(cfg, "test_dataloader", "test_evaluator", gt)
     apply_resume(cfg, args.resume)
@@ -193,13 +182,13 @@ def parse_test_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
 def build_test_config(args: argparse.Namespace, launcher: str) -> Config:
     cfg = Config.fromfile(args.config)
     configure_runtime(cfg, launcher, args.work_dir)
-    root, dataset = point_at_data(cfg, args, ["test_dataloader"])
+    dataset = point_at_data(cfg, args, ["test_dataloader"])
     checkpoint = args.checkpoint or find_checkpoint(args.work_dir)
     if not Path(checkpoint).is_file():
         raise FileNotFoundError(f"checkpoint {checkpoint} not found")
     cfg.load_from, cfg.resume = checkpoint, False
     cfg.model.backbone.init_cfg = None  # the trained weights replace the ImageNet initialisation
-    _set_gt(cfg, "test_dataloader", "test_evaluator", ground_truth_file(root, args.gt or args.split, args.work_dir, dataset))
+    _set_gt(cfg, "test_dataloader", "test_evaluator", ground_truth_file(args.gt or args.split, args.work_dir, dataset))
     cfg.test_evaluator.outfile_prefix = str(Path(args.work_dir).resolve() / f"test_{_split_tag(args)}_instances")
     if args.cfg_dict:
         cfg.merge_from_dict(args.cfg_dict)

@@ -11,11 +11,9 @@
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import os
 import sys
-import tempfile
 from pathlib import Path
 from typing import Callable, List, Optional, Sequence, Tuple
 
@@ -172,43 +170,6 @@ def report_last_checkpoint(cfg) -> None:
         print(f"[stage2] done; last checkpoint: {last.read_text().strip()}", flush=True)
 
 
-def set_data_root(cfg, data_root: str, loaders: Sequence[str]) -> None:
-    """Point the named dataloaders' datasets at ``data_root`` (checked to look like VOC)."""
-    root = Path(data_root).expanduser()
-    for sub in ("JPEGImages", "ImageSets/Segmentation"):
-        if not (root / sub).is_dir():
-            raise FileNotFoundError(f"{root / sub} not found: --data must be a VOC2012-layout folder")
-    for name in loaders:
-        loader = cfg.get(name)
-        if loader is not None:
-            loader.dataset.data_root = str(root)
-
-
-def list_file(root: str, split_or_file: Optional[str]) -> Optional[str]:
-    """``val`` -> ``<root>/ImageSets/Segmentation/val.txt`` (``train_aug``: trainaug.txt or DeepLab's
-    train_aug.txt); an existing file path is kept (absolute). A two-column DeepLab list (``/JPEGImages/<id>.jpg
-    /SegmentationClassAug/<id>.png``) is handed to mmseg as a list of its ids (a copy in the temp folder)."""
-    from wsss.core.datasets import voc_split_list
-    from wsss.core.weak_labels.voc import read_id_list
-
-    if split_or_file is None:
-        return None
-    path = Path(split_or_file)
-    if path.suffix == ".txt" or path.is_file():
-        if not path.is_file():
-            raise FileNotFoundError(f"image list {path} not found")
-    else:
-        path = voc_split_list(root, split_or_file)
-    path = path.resolve()
-    first = next((line.split() for line in path.read_text().splitlines() if line.strip()), [])
-    if len(first) < 2:
-        return str(path)
-    ids_file = Path(tempfile.gettempdir()) / "wsss_lists" / f"{hashlib.sha1(str(path).encode()).hexdigest()[:16]}.txt"
-    with atomic_write(ids_file, durable=False) as handle:
-        handle.write("".join(f"{i}\n" for i in read_id_list(path)).encode())
-    return str(ids_file)
-
-
 def set_num_classes(node, num_classes: int) -> None:
     """Every head's class count in a model config becomes ``num_classes``: each ``num_classes``, each
     ``num_things_classes`` (mmdet's Mask2Former; its stuff classes are kept), and a classification
@@ -258,7 +219,6 @@ def write_image_index(dataset, ids: Sequence[str], path: Path) -> None:
     (reported there) is read as viewers show it (``"exif"``)."""
     import warnings
 
-    from wsss.core.atomic import atomic_write
     from wsss.core.weak_labels.errors import WeakLabelError, WeakLabelWarning
 
     index = {}
@@ -304,7 +264,6 @@ def apply_dataset(cfg, description, *, work_dir: str, loaders: Sequence[str], sp
     """
     from wsss.core.datasets import DescribedDataset
     from wsss.core.masks import write_mask
-    from wsss.core.atomic import atomic_write
 
     dataset = DescribedDataset(description)
     classes, num_labels = tuple(dataset.classes), dataset.num_foreground + 1
