@@ -220,7 +220,7 @@ def build_config(
     ``data.dataset`` without ``data.root`` clears the root of the layers below (that folder was another
     dataset's).
     """
-    layers = [(checked_layer(load_yaml_config(Path(config_file)), where=str(config_file)))] if config_file else []
+    layers = [checked_layer(load_yaml_config(Path(config_file)), where=str(config_file))] if config_file else []
     layers += [checked_layer(_without_none(overrides or {}), where="overrides"),
                checked_layer(parse_cfg_options(cfg_options), where="--cfg-options")]
     values = Stage1Config().to_dict()
