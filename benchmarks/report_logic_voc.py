@@ -172,7 +172,7 @@ def main() -> None:
     print(f"{'bg + box (per image mean)':28s}" + "".join(f"{total[m]:16.4g}" for m in MASKS))
     print("(columns: void unknown, except the last: ground truth with void removed through the valid mask)")
     print(f"\nimages where the ground truth violates a weak-label constraint (mean log-truth < -1e-3): {gt_violations}")
-    print(f"\nSLIC boundary recall (ground-truth borders, void filled by nearest label; Chebyshev tolerance):")
+    print("\nSLIC boundary recall (ground-truth borders, void filled by nearest label; Chebyshev tolerance):")
     print(f"{'n_segments':>10s} {'compactness':>11s} {'segments':>9s} {'recall@1':>9s} {'recall@2':>9s}")
     for i, s in enumerate(sweep):
         mark = "  <- default" if i == 0 else ""
