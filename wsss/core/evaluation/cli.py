@@ -22,7 +22,6 @@ from wsss.core.cli import run_cli
 from wsss.core.datasets import dataset_class_names, open_described
 from wsss.core.evaluation.described import evaluate_described
 from wsss.core.evaluation.folders import evaluate_folders
-from wsss.core.weak_labels.classes import VOC_CLASSES
 from wsss.core.weak_labels.voc import read_id_list
 
 
@@ -57,7 +56,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                 return 0
             metrics = evaluate_described(dataset, pred_dir=args.pred, ids=ids)
         else:
-            names = dataset_class_names(args.dataset) if args.dataset is not None else VOC_CLASSES
+            names = dataset_class_names(args.dataset)  # VOC's without a description
             metrics = evaluate_folders(pred_dir=args.pred, gt_dir=args.gt, ids=ids, class_names=names)
         print(metrics.format_table())
         if args.json is not None:
