@@ -119,6 +119,19 @@ def test_ground_truth_as_pseudo_labels_gives_ap_100_on_real_voc(voc_root, tmp_pa
     assert evaluate_instances(written, voc_ground_truth(voc_root, ids[:5]))["AP"] == 100.0
 
 
+
+def test_a_voc_split_image_without_ground_truth_is_an_error(tmp_path, capsys):
+    """--voc --split: every image the list names must have ground truth; one without is named, exit 2."""
+    root = write_dataset(tmp_path / "syn", domain="target", num_train=3, num_val=0, seed=1, size_range=(90, 110))
+    ids = read_id_list(root / "ImageSets/Segmentation/train.txt")
+    (root / "SegmentationClass" / f"{ids[1]}.png").unlink()
+    pred = tmp_path / "pred.json"
+    inst.write_document(pred, voc_ground_truth(root, [ids[0]]))
+    assert main(["--pred", str(pred), "--voc", str(root), "--split", "train"]) == 2
+    err = capsys.readouterr().err
+    assert "SegmentationClass: no ground truth for 1 image(s)" in err and ids[1] in err
+
+
 @pytest.mark.realdata
 def test_box_fill_instances_score_below_grabcut_on_real_voc(voc_root, tmp_path, capsys):
     ids = read_id_list(voc_root / "ImageSets/Segmentation/val.txt")[:16]

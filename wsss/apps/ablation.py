@@ -83,7 +83,8 @@ def run(args: argparse.Namespace) -> int:
     if dataset.description.ground_truth is None:
         raise ValueError(f"{args.dataset}: the description has no ground_truth, so there is nothing to score an ablation on")
     ids = list(dataset.ids)
-    scored = [i for i in ids if dataset.has_gt(i)]
+    # a VOC split is ground truth for every image it lists; a description's images may have none
+    scored = ids if args.dataset is None else [i for i in ids if dataset.has_gt(i)]
     data = args.dataset or overrides["data.root"]
 
     def score(out: Path) -> float:

@@ -74,7 +74,9 @@ def dataset_source(description: Optional[str], *, root: Optional[PathLike], spli
     described = open_described(description, root=root, split=split)
     if described.description.ground_truth is None:
         raise RefusedRun(f"{description} describes no ground_truth: nothing to benchmark against")
-    ids = [i for i in described.ids if described.has_gt(i)]
+    # a VOC split is ground truth for every image it lists (a missing file fails when it is read); a
+    # description's images may have none, and those are left out
+    ids = list(described.ids) if description is None else [i for i in described.ids if described.has_gt(i)]
     return Source(kind=kind, description=description, data=Path(root) if root is not None else None, split=split,
                   ids=ids, load_annotation=described.load, read_gt=described.read_gt,
                   class_names=list(described.classes),

@@ -136,7 +136,7 @@ def described_ground_truth(dataset: DescribedDataset, ids: Sequence[str], *,
         raise ValueError(f"{dataset.description.path}: the description has no ground_truth to evaluate on")
     missing = [i for i in ids if not dataset.has_gt(i)]
     if missing:
-        raise ValueError(f"{dataset.description.path}: no ground truth for {len(missing)} image(s), e.g. {missing[:3]}")
+        raise ValueError(f"{gt.path}: no ground truth for {len(missing)} image(s), e.g. {missing[:3]}")
     if gt.format == "coco":
         doc = coco_ground_truth(gt.path, classes=dataset.classes)
         wanted = set(ids)
@@ -241,8 +241,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         if args.voc is not None or args.dataset is not None:
             dataset = (voc_dataset(args.voc, split=args.split) if args.voc is not None
                        else DescribedDataset(args.dataset, split=args.split))
-            if args.split:
-                names = [i for i in dataset.ids if dataset.has_gt(i)]
+            if args.split:  # a VOC split is ground truth for every image it lists: a missing file is an error
+                names = list(dataset.ids) if args.voc is not None else [i for i in dataset.ids if dataset.has_gt(i)]
             else:
                 names = sorted({image_name(im) for d in preds.values() for im in d["images"]})
             truth = described_ground_truth(dataset, names)
